@@ -1,0 +1,1 @@
+"""Ingestion, datasets, splits and synthetic data, installed as ``fastmf.data_prep``."""

@@ -1,0 +1,392 @@
+"""The in-memory rating dataset: id maps, CSR by user, CSC by item, item features.
+
+Original user and item ids (integers or strings) map to dense indices ``0..n-1``
+in sorted id order; :class:`IdMap` converts both ways with vectorised lookups.
+Ratings are held as a CSR matrix by user (``indptr`` int64, ``indices`` int32,
+``data`` float32, optional ``timestamps`` int64 aligned with it); the CSC matrix
+by item is derived on first use. Building from a table never loops in Python
+over ratings.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fastmf.data_prep.loaders import ColumnSpec, RawData, load_raw
+from fastmf.errors import FastMFError
+from fastmf.kernels import sparse as sk
+
+
+
+class DuplicateRatingsWarning(UserWarning):
+    """Some (user, item) pairs were rated more than once; the latest rating was kept."""
+
+
+class IdMap:
+    """Two-way map between original ids (int or str) and dense int32 indices."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids)
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[self._order]
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, IdMap) and len(self) == len(other) and bool(np.all(self.ids == other.ids))
+
+    __hash__ = None
+
+    @property
+    def is_int(self) -> bool:
+        return self.ids.dtype.kind in "iu"
+
+    def index_of(self, values, missing: int = -1) -> np.ndarray:
+        """Dense indices of ``values``; ids not in the map get ``missing``."""
+        values = self._coerce(values)
+        if len(self) == 0:
+            return np.full(values.shape, missing, dtype=np.int32)
+        pos = np.searchsorted(self._sorted, values)
+        pos = np.minimum(pos, len(self) - 1)
+        found = self._sorted[pos] == values
+        return np.where(found, self._order[pos], missing).astype(np.int32)
+
+    def index(self, value) -> int:
+        """Dense index of one id; KeyError when it is unknown."""
+        idx = int(self.index_of(np.asarray([value]))[0])
+        if idx < 0:
+            raise KeyError(value)
+        return idx
+
+    def extend(self, values) -> "IdMap":
+        """A map with the ids of ``values`` not yet present appended (existing indices unchanged)."""
+        values = self._coerce(values)
+        new = np.unique(values[self.index_of(values) < 0])
+        if new.size == 0:
+            return self
+        return IdMap(np.concatenate([self.ids, new.astype(self.ids.dtype if self.ids.size else new.dtype)]))
+
+    def _coerce(self, values) -> np.ndarray:
+        values = np.asarray(values)
+        if self.ids.size and self.is_int and values.dtype.kind not in "iu":
+            try:
+                values = values.astype(np.int64)
+            except (TypeError, ValueError):
+                raise FastMFError(f"ids {values[:3].tolist()} are not integers like this dataset's ids") from None
+        if self.ids.size and not self.is_int and values.dtype.kind in "iu":
+            values = values.astype(str)
+        return values
+
+    @staticmethod
+    def factorize(column) -> tuple["IdMap", np.ndarray]:
+        """Dense codes (int32, in sorted-id order) for an Arrow or NumPy column of ids."""
+        if isinstance(column, (pa.Array, pa.ChunkedArray)):
+            if pa.types.is_integer(column.type):
+                column = column.to_numpy()
+            else:
+                column = pc.cast(column, pa.string())
+                enc = pc.dictionary_encode(column)
+                enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
+                uniques = np.asarray(enc.dictionary.to_pylist(), dtype=str)
+                order = np.argsort(uniques, kind="stable")
+                rank = np.empty_like(order)
+                rank[order] = np.arange(order.size)
+                codes = rank[enc.indices.to_numpy()].astype(np.int32)
+                return IdMap(uniques[order]), codes
+        values = np.asarray(column)
+        if values.dtype.kind in "iu" and values.size:
+            lo, hi = int(values.min()), int(values.max())
+            if lo >= 0 and hi < max(4 * values.size, 1 << 24):
+                present = np.zeros(hi + 1, dtype=np.bool_)
+                present[values] = True
+                lut = np.cumsum(present, dtype=np.int64) - 1
+                return IdMap(np.flatnonzero(present).astype(np.int64)), lut[values].astype(np.int32)
+        uniques, codes = np.unique(values, return_inverse=True)
+        return IdMap(uniques), codes.astype(np.int32).ravel()
+
+
+class Dataset:
+    """Ratings as CSR by user and CSC by item, with id maps and item features.
+
+    Attributes: ``user_map``, ``item_map`` (:class:`IdMap`); ``indptr`` (int64),
+    ``indices`` (int32 item indices), ``data`` (float32 ratings) and
+    ``timestamps`` (int64 or None) of the CSR matrix; ``titles`` (one per item
+    or None); ``feature_indptr``/``feature_indices``/``feature_names``: the
+    item-feature (genre) matrix as CSR.
+    """
+
+    def __init__(self, user_map: IdMap, item_map: IdMap, indptr, indices, data, timestamps=None,
+                 titles=None, feature_indptr=None, feature_indices=None, feature_names=None,
+                 source: str = "", rating_range=(0.5, 5.0), items_table: pa.Table | None = None):
+        self.user_map = user_map
+        self.item_map = item_map
+        self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(indices, dtype=np.int32)
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.timestamps = None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        self.titles = titles
+        n_items = len(item_map)
+        if feature_indptr is None:
+            feature_indptr = np.zeros(n_items + 1, dtype=np.int64)
+            feature_indices = np.zeros(0, dtype=np.int32)
+            feature_names = []
+        self.feature_indptr = np.asarray(feature_indptr, dtype=np.int64)
+        self.feature_indices = np.asarray(feature_indices, dtype=np.int32)
+        self.feature_names = list(feature_names)
+        self.source = source
+        self.rating_range = tuple(float(x) for x in rating_range)
+        self.items_table = items_table
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    @property
+    def n_ratings(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def density(self) -> float:
+        return self.n_ratings / max(1, self.n_users * self.n_items)
+
+    @property
+    def global_mean(self) -> float:
+        return float(self.data.mean(dtype=np.float64)) if self.n_ratings else 0.0
+
+    @cached_property
+    def user_counts(self) -> np.ndarray:
+        return np.diff(self.indptr).astype(np.int64)
+
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        return np.diff(self.csc[0]).astype(np.int64)
+
+    @property
+    def csr(self):
+        """``(indptr, indices, data)`` of the user-by-item matrix."""
+        return self.indptr, self.indices, self.data
+
+    @cached_property
+    def csc(self):
+        """``(indptr, indices, data)`` of the item-by-user matrix (rows ascending)."""
+        return sk.transpose_csr(self.indptr, self.indices, self.data, self.n_items)
+
+    @cached_property
+    def user_of_entry(self) -> np.ndarray:
+        """User index of every CSR entry (int32)."""
+        return sk.row_ids(self.indptr)
+
+    def to_scipy(self):
+        """The ratings as a ``scipy.sparse.csr_matrix`` (users x items)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_users, self.n_items))
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.n_ratings:,} ratings, {self.n_users:,} users, {self.n_items:,} items, "
+                f"source={self.source!r})")
+
+    # ------------------------------------------------------------------ items
+    def item_features(self):
+        """``(indptr, indices, names)`` of the item-feature CSR matrix."""
+        return self.feature_indptr, self.feature_indices, self.feature_names
+
+    def title_of(self, item_index: int) -> str:
+        if self.titles is None:
+            return str(self.item_map.ids[item_index])
+        title = self.titles[item_index]
+        return str(self.item_map.ids[item_index]) if title is None else str(title)
+
+    def with_features(self, item_ids, feature_names_per_row) -> "Dataset":
+        """A copy whose item features come from (item id, feature) pairs instead of genres."""
+        item_idx = self.item_map.index_of(np.asarray(item_ids))
+        keep = item_idx >= 0
+        names = np.asarray(feature_names_per_row, dtype=str)[keep]
+        fmap, fcodes = IdMap.factorize(names)
+        indptr, order = sk.coo_order(item_idx[keep].astype(np.int32), fcodes, self.n_items, len(fmap))
+        fidx = fcodes[order]
+        # drop repeated (item, feature) pairs
+        rows = sk.row_ids(indptr)
+        first = np.ones(fidx.size, dtype=bool)
+        first[1:] = (fidx[1:] != fidx[:-1]) | (rows[1:] != rows[:-1])
+        counts = np.bincount(rows[first], minlength=self.n_items)
+        new_indptr = np.concatenate([[0], np.cumsum(counts)])
+        out = self._copy()
+        out.feature_indptr, out.feature_indices, out.feature_names = new_indptr, fidx[first], list(fmap.ids)
+        return out
+
+    # ------------------------------------------------------------------ subsets
+    def subset(self, mask: np.ndarray) -> "Dataset":
+        """The ratings where ``mask`` (over CSR entries) is true, with the same id maps and items."""
+        mask = np.asarray(mask, dtype=bool)
+        counts = np.bincount(self.user_of_entry[mask], minlength=self.n_users)
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        out = self._copy()
+        out.indptr, out.indices, out.data = indptr, self.indices[mask], self.data[mask]
+        out.timestamps = None if self.timestamps is None else self.timestamps[mask]
+        return out
+
+    def _copy(self) -> "Dataset":
+        return Dataset(self.user_map, self.item_map, self.indptr, self.indices, self.data, self.timestamps,
+                       self.titles, self.feature_indptr, self.feature_indices, self.feature_names,
+                       self.source, self.rating_range, self.items_table)
+
+    def align(self, other: "Dataset") -> "Dataset":
+        """``other``'s ratings re-indexed on this dataset's id maps (unknown ids appended as cold)."""
+        users = other.user_map.ids[other.user_of_entry]
+        items = other.item_map.ids[other.indices]
+        user_map = self.user_map.extend(users)
+        item_map = self.item_map.extend(items)
+        table = pa.table({"user_id": users, "item_id": items, "rating": other.data})
+        if other.timestamps is not None:
+            table = table.append_column("timestamp", pa.array(other.timestamps))
+        aligned = build_dataset(table, self.items_table, source=other.source, rating_range=other.rating_range,
+                                user_map=user_map, item_map=item_map)
+        return aligned
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_arrays(cls, users, items, ratings, timestamps=None, **kwargs) -> "Dataset":
+        """Build from parallel arrays of (user id, item id, rating[, timestamp])."""
+        cols = {"user_id": np.asarray(users), "item_id": np.asarray(items),
+                "rating": np.asarray(ratings, dtype=np.float32)}
+        if timestamps is not None:
+            cols["timestamp"] = np.asarray(timestamps, dtype=np.int64)
+        return build_dataset(pa.table(cols), **kwargs)
+
+    @classmethod
+    def from_scipy(cls, matrix, **kwargs) -> "Dataset":
+        """Build from a scipy.sparse matrix (rows = users, columns = items, ids = positions)."""
+        coo = matrix.tocoo()
+        n_users, n_items = matrix.shape
+        return build_dataset(
+            pa.table({"user_id": coo.row.astype(np.int64), "item_id": coo.col.astype(np.int64),
+                      "rating": coo.data.astype(np.float32)}),
+            user_map=IdMap(np.arange(n_users, dtype=np.int64)), item_map=IdMap(np.arange(n_items, dtype=np.int64)),
+            **kwargs)
+
+    @classmethod
+    def from_table(cls, table, **kwargs) -> "Dataset":
+        """Build from a pyarrow (or pandas) table with user, item and rating columns."""
+        if not isinstance(table, pa.Table):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        names = {}
+        for logical in ("user_id", "item_id", "rating", "timestamp"):
+            from fastmf.data_prep.loaders import COLUMN_ALIASES
+
+            hit = next((a for a in COLUMN_ALIASES[logical] if a in table.column_names), None)
+            if hit is None and logical != "timestamp":
+                raise FastMFError(f"table has no {logical} column (columns: {', '.join(table.column_names)})")
+            if hit is not None:
+                names[logical] = hit
+        cols = [table[v] for v in names.values()]
+        renamed = pa.table(cols, names=list(names))
+        renamed = renamed.set_column(renamed.column_names.index("rating"), "rating",
+                                     pc.cast(renamed["rating"], pa.float32()))
+        return build_dataset(renamed, **kwargs)
+
+
+def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str = "",
+                  rating_range=(0.5, 5.0), user_map: IdMap | None = None, item_map: IdMap | None = None,
+                  ) -> Dataset:
+    """Vectorised construction of a :class:`Dataset` from an Arrow ratings table.
+
+    Duplicate (user, item) pairs keep the rating with the latest timestamp (the
+    last in file order when timestamps tie or are absent) and raise a
+    :class:`DuplicateRatingsWarning` with their count.
+    """
+    if user_map is None:
+        user_map, users = IdMap.factorize(ratings["user_id"])
+    else:
+        users = _index_known(user_map, ratings["user_id"])
+    if item_map is None:
+        item_map, items_idx = IdMap.factorize(ratings["item_id"])
+    else:
+        items_idx = _index_known(item_map, ratings["item_id"])
+    rating = _numpy(ratings["rating"]).astype(np.float32, copy=False)
+    has_time = "timestamp" in ratings.column_names
+    ts = _numpy(ratings["timestamp"]).astype(np.int64, copy=False) if has_time else np.zeros(0, dtype=np.int64)
+    indptr, order = sk.coo_order(users, items_idx, len(user_map), len(item_map))
+    del users
+    indices = items_idx[order]
+    del items_idx
+    data = rating[order]
+    timestamps = ts[order] if has_time else None
+    del order
+    keep, dropped = sk.latest_of_duplicates(indptr, indices, timestamps if has_time else ts, has_time)
+    if dropped:
+        warnings.warn(f"{source or 'ratings'}: {dropped:,} duplicate (user, item) ratings; kept the latest "
+                      f"by timestamp", DuplicateRatingsWarning, stacklevel=2)
+        rows = sk.row_ids(indptr)[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(user_map)))]).astype(np.int64)
+        indices, data = indices[keep], data[keep]
+        timestamps = None if timestamps is None else timestamps[keep]
+    titles, fptr, fidx, fnames = _item_metadata(items, item_map)
+    return Dataset(user_map, item_map, indptr, indices, data, timestamps, titles, fptr, fidx, fnames,
+                   source=source, rating_range=rating_range, items_table=items)
+
+
+def _numpy(column) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _index_known(id_map: IdMap, column) -> np.ndarray:
+    values = _numpy(column) if isinstance(column, (pa.Array, pa.ChunkedArray)) else np.asarray(column)
+    idx = id_map.index_of(values)
+    if (idx < 0).any():
+        raise FastMFError(f"id {values[np.flatnonzero(idx < 0)[0]]!r} is not in the id map")
+    return idx
+
+
+def _item_metadata(items: pa.Table | None, item_map: IdMap):
+    """Titles per item index and the item-genre CSR from an ``item_id, title, genres`` table."""
+    n_items = len(item_map)
+    if items is None or items.num_rows == 0:
+        return None, None, None, None
+    idx = item_map.index_of(_numpy(items["item_id"]))
+    known = idx >= 0
+    titles = np.full(n_items, None, dtype=object)
+    titles[idx[known]] = np.asarray(items["title"].to_pylist(), dtype=object)[known]
+    genres = items["genres"].combine_chunks() if isinstance(items["genres"], pa.ChunkedArray) else items["genres"]
+    flat = pc.list_flatten(genres)
+    parent = pc.list_parent_indices(genres).to_numpy()
+    if len(flat) == 0:
+        return titles, None, None, None
+    fmap, fcodes = IdMap.factorize(flat)
+    item_of = idx[parent]
+    ok = item_of >= 0
+    fptr, order = sk.coo_order(item_of[ok].astype(np.int32), fcodes[ok], n_items, len(fmap))
+    return titles, fptr, fcodes[ok][order], [str(x) for x in fmap.ids]
+
+
+def dataset_from_raw(raw: RawData) -> Dataset:
+    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range)
+
+
+def load_dataset(path: str | None = None, columns: ColumnSpec | None = None) -> Dataset:
+    """Load a prepared folder, a MovieLens release or a ratings file; ``None`` = embedded ml-latest-small."""
+    if path is None:
+        path = embedded_path()
+    return dataset_from_raw(load_raw(path, columns))
+
+
+def embedded_path() -> str:
+    """Folder of the ml-latest-small copy shipped inside the package."""
+    import fastmf.datasets
+
+    return os.path.join(os.path.dirname(fastmf.datasets.__file__), "ml-latest-small")

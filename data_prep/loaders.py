@@ -1,0 +1,563 @@
+"""Read MovieLens releases and generic rating files into Arrow tables (no pandas).
+
+Every loader returns a :class:`RawData`: a ratings table with the columns
+``user_id``, ``item_id``, ``rating`` (float32) and, when the source has it,
+``timestamp`` (int64), plus an optional items table ``item_id, title, genres``
+(genres as a list of strings; ``(no genres listed)`` becomes an empty list).
+
+Supported sources (the original zip or the unpacked folder):
+
+* ml-100k: ``u.data`` (tab separated, no header) and ``u.item`` (``|``, latin-1,
+  19 genre flags named by ``u.genre``);
+* ml-1m, ml-10m: ``ratings.dat`` / ``movies.dat`` (``::`` separated, no header);
+* ml-20m, ml-25m, ml-32m, ml-latest(-small): ``ratings.csv`` / ``movies.csv``;
+* any CSV/TSV or Parquet file of (user, item, rating[, timestamp]); the column
+  names are guessed from common spellings or given explicitly.
+
+Malformed input raises :class:`fastmf.errors.InputError` naming the file, the
+line and the column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from fastmf.errors import InputError
+
+MOVIELENS_RANGE = (0.5, 5.0)
+INTEGER_STAR_RANGE = (1.0, 5.0)
+NO_GENRES = "(no genres listed)"
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+
+# Spellings recognised for each logical column when no name is given.
+COLUMN_ALIASES = {
+    "user_id": ("user_id", "userId", "userid", "user", "UserID", "uid"),
+    "item_id": ("item_id", "movieId", "itemId", "itemid", "item", "movie_id", "MovieID", "movie", "iid"),
+    "rating": ("rating", "Rating", "score", "stars", "value"),
+    "timestamp": ("timestamp", "Timestamp", "time", "ts", "date"),
+}
+
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_INTEGER = r"^\s*[-+]?\d+\s*$"
+
+
+@dataclass
+class RawData:
+    """Ratings (and optionally item metadata) read from one source."""
+
+    ratings: pa.Table
+    items: pa.Table | None
+    source: str
+    format: str
+    rating_range: tuple[float, float]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ColumnSpec:
+    """Explicit column names for generic files (``None`` means guess)."""
+
+    user: str | None = None
+    item: str | None = None
+    rating: str | None = None
+    timestamp: str | None = None
+    sep: str | None = None
+    rating_range: tuple[float, float] | None = None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _Source:
+    """A file on disk or a member of a zip archive, read as bytes or a path."""
+
+    def __init__(self, display: str, path: str | None = None, data: bytes | None = None):
+        self.display = display
+        self.path = path
+        self.data = data
+
+    def arrow_input(self):
+        return pa.py_buffer(self.data) if self.data is not None else self.path
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        with open(self.path, "rb") as fh:
+            return fh.read()
+
+    def head(self, n: int = 65536) -> bytes:
+        if self.data is not None:
+            return self.data[:n]
+        with open(self.path, "rb") as fh:
+            return fh.read(n)
+
+
+class _Release:
+    """Lookup of named files inside an unpacked folder or a zip archive."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.zip = None
+        if os.path.isfile(path):
+            try:
+                self.zip = zipfile.ZipFile(path)
+                self.names = [n for n in self.zip.namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise InputError(path, f"not a readable zip archive (truncated or corrupt?): {exc}") from None
+        else:
+            self.names = []
+            for root, _dirs, files in os.walk(path):
+                depth = os.path.relpath(root, path).count(os.sep)
+                if depth > 1:
+                    continue
+                for name in files:
+                    self.names.append(os.path.relpath(os.path.join(root, name), path))
+
+    def find(self, basename: str) -> str | None:
+        hits = sorted((n for n in self.names if os.path.basename(n) == basename), key=len)
+        return hits[0] if hits else None
+
+    def open(self, name: str) -> _Source:
+        if self.zip is None:
+            return _Source(os.path.join(self.path, name), path=os.path.join(self.path, name))
+        display = f"{self.path}:{name}"
+        try:
+            return _Source(display, data=self.zip.read(name))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise InputError(display, f"cannot read from the zip archive (truncated or corrupt?): {exc}") from None
+        except Exception as exc:  # zlib.error and friends
+            raise InputError(display, f"cannot read from the zip archive (truncated or corrupt?): {exc}") from None
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def detect_format(path: str) -> str:
+    """Name the format of ``path``: a MovieLens layout, ``prepared``, ``csv`` or ``parquet``."""
+    if not os.path.exists(path):
+        raise InputError(path, "no such file or directory")
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "manifest.json")):
+        return "prepared"
+    if os.path.isdir(path) or zipfile.is_zipfile(path) or path.lower().endswith(".zip"):
+        release = _Release(path)
+        for fmt, name in (("ml-100k", "u.data"), ("ml-dat", "ratings.dat"), ("ml-csv", "ratings.csv")):
+            if release.find(name):
+                return fmt
+        kind = "zip archive" if release.zip is not None else "folder"
+        raise InputError(path, f"unknown format: this {kind} holds no u.data, ratings.dat, ratings.csv or manifest.json")
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".csv", ".tsv", ".txt", ".dat", ".data")):
+        return "csv"
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        return "parquet"
+    raise InputError(path, "unknown format: expected a MovieLens folder or zip, a .csv/.tsv or a .parquet file")
+
+
+def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
+    """Read ratings (and item metadata when the source has it) from ``path``."""
+    columns = columns or ColumnSpec()
+    fmt = detect_format(path)
+    if fmt == "prepared":
+        return load_prepared(path)
+    if fmt in ("ml-100k", "ml-dat", "ml-csv"):
+        release = _Release(path)
+        reader = {"ml-100k": _load_ml100k, "ml-dat": _load_ml_dat, "ml-csv": _load_ml_csv}[fmt]
+        raw = reader(release)
+        raw.source = os.path.abspath(path)
+        if columns.rating_range is not None:
+            raw.rating_range = columns.rating_range
+        _check_ratings(raw.ratings, raw.extra.pop("display"), raw.extra.pop("first_line"), raw.rating_range)
+        return raw
+    if fmt == "parquet":
+        return _load_generic_parquet(path, columns)
+    return _load_generic_csv(path, columns)
+
+
+def load_prepared(path: str) -> RawData:
+    """Read a folder written by ``fastmf prepare`` (ratings.parquet, items.parquet, manifest.json)."""
+    manifest_path = os.path.join(path, "manifest.json")
+    try:
+        with open(manifest_path) as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise InputError(manifest_path, f"unreadable manifest: {exc}") from None
+    ratings_path = os.path.join(path, "ratings.parquet")
+    ratings = _read_parquet(ratings_path)
+    for name in ("user_id", "item_id", "rating"):
+        if name not in ratings.column_names:
+            raise InputError(ratings_path, "missing column in a prepared folder", column=name)
+    items_path = os.path.join(path, "items.parquet")
+    items = _read_parquet(items_path) if os.path.exists(items_path) else None
+    lo, hi = manifest.get("rating_range", MOVIELENS_RANGE)
+    extra = {"manifest": manifest}
+    return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", (float(lo), float(hi)), extra)
+
+
+# --------------------------------------------------------------------------- MovieLens readers
+
+
+def _load_ml_csv(release: _Release) -> RawData:
+    name = release.find("ratings.csv")
+    src = release.open(name)
+    ratings = _read_delimited(
+        src, ",", header=True,
+        wanted={"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"},
+        optional=("timestamp",),
+    )
+    items = None
+    movies = release.find("movies.csv")
+    if movies:
+        msrc = release.open(movies)
+        table = _read_csv_strings(msrc, ",", header=True, names=None)
+        _require_columns(table, msrc.display, ("movieId", "title", "genres"))
+        items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=2)
+    return RawData(ratings, items, release.path, "movielens-csv", MOVIELENS_RANGE,
+                   {"display": src.display, "first_line": 2})
+
+
+def _load_ml_dat(release: _Release) -> RawData:
+    name = release.find("ratings.dat")
+    src = release.open(name)
+    data = _double_colon_to_unit_sep(src.read_bytes())
+    ratings = _read_delimited(
+        _Source(src.display, data=data), "\x1f", header=False,
+        names=["user_id", "item_id", "rating", "timestamp"],
+        wanted={"user_id": "user_id", "item_id": "item_id", "rating": "rating", "timestamp": "timestamp"},
+        optional=(),
+    )
+    items = None
+    movies = release.find("movies.dat")
+    if movies:
+        msrc = release.open(movies)
+        text = _to_utf8(msrc.read_bytes())
+        table = _read_csv_strings(_Source(msrc.display, data=_double_colon_to_unit_sep(text)), "\x1f", header=False,
+                                  names=["movieId", "title", "genres"])
+        items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=1)
+    return RawData(ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE, {"display": src.display, "first_line": 1})
+
+
+def _load_ml100k(release: _Release) -> RawData:
+    src = release.open(release.find("u.data"))
+    ratings = _read_delimited(
+        src, "\t", header=False, names=["user_id", "item_id", "rating", "timestamp"],
+        wanted={"user_id": "user_id", "item_id": "item_id", "rating": "rating", "timestamp": "timestamp"},
+        optional=(),
+    )
+    items = None
+    item_name = release.find("u.item")
+    if item_name:
+        genre_names = list(ML100K_GENRES)
+        genre_file = release.find("u.genre")
+        if genre_file:
+            lines = [ln for ln in _to_utf8(release.open(genre_file).read_bytes()).decode().splitlines() if ln.strip()]
+            genre_names = [ln.rsplit("|", 1)[0] for ln in lines]
+        isrc = release.open(item_name)
+        names = ["movieId", "title", "release", "video_release", "url"] + [f"g{k}" for k in range(len(genre_names))]
+        table = _read_csv_strings(_Source(isrc.display, data=_to_utf8(isrc.read_bytes())), "|", header=False, names=names)
+        flags = np.stack([pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False) for k in range(len(genre_names))], 1)
+        genre_strings = pa.array(
+            ["|".join(genre_names[k] for k in np.flatnonzero(row) if genre_names[k] != "unknown") or NO_GENRES
+             for row in flags]
+        )
+        items = _items_table(table["movieId"], table["title"], genre_strings, isrc.display, first_line=1)
+    return RawData(ratings, items, release.path, "movielens-100k", INTEGER_STAR_RANGE,
+                   {"display": src.display, "first_line": 1})
+
+
+# --------------------------------------------------------------------------- generic readers
+
+
+def _load_generic_csv(path: str, spec: ColumnSpec) -> RawData:
+    sep = spec.sep or ("\t" if path.lower().endswith(".tsv") else ",")
+    src = _Source(path, path=path)
+    header = _header(src, sep)
+    wanted = _resolve_columns(header, spec, path)
+    ratings = _read_delimited(src, sep, header=True, wanted=wanted, optional=("timestamp",))
+    rng = spec.rating_range or MOVIELENS_RANGE
+    _check_ratings(ratings, path, 2, rng)
+    return RawData(ratings, None, os.path.abspath(path), "csv", rng)
+
+
+def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
+    table = _read_parquet(path)
+    wanted = _resolve_columns(table.column_names, spec, path)
+    cols, names = [], []
+    for logical, actual in wanted.items():
+        col = table[actual]
+        try:
+            col = _cast_column(logical, col)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            line = _first_bad_row(col, logical)
+            raise InputError(path, f"cannot read {logical.replace('_', ' ')} value "
+                                   f"{_show(col, line)} as a number", line=(None if line is None else line + 1),
+                             column=actual) from None
+        cols.append(col)
+        names.append(logical)
+    ratings = pa.table(cols, names=names)
+    rng = spec.rating_range or MOVIELENS_RANGE
+    _check_ratings(ratings, path, 1, rng, row_word="row")
+    return RawData(ratings, None, os.path.abspath(path), "parquet", rng)
+
+
+def _read_parquet(path: str) -> pa.Table:
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet file: {_first_line(exc)}") from None
+
+
+def _header(src: _Source, sep: str) -> list[str]:
+    head = src.head()
+    if not head.strip():
+        raise InputError(src.display, "empty file: no header and no ratings")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    return [c.strip().strip('"') for c in first.split(sep)]
+
+
+def _resolve_columns(available, spec: ColumnSpec, path: str) -> dict:
+    """Map the logical columns to names present in the file (``timestamp`` is optional)."""
+    given = {"user_id": spec.user, "item_id": spec.item, "rating": spec.rating, "timestamp": spec.timestamp}
+    flags = {"user_id": "--user-col", "item_id": "--item-col", "rating": "--rating-col", "timestamp": "--time-col"}
+    out = {}
+    for logical, name in given.items():
+        if name is not None:
+            if name not in available:
+                raise InputError(path, f"no column named '{name}' (columns: {', '.join(available)})", column=name)
+            out[logical] = name
+            continue
+        hit = next((a for a in COLUMN_ALIASES[logical] if a in available), None)
+        if hit is None:
+            lowered = {a.lower(): a for a in available}
+            hit = next((lowered[a.lower()] for a in COLUMN_ALIASES[logical] if a.lower() in lowered), None)
+        if hit is None and logical != "timestamp":
+            raise InputError(
+                path,
+                f"missing {logical.replace('_id', '')} column (looked for {', '.join(COLUMN_ALIASES[logical][:4])}; "
+                f"columns: {', '.join(available)}); name it with {flags[logical]}",
+            )
+        if hit is not None:
+            out[logical] = hit
+    return out
+
+
+def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional=(), names=None) -> pa.Table:
+    """Read the ``wanted`` columns (logical name -> column name) of a delimited file with typed conversion."""
+    if not src.head(4096).strip():
+        raise InputError(src.display, "empty file: no ratings")
+    if header:
+        present = _header(src, sep)
+        for logical, actual in wanted.items():
+            if actual not in present and logical not in optional:
+                raise InputError(src.display, f"missing column (header has: {', '.join(present)})", column=actual)
+        wanted = {k: v for k, v in wanted.items() if v in present}
+    types = {actual: _ARROW_TYPES[logical] for logical, actual in wanted.items() if logical in _ARROW_TYPES}
+    read = pacsv.ReadOptions(column_names=names, autogenerate_column_names=False, block_size=1 << 24)
+    if header:
+        read = pacsv.ReadOptions(block_size=1 << 24)
+    parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False)
+    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(wanted.values()),
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise _locate_csv_error(src, sep, header, wanted, names, exc) from None
+    return pa.table([table[actual] for actual in wanted.values()], names=list(wanted.keys()))
+
+
+# ids keep the type Arrow infers (integers or strings); ratings and timestamps are converted.
+_ARROW_TYPES = {"rating": pa.float32(), "timestamp": pa.int64()}
+
+
+def _read_csv_strings(src: _Source, sep: str, header: bool, names) -> pa.Table:
+    read = pacsv.ReadOptions(column_names=names) if not header else pacsv.ReadOptions()
+    parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False, newlines_in_values=False)
+    try:
+        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse,
+                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])}))
+    except pa.ArrowInvalid as exc:
+        raise InputError(src.display, f"cannot parse: {_first_line(exc)}") from None
+    return table
+
+
+def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names, exc) -> InputError:
+    """Re-read as strings to find the first row and column that failed to convert."""
+    msg = _first_line(exc)
+    read = pacsv.ReadOptions(column_names=names) if not header else pacsv.ReadOptions()
+    parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False)
+    try:
+        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse,
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={a: pa.string() for a in wanted.values()},
+                                   include_columns=list(wanted.values())))
+    except pa.ArrowInvalid as exc2:
+        m = re.search(r"Row #(\d+)", str(exc2))
+        line = int(m.group(1)) if m else None
+        return InputError(src.display, f"malformed row: {_first_line(exc2)}", line=line)
+    first_line = 2 if header else 1
+    for logical, actual in wanted.items():
+        col = table[actual]
+        pattern = _NUMBER if logical in ("rating",) else _INTEGER if logical == "timestamp" else None
+        if pattern is None:
+            continue
+        bad = pc.invert(pc.match_substring_regex(col, pattern))
+        idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+        if idx.size:
+            value = col[int(idx[0])].as_py()
+            what = "rating" if logical == "rating" else "timestamp"
+            return InputError(src.display, f"{what} '{value}' is not a number", line=int(idx[0]) + first_line,
+                              column=actual)
+    return InputError(src.display, f"cannot parse: {msg}")
+
+
+def _cast_column(logical: str, col):
+    if logical == "rating":
+        return pc.cast(col, pa.float32())
+    if logical == "timestamp":
+        if pa.types.is_timestamp(col.type):
+            return pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
+        return pc.cast(col, pa.int64())
+    return col
+
+
+def _first_bad_row(col, logical) -> int | None:
+    try:
+        text = pc.cast(col, pa.string())
+    except pa.ArrowException:
+        return None
+    pattern = _INTEGER if logical == "timestamp" else _NUMBER
+    idx = np.flatnonzero(pc.invert(pc.match_substring_regex(text, pattern)).to_numpy(zero_copy_only=False))
+    return int(idx[0]) if idx.size else None
+
+
+def _show(col, idx):
+    return "?" if idx is None else repr(col[idx].as_py())
+
+
+def _require_columns(table: pa.Table, display: str, names) -> None:
+    for name in names:
+        if name not in table.column_names:
+            raise InputError(display, f"missing column (header has: {', '.join(table.column_names)})", column=name)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range, row_word: str = "line") -> None:
+    """Reject empty tables, missing ids, NaN ratings and ratings outside ``rating_range``."""
+    if table.num_rows == 0:
+        raise InputError(display, "empty file: no ratings")
+
+    def fail(idx, column, message):
+        line = int(idx) + first_line
+        if row_word == "row":
+            raise InputError(display, f"row {int(idx)}: {message}", column=column)
+        raise InputError(display, message, line=line, column=column)
+
+    for name in table.column_names:
+        col = table[name]
+        if col.null_count:
+            idx = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0]
+            fail(idx, name, "missing value")
+    rating = table["rating"].to_numpy()
+    finite = np.isfinite(rating)
+    if not finite.all():
+        fail(np.flatnonzero(~finite)[0], "rating", "rating is NaN or infinite")
+    lo, hi = rating_range
+    bad = (rating < lo) | (rating > hi)
+    if bad.any():
+        idx = np.flatnonzero(bad)[0]
+        fail(idx, "rating", f"rating {rating[idx]:g} is outside the scale {lo:g}..{hi:g}")
+
+
+# --------------------------------------------------------------------------- items and genres
+
+
+def _items_table(ids, titles, genre_strings, display: str, first_line: int) -> pa.Table:
+    """Build ``item_id, title, genres`` with genres split on ``|`` and the placeholder removed."""
+    try:
+        item_id = pc.cast(ids, pa.int64())
+    except pa.ArrowInvalid:
+        idx = _first_bad_row(ids, "timestamp")
+        raise InputError(display, f"movie id {_show(ids, idx)} is not an integer",
+                         line=None if idx is None else idx + first_line, column="movieId") from None
+    genres = genre_lists(genre_strings)
+    return pa.table({"item_id": item_id, "title": pc.cast(titles, pa.string()), "genres": genres})
+
+
+def genre_lists(genre_strings) -> pa.Array:
+    """Split ``A|B|C`` strings into lists, dropping empty names and ``(no genres listed)``."""
+    strings = pa.chunked_array([genre_strings]) if isinstance(genre_strings, pa.Array) else genre_strings
+    strings = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
+    strings = pc.fill_null(pc.cast(strings, pa.string()), "")
+    lists = pc.split_pattern(strings, "|")
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    parent = pc.list_parent_indices(lists).to_numpy()
+    keep = pc.and_(pc.not_equal(flat, ""), pc.not_equal(flat, NO_GENRES)).to_numpy(zero_copy_only=False)
+    counts = np.bincount(parent[keep], minlength=len(lists))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, pa.array(keep)))
+
+
+def _double_colon_to_unit_sep(data: bytes) -> bytes:
+    """``::``-separated MovieLens files: swap the two-character separator for one byte."""
+    return data.replace(b"::", b"\x1f")
+
+
+def _to_utf8(data: bytes) -> bytes:
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return data.decode("latin-1").encode("utf-8")
+
+
+def _first_line(exc) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def read_item_features(path: str) -> tuple[np.ndarray, list]:
+    """Read an (item, feature) table from CSV or Parquet; returns (item ids, feature names) as arrays."""
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        table = _read_parquet(path)
+    elif fmt == "csv":
+        src = _Source(path, path=path)
+        sep = "\t" if path.lower().endswith(".tsv") else ","
+        _header(src, sep)
+        table = _read_csv_strings(src, sep, header=True, names=None)
+    else:
+        raise InputError(path, "item features must be a CSV or Parquet file of (item, feature)")
+    if table.num_columns < 2:
+        raise InputError(path, "expected two columns: item and feature")
+    item_col = next((c for c in COLUMN_ALIASES["item_id"] if c in table.column_names), table.column_names[0])
+    feat_col = next((c for c in table.column_names if c != item_col), None)
+    items, feats = table[item_col], pc.cast(table[feat_col], pa.string())
+    if items.null_count or feats.null_count:
+        col = item_col if items.null_count else feat_col
+        idx = np.flatnonzero(table[col].is_null().to_numpy(zero_copy_only=False))[0]
+        raise InputError(path, "missing value", line=int(idx) + 2, column=col)
+    return items, feats
+
+
+__all__ = ["RawData", "ColumnSpec", "load_raw", "load_prepared", "detect_format", "genre_lists",
+           "read_item_features", "MOVIELENS_RANGE", "NO_GENRES"]
