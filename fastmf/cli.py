@@ -16,6 +16,7 @@ import warnings
 
 import click
 
+from fastmf._json import json_default
 from fastmf.errors import FastMFError
 
 
@@ -103,19 +104,7 @@ def output_options(f):
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(x):
-    import numpy as np
-
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(type(x).__name__)
+    click.echo(json.dumps(obj, indent=2, default=json_default))
 
 
 def load_data(path, kw):

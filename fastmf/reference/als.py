@@ -1,0 +1,38 @@
+"""NumPy reference of the ALS half-sweep and error sums (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
+               lam, gamma, tau, fit_bias=True):
+    """Per entity: ``b = lam sum(r - mu - b_i - U.V_i)/(lam n + gamma)``, then
+    ``U = (lam V^T V + tau I)^{-1} lam V^T (r - mu - b - b_i)``, in place."""
+    d = own_factors.shape[1]
+    ridge = tau * np.eye(d)
+    for e in range(indptr.shape[0] - 1):
+        idx = indices[indptr[e]:indptr[e + 1]]
+        res = data[indptr[e]:indptr[e + 1]] - mu - other_bias[idx]
+        v = other_factors[idx]
+        b = 0.0
+        if fit_bias:
+            b = lam * np.sum(res - v @ own_factors[e]) / (lam * idx.size + gamma)
+        own_bias[e] = b
+        if d:
+            own_factors[e] = np.linalg.solve(lam * (v.T @ v) + ridge, lam * (v.T @ (res - b)))
+
+
+def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
+    """``(sum of squared errors, sum of absolute errors)``; indices past the arrays are cold (zero)."""
+    users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+    items = indices.astype(np.int64)
+    ku = users < user_bias.shape[0]
+    ki = items < item_bias.shape[0]
+    pred = np.full(users.shape[0], mu, dtype=np.float64)
+    pred[ku] += user_bias[users[ku]]
+    pred[ki] += item_bias[items[ki]]
+    both = ku & ki
+    pred[both] += np.einsum("ij,ij->i", user_factors[users[both]], item_factors[items[both]])
+    err = data - pred
+    return float(err @ err), float(np.abs(err).sum())

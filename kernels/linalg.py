@@ -1,0 +1,198 @@
+"""Small dense linear algebra for per-entity solves inside parallel kernels.
+
+All routines work in place on caller-provided scratch so that a parallel loop
+over users or items allocates nothing per entity, and none calls BLAS (so no
+BLAS threads are started inside a parallel region). The Gram-matrix helpers
+gather a block of factor rows transposed and accumulate ``sum_j x_j x_j^T``
+with 4x4 register tiles, which LLVM turns into full-width SIMD FMAs.
+"""
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@njit(cache=True, inline="always")
+def cholesky(a, d):
+    """In-place lower Cholesky factor of the symmetric positive definite ``a[:d, :d]``.
+
+    On return ``a[j, k]`` for ``k <= j`` holds ``L`` with ``A = L L^T``; the
+    strict upper triangle is left untouched. Returns False if ``A`` is not
+    positive definite.
+    """
+    for j in range(d):
+        s = a[j, j]
+        for k in range(j):
+            s -= a[j, k] * a[j, k]
+        if s <= 0.0:
+            return False
+        ljj = math.sqrt(s)
+        a[j, j] = ljj
+        inv = 1.0 / ljj
+        for i in range(j + 1, d):
+            t = a[i, j]
+            for k in range(j):
+                t -= a[i, k] * a[j, k]
+            a[i, j] = t * inv
+    return True
+
+
+@njit(cache=True, inline="always")
+def cho_solve(l, b, d):
+    """Solve ``L L^T x = b`` in place in ``b[:d]`` given the lower factor ``l``."""
+    for i in range(d):
+        t = b[i]
+        for k in range(i):
+            t -= l[i, k] * b[k]
+        b[i] = t / l[i, i]
+    for i in range(d - 1, -1, -1):
+        t = b[i]
+        for k in range(i + 1, d):
+            t -= l[k, i] * b[k]
+        b[i] = t / l[i, i]
+
+
+@njit(cache=True, inline="always")
+def cho_inverse(l, out, d):
+    """``out[:d, :d] = (L L^T)^{-1}`` (full symmetric matrix) from the lower factor ``l``.
+
+    Computes ``W = L^{-1}`` column by column into ``out`` (lower triangle), then
+    ``A^{-1} = W^T W``; ``O(d^3)`` with no allocation.
+    """
+    # W = L^{-1}, lower triangular, stored in out's lower triangle
+    for j in range(d):
+        out[j, j] = 1.0 / l[j, j]
+        for i in range(j + 1, d):
+            t = 0.0
+            for k in range(j, i):
+                t -= l[i, k] * out[k, j]
+            out[i, j] = t / l[i, i]
+    # A^{-1}[i, j] = sum_{k >= j} W[k, i] W[k, j] for j >= i, written to the upper triangle.
+    # Row i's diagonal is written before its other entries, none of which reads W[i, i];
+    # later rows never read W[i, i] either, so W stays intact where it is still needed.
+    for i in range(d):
+        for j in range(i, d):
+            t = 0.0
+            for k in range(j, d):
+                t += out[k, i] * out[k, j]
+            out[i, j] = t
+    for i in range(d):
+        for j in range(i + 1, d):
+            out[j, i] = out[i, j]
+
+
+@njit(cache=True, inline="always")
+def logdet_from_cholesky(l, d):
+    """``log det(L L^T) = 2 sum log L_jj``."""
+    s = 0.0
+    for j in range(d):
+        s += math.log(l[j, j])
+    return 2.0 * s
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Hint the CPU to load ``arr.flat[idx]`` into cache (``llvm.prefetch``, read, high locality)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty, _ = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+GRAM_BLOCK = 64
+PREFETCH_AHEAD = 32
+
+
+@njit(cache=True, inline="always")
+def padded_dim(d):
+    """``d`` rounded up to a multiple of 4 (the register tile of :func:`gram_add`)."""
+    return (d + 3) // 4 * 4
+
+
+@njit(cache=True, inline="always")
+def gather_rows(x, factors, flat, indices, start, m, d):
+    """``x[:d, jj] = factors[indices[start + jj]]`` for ``jj < m``, zero-padding to a multiple of 16.
+
+    ``x`` holds a block of factor rows transposed (one row per dimension) so that
+    :func:`gram_add` can run along the block with full SIMD vectors; rows beyond
+    the gather are prefetched ``PREFETCH_AHEAD`` entries ahead.
+    """
+    n = indices.shape[0]
+    for jj in range(m):
+        ahead = start + jj + PREFETCH_AHEAD
+        if ahead < n:
+            prefetch(flat, indices[ahead] * d)
+        i = indices[start + jj]
+        for p in range(d):
+            x[p, jj] = factors[i, p]
+    mm = (m + 15) // 16 * 16
+    for jj in range(m, mm):
+        for p in range(d):
+            x[p, jj] = 0.0
+    return mm
+
+
+@njit(cache=True, inline="always")
+def gram_add(x, mm, dp, gram):
+    """``gram[p, q] += sum_jj x[p, jj] x[q, jj]`` on the lower triangle (4x4 tiles, ``q0 <= p0``)."""
+    for p0 in range(0, dp, 4):
+        for q0 in range(0, p0 + 1, 4):
+            a00 = a01 = a02 = a03 = np.float32(0.0)
+            a10 = a11 = a12 = a13 = np.float32(0.0)
+            a20 = a21 = a22 = a23 = np.float32(0.0)
+            a30 = a31 = a32 = a33 = np.float32(0.0)
+            for jj in range(mm):
+                x0 = x[p0, jj]
+                x1 = x[p0 + 1, jj]
+                x2 = x[p0 + 2, jj]
+                x3 = x[p0 + 3, jj]
+                y0 = x[q0, jj]
+                y1 = x[q0 + 1, jj]
+                y2 = x[q0 + 2, jj]
+                y3 = x[q0 + 3, jj]
+                a00 += x0 * y0
+                a01 += x0 * y1
+                a02 += x0 * y2
+                a03 += x0 * y3
+                a10 += x1 * y0
+                a11 += x1 * y1
+                a12 += x1 * y2
+                a13 += x1 * y3
+                a20 += x2 * y0
+                a21 += x2 * y1
+                a22 += x2 * y2
+                a23 += x2 * y3
+                a30 += x3 * y0
+                a31 += x3 * y1
+                a32 += x3 * y2
+                a33 += x3 * y3
+            gram[p0, q0] += a00
+            gram[p0, q0 + 1] += a01
+            gram[p0, q0 + 2] += a02
+            gram[p0, q0 + 3] += a03
+            gram[p0 + 1, q0] += a10
+            gram[p0 + 1, q0 + 1] += a11
+            gram[p0 + 1, q0 + 2] += a12
+            gram[p0 + 1, q0 + 3] += a13
+            gram[p0 + 2, q0] += a20
+            gram[p0 + 2, q0 + 1] += a21
+            gram[p0 + 2, q0 + 2] += a22
+            gram[p0 + 2, q0 + 3] += a23
+            gram[p0 + 3, q0] += a30
+            gram[p0 + 3, q0 + 1] += a31
+            gram[p0 + 3, q0 + 2] += a32
+            gram[p0 + 3, q0 + 3] += a33
