@@ -97,9 +97,10 @@ class ALSState:
         fn = km.error_sums if self.backend == "numba" else ref.error_sums
         return fn(indptr, indices, data, *self.arrays())
 
-    def objective(self) -> float:
-        """``J`` of the module docstring on the training ratings."""
-        sse, _ = self.error_sums(self.csr)
+    def objective(self, sse: float | None = None) -> float:
+        """``J`` of the module docstring on the training ratings (``sse``: their squared error, if known)."""
+        if sse is None:
+            sse, _ = self.error_sums(self.csr)
         sq = km.sum_squares if self.backend == "numba" else (lambda x: float(np.sum(np.square(x, dtype=np.float64))))
         return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(self.item_bias))
                 + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors)))
@@ -212,7 +213,7 @@ class ALS(FactorModel):
         out = {"train_rmse": _rmse(sse, train.n_ratings)}
         if eval_set is not None:
             out["test_rmse"] = _rmse(state.error_sums(eval_set.csr)[0], eval_set.n_ratings)
-        out["objective"] = state.objective()
+        out["objective"] = state.objective(sse)
         return out
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):

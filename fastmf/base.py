@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from fastmf._version import __version__
-from fastmf.data_prep.dataset import Dataset, IdMap
+from fastmf.data_prep.dataset import Dataset, IdMap, realign
 from fastmf.data_prep.prepared import atomic_dir
 from fastmf._json import json_default
 from fastmf.errors import FastMFError, ModelFileError
@@ -48,8 +48,6 @@ def align_to(train: Dataset, other) -> Dataset | None:
         return None
     other = as_dataset(other)
     if other.user_map is train.user_map and other.item_map is train.item_map:
-        return other
-    if other.user_map == train.user_map and other.item_map == train.item_map:
         return other
     return train.align(other)
 
@@ -234,6 +232,19 @@ class Recommender:
         return self.item_map_.ids[top[0][keep]], score[0][keep]
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ evaluation
+    def aligned(self, data) -> Dataset:
+        """``data`` re-indexed on the model's training id maps (new ids become cold indices)."""
+        self._check_fitted()
+        return realign(as_dataset(data), self.user_map_, self.item_map_)
+
+    def evaluate(self, test) -> dict:
+        """Metrics on held-out ratings (``test`` in any accepted form; ids unseen in training are cold)."""
+        return self._evaluate(self.aligned(test))
+
+    def _evaluate(self, test: Dataset) -> dict:
         raise NotImplementedError
 
     def title(self, item_index: int) -> str:

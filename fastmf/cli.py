@@ -15,6 +15,7 @@ import sys
 import warnings
 
 import click
+import numpy as np
 
 from fastmf._json import json_default
 from fastmf.errors import FastMFError
@@ -184,6 +185,253 @@ def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, 
                f"{stats['max_user_ratings']:,}; top item {stats['max_item_ratings']:,} ratings; "
                f"{stats['items_le_3']:,} items with <= 3 ratings")
     click.echo(f"best reachable RMSE (oracle, planted model): {stats['oracle_rmse']:.4f}")
+
+
+# --------------------------------------------------------------------------- models
+
+# Hyperparameter flags shared by train, tune and bench; each model takes the ones in its
+# constructor and an error names any given flag that does not apply to the chosen model.
+MODEL_OPTIONS = [
+    click.option("--factors", "-D", type=int, default=None, help="Latent dimension D."),
+    click.option("--lam", type=float, default=None, help="Data precision lambda."),
+    click.option("--gamma", type=float, default=None, help="Bias regulariser gamma."),
+    click.option("--tau", type=float, default=None, help="Factor regulariser tau."),
+    click.option("--epochs", type=int, default=None, help="Training epochs."),
+    click.option("--patience", type=int, default=None,
+                 help="Early stopping: epochs without validation improvement (validation carved from train)."),
+    click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
+                 help="numba kernels (default) or the NumPy reference."),
+]
+
+
+def model_options(f):
+    for opt in reversed(MODEL_OPTIONS):
+        f = opt(f)
+    return f
+
+
+MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "epochs", "patience", "backend")
+
+
+def pop_model_params(kw: dict) -> dict:
+    return {name: kw.pop(name) for name in MODEL_PARAMS if name in kw}
+
+
+def split_options(f):
+    opts = [
+        click.option("--test-frac", type=float, default=None,
+                     help="Share of ratings held out for testing (default 0.1; 0 with --test)."),
+        click.option("--split", type=click.Choice(["random", "user", "time"]), default="random", show_default=True,
+                     help="random: per rating; user: leave-k-out per user; time: latest ratings."),
+        click.option("--leave-k", type=int, default=1, show_default=True, help="k of --split user."),
+        click.option("--test", "test_path", type=click.Path(), default=None,
+                     help="Evaluate on this data set instead of a split of DATA."),
+        click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split and the model."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _model_choice():
+    from fastmf.models import MODELS
+
+    return click.Choice(sorted(MODELS))
+
+
+def prepare_split(data, kw):
+    """Load DATA (and --test) and split; returns (train, test, split info)."""
+    from fastmf.data_prep.dataset import load_dataset
+    from fastmf.train import split_data
+
+    columns = column_spec(kw)
+    full = load_dataset(data, columns)
+    test_path = kw.pop("test_path")
+    given = load_dataset(test_path, columns) if test_path else None
+    train, test = split_data(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
+    info = {"data": full.source, "test_data": given.source if given is not None else None,
+            "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items}
+    return train, test, info
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@model_options
+@split_options
+@data_options
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Save the fitted model to this folder.")
+@threads_option
+@output_options
+def train(data, kind, out_dir, as_json, quiet, **kw):
+    """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
+
+    With --json one object goes to stdout: parameters, per-epoch history, final
+    train/test metrics, fit seconds and counts of cold test ratings.
+    """
+    import numba
+
+    from fastmf.evaluation import format_strata
+    from fastmf.train import build_model, epoch_printer, train_report
+
+    params = pop_model_params(kw)
+    params["seed"] = kw["seed"]
+    model = build_model(kind, params)
+    train_set, test_set, info = prepare_split(data, kw)
+    callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
+    model.fit(train_set, eval_set=test_set, callback=callback)
+    report = train_report(model, train_set, test_set, {**info, "threads": numba.get_num_threads()})
+    if out_dir:
+        model.save(out_dir)
+        report["model_dir"] = out_dir
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s on {train_set.n_ratings:,} ratings "
+               f"({report['threads']} threads, backend {model.backend})")
+    for key in ("train_rmse", "test_rmse", "test_mae"):
+        if key in report:
+            click.echo(f"{key:<12}{report[key]:.4f}")
+    if "cold" in report:
+        c = report["cold"]
+        click.echo(f"cold test ratings: {c['cold_ratings']:,} of {c['test_ratings']:,} "
+                   f"(user unseen {c['cold_user_ratings']:,}, item unseen {c['cold_item_ratings']:,})")
+    if "rmse_by_stratum" in report:
+        click.echo(format_strata({kind: report["rmse_by_stratum"]}))
+    if out_dir:
+        click.echo(f"saved to {out_dir}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("data", required=False, type=click.Path())
+@data_options
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def evaluate(model_dir, data, as_json, **kw):
+    """Evaluate a saved model on DATA (all of it is treated as test ratings)."""
+    from fastmf.base import load_model
+    from fastmf.evaluation import format_strata
+
+    model = load_model(model_dir)
+    report = {"model": model.kind, "model_dir": model_dir, **model.evaluate(load_data(data, kw))}
+    if as_json:
+        emit_json(report)
+        return
+    for key, value in report.items():
+        if isinstance(value, float):
+            click.echo(f"{key:<12}{value:.4f}")
+    if "rmse_by_stratum" in report:
+        click.echo(format_strata({model.kind: report["rmse_by_stratum"]}))
+
+
+def _parse_rating(spec: str, model):
+    """``ITEM=STARS`` where ITEM is an id or a unique (case-insensitive) title substring."""
+    if "=" not in spec:
+        raise FastMFError(f"--rate expects ITEM=STARS, got '{spec}'")
+    item, stars = spec.rsplit("=", 1)
+    try:
+        value = float(stars)
+    except ValueError:
+        raise FastMFError(f"--rate {spec}: '{stars}' is not a number") from None
+    return resolve_item(model, item), value
+
+
+def resolve_item(model, item: str):
+    """An item id from an id string or a unique title match."""
+    ids = model.item_map_.ids
+    if model.item_map_.is_int and item.strip().lstrip("-").isdigit():
+        if model.item_map_.index_of(np.asarray([int(item)]))[0] >= 0:
+            return int(item)
+    elif not model.item_map_.is_int and model.item_map_.index_of(np.asarray([item]))[0] >= 0:
+        return item
+    if model.item_titles_ is None:
+        raise FastMFError(f"unknown item '{item}'")
+    titles = np.char.lower(model.item_titles_.astype(str))
+    exact = np.flatnonzero(titles == item.lower())
+    hits = exact if exact.size else np.flatnonzero(np.char.find(titles, item.lower()) >= 0)
+    if hits.size == 0:
+        raise FastMFError(f"no item id or title matches '{item}'")
+    if hits.size > 1:
+        shown = "; ".join(model.item_titles_[h] for h in hits[:5])
+        raise FastMFError(f"'{item}' matches {hits.size} titles ({shown}{'; ...' if hits.size > 5 else ''}): "
+                          "be more specific or use the id")
+    return ids[hits[0]].item()
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--user", default=None, help="Recommend for this user id.")
+@click.option("--rate", "rates", multiple=True, metavar="ITEM=STARS",
+              help="Fold in a new user from ratings (ITEM: id or unique title); repeatable.")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--include-seen", is_flag=True, help="Do not exclude the user's own items.")
+@click.option("--min-ratings", type=int, default=0, show_default=True,
+              help="Only items with at least this many training ratings.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def recommend(model_dir, user, rates, k, include_seen, min_ratings, as_json):
+    """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""
+    from fastmf.base import load_model
+
+    model = load_model(model_dir)
+    if (user is None) == (not rates):
+        raise FastMFError("give either --user ID or one or more --rate ITEM=STARS")
+    if user is not None:
+        uid = int(user) if model.user_map_.is_int and user.lstrip("-").isdigit() else user
+        items, scores = model.recommend(uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings)
+    else:
+        ratings = dict(_parse_rating(r, model) for r in rates)
+        items, scores = model.fold_in(ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings)
+    idx = model.item_map_.index_of(items)
+    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
+            for r in range(len(items))]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['rank']:>3}. {row['score']:8.4f}  {row['item_id']!s:>8}  {row['title']}")
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--grid", required=True, help='Space-separated name=v1,v2 lists, e.g. "lam=0.05,0.1 tau=1,2".')
+@click.option("--validation-frac", type=float, default=0.1, show_default=True,
+              help="Share of the training ratings used to score the grid.")
+@model_options
+@split_options
+@data_options
+@threads_option
+@output_options
+def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
+    """Grid search scored on a validation split carved from the training data (never the test set)."""
+    from fastmf.train import parse_grid
+    from fastmf.train import tune as run
+
+    base = {k: v for k, v in pop_model_params(kw).items() if v is not None}
+    base["seed"] = kw["seed"]
+    points = parse_grid(grid)
+    train_set, test_set, info = prepare_split(data, kw)
+
+    def show(row):
+        if not quiet:
+            click.echo("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                       err=True)
+
+    result = run(kind, train_set, test_set, points, base, validation_frac, kw["seed"], show)
+    result.pop("model")
+    result.update(info)
+    if as_json:
+        emit_json(result)
+        return
+    names = list(points[0])
+    click.echo("".join(f"{n:>10}" for n in names) + f"{'val_rmse':>12}{'seconds':>10}")
+    for row in sorted(result["rows"], key=lambda r: r["val_rmse"]):
+        click.echo("".join(f"{row[n]!s:>10}" for n in names) + f"{row['val_rmse']:>12.4f}{row['seconds']:>10.1f}")
+    best = result["best"]
+    extra = f", test_rmse {best['test_rmse']:.4f}" if "test_rmse" in best else ""
+    click.echo(f"best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} "
+               f"(val_rmse {best['val_rmse']:.4f}{extra})")
 
 
 if __name__ == "__main__":  # pragma: no cover

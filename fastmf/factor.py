@@ -10,6 +10,7 @@ import numpy as np
 
 from fastmf.base import Recommender
 from fastmf.errors import FastMFError, ModelFileError
+from fastmf.evaluation import factor_squared_errors, rating_metrics
 from fastmf.kernels import metrics as km
 
 
@@ -60,12 +61,9 @@ class FactorModel(Recommender):
         return scores
 
     # ------------------------------------------------------------------ evaluation
-    def error_sums(self, data) -> tuple:
-        """``(sum squared error, sum absolute error)`` of predictions on a dataset aligned to training."""
-        return km.error_sums(data.indptr, data.indices, data.data, *self._model_arrays())
+    def squared_errors(self, data) -> np.ndarray:
+        """Per-rating squared errors on a dataset aligned to the training maps (CSR order)."""
+        return factor_squared_errors(self, data)
 
-    def rmse(self, data) -> float:
-        if data is None or data.n_ratings == 0:
-            return float("nan")
-        sse, _ = self.error_sums(data)
-        return float(np.sqrt(sse / data.n_ratings))
+    def _evaluate(self, test) -> dict:
+        return rating_metrics(self, test)
