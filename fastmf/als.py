@@ -182,7 +182,8 @@ class ALS(FactorModel):
             train, validation = split.train, split.test
         self.global_mean_ = train.global_mean
         state = ALSState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors),
-                         self.global_mean_, self.backend, self.seed, self.lam, self.gamma, self.tau)
+                         self.global_mean_, self.backend, self.seed, self.lam, self.gamma, self.tau,
+                         balance=getattr(self, "_balance", True))
         self._state = state
         best, best_epoch, since = np.inf, 0, 0
         snap = None

@@ -1,0 +1,152 @@
+"""``fastmf bench``: epoch time, throughput, compile time and peak memory per configuration.
+
+Each configuration (model, backend, factors, threads) runs in a fresh
+subprocess that loads the synthetic ml-32m-shaped set (generated once into a
+cache folder, ``--scale`` to shrink it), fits a few epochs and reports:
+
+* ``epoch_seconds``: median epoch time excluding the first epoch (which pays
+  JIT compilation or cache loading); the NumPy backend runs a single epoch;
+* ``ratings_per_s`` (``samples_per_s`` for BPR): training ratings / samples per second;
+* ``compile_seconds``: first epoch minus the median (Numba's first-call cost);
+* ``peak_rss_mb``: the subprocess's peak resident memory (data loading included).
+
+The numba/numpy speed ratio is computed between records of the same model and
+factors measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from fastmf.errors import FastMFError
+
+SERIES = (0.125, 0.25, 0.5, 1.0)
+
+
+def cache_dir() -> str:
+    return os.environ.get("FASTMF_BENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "fastmf", "bench"))
+
+
+def synthetic_folder(scale: float, seed: int = 42, cache: str | None = None, log=None) -> str:
+    """Path of the cached synthetic set at ``scale`` (generated on first use)."""
+    from fastmf.data_prep.synth import SynthConfig, generate, write_synth
+
+    folder = os.path.join(cache or cache_dir(), f"synth-ml32m-x{scale:g}-seed{seed}")
+    if not os.path.exists(os.path.join(folder, "manifest.json")):
+        if log:
+            log(f"generating the synthetic ml-32m shape at scale {scale:g} in {folder}")
+        cfg = SynthConfig.scaled(scale, seed=seed)
+        write_synth(folder, generate(cfg), cfg, force=True)
+    return folder
+
+
+def run_config(config: dict) -> dict:
+    """Measure one configuration in this process (called in the worker subprocess)."""
+    import numba
+    import numpy as np
+
+    from fastmf.data_prep.dataset import load_dataset
+    from fastmf.threads import set_threads
+    from fastmf.train import build_model
+
+    threads = set_threads(config["threads"])
+    data = load_dataset(config["data"])
+    params = dict(config.get("params", {}))
+    params["backend"] = config["backend"]
+    params["epochs"] = config["epochs"]
+    model = build_model(config["model"], params)
+    if config.get("balance") is False:
+        model._balance = False
+    t0 = time.perf_counter()
+    model.fit(data)
+    total = time.perf_counter() - t0
+    seconds = [r["seconds"] for r in model.history_]
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+    samples = getattr(model, "samples_per_epoch_", None)
+    record = {
+        "model": config["model"], "backend": config["backend"], "factors": params.get("factors"),
+        "threads": threads, "ratings": data.n_ratings, "epochs": len(seconds),
+        "epoch_seconds": steady, "compile_seconds": max(0.0, seconds[0] - steady) if len(seconds) > 1 else 0.0,
+        "first_epoch_seconds": seconds[0], "fit_seconds": total,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "numba_threading_layer": numba.threading_layer() if config["backend"] == "numba" else None,
+        "scale": config.get("scale"),
+    }
+    if samples is not None:
+        record["samples"] = int(samples)
+        record["samples_per_s"] = samples / steady
+    else:
+        record["ratings_per_s"] = data.n_ratings / steady
+    for key in ("balance", "series", "params_note"):
+        if key in config:
+            record[key] = config[key]
+    for key, value in model.history_[-1].items():
+        if key not in ("epoch", "seconds") and isinstance(value, float) and np.isfinite(value):
+            record[f"last_{key}"] = value
+    return record
+
+
+def run_subprocess(config: dict) -> dict:
+    """Run :func:`run_config` in a fresh interpreter so peak RSS and first-call cost are its own."""
+    proc = subprocess.run([sys.executable, "-m", "fastmf.bench", json.dumps(config)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FastMFError(f"benchmark worker failed for {config['model']}/{config['backend']}: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def plan(model: str, scale: float, factors, threads, backends, epochs: int, numpy_epochs: int,
+         series: bool, data: str, series_data=None, extra_params=None, balance_check: bool = False) -> list[dict]:
+    """The list of configurations to measure."""
+    configs = []
+    base = dict(extra_params or {})
+    for d in factors:
+        for backend in backends:
+            for t in (threads if backend == "numba" else threads[:1]):
+                configs.append({"model": model, "backend": backend, "threads": t, "data": data, "scale": scale,
+                                "epochs": epochs if backend == "numba" else numpy_epochs,
+                                "params": {**base, "factors": d}})
+        if balance_check and "numba" in backends:
+            configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": data,
+                            "scale": scale, "epochs": epochs, "params": {**base, "factors": d}, "balance": False})
+    if series:
+        for s, folder in (series_data or {}).items():
+            configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": folder, "scale": s,
+                            "epochs": epochs, "params": {**base, "factors": factors[0]}, "series": True})
+    return configs
+
+
+def add_ratios(records: list[dict]) -> None:
+    """``speedup_vs_numpy`` on numba records: numpy epoch time / numba epoch time, same run and shape."""
+    for r in records:
+        if r["backend"] != "numba" or r.get("series") or r.get("balance") is False:
+            continue
+        ref = [x for x in records if x["backend"] == "numpy" and x["model"] == r["model"]
+               and x["factors"] == r["factors"] and x["ratings"] == r["ratings"]]
+        if ref:
+            r["speedup_vs_numpy"] = ref[0]["epoch_seconds"] / r["epoch_seconds"]
+
+
+def format_table(records: list[dict]) -> str:
+    rate_key = "samples_per_s" if any("samples_per_s" in r for r in records) else "ratings_per_s"
+    head = (f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'ratings':>12}{'epoch s':>10}"
+            f"{'M ' + rate_key.split('_')[0] + '/s':>14}{'compile s':>11}{'peak MB':>9}{'x numpy':>9}  note")
+    lines = [head]
+    for r in records:
+        note = "series" if r.get("series") else ("unbalanced" if r.get("balance") is False else "")
+        ratio = f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else ""
+        lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
+                     f"{r['epoch_seconds']:>10.3f}{r.get(rate_key, 0) / 1e6:>14.2f}{r['compile_seconds']:>11.2f}"
+                     f"{r['peak_rss_mb']:>9.0f}{ratio:>9}  {note}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # worker entry point: python -m fastmf.bench CONFIG_JSON
+    print(json.dumps(run_config(json.loads(sys.argv[1]))))

@@ -1,0 +1,154 @@
+"""One shared test mixin for every model (as implicit tests all its models through one mixin).
+
+A test class mixes in :class:`ModelTestMixin` and defines ``make_model(**params)``
+(small, fast hyperparameters) and optionally ``backend_rtol``; the data is a
+fixed random subset of the embedded ml-latest-small. The mixin checks the
+estimator conventions, recommend / recommend_all / fold_in, save / load round
+trips and corrupt-folder errors, seeding, and numba-vs-numpy agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastmf
+from fastmf.base import load_model
+from fastmf.data_prep.splits import random_split
+from fastmf.errors import FastMFError, ModelFileError
+
+
+@pytest.fixture(scope="session")
+def small_split():
+    """ml-latest-small restricted to its 300 most active users, split 90/10 with a fixed seed."""
+    data = fastmf.load_dataset()
+    keep_users = np.argsort(-data.user_counts)[:300]
+    mask = np.isin(data.user_of_entry, keep_users)
+    return random_split(data.subset(mask), 0.1, seed=7)
+
+
+class ModelTestMixin:
+    #: relative tolerance of numba-vs-numpy agreement on predictions
+    backend_rtol = 1e-4
+
+    def make_model(self, **params):  # pragma: no cover - each test class overrides
+        raise NotImplementedError
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, small_split):
+        return cls().make_model().fit(small_split.train, eval_set=small_split.test)
+
+    # ------------------------------------------------------------------ conventions
+    def test_fit_returns_self_and_learned_attributes(self, small_split):
+        model = self.make_model()
+        assert not any(k.endswith("_") and not k.startswith("_") for k in vars(model))
+        assert model.fit(small_split.train) is model
+        learned = [k for k in vars(model) if k.endswith("_") and not k.startswith("_")]
+        assert "history_" in learned and "item_map_" in learned
+
+    def test_params_round_trip(self):
+        model = self.make_model()
+        params = model.get_params()
+        clone = type(model)(**params)
+        assert clone.get_params() == params
+        with pytest.raises(FastMFError):
+            model.set_params(no_such_parameter=1)
+
+    def test_history_has_one_record_per_epoch(self, fitted):
+        assert len(fitted.history_) >= 1
+        assert [r["epoch"] for r in fitted.history_] == list(range(1, len(fitted.history_) + 1))
+        assert all(r["seconds"] >= 0 for r in fitted.history_)
+
+    def test_unfitted_model_refuses_to_recommend(self):
+        with pytest.raises(FastMFError):
+            self.make_model().recommend(1)
+
+    # ------------------------------------------------------------------ recommend
+    def test_recommend_excludes_seen_and_sorts(self, fitted, small_split):
+        train = small_split.train
+        u = int(np.argmax(train.user_counts))
+        uid = train.user_map.ids[u]
+        items, scores = fitted.recommend(uid, k=15)
+        assert len(items) == 15 and np.all(np.diff(scores) <= 1e-6)
+        seen = set(train.item_map.ids[train.indices[train.indptr[u]:train.indptr[u + 1]]].tolist())
+        assert not seen & set(items.tolist())
+        all_items, _ = fitted.recommend(uid, k=15, exclude_seen=False)
+        # without exclusion the best item overall must score at least the best unseen one
+        assert fitted.recommend(uid, k=1, exclude_seen=False)[1][0] >= scores[0] - 1e-6
+        assert len(all_items) == 15
+
+    def test_recommend_min_item_ratings(self, fitted, small_split):
+        uid = small_split.train.user_map.ids[0]
+        items, _ = fitted.recommend(uid, k=10, min_item_ratings=30)
+        idx = small_split.train.item_map.index_of(items)
+        assert np.all(small_split.train.item_counts[idx] >= 30)
+
+    def test_recommend_all_matches_recommend(self, fitted, small_split):
+        users = np.array([0, 5, 17])
+        idx, scores = fitted.recommend_all(k=7, users=users)
+        for row, u in enumerate(users):
+            ids, sc = fitted.recommend(small_split.train.user_map.ids[u], k=7)
+            assert np.array_equal(fitted.item_map_.ids[idx[row]], ids)
+            np.testing.assert_allclose(scores[row], sc, rtol=1e-6)
+
+    def test_recommend_unknown_user_is_an_error(self, fitted):
+        with pytest.raises(FastMFError, match="unknown user"):
+            fitted.recommend(-123456)
+
+    def test_fold_in_excludes_given_items(self, fitted, small_split):
+        train = small_split.train
+        popular = train.item_map.ids[np.argsort(-train.item_counts)[:3]]
+        liked = {int(i): 5.0 for i in popular}
+        items, scores = fitted.fold_in(liked, k=10)
+        assert len(items) == 10 and not set(liked) & set(items.tolist())
+        assert np.all(np.diff(scores) <= 1e-6)
+
+    # ------------------------------------------------------------------ persistence
+    def test_save_load_round_trip(self, fitted, small_split, tmp_path):
+        path = fitted.save(str(tmp_path / "m"))
+        loaded = load_model(path)
+        assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
+        uid = small_split.train.user_map.ids[3]
+        a_items, a_scores = fitted.recommend(uid, k=10)
+        b_items, b_scores = loaded.recommend(uid, k=10)
+        assert np.array_equal(a_items, b_items)
+        np.testing.assert_allclose(a_scores, b_scores, rtol=1e-6)
+        assert loaded.history_ == json.loads(json.dumps(fitted.history_))
+
+    def test_corrupt_model_folder_errors(self, fitted, tmp_path):
+        path = fitted.save(str(tmp_path / "m"))
+        npy = sorted(f for f in os.listdir(path) if f.endswith(".npy"))[0]
+        with open(os.path.join(path, npy), "r+b") as fh:
+            fh.truncate(20)
+        with pytest.raises(ModelFileError, match=npy):
+            load_model(path)
+        os.remove(os.path.join(path, npy))
+        with pytest.raises(ModelFileError, match="missing"):
+            load_model(path)
+        with open(os.path.join(path, "header.json"), "w") as fh:
+            fh.write("{not json")
+        with pytest.raises(ModelFileError, match="header.json"):
+            load_model(path)
+        with pytest.raises(ModelFileError):
+            load_model(str(tmp_path / "nowhere"))
+
+    # ------------------------------------------------------------------ determinism and backends
+    def test_same_seed_same_model(self, small_split):
+        a = self.make_model(seed=3).fit(small_split.train)
+        b = self.make_model(seed=3).fit(small_split.train)
+        uid = small_split.train.user_map.ids[0]
+        assert np.array_equal(a.recommend(uid, k=10)[0], b.recommend(uid, k=10)[0])
+
+    def test_numba_and_numpy_backends_agree(self, small_split):
+        a = self.make_model(backend="numba").fit(small_split.train, eval_set=small_split.test)
+        b = self.make_model(backend="numpy").fit(small_split.train, eval_set=small_split.test)
+        idx_u = small_split.test.user_of_entry[:500]
+        idx_i = small_split.test.indices[:500]
+        users = small_split.test.user_map.ids[idx_u]
+        items = small_split.test.item_map.ids[idx_i]
+        np.testing.assert_allclose(a.predict(users, items), b.predict(users, items), rtol=self.backend_rtol,
+                                   atol=self.backend_rtol)

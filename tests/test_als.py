@@ -1,0 +1,202 @@
+"""ALS and bias-only: closed forms, monotone objective, backend agreement, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
+
+import fastmf
+from fastmf.als import ALS, ALSState, BiasOnly, fit_als
+from fastmf.cli import main
+from fastmf.data_prep.splits import random_split
+from fastmf.kernels import sparse as ksparse
+
+
+class TestALS(ModelTestMixin):
+    def make_model(self, **params):
+        return ALS(**{"factors": 8, "epochs": 4, **params})
+
+
+class TestBiasOnly(ModelTestMixin):
+    def make_model(self, **params):
+        return BiasOnly(**{"epochs": 4, **params})
+
+
+def _random_problem(seed, n_users, n_items, density):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    rows, cols = np.nonzero(mask)
+    vals = rng.choice(np.arange(1, 11) / 2, size=rows.size).astype(np.float32)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items))
+    m.sort_indices()
+    return m
+
+
+def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9):
+    indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
+    csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
+    return ALSState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend, seed,
+                    lam, gamma, tau)
+
+
+def test_user_update_is_the_least_squares_solution():
+    m = _random_problem(1, 30, 40, 0.3)
+    st_ = _state(m, 5, "numba")
+    u0 = st_.user_factors.astype(np.float64).copy()
+    v, bi, mu = st_.item_factors.astype(np.float64), st_.item_bias.astype(np.float64), st_.mu
+    st_.user_step()
+    lam, gamma, tau = st_.lam, st_.gamma, st_.tau
+    for u in (0, 7, 29):
+        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
+        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        # bias: minimiser of lam/2 sum (r - mu - b - b_i - u0.v_i)^2 + gamma/2 b^2, a 1-D ridge problem
+        res = r - mu - bi[idx] - v[idx] @ u0[u]
+        a = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
+        b_expected = scipy.linalg.lstsq(a, np.concatenate([np.sqrt(lam) * res, [0.0]]))[0][0]
+        assert st_.user_bias[u] == pytest.approx(b_expected, rel=1e-5, abs=1e-6)
+        # factors: ridge regression [sqrt(lam) V; sqrt(tau) I] u = [sqrt(lam) (r - mu - b - b_i); 0]
+        design = np.vstack([np.sqrt(lam) * v[idx], np.sqrt(tau) * np.eye(5)])
+        target = np.concatenate([np.sqrt(lam) * (r - mu - b_expected - bi[idx]), np.zeros(5)])
+        u_expected = scipy.linalg.lstsq(design, target)[0]
+        np.testing.assert_allclose(st_.user_factors[u], u_expected, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), d=st.integers(0, 6), n_users=st.integers(2, 25), n_items=st.integers(2, 25),
+       density=st.floats(0.05, 0.9), lam=st.floats(0.01, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.01, 5),
+       backend=st.sampled_from(["numba", "numpy"]))
+def test_objective_never_increases_per_half_sweep(seed, d, n_users, n_items, density, lam, gamma, tau, backend):
+    st_ = _state(_random_problem(seed, n_users, n_items, density), d, backend, seed, lam, gamma, tau)
+    previous = st_.objective()
+    for _ in range(3):
+        for step in (st_.user_step, st_.item_step):
+            step()
+            current = st_.objective()
+            assert current <= previous + 1e-4 * max(1.0, abs(previous))
+            previous = current
+
+
+@pytest.mark.parametrize("source", ["ml-latest-small", "synthetic"])
+def test_backends_agree_every_epoch(source, tmp_path):
+    if source == "synthetic":
+        from fastmf.data_prep.synth import SynthConfig, generate, write_synth
+
+        cfg = SynthConfig(users=400, items=300, ratings=30_000, seed=5)
+        write_synth(str(tmp_path / "s"), generate(cfg), cfg)
+        data = fastmf.load_dataset(str(tmp_path / "s"))
+    else:
+        data = fastmf.load_dataset()
+    split = random_split(data, 0.1, seed=3)
+    runs = {b: ALS(factors=10, epochs=5, backend=b).fit(split.train, eval_set=split.test) for b in ("numba", "numpy")}
+    for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
+        assert abs(a["train_rmse"] - b["train_rmse"]) < 1e-4
+        assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
+        assert a["objective"] == pytest.approx(b["objective"], rel=1e-4)
+    np.testing.assert_allclose(runs["numba"].item_factors_, runs["numpy"].item_factors_, atol=2e-3)
+    np.testing.assert_allclose(runs["numba"].user_bias_, runs["numpy"].user_bias_, atol=2e-4)
+
+
+def test_thread_count_does_not_change_results(small_split):
+    fastmf.set_threads(1)
+    try:
+        a = ALS(factors=6, epochs=3).fit(small_split.train)
+    finally:
+        fastmf.set_threads(None)
+    b = ALS(factors=6, epochs=3).fit(small_split.train)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+def test_cold_users_and_items_keep_prior(small_split):
+    train = small_split.train
+    # drop every rating of one user and one item: they stay in the maps with no training data
+    u0, i0 = 4, int(train.indices[0])
+    mask = (train.user_of_entry != u0) & (train.indices != i0)
+    model = ALS(factors=5, epochs=2).fit(train.subset(mask))
+    assert model.user_bias_[u0] == 0 and not model.user_factors_[u0].any()
+    assert model.item_bias_[i0] == 0 and not model.item_factors_[i0].any()
+    uid, iid = train.user_map.ids[u0], train.item_map.ids[i0]
+    assert model.predict([uid], [iid])[0] == pytest.approx(model.global_mean_)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_bias_only_half_sweep_closed_form(backend):
+    m = _random_problem(4, 40, 30, 0.3)
+    st_ = _state(m, 0, backend, lam=1.0, gamma=0.1)
+    st_.item_bias[:] = np.random.default_rng(0).normal(size=30)
+    st_.user_step()
+    users = np.repeat(np.arange(40), np.diff(m.indptr))
+    res = m.data - st_.mu - st_.item_bias[m.indices].astype(np.float64)
+    expected = 1.0 * np.bincount(users, res, 40) / (1.0 * np.diff(m.indptr) + 0.1)
+    np.testing.assert_allclose(st_.user_bias, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_uses_validation_not_test(small_split):
+    model = ALS(factors=20, epochs=30, patience=2, lam=1.0, tau=0.05).fit(small_split.train, eval_set=small_split.test)
+    vals = [r["val_rmse"] for r in model.history_]
+    assert len(vals) < 30
+    assert model.best_epoch_ == int(np.argmin(vals)) + 1
+    # training was done on train minus the validation share
+    assert model.seen_indices_.size == small_split.train.n_ratings
+
+
+def test_functional_layer_matches_class(small_split):
+    train = small_split.train
+    out = fit_als(train.indptr, train.indices, train.data, n_items=train.n_items, factors=6, epochs=3)
+    model = ALS(factors=6, epochs=3).fit(train)
+    np.testing.assert_allclose(out["user_factors"], model.user_factors_, rtol=1e-6)
+    assert len(out["objective"]) == 3 and out["objective"][-1] == pytest.approx(model.history_[-1]["objective"])
+
+
+def test_accepts_scipy_and_arrow_inputs(small_split):
+    train = small_split.train
+    m = train.to_scipy()
+    a = ALS(factors=4, epochs=2).fit(m)
+    b = ALS(factors=4, epochs=2).fit(train)
+    np.testing.assert_allclose(a.predict([0, 1], [2, 3]), b.predict(train.user_map.ids[[0, 1]],
+                                                                    train.item_map.ids[[2, 3]]), rtol=1e-5)
+    coo = m.tocoo()
+    table = pa.table({"user": train.user_map.ids[coo.row], "item": train.item_map.ids[coo.col], "rating": coo.data})
+    c = ALS(factors=4, epochs=2).fit(table)
+    assert c.n_users == np.unique(coo.row).size and c.seen_indices_.size == train.n_ratings
+    d = ALS(factors=4, epochs=2).fit(fastmf.Dataset.from_table(table))
+    np.testing.assert_array_equal(c.user_factors_, d.user_factors_)
+
+
+def test_cli_train_json_and_recommend(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "model"
+    res = runner.invoke(main, ["train", "--model", "als", "--factors", "8", "--epochs", "3", "--json", "-q",
+                               "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["params"]["factors"] == 8 and len(report["history"]) == 3
+    for key in ("train_rmse", "test_rmse", "fit_seconds", "cold", "rmse_by_stratum"):
+        assert key in report
+    assert set(report["rmse_by_stratum"]) == {"0", "1-3", "4-20", ">20"}
+    assert sum(v["count"] for v in report["rmse_by_stratum"].values()) == report["cold"]["test_ratings"]
+    rec = runner.invoke(main, ["recommend", str(out), "--rate", "Toy Story (1995)=5", "-k", "5", "--json"])
+    assert rec.exit_code == 0, rec.output
+    rows = json.loads(rec.stdout)
+    assert len(rows) == 5 and all(r["item_id"] != 1 for r in rows)
+    bad = runner.invoke(main, ["train", "--model", "bias", "--factors", "3"])
+    assert bad.exit_code != 0 and "does not apply" in bad.output
+
+
+def test_cli_tune_scores_on_validation():
+    res = CliRunner().invoke(main, ["tune", "--model", "als", "--grid", "lam=0.05,0.2 factors=4", "--epochs", "3",
+                                    "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out["rows"]) == 2
+    best = min(out["rows"], key=lambda r: r["val_rmse"])
+    assert out["best"]["params"]["lam"] == best["lam"] and "test_rmse" in out["best"]
