@@ -94,7 +94,7 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
                 gram_add(x, mm, dp, gram)
             n = end - start
             b = 0.0
-            if fit_bias:
+            if fit_bias and n > 0:
                 dot = 0.0
                 for p in range(d):
                     dot += own_factors[e, p] * s[p]

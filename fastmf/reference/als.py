@@ -16,7 +16,7 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
         res = data[indptr[e]:indptr[e + 1]] - mu - other_bias[idx]
         v = other_factors[idx]
         b = 0.0
-        if fit_bias:
+        if fit_bias and idx.size:
             b = lam * np.sum(res - v @ own_factors[e]) / (lam * idx.size + gamma)
         own_bias[e] = b
         if d:
