@@ -246,16 +246,7 @@ class Dataset:
 
     def align(self, other: "Dataset") -> "Dataset":
         """``other``'s ratings re-indexed on this dataset's id maps (unknown ids appended as cold)."""
-        users = other.user_map.ids[other.user_of_entry]
-        items = other.item_map.ids[other.indices]
-        user_map = self.user_map.extend(users)
-        item_map = self.item_map.extend(items)
-        table = pa.table({"user_id": users, "item_id": items, "rating": other.data})
-        if other.timestamps is not None:
-            table = table.append_column("timestamp", pa.array(other.timestamps))
-        aligned = build_dataset(table, self.items_table, source=other.source, rating_range=other.rating_range,
-                                user_map=user_map, item_map=item_map)
-        return aligned
+        return realign(other, self.user_map, self.item_map, self.items_table)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -297,6 +288,21 @@ class Dataset:
         renamed = renamed.set_column(renamed.column_names.index("rating"), "rating",
                                      pc.cast(renamed["rating"], pa.float32()))
         return build_dataset(renamed, **kwargs)
+
+
+def realign(other: Dataset, user_map: IdMap, item_map: IdMap, items_table: pa.Table | None = None) -> Dataset:
+    """``other``'s ratings on the given id maps; ids they lack are appended (indices past the
+    originals, so a model trained on those maps sees them as cold)."""
+    if other.user_map == user_map and other.item_map == item_map:
+        return other
+    users = other.user_map.ids[other.user_of_entry]
+    items = other.item_map.ids[other.indices]
+    table = pa.table({"user_id": users, "item_id": items, "rating": other.data})
+    if other.timestamps is not None:
+        table = table.append_column("timestamp", pa.array(other.timestamps))
+    return build_dataset(table, items_table if items_table is not None else other.items_table,
+                         source=other.source, rating_range=other.rating_range,
+                         user_map=user_map.extend(users), item_map=item_map.extend(items))
 
 
 def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str = "",

@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fastmf._version import __version__
+from fastmf._json import json_default
 from fastmf.errors import FastMFError
 
 SCHEMA_VERSION = 1
@@ -26,11 +27,17 @@ SCHEMA_VERSION = 1
 def atomic_dir(out_dir: str, write, force: bool = False) -> None:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out_dir`` (replacing it only with ``force``)."""
     out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FastMFError(f"{out_dir}: output path exists and is not a folder")
     if os.path.exists(out_dir) and os.listdir(out_dir) and not force:
         raise FastMFError(f"{out_dir}: output folder exists and is not empty (use --force to replace it)")
     parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700); give the usual permissions
+    except OSError as exc:
+        raise FastMFError(f"{out_dir}: cannot create the output folder: {exc.strerror or exc}") from None
     try:
         write(tmp)
         if os.path.exists(out_dir):
@@ -40,9 +47,18 @@ def atomic_dir(out_dir: str, write, force: bool = False) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, out_dir)
+    except OSError as exc:  # disk full, permissions...: a one-line error, and no partial output
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FastMFError(f"{out_dir}: cannot write the output folder: {exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_file(path: str, write) -> None:
@@ -81,7 +97,7 @@ def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, mani
         if csv:
             write_movielens_csv(tmp, ratings, items)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=2, default=_json_default)
+            json.dump(manifest, fh, indent=2, default=json_default)
             fh.write("\n")
 
     atomic_dir(out_dir, write, force=force)
@@ -106,12 +122,3 @@ def write_movielens_csv(folder: str, ratings: pa.Table, items: pa.Table | None) 
             pacsv.write_csv(pa.table({"movieId": items["item_id"], "title": items["title"], "genres": genres}),
                             fh, write_options=pacsv.WriteOptions(include_header=False))
 
-
-def _json_default(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x)}")

@@ -128,8 +128,10 @@ def user_degrees(n_users: int, n_items: int, n_ratings: int, rng, tail: float = 
     """Heavy-tailed ratings-per-user: ``min + Lomax(tail)``, capped at a third of the items,
     rescaled to sum exactly to ``n_ratings`` (every user keeps at least ``min``)."""
     lo = min(MIN_USER_RATINGS, n_ratings // n_users)
-    cap = max(lo, min(n_items // 3, n_ratings))
     mean = n_ratings / n_users
+    cap = max(lo, min(n_items // 3, n_ratings))
+    if cap < mean:  # dense shapes: a third of the items cannot hold the mean degree
+        cap = min(n_items, math.ceil(2 * mean))
     u = 1.0 - rng.random(n_users)
     shape = u ** (-1.0 / tail) - 1.0
     # scale the Lomax part by bisection so the capped mean matches
@@ -257,5 +259,5 @@ def load_planted(folder: str) -> dict | None:
 def _check(cfg: SynthConfig) -> None:
     if cfg.users < 1 or cfg.items < 2 or cfg.ratings < cfg.items:
         raise FastMFError("synthetic shape needs users >= 1, items >= 2 and ratings >= items")
-    if cfg.ratings > cfg.users * (cfg.items // 3 if cfg.items >= 60 else cfg.items):
+    if cfg.ratings > cfg.users * cfg.items:
         raise FastMFError("too many ratings for that many users and items")

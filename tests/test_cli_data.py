@@ -1,0 +1,171 @@
+"""``fastmf prepare`` round trips and ``fastmf info --json`` against independently computed numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections import Counter
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import fastmf
+from fastmf.cli import main
+
+from conftest import FIXTURES, ML_LATEST_SMALL, RELEASES, dataset_triples, embedded_folder, make_zip, reference
+
+
+def run_ok(args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    return result
+
+
+def assert_same_dataset(a, b):
+    assert a.user_map == b.user_map and a.item_map == b.item_map
+    for x, y in zip(a.csr, b.csr):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(a.csc, b.csc):
+        np.testing.assert_array_equal(x, y)
+    if a.timestamps is None:
+        assert b.timestamps is None
+    else:
+        np.testing.assert_array_equal(a.timestamps, b.timestamps)
+    assert a.feature_names == b.feature_names
+    np.testing.assert_array_equal(a.feature_indptr, b.feature_indptr)
+    np.testing.assert_array_equal(a.feature_indices, b.feature_indices)
+    assert list(a.titles) == list(b.titles)
+    assert a.rating_range == b.rating_range
+
+
+def check_zstd(path):
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups >= 1
+    for rg in range(meta.num_row_groups):
+        for col in range(meta.num_columns):
+            assert meta.row_group(rg).column(col).compression == "ZSTD"
+
+
+@pytest.fixture(scope="module")
+def prepared_embedded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep") / "ml-latest-small"
+    result = run_ok(["prepare", embedded_folder(), out])
+    return out, result
+
+
+def test_prepare_embedded_round_trip(prepared_embedded, embedded, embedded_ref):
+    out, result = prepared_embedded
+    assert sorted(os.listdir(out)) == ["items.parquet", "manifest.json", "ratings.parquet"]
+    assert f"{ML_LATEST_SMALL['ratings']:,} ratings" in result.stdout
+    back = fastmf.load_dataset(str(out))
+    assert_same_dataset(embedded, back)
+    assert back.n_ratings == embedded_ref.users.size
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == str(embedded_folder())
+    assert manifest["schema_version"] == 1
+    assert (manifest["ratings"], manifest["users"], manifest["items"]) == (
+        embedded_ref.users.size, np.unique(embedded_ref.users).size, np.unique(embedded_ref.items).size)
+    assert manifest["listed_items"] == len(embedded_ref.movies)
+    for name in ("ratings.parquet", "items.parquet"):
+        check_zstd(out / name)
+    # the prepared ratings hold the raw triples
+    table = pq.read_table(out / "ratings.parquet")
+    assert table.column_names[:3] == ["user_id", "item_id", "rating"]
+    assert str(table.schema.field("rating").type) == "float"
+    raw = sorted(zip(embedded_ref.users.tolist(), embedded_ref.items.tolist(), embedded_ref.ratings.tolist(),
+                     embedded_ref.timestamps.tolist()))
+    assert sorted(zip(*(table[c].to_pylist() for c in ("user_id", "item_id", "rating", "timestamp")))) == raw
+    # the prepared folder is readable as a whole by other users (not left 0700 by mkdtemp)
+    assert os.stat(out).st_mode & 0o055 == 0o055 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("release", ["ml-100k", "ml-20m"])
+def test_prepare_fixture_round_trip(release, tmp_path):
+    src = make_zip(FIXTURES / release, tmp_path / f"{release}.zip", top=RELEASES[release][1])
+    out = tmp_path / "prepared"
+    run_ok(["prepare", src, out])
+    ref = reference(release)
+    source = fastmf.load_dataset(str(src))
+    back = fastmf.load_dataset(str(out))
+    assert_same_dataset(source, back)
+    assert dataset_triples(back) == ref.triples()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == str(src)
+    assert manifest["schema_version"] == 1
+    assert (manifest["ratings"], manifest["users"], manifest["items"]) == (
+        len(ref.ratings), len(ref.users), len(ref.items))
+    assert manifest["listed_items"] == len(ref.movies)
+    items = pq.read_table(out / "items.parquet").to_pylist()
+    assert {r["item_id"]: (r["title"], tuple(sorted(r["genres"]))) for r in items} == ref.movies
+    check_zstd(out / "ratings.parquet")
+    check_zstd(out / "items.parquet")
+
+
+def test_prepare_generic_csv_with_cli_columns(tmp_path):
+    out = tmp_path / "prepared"
+    path = FIXTURES / "generic" / "reviews.csv"
+    run_ok(["prepare", path, out, "--user-col", "reviewer", "--item-col", "sku", "--rating-col", "grade",
+            "--time-col", "epoch", "--rating-range", "1,10"])
+    back = fastmf.load_dataset(str(out))
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert dataset_triples(back) == sorted((r["reviewer"], r["sku"], float(r["grade"]), int(r["epoch"]))
+                                           for r in rows)
+    assert back.rating_range == (1.0, 10.0)
+    assert not (out / "items.parquet").exists()
+
+
+# --------------------------------------------------------------------------- info --json
+
+
+def test_info_json_embedded(embedded_ref, embedded):
+    stats = json.loads(run_ok(["info", "--json"]).stdout)
+    n = embedded_ref.users.size
+    user_counts = list(Counter(embedded_ref.users.tolist()).values())
+    item_counts = list(Counter(embedded_ref.items.tolist()).values())
+    hist = Counter(f"{float(x):g}" for x in embedded_ref.rating_text)
+
+    assert stats["ratings"] == n == ML_LATEST_SMALL["ratings"]
+    assert stats["users"] == len(user_counts) == ML_LATEST_SMALL["users"]
+    assert stats["items"] == len(item_counts) == ML_LATEST_SMALL["rated_items"]
+    assert stats["density"] == pytest.approx(n / (len(user_counts) * len(item_counts)))
+    assert stats["mean_rating"] == pytest.approx(float(np.mean(embedded_ref.ratings)), abs=1e-9)
+    assert stats["rating_histogram"] == dict(hist)
+    assert sum(stats["rating_histogram"].values()) == n
+    assert set(stats["rating_histogram"]) == {f"{k / 2:g}" for k in range(1, 11)}
+    assert stats["ratings_per_user"] == {"min": min(user_counts), "median": statistics.median(user_counts),
+                                         "max": max(user_counts)}
+    assert stats["ratings_per_user"]["min"] == 20  # every ml-latest-small user has at least 20 ratings
+    assert stats["ratings_per_item"] == {"min": min(item_counts), "median": statistics.median(item_counts),
+                                         "max": max(item_counts)}
+    assert stats["items_with_at_most_3_ratings"] == sum(c <= 3 for c in item_counts)
+    assert stats["has_timestamps"] is True
+    assert stats["features"] == len({g for _, gs in embedded_ref.movies.values() for g in gs})
+    # log-log slopes: least-squares line through (log10 k, log10 #{entities with k ratings})
+    for key, counts in (("user_activity_loglog_slope", user_counts), ("item_popularity_loglog_slope", item_counts)):
+        freq = Counter(counts)
+        k = np.log10(sorted(freq))
+        f = np.log10([freq[x] for x in sorted(freq)])
+        assert stats[key] == pytest.approx(np.polyfit(k, f, 1)[0], rel=1e-9)
+
+
+def test_info_text_and_fixture(tmp_path):
+    text = run_ok(["info", FIXTURES / "ml-1m"]).stdout
+    ref = reference("ml-1m")
+    assert f"ratings             {len(ref.ratings):,}" in text
+    assert f"users               {len(ref.users):,}" in text
+    stats = json.loads(run_ok(["info", FIXTURES / "ml-1m", "--json"]).stdout)
+    assert stats["rating_histogram"] == {f"{k:g}": v for k, v in sorted(Counter(r[2] for r in ref.ratings).items())}
