@@ -105,22 +105,32 @@ def run_subprocess(config: dict) -> dict:
 def plan(model: str, scale: float, factors, threads, backends, epochs: int, numpy_epochs: int,
          series: bool, data: str, series_data=None, extra_params=None, balance_check: bool = False) -> list[dict]:
     """The list of configurations to measure."""
+    import inspect
+
+    from fastmf.train import model_class
+
     configs = []
     base = dict(extra_params or {})
+    if "factors" not in inspect.signature(model_class(model).__init__).parameters:
+        factors = [None]  # e.g. the bias-only model
     for d in factors:
         for backend in backends:
             for t in (threads if backend == "numba" else threads[:1]):
                 configs.append({"model": model, "backend": backend, "threads": t, "data": data, "scale": scale,
                                 "epochs": epochs if backend == "numba" else numpy_epochs,
-                                "params": {**base, "factors": d}})
+                                "params": _with_factors(base, d)})
         if balance_check and "numba" in backends:
             configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": data,
-                            "scale": scale, "epochs": epochs, "params": {**base, "factors": d}, "balance": False})
+                            "scale": scale, "epochs": epochs, "params": _with_factors(base, d), "balance": False})
     if series:
         for s, folder in (series_data or {}).items():
             configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": folder, "scale": s,
-                            "epochs": epochs, "params": {**base, "factors": factors[0]}, "series": True})
+                            "epochs": epochs, "params": _with_factors(base, factors[0]), "series": True})
     return configs
+
+
+def _with_factors(params: dict, d) -> dict:
+    return dict(params) if d is None else {**params, "factors": d}
 
 
 def add_ratios(records: list[dict]) -> None:

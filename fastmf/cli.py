@@ -450,7 +450,8 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--backends", default="numba,numpy", show_default=True)
 @click.option("--epochs", type=int, default=4, show_default=True, help="Epochs per numba run (first = compile).")
 @click.option("--numpy-epochs", type=int, default=1, show_default=True, help="Epochs per numpy run.")
-@click.option("--series", is_flag=True, help="Also run the scaling series at 1/8, 1/4, 1/2 and 1 of --scale.")
+@click.option("--series/--no-series", default=True, show_default=True,
+              help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings.")
 @click.option("--balance-check", is_flag=True, help="Also run numba with naive equal-count work splitting.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Extra model hyperparameter.")
 @click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
