@@ -106,8 +106,8 @@ class IdMap:
             if lo >= 0 and hi < max(4 * values.size, 1 << 24):
                 present = np.zeros(hi + 1, dtype=np.bool_)
                 present[values] = True
-                lut = np.cumsum(present, dtype=np.int64) - 1
-                return IdMap(np.flatnonzero(present).astype(np.int64)), lut[values].astype(np.int32)
+                lut = np.cumsum(present, dtype=np.int32) - 1
+                return IdMap(np.flatnonzero(present).astype(np.int64)), lut[values]
         uniques, codes = np.unique(values, return_inverse=True)
         return IdMap(uniques), codes.astype(np.int32).ravel()
 

@@ -43,10 +43,9 @@ def coo_order(rows, cols, n_rows, n_cols):
     """Permutation that sorts (rows, cols) lexicographically, stable among equal pairs."""
     _, by_col = counting_sort(cols, n_cols)
     rows_by_col = take_int32(rows, by_col)
-    indptr, by_row = counting_sort(rows_by_col, n_rows)
-    order = np.empty(by_row.shape[0], dtype=np.int64)
-    for j in range(by_row.shape[0]):
-        order[j] = by_col[by_row[j]]
+    indptr, order = counting_sort(rows_by_col, n_rows)
+    for j in range(order.shape[0]):  # compose in place: order = by_col[by_row]
+        order[j] = by_col[order[j]]
     return indptr, order
 
 
