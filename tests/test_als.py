@@ -200,3 +200,28 @@ def test_cli_tune_scores_on_validation():
     assert len(out["rows"]) == 2
     best = min(out["rows"], key=lambda r: r["val_rmse"])
     assert out["best"]["params"]["lam"] == best["lam"] and "test_rmse" in out["best"]
+
+
+def test_cli_test_data_is_used_instead_of_a_split(tmp_path):
+    import pyarrow.csv as pacsv
+
+    data = fastmf.load_dataset()
+    split = random_split(data, 0.2, seed=11)
+
+    def write(ds, name):
+        path = tmp_path / name
+        pacsv.write_csv(pa.table({"userId": ds.user_map.ids[ds.user_of_entry], "movieId": ds.item_map.ids[ds.indices],
+                                  "rating": ds.data}), path)
+        return str(path)
+
+    train_csv, test_csv = write(split.train, "train.csv"), write(split.test, "test.csv")
+    res = CliRunner().invoke(main, ["train", train_csv, "--test", test_csv, "--factors", "4", "--epochs", "2",
+                                    "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["train_ratings"] == split.train.n_ratings  # --test implies training on all of DATA
+    assert report["cold"]["test_ratings"] == split.test.n_ratings
+    # the test ids that never occur in train.csv are counted as cold, not dropped
+    train_items = set(split.train.item_map.ids[np.unique(split.train.indices)].tolist())
+    cold_items = sum(1 for i in split.test.item_map.ids[split.test.indices] if i not in train_items)
+    assert report["cold"]["cold_item_ratings"] == cold_items
