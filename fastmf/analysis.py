@@ -1,0 +1,269 @@
+"""Analyses that make a data set and a fitted model readable (``fastmf plot``, ``fastmf analyze``).
+
+Data: degree distributions with their log-log power-law fit, per-genre counts
+and mean ratings, the most-rated items. Model: a 2-D PCA map of the item
+factors (the ML-32M report's picture), polarizing items by two measures and
+nearest items by cosine similarity. Everything here is NumPy; the figures are
+drawn by :mod:`fastmf.plots`.
+
+Polarizing items, side by side:
+
+* factor norm ``||V_i||`` (ML-32M report): a long item vector means the
+  model's prediction for the item swings strongly with the user's taste;
+* rating variance ``(1/n_i) sum_u (r_ui - rbar_i)^2`` (ML-25M report): raters
+  of the item disagree.
+
+Both lists only consider items with at least ``min_ratings`` ratings (rare
+items have poorly estimated vectors and noisy variances).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fastmf.data_prep.dataset import Dataset, IdMap
+from fastmf.data_prep.stats import loglog_slope
+from fastmf.errors import FastMFError
+
+NO_GENRE = "(no genre)"
+#: the ML-32M report's popularity adjustment of the embedding map: x + 0.1 b_i
+BIAS_SHIFT = 0.1
+
+
+# --------------------------------------------------------------------------- data
+
+
+def degree_fit(degrees: np.ndarray) -> dict:
+    """Degree distribution and its power-law fit on log-log axes.
+
+    ``values``/``counts``: each degree ``k >= 1`` that occurs and the number of
+    entities with it; ``slope`` and ``intercept`` of the least-squares line
+    ``log10 count = intercept + slope log10 k`` (the slope is
+    :func:`fastmf.data_prep.stats.loglog_slope`).
+    """
+    degrees = np.asarray(degrees)
+    values, counts = np.unique(degrees[degrees > 0], return_counts=True)
+    slope = loglog_slope(degrees)
+    intercept = (float(np.mean(np.log10(counts)) - slope * np.mean(np.log10(values)))
+                 if np.isfinite(slope) else float("nan"))
+    return {"values": values, "counts": counts, "slope": slope, "intercept": intercept}
+
+
+def rating_histogram(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rating values and how often each occurs."""
+    return np.unique(data.data, return_counts=True)
+
+
+def genre_stats(data: Dataset) -> dict:
+    """Per genre: ``n_items`` (rated items tagged with it), ``n_ratings`` and ``mean_rating``
+    (the mean of every rating given to an item of the genre)."""
+    fptr, fidx, names = data.item_features()
+    n = len(names)
+    rows = np.repeat(np.arange(data.n_items), np.diff(fptr))
+    item_sum = np.bincount(data.indices, weights=data.data.astype(np.float64), minlength=data.n_items)
+    n_items = np.bincount(fidx, minlength=n)
+    n_ratings = np.bincount(fidx, weights=data.item_counts[rows], minlength=n)
+    rating_sum = np.bincount(fidx, weights=item_sum[rows], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = rating_sum / n_ratings
+    return {"names": list(names), "n_items": n_items, "n_ratings": n_ratings.astype(np.int64),
+            "mean_rating": mean}
+
+
+def top_items(data: Dataset, k: int = 10) -> list[dict]:
+    """The ``k`` most-rated items (ties by item index): id, title, ratings and mean rating."""
+    counts = data.item_counts
+    order = np.lexsort((np.arange(counts.size), -counts))[:k]
+    sums = np.bincount(data.indices, weights=data.data.astype(np.float64), minlength=data.n_items)
+    return [{"item_id": data.item_map.ids[i].item(), "title": data.title_of(i), "ratings": int(counts[i]),
+             "mean_rating": float(sums[i] / counts[i])} for i in order]
+
+
+def primary_genres(data: Dataset, item_ids) -> np.ndarray:
+    """The first listed genre of each item id (``NO_GENRE`` when it has none or is unknown).
+
+    The order is the one of the items file (``items_table``); a data set
+    without one falls back to its item-feature matrix (genres in name order).
+    """
+    item_ids = np.asarray(item_ids)
+    out = np.full(item_ids.shape[0], NO_GENRE, dtype=object)
+    table = data.items_table
+    if table is not None and "genres" in table.column_names:
+        genres = table["genres"]
+        genres = genres.combine_chunks() if isinstance(genres, pa.ChunkedArray) else genres
+        flat = np.asarray(pc.list_flatten(genres).to_pylist(), dtype=object)
+        parent = pc.list_parent_indices(genres).to_numpy()
+        rows, first = np.unique(parent, return_index=True)
+        owners = IdMap(np.asarray(table["item_id"].to_numpy())[rows])
+        names = flat[first]
+    else:
+        fptr, fidx, feature_names = data.item_features()
+        has = np.flatnonzero(np.diff(fptr) > 0)
+        owners = IdMap(data.item_map.ids[has])
+        names = np.asarray(feature_names, dtype=object)[fidx[fptr[has]]] if has.size else np.zeros(0, object)
+    pos = owners.index_of(item_ids) if len(owners) else np.full(item_ids.shape[0], -1)
+    found = pos >= 0
+    out[found] = names[pos[found]]
+    return out
+
+
+# --------------------------------------------------------------------------- model
+
+
+def check_same_items(model, data: Dataset) -> None:
+    """Error unless ``data`` describes the model's items (same ids with the same titles).
+
+    Only checked when both carry titles: at least half of the model's items
+    must appear in ``data`` under the same title.
+    """
+    if model.item_titles_ is None or data.titles is None:
+        return
+    idx = data.item_map.index_of(model.item_map_.ids)
+    found = idx >= 0
+    same = np.asarray([str(data.titles[j]) == str(t) for j, t in zip(idx[found], model.item_titles_[found])])
+    if same.sum() < 0.5 * model.n_items:
+        raise FastMFError(f"{data.source or 'DATA'}: its items do not match the model's "
+                          f"({int(same.sum()):,} of {model.n_items:,} ids have the model's title); "
+                          "give the data the model was trained on")
+
+
+def item_factors(model) -> np.ndarray:
+    """The model's item factors as float64; an error for models without them (bias-only, popularity)."""
+    v = getattr(model, "item_factors_", None)
+    if v is None or v.ndim != 2 or v.shape[1] == 0:
+        raise FastMFError(f"model '{model.kind}' has no item factors: "
+                          "this analysis needs a model with latent factors")
+    return np.asarray(v, dtype=np.float64)
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projection of the rows of ``x`` on its first two principal axes.
+
+    Rows are centred, ``x - mean = U S W^T`` (SVD) and the coordinates are
+    ``(x - mean) W[:, :2]``; returns them with the share of variance each axis
+    explains. Axes are signed so that their largest loading is positive
+    (deterministic output). A one-column ``x`` gives a zero second axis.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=0)
+    _, s, wt = np.linalg.svd(centred, full_matrices=False)
+    axes = wt[:2].copy()
+    signs = np.sign(axes[np.arange(axes.shape[0]), np.argmax(np.abs(axes), axis=1)])
+    axes *= np.where(signs == 0, 1.0, signs)[:, None]
+    coords = np.zeros((x.shape[0], 2))
+    coords[:, :axes.shape[0]] = centred @ axes.T
+    total = float(np.sum(s ** 2))
+    explained = np.zeros(2)
+    explained[:axes.shape[0]] = (s[:2] ** 2) / total if total > 0 else 0.0
+    return coords, explained
+
+
+def embedding_map(model, data: Dataset | None, min_ratings: int = 100, bias_shift: float = BIAS_SHIFT) -> dict:
+    """2-D map of the item factors of items with at least ``min_ratings`` training ratings.
+
+    ``x = PC1 + bias_shift * b_i`` (the ML-32M report shifts popular items
+    right by ``0.1 b_i``), ``y = PC2``; ``genre`` is each item's first genre
+    in ``data`` (``NO_GENRE`` for all when ``data`` is None). Returns item indices, ``x``, ``y``, ``genre``, ``titles``,
+    ``counts`` and ``explained`` (variance share of the two axes).
+    """
+    v = item_factors(model)
+    items = np.flatnonzero(model.item_counts_ >= min_ratings)
+    if items.size < 3:
+        raise FastMFError(f"only {items.size} items have at least {min_ratings} training ratings: "
+                          "lower --min-ratings to draw the item map")
+    coords, explained = pca_2d(v[items])
+    bias = getattr(model, "item_bias_", None)
+    shift = bias_shift * np.asarray(bias, dtype=np.float64)[items] if bias is not None else 0.0
+    return {"items": items, "x": coords[:, 0] + shift, "y": coords[:, 1],
+            "genre": (primary_genres(data, model.item_map_.ids[items]) if data is not None
+                      else np.full(items.size, NO_GENRE, dtype=object)),
+            "titles": [model.title(i) for i in items], "counts": model.item_counts_[items],
+            "explained": explained}
+
+
+def rating_variance(data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item: ``(count, mean, variance)`` with the population variance ``(1/n) sum (r - mean)^2``."""
+    r = data.data.astype(np.float64)
+    counts = data.item_counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(data.indices, weights=r, minlength=data.n_items) / counts
+        dev = (r - mean[data.indices]) ** 2
+        var = np.bincount(data.indices, weights=dev, minlength=data.n_items) / counts
+    return counts, mean, var
+
+
+def polarizing(model, data: Dataset, min_ratings: int = 100, k: int = 10) -> dict:
+    """Items with the largest and smallest factor norm and with the largest rating variance.
+
+    Norms come from the model (items with ``>= min_ratings`` training
+    ratings, counts are training counts); variances from ``data`` (items with
+    ``>= min_ratings`` ratings in it). Each row: ``item_id``, ``title``,
+    ``value``, ``ratings``.
+    """
+    norms = np.linalg.norm(item_factors(model), axis=1)
+    eligible = np.flatnonzero(model.item_counts_ >= min_ratings)
+    largest = eligible[np.lexsort((eligible, -norms[eligible]))][:k]
+    smallest = eligible[np.lexsort((eligible, norms[eligible]))][:k]
+
+    def model_rows(idx):
+        return [{"item_id": model.item_map_.ids[i].item(), "title": model.title(i), "value": float(norms[i]),
+                 "ratings": int(model.item_counts_[i])} for i in idx]
+
+    counts, _, var = rating_variance(data)
+    keep = np.flatnonzero(counts >= max(min_ratings, 1))
+    by_var = keep[np.lexsort((keep, -var[keep]))][:k]
+    return {
+        "min_ratings": min_ratings,
+        "largest_norm": model_rows(largest),
+        "smallest_norm": model_rows(smallest),
+        "largest_variance": [{"item_id": data.item_map.ids[i].item(), "title": data.title_of(i),
+                              "value": float(var[i]), "ratings": int(counts[i])} for i in by_var],
+    }
+
+
+def similar_items(model, item_index: int, k: int = 10, min_ratings: int = 0) -> list[dict]:
+    """The ``k`` items whose factor vectors have the largest cosine ``V_i.V_j / (|V_i| |V_j|)``
+    with item ``item_index`` (itself excluded; only items with ``>= min_ratings``
+    training ratings; zero vectors have cosine 0)."""
+    v = item_factors(model)
+    norms = np.linalg.norm(v, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, (v @ v[item_index]) / (norms * norms[item_index]), 0.0)
+    if norms[item_index] == 0:
+        cos[:] = 0.0
+    candidates = np.flatnonzero((model.item_counts_ >= min_ratings) & (np.arange(model.n_items) != item_index))
+    best = candidates[np.lexsort((candidates, -cos[candidates]))][:k]
+    return [{"item_id": model.item_map_.ids[j].item(), "title": model.title(j), "cosine": float(cos[j]),
+             "ratings": int(model.item_counts_[j])} for j in best]
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _cell(row: dict | None, width: int, fmt: str) -> str:
+    if row is None:
+        return " " * width
+    text = f"{row['value']:{fmt}} {row['ratings']:>7,}  {row['title']}"
+    return (text[:width - 1] + "~") if len(text) > width else text.ljust(width)
+
+
+def format_polarizing(result: dict, width: int = 46) -> str:
+    """The three polarizing lists side by side (value, ratings, title)."""
+    cols = [("largest factor norm", result["largest_norm"], "7.3f"),
+            ("smallest factor norm", result["smallest_norm"], "7.3f"),
+            ("largest rating variance", result["largest_variance"], "7.3f")]
+    lines = [f"items with at least {result['min_ratings']:,} ratings "
+             "(norm: training ratings of the model; variance: ratings in DATA)",
+             "    " + "".join(f"{name:<{width}}" for name, _, _ in cols).rstrip()]
+    for r in range(max(len(rows) for _, rows, _ in cols)):
+        cells = "".join(_cell(rows[r] if r < len(rows) else None, width, fmt) for _, rows, fmt in cols)
+        lines.append(f"{r + 1:>3} {cells.rstrip()}")
+    return "\n".join(lines)
+
+
+def format_similar(query: str, rows: list[dict]) -> str:
+    lines = [f"items closest to {query} (cosine of item factors)"]
+    lines += [f"{r + 1:>3}. {row['cosine']:7.4f} {row['ratings']:>7,}  {row['title']}" for r, row in enumerate(rows)]
+    return "\n".join(lines)
