@@ -65,6 +65,10 @@ class ALSState:
         self.item_factors = np.ascontiguousarray(v, dtype=dtype)
         self.user_bias = np.ascontiguousarray(bu, dtype=dtype)
         self.item_bias = np.ascontiguousarray(bi, dtype=dtype)
+        # prior means of the item side (empty: zero); FeatureState centres them on genres
+        self.item_prior_mean = np.zeros((0, factors), dtype=dtype)
+        self.item_prior_bias = np.zeros(0, dtype=dtype)
+        self._no_prior = (self.item_prior_mean, self.item_prior_bias)
         if backend == "numba":
             blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
             split = kals.balanced_blocks if balance else (lambda ptr, d, b: kals.uniform_blocks(ptr.size - 1, b))
@@ -73,21 +77,27 @@ class ALSState:
 
     def user_step(self) -> None:
         self._sweep(self.csr, self.user_bias, self.item_bias, self.user_factors, self.item_factors,
-                    getattr(self, "user_blocks", None))
+                    getattr(self, "user_blocks", None), self._no_prior)
 
     def item_step(self) -> None:
         self._sweep(self.csc, self.item_bias, self.user_bias, self.item_factors, self.user_factors,
-                    getattr(self, "item_blocks", None))
+                    getattr(self, "item_blocks", None), (self.item_prior_mean, self.item_prior_bias))
 
-    def _sweep(self, mat, own_b, other_b, own_f, other_f, blocks) -> None:
+    def _sweep(self, mat, own_b, other_b, own_f, other_f, blocks, prior) -> None:
         indptr, indices, data = mat
         if self.backend == "numba":
             with numba.parallel_chunksize(1):
                 kals.half_sweep(indptr, indices, data, self.mu, own_b, other_b, own_f, other_f,
-                                self.lam, self.gamma, self.tau, blocks, self.fit_bias)
+                                self.lam, self.gamma, self.tau, blocks, self.fit_bias, *prior)
         else:
             ref.half_sweep(indptr, indices, data, self.mu, own_b, other_b, own_f, other_f,
-                           self.lam, self.gamma, self.tau, self.fit_bias)
+                           self.lam, self.gamma, self.tau, self.fit_bias, *prior)
+
+    def epoch(self) -> dict:
+        """One epoch of block updates; returns extra entries for the history record."""
+        self.user_step()
+        self.item_step()
+        return {}
 
     def arrays(self):
         return self.mu, self.user_bias, self.item_bias, self.user_factors, self.item_factors
@@ -181,18 +191,15 @@ class ALS(FactorModel):
             split = random_split(train, self.validation_frac, self.seed + 1)
             train, validation = split.train, split.test
         self.global_mean_ = train.global_mean
-        state = ALSState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors),
-                         self.global_mean_, self.backend, self.seed, self.lam, self.gamma, self.tau,
-                         balance=getattr(self, "_balance", True))
+        state = self._new_state(train)
         self._state = state
         best, best_epoch, since = np.inf, 0, 0
         snap = None
         for epoch in range(1, int(self.epochs) + 1):
             t0 = time.perf_counter()
-            state.user_step()
-            state.item_step()
+            extra = state.epoch()
             seconds = time.perf_counter() - t0
-            record = {"epoch": epoch, "seconds": seconds, **self._epoch_metrics(state, train, eval_set)}
+            record = {"epoch": epoch, "seconds": seconds, **extra, **self._epoch_metrics(state, train, eval_set)}
             if validation is not None:
                 record["val_rmse"] = _rmse(state.error_sums(validation.csr)[0], validation.n_ratings)
             self._log(record, callback)
@@ -205,9 +212,18 @@ class ALS(FactorModel):
                         state.restore(snap)
                         break
         self.best_epoch_ = best_epoch if validation is not None else int(self.epochs)
+        self._keep(state)
+        del self._state
+
+    def _new_state(self, train: Dataset) -> ALSState:
+        return ALSState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors),
+                        self.global_mean_, self.backend, self.seed, self.lam, self.gamma, self.tau,
+                        balance=getattr(self, "_balance", True))
+
+    def _keep(self, state: ALSState) -> None:
+        """Store the fitted parameters as learned attributes."""
         self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
         self.user_bias_, self.item_bias_ = state.user_bias, state.item_bias
-        del self._state
 
     def _epoch_metrics(self, state: ALSState, train: Dataset, eval_set: Dataset | None) -> dict:
         sse, _ = state.error_sums(train.csr)

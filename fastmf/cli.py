@@ -196,11 +196,27 @@ MODEL_OPTIONS = [
     click.option("--lam", type=float, default=None, help="Data precision lambda."),
     click.option("--gamma", type=float, default=None, help="Bias regulariser gamma."),
     click.option("--tau", type=float, default=None, help="Factor regulariser tau."),
+    click.option("--beta", type=float, default=None, help="Prior precision of feature vectors (--model features)."),
+    click.option("--feature-bias", is_flag=True, default=None,
+                 help="Centre item biases on genre biases too (--model features)."),
     click.option("--epochs", type=int, default=None, help="Training epochs."),
     click.option("--patience", type=int, default=None,
                  help="Early stopping: epochs without validation improvement (validation carved from train)."),
+    click.option("--threshold", type=float, default=None,
+                 help="Ratings >= this are positives (--model bpr/popular, default 4; 0: all; also --ranking)."),
+    click.option("--lr", type=float, default=None, help="SGD learning rate (--model bpr)."),
+    click.option("--decay", type=float, default=None, help="Learning rate factor per epoch (--model bpr)."),
+    click.option("--reg", type=float, default=None, help="L2 regularisation (--model bpr)."),
+    click.option("--negatives", type=click.Choice(["uniform", "popularity"]), default=None,
+                 help="Negative sampling of --model bpr (default uniform)."),
+    click.option("--no-item-bias", "item_bias", flag_value=False, default=None,
+                 help="Score without item biases (--model bpr)."),
     click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
                  help="numba kernels (default) or the NumPy reference."),
+    click.option("--covariance", type=click.Choice(["full", "diagonal"]), default=None,
+                 help="Posterior covariance per user/item (--model vi; default full)."),
+    click.option("--learn-hyper", is_flag=True, default=None,
+                 help="Learn lam and a per-dimension tau by empirical Bayes (--model vi)."),
 ]
 
 
@@ -210,7 +226,9 @@ def model_options(f):
     return f
 
 
-MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "epochs", "patience", "backend")
+MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "beta", "feature_bias", "epochs", "patience",
+                "threshold", "lr", "decay", "reg", "negatives", "item_bias", "backend",
+                "covariance", "learn_hyper")
 
 
 def pop_model_params(kw: dict) -> dict:
@@ -227,6 +245,8 @@ def split_options(f):
         click.option("--test", "test_path", type=click.Path(), default=None,
                      help="Evaluate on this data set instead of a split of DATA."),
         click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split and the model."),
+        click.option("--item-features", type=click.Path(), default=None,
+                     help="CSV/Parquet of (item, feature) pairs replacing the genres as item features."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -246,6 +266,11 @@ def prepare_split(data, kw):
 
     columns = column_spec(kw)
     full = load_dataset(data, columns)
+    features_path = kw.pop("item_features", None)
+    if features_path:
+        from fastmf.data_prep.loaders import read_item_features
+
+        full = full.with_features(*read_item_features(features_path))
     test_path = kw.pop("test_path")
     given = load_dataset(test_path, columns) if test_path else None
     train, test = split_data(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
@@ -261,26 +286,43 @@ def prepare_split(data, kw):
 @split_options
 @data_options
 @click.option("--out", "out_dir", type=click.Path(), default=None, help="Save the fitted model to this folder.")
+@click.option("--compare-als", is_flag=True,
+              help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.")
+@click.option("--ranking", is_flag=True,
+              help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
 @threads_option
 @output_options
-def train(data, kind, out_dir, as_json, quiet, **kw):
+def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
 
     With --json one object goes to stdout: parameters, per-epoch history, final
-    train/test metrics, fit seconds and counts of cold test ratings.
+    train/test metrics, fit seconds and counts of cold test ratings. Rankers
+    (bpr, popular), and rating models with --ranking, report auc, sampled_auc
+    and precision/recall/ndcg/map@K for K = 5, 10, 20.
     """
     import numba
 
     from fastmf.evaluation import format_strata
-    from fastmf.train import build_model, epoch_printer, train_report
+    from fastmf.ranking import format_ranking
+    from fastmf.train import build_model, epoch_printer, model_class, train_report
 
     params = pop_model_params(kw)
     params["seed"] = kw["seed"]
+    threshold = 4.0 if params.get("threshold") is None else params["threshold"]
+    if ranking and model_class(kind).rating_model:
+        params.pop("threshold")  # for a rating model it only defines the positives of the ranking metrics
     model = build_model(kind, params)
     train_set, test_set, info = prepare_split(data, kw)
     callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
     model.fit(train_set, eval_set=test_set, callback=callback)
-    report = train_report(model, train_set, test_set, {**info, "threads": numba.get_num_threads()})
+    report = train_report(model, train_set, test_set, {**info, "threads": numba.get_num_threads()},
+                          ranking=ranking, threshold=threshold)
+    if compare_als:
+        from fastmf.evaluation import als_baseline
+
+        if not quiet:
+            click.echo("fitting plain ALS for comparison", err=True)
+        report["compare_als"] = als_baseline(model, train_set, test_set)
     if out_dir:
         model.save(out_dir)
         report["model_dir"] = out_dir
@@ -289,15 +331,22 @@ def train(data, kind, out_dir, as_json, quiet, **kw):
         return
     click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s on {train_set.n_ratings:,} ratings "
                f"({report['threads']} threads, backend {model.backend})")
-    for key in ("train_rmse", "test_rmse", "test_mae"):
+    for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
         if key in report:
             click.echo(f"{key:<12}{report[key]:.4f}")
+    for line in format_ranking(report):
+        click.echo(line)
     if "cold" in report:
         c = report["cold"]
         click.echo(f"cold test ratings: {c['cold_ratings']:,} of {c['test_ratings']:,} "
                    f"(user unseen {c['cold_user_ratings']:,}, item unseen {c['cold_item_ratings']:,})")
     if "rmse_by_stratum" in report:
-        click.echo(format_strata({kind: report["rmse_by_stratum"]}))
+        als = {"plain als": report["compare_als"]["rmse_by_stratum"]} if compare_als else {}
+        click.echo(format_strata({kind: report["rmse_by_stratum"], **als}))
+    if "uncertainty" in report:
+        from fastmf.vi import format_uncertainty
+
+        click.echo(format_uncertainty(report["uncertainty"]))
     if out_dir:
         click.echo(f"saved to {out_dir}")
 
@@ -337,6 +386,11 @@ def _parse_rating(spec: str, model):
     return resolve_item(model, item), value
 
 
+def _user_id(model, user: str):
+    """A user id from its command-line string (an integer if the model's ids are integers)."""
+    return int(user) if model.user_map_.is_int and user.lstrip("-").isdigit() else user
+
+
 def resolve_item(model, item: str):
     """An item id from an id string or a unique title match."""
     ids = model.item_map_.ids
@@ -368,20 +422,33 @@ def resolve_item(model, item: str):
 @click.option("--include-seen", is_flag=True, help="Do not exclude the user's own items.")
 @click.option("--min-ratings", type=int, default=0, show_default=True,
               help="Only items with at least this many training ratings.")
+@click.option("--strategy", type=click.Choice(["mean", "penalized", "ucb", "thompson"]), default=None,
+              help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
+                   "ucb mean+beta*sd, or thompson (one posterior draw).")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the sd in --strategy ucb.")
+@click.option("--seed", type=int, default=None, help="Seed of --strategy thompson (default: a fresh draw).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-def recommend(model_dir, user, rates, k, include_seen, min_ratings, as_json):
+def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, beta, seed, as_json):
     """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""
     from fastmf.base import load_model
 
     model = load_model(model_dir)
     if (user is None) == (not rates):
         raise FastMFError("give either --user ID or one or more --rate ITEM=STARS")
+    ranking = {}
+    if strategy not in (None, "mean"):
+        if strategy not in getattr(model, "strategies", ()):
+            raise FastMFError(f"--strategy {strategy} needs posterior uncertainty (--model vi), "
+                              f"not a '{model.kind}' model")
+        ranking = {"strategy": strategy, "beta": beta, "seed": seed}
     if user is not None:
-        uid = int(user) if model.user_map_.is_int and user.lstrip("-").isdigit() else user
-        items, scores = model.recommend(uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings)
+        uid = _user_id(model, user)
+        items, scores = model.recommend(uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
+                                        **ranking)
     else:
         ratings = dict(_parse_rating(r, model) for r in rates)
-        items, scores = model.fold_in(ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings)
+        items, scores = model.fold_in(ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
+                                      **ranking)
     idx = model.item_map_.index_of(items)
     rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
             for r in range(len(items))]
@@ -390,6 +457,48 @@ def recommend(model_dir, user, rates, k, include_seen, min_ratings, as_json):
         return
     for row in rows:
         click.echo(f"{row['rank']:>3}. {row['score']:8.4f}  {row['item_id']!s:>8}  {row['title']}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--features", required=True, help="Features of the new item, comma-separated (Adventure,Animation).")
+@click.option("--user", default=None, help="Also predict this user's rating of the new item and of the listed ones.")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--min-ratings", type=int, default=0, show_default=True,
+              help="Only items with at least this many training ratings.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def similar(model_dir, features, user, k, min_ratings, as_json):
+    """Existing items most similar (cosine in factor space) to a new item known only by its features.
+
+    MODEL_DIR must hold a model trained with --model features; the new item's
+    factors are its prior mean, the scaled sum of its features' vectors.
+    """
+    from fastmf.base import load_model
+
+    model = load_model(model_dir)
+    if not hasattr(model, "similar"):
+        raise FastMFError(f"{model_dir} holds a '{model.kind}' model; similar needs one trained with --model features")
+    names = [f.strip() for f in features.split(",") if f.strip()]
+    items, sims = model.similar(names, k=k, min_item_ratings=min_ratings)
+    idx = model.item_map_.index_of(items)
+    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "similarity": float(sims[r])}
+            for r in range(len(items))]
+    out = {"features": names, "items": rows}
+    if user is not None:
+        uid = _user_id(model, user)
+        out["user"], out["new_item_rating"] = uid, model.predict_new(uid, names)
+        for row, rating in zip(rows, model.predict(np.full(len(items), uid), items)):
+            row["predicted_rating"] = float(rating)
+    if as_json:
+        emit_json(out)
+        return
+    if user is not None:
+        click.echo(f"user {out['user']}: predicted rating of the new item {out['new_item_rating']:.3f}")
+    pred = "  rating" if user is not None else ""
+    click.echo(f"{'':>4} {'cosine':>8}{pred}  {'item':>8}  title   (new item: {', '.join(names)})")
+    for row in rows:
+        extra = f"{row['predicted_rating']:8.3f}" if user is not None else ""
+        click.echo(f"{row['rank']:>3}. {row['similarity']:8.4f}{extra}  {row['item_id']!s:>8}  {row['title']}")
 
 
 @main.command()
@@ -479,6 +588,10 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
     series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES} if series else None
     configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
                      balance_check)
+    if kind == "features":  # plain ALS on the same data, D and threads: the epoch-time ratio is the target
+        als_extra = {k: v for k, v in extra.items() if k not in ("beta", "feature_bias")}
+        configs = B.plan("als", scale, dims, threads, chosen, epochs, numpy_epochs, False, folder, None,
+                         als_extra) + configs
     records = []
     for cfg in configs:
         log(f"running {cfg['model']} {cfg['backend']} D={cfg['params'].get('factors')} threads={cfg['threads']} "

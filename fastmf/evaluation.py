@@ -66,6 +66,22 @@ def factor_squared_errors(model, test: Dataset) -> np.ndarray:
     return km.squared_errors(test.indptr, test.indices, test.data, *model._model_arrays())
 
 
+def als_baseline(model, train: Dataset, test: Dataset | None) -> dict:
+    """Plain ALS fitted with ``model``'s shared hyperparameters on the same ``train``; its metrics on ``test``.
+
+    Returns ``{"params", "fit_seconds", "test_rmse", "test_mae", "rmse_by_stratum", "cold"}`` (the
+    side-by-side baseline of ``fastmf train --compare-als``).
+    """
+    from fastmf.als import ALS
+    from fastmf.errors import FastMFError
+
+    if test is None or not model.rating_model:
+        raise FastMFError("--compare-als needs a rating model and test ratings (a split or --test)")
+    params = {k: v for k, v in model.get_params().items() if k in ALS._param_names()}
+    als = ALS(**params).fit(train)
+    return {"params": params, "fit_seconds": als.fit_seconds_, **als.evaluate(test)}
+
+
 def format_strata(rows: dict) -> str:
     """A table of RMSE per stratum for one or more models: ``{model name: rmse_by_stratum}``."""
     names = list(rows)

@@ -62,8 +62,13 @@ def epoch_printer(total: int, stream=None):
     return show
 
 
-def train_report(model, train: Dataset, test: Dataset | None, extra: dict | None = None) -> dict:
-    """The JSON-ready summary of a fitted model: parameters, history and final metrics."""
+def train_report(model, train: Dataset, test: Dataset | None, extra: dict | None = None, ranking: bool = False,
+                 threshold: float | None = 4.0) -> dict:
+    """The JSON-ready summary of a fitted model: parameters, history and final metrics.
+
+    With ``ranking`` a rating model is also scored by the ranking metrics of
+    :mod:`fastmf.ranking` (positives: ratings ``>= threshold``); rankers always are.
+    """
     history = model.history_
     out = {"model": model.kind, "params": model.get_params(), **(extra or {}),
            "train_ratings": train.n_ratings, "history": history,
@@ -76,8 +81,14 @@ def train_report(model, train: Dataset, test: Dataset | None, extra: dict | None
                 out[key] = last[key]
     if getattr(model, "best_epoch_", None) is not None and getattr(model, "patience", None):
         out["best_epoch"] = model.best_epoch_
+    if hasattr(model, "fit_summary"):  # learned extras, e.g. VI's precisions and uncertainty table
+        out.update(model.fit_summary())
     if test is not None:
         out.update(model.evaluate(test))
+        if ranking and model.rating_model:
+            from fastmf.ranking import ranking_metrics
+
+            out.update(ranking_metrics(model, train, test, threshold, seed=getattr(model, "seed", 0)))
     return out
 
 

@@ -8,8 +8,14 @@ A half-sweep updates every row entity ``e`` (users, or items on the transposed
 matrix) given the other side, first the bias with the current factor, then the
 factor with the new bias:
 
-    b_e = lam * sum_i (r_ei - mu - b_i - U_e . V_i) / (lam * n_e + gamma)
-    U_e = (lam * sum_i V_i V_i^T + tau I)^{-1} lam * sum_i V_i (r_ei - mu - b_e - b_i)
+    b_e = (lam * sum_i (r_ei - mu - b_i - U_e . V_i) + gamma m_e) / (lam * n_e + gamma)
+    U_e = (lam * sum_i V_i V_i^T + tau I)^{-1} (lam * sum_i V_i (r_ei - mu - b_e - b_i) + tau c_e)
+
+``c_e`` and ``m_e`` are optional prior means (``U_e ~ N(c_e, tau^-1 I)``,
+``b_e ~ N(m_e, gamma^-1)``; zero for plain ALS, the genre-centred priors of
+``fastmf.features``); the objective's prior terms become
+``tau/2 |U_e - c_e|^2`` and ``gamma/2 (b_e - m_e)^2``. An entity without
+ratings gets its prior means: ``U_e = c_e``, ``b_e = m_e``.
 
 Both come from one pass over the entity's ratings, accumulating
 ``G = sum V_i V_i^T``, ``s = sum V_i``, ``t = sum V_i (r - mu - b_i)`` and
@@ -50,14 +56,18 @@ def uniform_blocks(n: int, n_blocks: int) -> np.ndarray:
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-               lam, gamma, tau, blocks, fit_bias):
+               lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias):
     """Update ``own_bias`` and ``own_factors`` in place for every row of the CSR matrix.
 
     ``blocks`` are entity-range boundaries (see :func:`balanced_blocks`); with
-    ``fit_bias`` False the biases stay at zero. Per block the scratch (a
-    transposed gather buffer, the Gram matrix, the system) is allocated once.
+    ``fit_bias`` False the biases stay at zero. ``prior_mean`` (rows x D) and
+    ``prior_bias`` (rows) are the prior means ``c_e`` and ``m_e``; pass empty
+    arrays (0 rows) for zero means. Per block the scratch (a transposed gather
+    buffer, the Gram matrix, the system) is allocated once.
     """
     d = own_factors.shape[1]
+    has_mean = prior_mean.shape[0] > 0
+    has_bias_mean = prior_bias.shape[0] > 0
     dp = padded_dim(d)
     n_blocks = blocks.shape[0] - 1
     flat = other_factors.reshape(-1)
@@ -93,12 +103,15 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
                     t[p] += tp
                 gram_add(x, mm, dp, gram)
             n = end - start
+            mb = prior_bias[e] if has_bias_mean else 0.0
             b = 0.0
             if fit_bias and n > 0:
                 dot = 0.0
                 for p in range(d):
                     dot += own_factors[e, p] * s[p]
-                b = lam * (c - dot) / (lam * n + gamma)
+                b = (lam * (c - dot) + gamma * mb) / (lam * n + gamma)
+            elif fit_bias:
+                b = mb
             own_bias[e] = b
             if d == 0:
                 continue
@@ -107,6 +120,8 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
                     a[p, q] = lam * gram[p, q]
                 a[p, p] += tau
                 rhs[p] = lam * (t[p] - b * s[p])
+                if has_mean:
+                    rhs[p] += tau * prior_mean[e, p]
             cholesky(a, d)
             cho_solve(a, rhs, d)
             for p in range(d):

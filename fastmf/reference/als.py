@@ -6,21 +6,30 @@ import numpy as np
 
 
 def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-               lam, gamma, tau, fit_bias=True):
-    """Per entity: ``b = lam sum(r - mu - b_i - U.V_i)/(lam n + gamma)``, then
-    ``U = (lam V^T V + tau I)^{-1} lam V^T (r - mu - b - b_i)``, in place."""
+               lam, gamma, tau, fit_bias=True, prior_mean=None, prior_bias=None):
+    """Per entity: ``b = (lam sum(r - mu - b_i - U.V_i) + gamma m)/(lam n + gamma)``, then
+    ``U = (lam V^T V + tau I)^{-1} (lam V^T (r - mu - b - b_i) + tau c)``, in place.
+
+    ``prior_mean`` (rows x D) and ``prior_bias`` (rows) are the prior means ``c``
+    and ``m`` (``None`` or empty: zero); an entity without ratings gets ``b = m``."""
     d = own_factors.shape[1]
     ridge = tau * np.eye(d)
+    has_mean = prior_mean is not None and len(prior_mean) > 0
+    has_bias_mean = prior_bias is not None and len(prior_bias) > 0
     for e in range(indptr.shape[0] - 1):
         idx = indices[indptr[e]:indptr[e + 1]]
         res = data[indptr[e]:indptr[e + 1]] - mu - other_bias[idx]
         v = other_factors[idx]
+        m = prior_bias[e] if has_bias_mean else 0.0
         b = 0.0
-        if fit_bias and idx.size:
-            b = lam * np.sum(res - v @ own_factors[e]) / (lam * idx.size + gamma)
+        if fit_bias:
+            b = (lam * np.sum(res - v @ own_factors[e]) + gamma * m) / (lam * idx.size + gamma) if idx.size else m
         own_bias[e] = b
         if d:
-            own_factors[e] = np.linalg.solve(lam * (v.T @ v) + ridge, lam * (v.T @ (res - b)))
+            rhs = lam * (v.T @ (res - b))
+            if has_mean:
+                rhs = rhs + tau * prior_mean[e]
+            own_factors[e] = np.linalg.solve(lam * (v.T @ v) + ridge, rhs)
 
 
 def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):

@@ -1,0 +1,251 @@
+"""Ranking evaluation for every model, and the base class of the implicit-feedback rankers.
+
+Positives are the ratings ``>= threshold`` (all ratings when ``threshold`` is
+None or 0, as for an implicit (user, item) table). A model is judged on the
+*test positives* of each user: test ratings ``>= threshold`` that are not
+also training positives. Every item the user has no training positive for is
+ranked, including items unseen in training (with their cold score), and the
+metrics of :mod:`fastmf.kernels.ranking` are averaged over the users with at
+least one test positive:
+
+* ``auc``: exact per-user AUC over all eligible items (not sampled);
+* ``precision@K``, ``recall@K``, ``ndcg@K``, ``map@K`` for K in 5, 10, 20;
+* ``sampled_auc``: the ML-32M report's protocol, reported beside it for
+  comparison only: 1,000 random test users, one random test positive and one
+  random non-positive (neither a training nor a test positive) each, and one
+  AUC over the pooled 1,000 positive and 1,000 negative scores (pairs across
+  users count too, so it is far easier than the per-user AUC).
+
+Rating models (ALS) rank by predicted rating, rankers (BPR, most popular) by
+their score, through the same ``_score_batch`` used by ``recommend``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from fastmf.base import SCORE_BATCH
+from fastmf.data_prep.dataset import Dataset
+from fastmf.errors import FastMFError, ModelFileError
+from fastmf.factor import FactorModel
+from fastmf.kernels import metrics as km
+from fastmf.kernels import ranking as kr
+from fastmf.kernels.topk import topk_rows
+
+KS = (5, 10, 20)
+SAMPLED_AUC_USERS = 1000
+METRIC_NAMES = ("precision", "recall", "ndcg", "map")  # column order of kernels.ranking
+
+
+def positives(data: Dataset, threshold: float | None) -> Dataset:
+    """The ratings ``>= threshold`` of ``data`` (all of them when ``threshold`` is None or 0)."""
+    if not threshold:
+        return data
+    return data.subset(data.data >= threshold)
+
+
+def positive_keys(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
+    """Keys ``u * n_items + i`` of the entries of a CSR matrix (sorted when its rows are)."""
+    return np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr)) * n_items + indices
+
+
+def contains_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` occurs in the sorted array ``keys``."""
+    if keys.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+    return keys[at] == values
+
+
+@dataclass
+class RankingTask:
+    """What a ranking evaluation needs, on the model's indices.
+
+    ``train_*``: training positives (CSR over the model's users, sorted rows);
+    ``test_*``: test positives that are not training positives (CSR over at
+    least the model's users); ``n_items``: items ranked (the model's plus items
+    first seen in the test data); ``users``: the model's users with at least
+    one test positive; ``cold_users``: test users with positives the model has
+    never seen (not evaluated).
+    """
+
+    train_indptr: np.ndarray
+    train_indices: np.ndarray
+    test_indptr: np.ndarray
+    test_indices: np.ndarray
+    n_items: int
+    users: np.ndarray
+    cold_users: int
+
+    @classmethod
+    def build(cls, model, train_pos: tuple, test: Dataset, threshold: float | None) -> "RankingTask":
+        """``train_pos = (indptr, indices)`` of the training positives; ``test`` aligned to the model."""
+        train_indptr, train_indices = train_pos
+        test = positives(test, threshold)
+        n_items = max(model.n_items, test.n_items)
+        rows = test.user_of_entry.astype(np.int64)
+        # drop test positives that are training positives (possible with a separate --test file)
+        keep = ~contains_sorted(positive_keys(train_indptr, train_indices, n_items), rows * n_items + test.indices)
+        counts = np.bincount(rows[keep], minlength=test.n_users)
+        test_indptr = np.zeros(test.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=test_indptr[1:])
+        with_pos = np.flatnonzero(counts)
+        return cls(train_indptr, train_indices, test_indptr, test.indices[keep], n_items,
+                   with_pos[with_pos < model.n_users].astype(np.int64), int((with_pos >= model.n_users).sum()))
+
+    @cached_property
+    def keys(self) -> tuple:
+        """Sorted keys ``u * n_items + i`` of the training and of the test positives."""
+        return (positive_keys(self.train_indptr, self.train_indices, self.n_items),
+                positive_keys(self.test_indptr, self.test_indices, self.n_items))
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user, item) pair is a training or a test positive."""
+        want = users.astype(np.int64) * self.n_items + items
+        return contains_sorted(self.keys[0], want) | contains_sorted(self.keys[1], want)
+
+    def sample_users(self, n: int, seed: int) -> "RankingTask":
+        """The same task on at most ``n`` of its users, drawn once with ``seed``."""
+        if self.users.size <= n:
+            return self
+        users = np.sort(np.random.default_rng(seed).choice(self.users, n, replace=False))
+        return RankingTask(self.train_indptr, self.train_indices, self.test_indptr, self.test_indices,
+                           self.n_items, users, self.cold_users)
+
+
+def score_rows(model, users: np.ndarray, n_items: int) -> np.ndarray:
+    """float32 scores ``(len(users), n_items)``; items beyond the model's get the cold-item score."""
+    scores = model._score_batch(users)
+    if n_items == model.n_items:
+        return np.ascontiguousarray(scores, dtype=np.float32)
+    out = np.empty((users.size, n_items), dtype=np.float32)
+    out[:, :model.n_items] = scores
+    # an unknown item has zero bias and factors: the model's prediction for item index -1
+    out[:, model.n_items:] = km.predict_pairs(users, np.full(users.size, -1, dtype=np.int64),
+                                              *model._model_arrays())[:, None]
+    return out
+
+
+def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
+                   sampled_users: int = SAMPLED_AUC_USERS) -> dict:
+    """``auc``, ``sampled_auc`` and ``precision@K``/``recall@K``/``ndcg@K``/``map@K`` of ``model`` on ``task``."""
+    ks = np.asarray(sorted(set(int(k) for k in ks)), dtype=np.int64)
+    if ks.size == 0 or ks[0] < 1:
+        raise FastMFError("ranking cut-offs K must be positive integers")
+    users = task.users
+    metrics = np.full((users.size, ks.size, len(METRIC_NAMES)), np.nan)
+    auc = np.full(users.size, np.nan)
+    allowed = np.ones(task.n_items, dtype=np.bool_)
+    kmax = int(ks[-1])
+    for lo in range(0, users.size, SCORE_BATCH):
+        batch = users[lo:lo + SCORE_BATCH]
+        scores = score_rows(model, batch, task.n_items)
+        top = np.empty((batch.size, kmax), dtype=np.int64)
+        top_scores = np.empty((batch.size, kmax), dtype=np.float64)
+        topk_rows(scores, kmax, task.train_indptr, task.train_indices, batch, allowed, top, top_scores)
+        kr.user_metrics(scores, batch, top, ks, task.test_indptr, task.test_indices, task.train_indptr,
+                        task.train_indices, metrics[lo:lo + batch.size], auc[lo:lo + batch.size])
+    out = {"auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan"),
+           "sampled_auc": sampled_auc(model, task, sampled_users, seed)}
+    for m, k in enumerate(ks):
+        for c, name in enumerate(METRIC_NAMES):
+            out[f"{name}@{k}"] = float(metrics[:, m, c].mean()) if users.size else float("nan")
+    out["ranking_users"] = int(users.size)
+    out["test_positives"] = int(task.test_indptr[users + 1].sum() - task.test_indptr[users].sum())
+    out["ranking_cold_users"] = task.cold_users
+    return out
+
+
+def sampled_auc(model, task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int = 0) -> float:
+    """The ML-32M report's pooled AUC (module docstring); NaN without test users."""
+    counts = np.diff(task.train_indptr)[task.users] + np.diff(task.test_indptr)[task.users]
+    candidates = task.users[counts < task.n_items]  # users with at least one non-positive item
+    if candidates.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    users = rng.choice(candidates, min(n_users, candidates.size), replace=False)
+    lo, hi = task.test_indptr[users], task.test_indptr[users + 1]
+    pos_items = task.test_indices[lo + (rng.random(users.size) * (hi - lo)).astype(np.int64)]
+    neg_items = np.empty(users.size, dtype=np.int64)
+    todo = np.arange(users.size)
+    while todo.size:  # redraw the negatives that hit a training or test positive
+        neg_items[todo] = rng.integers(0, task.n_items, todo.size)
+        todo = todo[task.is_positive(users[todo], neg_items[todo])]
+    pos_scores = np.empty(users.size)
+    neg_scores = np.empty(users.size)
+    for start in range(0, users.size, SCORE_BATCH):
+        rows = np.arange(start, min(start + SCORE_BATCH, users.size))
+        scores = score_rows(model, users[rows], task.n_items)
+        pos_scores[rows] = scores[rows - start, pos_items[rows]]
+        neg_scores[rows] = scores[rows - start, neg_items[rows]]
+    neg = np.sort(neg_scores)
+    below = np.searchsorted(neg, pos_scores, side="left")
+    tied = np.searchsorted(neg, pos_scores, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (users.size * users.size))
+
+
+def ranking_metrics(model, train, test, threshold: float | None = 4.0, ks=KS, seed: int = 0) -> dict:
+    """Ranking metrics of any fitted model: training positives from ``train``, test positives from ``test``.
+
+    Both are ratings in any accepted form (re-indexed on the model's id maps);
+    positives are ratings ``>= threshold``.
+    """
+    train_pos = positives(model.aligned(train), threshold)
+    if train_pos.n_users != model.n_users:
+        raise FastMFError("train holds users the model was not trained on: pass the model's training data")
+    task = RankingTask.build(model, (train_pos.indptr, train_pos.indices), model.aligned(test), threshold)
+    return ranking_report(model, task, ks, seed)
+
+
+def format_ranking(report: dict) -> list[str]:
+    """Text lines for the ranking metrics in ``report`` (empty if there are none)."""
+    if "auc" not in report:
+        return []
+    ks = sorted({int(k.split("@")[1]) for k in report if k.startswith("ndcg@")})
+    lines = [f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives)",
+             f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible items)",
+             f"{'sampled_auc':<12}{report['sampled_auc']:.4f}  (ML-32M report protocol: "
+             f"{SAMPLED_AUC_USERS:,} users x 1 positive + 1 negative, pooled)",
+             f"{'K':>4}" + "".join(f"{n + '@K':>14}" for n in METRIC_NAMES)]
+    for k in ks:
+        lines.append(f"{k:>4}" + "".join(f"{report[f'{n}@{k}']:>14.4f}" for n in METRIC_NAMES))
+    return lines
+
+
+class Ranker(FactorModel):
+    """A factor model fitted to positives only: scores ``b_i + U_u . V_i``, evaluated by ranking.
+
+    Keeps the training positives (``positive_indptr_``, ``positive_indices_``)
+    to exclude them when ranking; ``user_bias_`` stays zero and
+    ``global_mean_`` is 0 so the shared prediction, recommendation and
+    persistence code applies unchanged. Subclasses take ``threshold`` and ``seed``.
+    """
+
+    rating_model = False
+    _saved_arrays = FactorModel._saved_arrays + ("positive_indptr_", "positive_indices_")
+
+    def _fit_positives(self, train: Dataset) -> Dataset:
+        pos = positives(train, self.threshold)
+        if pos.n_ratings == 0:
+            raise FastMFError(f"no training ratings >= threshold {self.threshold} "
+                              "(for implicit data with every rating 1, use threshold 0)")
+        self.positive_indptr_, self.positive_indices_ = pos.indptr, pos.indices
+        self.global_mean_ = 0.0
+        return pos
+
+    def ranking_task(self, test: Dataset) -> RankingTask:
+        """The evaluation task of ``test`` (aligned to the model) against the training positives."""
+        return RankingTask.build(self, (self.positive_indptr_, self.positive_indices_), test, self.threshold)
+
+    def _evaluate(self, test: Dataset) -> dict:
+        return ranking_report(self, self.ranking_task(test), seed=self.seed)
+
+    def _check_loaded(self, path: str) -> None:
+        super()._check_loaded(path)
+        indptr, indices = self.positive_indptr_, self.positive_indices_
+        if (indptr.shape[0] != self.n_users + 1 or indptr[-1] != indices.shape[0]
+                or (indices.size and (indices.min() < 0 or indices.max() >= self.n_items))):
+            raise ModelFileError(f"{path}: the training positives do not match the id maps")

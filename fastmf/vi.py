@@ -1,0 +1,438 @@
+"""Variational Bayes matrix factorisation (Lim & Teh 2007; Paquet & Koenigstein 2013).
+
+Model: ``r_ui ~ N(mu + b_u + b_i + U_u . V_i, 1/lam)`` with priors
+``U_u, V_i ~ N(0, diag(tau)^-1)``; ``mu`` is the training mean and the biases are
+point estimates penalised by ``gamma/2 b^2`` (as in ALS). The posterior is
+approximated by ``q(U_u) = N(m_u, S_u)`` and ``q(V_i) = N(m_i, S_i)`` (full ``D x D``
+covariances, or diagonal ones with ``covariance="diagonal"``), fitted by coordinate
+ascent on the evidence lower bound
+
+    ELBO = N/2 log(lam / 2 pi) - lam/2 sum_(u,i) E_q[(r_ui - mu - b_u - b_i - U_u . V_i)^2]
+           - sum_u KL(q(U_u) || p) - sum_i KL(q(V_i) || p) - gamma/2 (sum b_u^2 + sum b_i^2)
+
+where ``E_q[(e - U.V)^2] = (e - m_u . m_i)^2 + m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i)``
+and ``KL(N(m, S) || N(0, diag(tau)^-1)) = 1/2 [sum_d tau_d (S_dd + m_d^2) - D - sum_d log tau_d - log det S]``.
+Each epoch updates every user (bias, then posterior) and then every item, each an
+exact block maximiser (see :mod:`fastmf.kernels.vi`), so the ELBO never decreases.
+
+``learn_hyper=True`` adds closed-form empirical-Bayes steps after each epoch, the
+exact maximisers of the ELBO in the precisions:
+
+    lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]
+    tau_d = (n_users + n_items) / sum_entities (m_d^2 + S_dd)     (automatic relevance determination)
+
+Predictions carry a variance: ``var(r_ui) = m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from statistics import NormalDist
+
+import numba
+import numpy as np
+
+from fastmf.als import BLOCKS_PER_THREAD, _rmse, init_factors
+from fastmf.data_prep.dataset import Dataset
+from fastmf.errors import FastMFError, ModelFileError
+from fastmf.evaluation import STRATA, rating_metrics
+from fastmf.factor import FactorModel
+from fastmf.kernels import als as kals
+from fastmf.kernels import metrics as km
+from fastmf.kernels import vi as kvi
+from fastmf.reference import vi as ref
+
+COVARIANCES = ("full", "diagonal")
+STRATEGIES = ("mean", "penalized", "ucb", "thompson")
+#: half-widths, in predictive standard deviations, of the central 50% and 90% intervals
+Z50 = NormalDist().inv_cdf(0.75)
+Z90 = NormalDist().inv_cdf(0.95)
+
+
+class Posterior:
+    """One side's ``q``: means ``(n, D)``, covariances ``(n, D, D)`` or variances ``(n, D)``,
+    biases, ``log det S`` per entity, the rows read by the other side's full-covariance
+    sweep (numba only: packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.kernels.vi.pack_rows`)
+    and each entity's share of the expected squared error from its last update."""
+
+    def __init__(self, mean, cov, bias, dtype, packed: bool):
+        self.mean = np.ascontiguousarray(mean, dtype=dtype)
+        self.cov = np.ascontiguousarray(cov, dtype=dtype)
+        self.bias = np.ascontiguousarray(bias, dtype=dtype)
+        diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
+        self.logdet = np.log(diag.astype(np.float64)).sum(axis=1)  # the initial covariances are diagonal
+        self.rows = kvi.pack_rows(self.mean, self.cov, self.bias) if packed else None
+        self.esse = np.zeros(self.mean.shape[0])
+
+    def second_moments(self) -> np.ndarray:
+        """``sum_e (m_ed^2 + S_e,dd)`` per dimension ``d``."""
+        diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
+        return np.square(self.mean, dtype=np.float64).sum(axis=0) + diag.sum(axis=0, dtype=np.float64)
+
+
+class VIState:
+    """The variational parameters being fitted, in the backend's precision, plus the sweeps.
+
+    ``csr``/``csc`` are ``(indptr, indices, data)`` by user and by item. Means start as
+    in ALS (N(0, 1/D) draws, identical for both backends) and covariances at
+    ``init_var * I`` (default ``1/D``, the spread of those draws).
+    """
+
+    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend="numba", seed=42, lam=0.1, gamma=2.5,
+                 tau=1.0, covariance="full", init_var=None):
+        self.backend = backend
+        self.csr, self.csc = csr, csc
+        self.n_ratings = int(csr[1].shape[0])
+        self.mu = float(mu)
+        self.lam, self.gamma = float(lam), float(gamma)
+        self.tau = np.full(factors, float(tau))
+        self.full = covariance == "full"
+        dtype = np.float32 if backend == "numba" else np.float64
+        rng = np.random.default_rng(seed)
+        means = [init_factors(n, factors, rng).astype(np.float32) for n in (n_users, n_items)]
+        var0 = 1.0 / max(factors, 1) if init_var is None else float(init_var)
+        sides = []
+        for n, m in zip((n_users, n_items), means):
+            cov = np.broadcast_to(var0 * np.eye(factors), (n, factors, factors)) if self.full else np.full(
+                (n, factors), var0)
+            sides.append(Posterior(m, cov, np.zeros(n), dtype, packed=self.full and backend == "numba"))
+        self.users, self.items = sides
+        self._esse = None
+        if backend == "numba":
+            blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
+            self.user_blocks = kals.balanced_blocks(csr[0], factors, blocks)
+            self.item_blocks = kals.balanced_blocks(csc[0], factors, blocks)
+
+    # ------------------------------------------------------------------ coordinate ascent
+    def user_step(self) -> None:
+        self._sweep(self.csr, self.users, self.items, getattr(self, "user_blocks", None))
+
+    def item_step(self) -> None:
+        self._sweep(self.csc, self.items, self.users, getattr(self, "item_blocks", None))
+
+    def _sweep(self, mat, own, other, blocks) -> None:
+        indptr, indices, data = mat
+        if self.backend == "numpy":
+            ref.half_sweep(indptr, indices, data, self.mu, own.bias, other.bias, own.mean, own.cov, own.logdet,
+                           other.mean, other.cov, self.lam, self.gamma, self.tau, own.esse)
+        else:
+            with numba.parallel_chunksize(1):
+                if self.full:
+                    kvi.half_sweep_full(indptr, indices, data, self.mu, own.bias, own.mean, own.cov, own.rows,
+                                        own.logdet, other.rows, self.lam, self.gamma, self.tau, blocks,
+                                        own.esse)
+                else:
+                    kvi.half_sweep_diag(indptr, indices, data, self.mu, own.bias, other.bias, own.mean, own.cov,
+                                        own.logdet, other.mean, other.cov, self.lam, self.gamma, self.tau, blocks,
+                                        own.esse)
+        # every rating belongs to exactly one swept entity: their shares are the whole sum
+        self._esse = float(np.sum(own.esse))
+
+    def update_hyper(self) -> None:
+        """Empirical-Bayes step: ``lam`` and ``tau`` set to their exact ELBO maximisers."""
+        if self.n_ratings:
+            self.lam = self.n_ratings / self.expected_sse()
+        n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
+        self.tau = n_entities / (self.users.second_moments() + self.items.second_moments())
+
+    # ------------------------------------------------------------------ objective
+    def expected_sse(self) -> float:
+        """``sum_(u,i) E_q[(r_ui - mu - b_u - b_i - U_u . V_i)^2]`` of the current state."""
+        if self._esse is None:  # before the first sweep: one exact pass over the ratings
+            indptr, indices, data = self.csr
+            users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+            mean, var = ref.pair_moments(users, indices, self.mu, self.users.bias, self.items.bias,
+                                         self.users.mean.astype(np.float64), self.users.cov.astype(np.float64),
+                                         self.items.mean.astype(np.float64), self.items.cov.astype(np.float64))
+            self._esse = float(np.sum((data - mean) ** 2 + var))
+        return self._esse
+
+    def kl(self) -> float:
+        """``sum_e KL(q_e || p)`` over users and items."""
+        n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
+        second = self.users.second_moments() + self.items.second_moments()
+        logdets = float(np.sum(self.users.logdet) + np.sum(self.items.logdet))
+        d = self.tau.shape[0]
+        return 0.5 * (float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau)))) - logdets)
+
+    def elbo(self) -> float:
+        """The ELBO of the module docstring (bias penalty included)."""
+        lik = 0.5 * self.n_ratings * np.log(self.lam / (2.0 * np.pi)) - 0.5 * self.lam * self.expected_sse()
+        penalty = 0.5 * self.gamma * (np.square(self.users.bias, dtype=np.float64).sum()
+                                      + np.square(self.items.bias, dtype=np.float64).sum())
+        return float(lik - self.kl() - penalty)
+
+    def arrays(self):
+        return self.mu, self.users.bias, self.items.bias, self.users.mean, self.items.mean
+
+    def error_sums(self, mat) -> tuple:
+        """``(SSE, SAE)`` of the predictive means on a CSR matrix."""
+        return km.error_sums(*mat, *self.arrays())
+
+
+class VI(FactorModel):
+    """Variational Bayes matrix factorisation with Gaussian posteriors.
+
+    Defaults are the ML-32M report's fixed setting: ``factors`` D = 20, ``lam`` = 0.1
+    (noise precision), ``tau`` = 1.0 (prior precision), ``gamma`` = 2.5 (bias penalty),
+    20 ``epochs``. ``covariance`` is ``"full"`` (``D x D`` per entity) or
+    ``"diagonal"``; ``learn_hyper`` learns ``lam`` and a per-dimension ``tau`` by
+    empirical Bayes (``lam``/``tau`` are then the starting values).
+
+    Learned: the posterior means ``user_factors_``/``item_factors_``, covariances
+    ``user_cov_``/``item_cov_`` (float32, ``(n, D, D)`` or ``(n, D)``), biases, the
+    final ``lam_`` and ``tau_`` (per dimension). Every history record holds ``elbo``
+    and ``lam``.
+    """
+
+    kind = "vi"
+    strategies = STRATEGIES
+    _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_")
+
+    def __init__(self, factors: int = 20, lam: float = 0.1, gamma: float = 2.5, tau: float = 1.0,
+                 epochs: int = 20, covariance: str = "full", learn_hyper: bool = False, seed: int = 42,
+                 backend: str = "numba"):
+        self.factors = factors
+        self.lam = lam
+        self.gamma = gamma
+        self.tau = tau
+        self.epochs = epochs
+        self.covariance = covariance
+        self.learn_hyper = learn_hyper
+        self.seed = seed
+        self.backend = backend
+
+    def _check_params(self) -> None:
+        if int(self.factors) < 1 or self.epochs < 0:
+            raise FastMFError("factors must be at least 1 and epochs non-negative")
+        if self.lam <= 0 or self.tau <= 0 or self.gamma < 0:
+            raise FastMFError("lam and tau must be positive and gamma non-negative")
+        if self.covariance not in COVARIANCES:
+            raise FastMFError(f"unknown covariance '{self.covariance}' (choose from {', '.join(COVARIANCES)})")
+
+    def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
+        self._check_params()
+        self.global_mean_ = train.global_mean
+        state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
+                        self.backend, self.seed, self.lam, self.gamma, self.tau, self.covariance)
+        for epoch in range(1, int(self.epochs) + 1):
+            t0 = time.perf_counter()
+            state.user_step()
+            state.item_step()
+            if self.learn_hyper:
+                state.update_hyper()
+            seconds = time.perf_counter() - t0
+            record = {"epoch": epoch, "seconds": seconds,
+                      "train_rmse": _rmse(state.error_sums(train.csr)[0], train.n_ratings)}
+            if eval_set is not None:
+                record["test_rmse"] = _rmse(state.error_sums(eval_set.csr)[0], eval_set.n_ratings)
+            record["elbo"] = state.elbo()
+            record["lam"] = state.lam
+            self._log(record, callback)
+        self.user_factors_, self.item_factors_ = state.users.mean, state.items.mean
+        self.user_bias_, self.item_bias_ = state.users.bias, state.items.bias
+        self.user_cov_ = state.users.cov.astype(np.float32, copy=False)
+        self.item_cov_ = state.items.cov.astype(np.float32, copy=False)
+        self.lam_, self.tau_ = float(state.lam), state.tau
+
+    # ------------------------------------------------------------------ persistence
+    def _extra_header(self) -> dict:
+        return {**super()._extra_header(), "lam": self.lam_}
+
+    def _load_extra(self, header: dict) -> None:
+        super()._load_extra(header)
+        self.lam_ = float(header.get("lam", self.lam))
+
+    def _check_loaded(self, path: str) -> None:
+        super()._check_loaded(path)
+        d = self.user_factors_.shape[1]
+        tail = (d, d) if self.covariance == "full" else (d,)
+        if (self.user_cov_.shape != (self.n_users, *tail) or self.item_cov_.shape != (self.n_items, *tail)
+                or self.tau_.shape != (d,)):
+            raise ModelFileError(f"{path}: covariance or tau arrays do not match the factors")
+
+    # ------------------------------------------------------------------ predictive distribution
+    def _pair_moments(self, users: np.ndarray, items: np.ndarray):
+        """Predictive mean and variance of ``mu + b_u + b_i + U_u . V_i`` (no noise) per index pair."""
+        f32 = np.float32
+        d = self.user_factors_.shape[1]
+        prior_cov = (np.diag(1.0 / self.tau_) if self.user_cov_.ndim == 3 else 1.0 / self.tau_).astype(f32)
+        mean = np.empty(users.shape[0])
+        var = np.empty(users.shape[0])
+        kvi.pair_moments(np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64),
+                         float(self.global_mean_), self.user_bias_.astype(f32, copy=False),
+                         self.item_bias_.astype(f32, copy=False), self.user_factors_.astype(f32, copy=False),
+                         self.user_cov_, self.item_factors_.astype(f32, copy=False), self.item_cov_,
+                         np.zeros(d, dtype=f32), prior_cov, mean, var)
+        return mean, var
+
+    def predict(self, users, items, return_std: bool = False):
+        """Predicted ratings; with ``return_std`` also the predictive standard deviations
+        ``sqrt(m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam)``. Unknown ids get the prior."""
+        if not return_std:
+            return super().predict(users, items)
+        self._check_fitted()
+        u = self.user_map_.index_of(np.asarray(users))
+        i = self.item_map_.index_of(np.asarray(items))
+        if u.shape != i.shape:
+            raise FastMFError("users and items must have the same length")
+        mean, var = self._pair_moments(u, i)
+        return mean, np.sqrt(var + 1.0 / self.lam_)
+
+    def calibration(self, test: Dataset) -> dict:
+        """Shares of ``test`` ratings (aligned to the training maps) inside the central 50% and
+        90% predictive intervals ``mean +- z sd``, and the mean predictive standard deviation."""
+        mean, var = self._pair_moments(test.user_of_entry, test.indices)
+        sd = np.sqrt(var + 1.0 / self.lam_)
+        z = np.abs(test.data - mean) / sd
+        n = max(1, test.n_ratings)
+        return {"coverage_50": float(np.count_nonzero(z <= Z50) / n),
+                "coverage_90": float(np.count_nonzero(z <= Z90) / n),
+                "mean_predictive_std": float(sd.mean()) if test.n_ratings else float("nan")}
+
+    def _evaluate(self, test) -> dict:
+        return {**rating_metrics(self, test), **self.calibration(test)}
+
+    # ------------------------------------------------------------------ uncertainty report
+    def item_variances(self) -> np.ndarray:
+        """Mean posterior variance per dimension of every item, ``tr(S_i) / D``."""
+        cov = self.item_cov_
+        diag = cov.diagonal(axis1=1, axis2=2) if cov.ndim == 3 else cov
+        return diag.mean(axis=1, dtype=np.float64)
+
+    def uncertainty_table(self, k: int = 5) -> dict:
+        """The ``k`` rated items with the smallest and the largest posterior variance (with their
+        training counts) and the mean variance per stratum of training counts."""
+        var, counts = self.item_variances(), self.item_counts_
+        rated = np.flatnonzero(counts > 0)
+        order = rated[np.lexsort((-counts[rated], var[rated]))]
+
+        def rows(idx):
+            return [{"item_id": self.item_map_.ids[i].item(), "title": self.title(i), "variance": float(var[i]),
+                     "ratings": int(counts[i])} for i in idx]
+
+        strata = {}
+        for label, lo, hi in STRATA:
+            mask = (counts >= lo) & (counts <= hi)
+            strata[label] = {"mean_variance": float(var[mask].mean()) if mask.any() else float("nan"),
+                             "items": int(mask.sum())}
+        return {"most_certain": rows(order[:k]), "least_certain": rows(order[::-1][:k]), "by_count": strata}
+
+    def fit_summary(self) -> dict:
+        """Learned precisions and the item uncertainty table, for ``fastmf train`` reports."""
+        return {"lam": self.lam_, "tau": self.tau_.tolist(), "uncertainty": self.uncertainty_table()}
+
+    # ------------------------------------------------------------------ ranking with uncertainty
+    def recommend(self, user, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0,
+                  strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
+        """Top-``k`` items for a user id, ranked by ``strategy``:
+
+        ``mean`` (predicted rating), ``penalized`` (``mean / (1 + var)``, the ML-32M
+        report's), ``ucb`` (``mean + beta * sd``) or ``thompson`` (the rating under one
+        draw of every user and item factor from q; ``seed`` makes the draw repeatable).
+        ``var``/``sd`` are those of ``U_u . V_i`` under q (the noise ``1/lam`` is the same
+        for every item and is left out).
+        """
+        with self._ranking(strategy, beta, seed):
+            return super().recommend(user, k, exclude_seen, min_item_ratings)
+
+    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, min_item_ratings: int = 0,
+                      strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
+        """As the base class, ranked by ``strategy`` (see :meth:`recommend`; one draw per call)."""
+        with self._ranking(strategy, beta, seed):
+            return super().recommend_all(k, users, exclude_seen, min_item_ratings)
+
+    def fold_in(self, ratings: dict, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0,
+                strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
+        """As the base class, ranked by ``strategy`` (see :meth:`recommend`)."""
+        with self._ranking(strategy, beta, seed):
+            return super().fold_in(ratings, k, exclude_seen, min_item_ratings)
+
+    @contextlib.contextmanager
+    def _ranking(self, strategy: str, beta: float, seed: int | None):
+        if strategy not in STRATEGIES:
+            raise FastMFError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        self._rank = {"strategy": strategy, "beta": float(beta), "seed": int(seed), "items": None}
+        try:
+            yield
+        finally:
+            del self._rank
+
+    def _score_batch(self, users: np.ndarray) -> np.ndarray:
+        scores = super()._score_batch(users)
+        return self._rank_scores(scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users],
+                                 self.user_factors_, self.user_cov_, users, 0)
+
+    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
+        """The new user's bias and ``q(U) = N(m, S)`` against the fixed items (a few alternations)."""
+        v = self.item_factors_[item_idx].astype(np.float64)
+        cov = self.item_cov_[item_idx].astype(np.float64).sum(axis=0)
+        full = self.item_cov_.ndim == 3
+        a = np.diag(self.tau_) + self.lam_ * (v.T @ v + (cov if full else np.diag(cov)))
+        res = values - self.global_mean_ - self.item_bias_[item_idx]
+        m = np.zeros(v.shape[1])
+        b = 0.0
+        for _ in range(10):
+            b = self.lam_ * np.sum(res - v @ m) / (self.lam_ * len(item_idx) + self.gamma)
+            m = np.linalg.solve(a, self.lam_ * v.T @ (res - b))
+        s = np.linalg.inv(a) if full else 1.0 / np.diag(a)
+        return b, m, s
+
+    def _score_vector(self, state) -> np.ndarray:
+        b, m, s = state
+        scores = super()._score_vector((b, m))[None, :]
+        mean, cov = m[None, :].astype(np.float32), s[None].astype(np.float32)
+        return self._rank_scores(scores, mean, cov, np.array([b]), mean, cov, np.array([0]), self.n_users)[0]
+
+    def _rank_scores(self, scores, mean_u, cov_u, bias_u, draw_mean, draw_cov, rows, stream0):
+        """Apply the ranking strategy of the current call to mean scores ``(len(rows), n_items)``."""
+        rank = getattr(self, "_rank", None)
+        if rank is None or rank["strategy"] == "mean":
+            return scores
+        if rank["strategy"] == "thompson":
+            if rank["items"] is None:
+                rank["items"] = self._draw(self.item_factors_, self.item_cov_, np.arange(self.n_items),
+                                           rank["seed"], 0)
+            u = self._draw(draw_mean, draw_cov, rows, rank["seed"], self.n_items + stream0)
+            return (u @ rank["items"].T + self.item_bias_[None, :]
+                    + (self.global_mean_ + bias_u.astype(np.float64))[:, None])
+        var = self.score_variance(mean_u, cov_u)
+        if rank["strategy"] == "penalized":
+            return scores / (1.0 + var)
+        return scores + rank["beta"] * np.sqrt(var)
+
+    @staticmethod
+    def _draw(mean, cov, rows, seed, stream0) -> np.ndarray:
+        out = np.empty((len(rows), mean.shape[1]), dtype=np.float64)
+        kvi.draw(mean.astype(np.float32, copy=False), cov.astype(np.float32, copy=False),
+                 np.asarray(rows, dtype=np.int64), seed, stream0, out)
+        return out
+
+    def score_variance(self, mean_u: np.ndarray, cov_u: np.ndarray) -> np.ndarray:
+        """Variance of ``U . V_i`` for every item, ``(B, n_items)``, for user posteriors
+        ``N(mean_u[b], cov_u[b])``: ``m_u^T S_i m_u + tr(S_u S_i) + m_i^T S_u m_i``."""
+        m_i, s_i = self.item_factors_.astype(np.float32, copy=False), self.item_cov_
+        mean_u = mean_u.astype(np.float32, copy=False)
+        if s_i.ndim == 3:
+            d = m_i.shape[1]
+            outer = (mean_u[:, :, None] * mean_u[:, None, :] + cov_u).reshape(len(mean_u), d * d)
+            var = outer @ s_i.reshape(len(s_i), d * d).T
+            for b in range(len(mean_u)):
+                var[b] += np.einsum("id,id->i", m_i @ cov_u[b], m_i)
+        else:
+            var = (mean_u ** 2 + cov_u) @ s_i.T + cov_u @ (m_i ** 2).T
+        return np.maximum(var, 0.0)
+
+
+def format_uncertainty(table: dict) -> str:
+    """The items with the smallest and largest posterior variance, as text."""
+    lines = [f"{'':<20}{'variance':>10}{'ratings':>9}  title"]
+    for label, key in (("most certain", "most_certain"), ("least certain", "least_certain")):
+        for j, row in enumerate(table[key]):
+            lines.append(f"{label if j == 0 else '':<20}{row['variance']:>10.5f}{row['ratings']:>9,}  {row['title']}")
+    means = "  ".join(f"{k}: {v['mean_variance']:.4f}" for k, v in table["by_count"].items() if v["items"])
+    lines.append(f"mean variance by training ratings  {means}")
+    return "\n".join(lines)
