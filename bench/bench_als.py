@@ -37,14 +37,14 @@ def _measure(benchmark, config):
 
 @pytest.mark.parametrize("factors", [20, 64])
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def bench_als_epoch(benchmark, folder, backend, factors):
+def test_als_epoch(benchmark, folder, backend, factors):
     epochs = 4 if backend == "numba" else 1
     record = _measure(benchmark, {"model": "als", "backend": backend, "threads": None, "data": folder,
                                   "scale": SCALE, "epochs": epochs, "params": {"factors": factors}})
     assert record["ratings"] > 0 and record["epoch_seconds"] > 0
 
 
-def bench_bias_only_epoch(benchmark, folder):
+def test_bias_only_epoch(benchmark, folder):
     record = _measure(benchmark, {"model": "bias", "backend": "numba", "threads": None, "data": folder,
                                   "scale": SCALE, "epochs": 4, "params": {}})
     assert record["epoch_seconds"] > 0

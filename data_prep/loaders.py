@@ -572,11 +572,11 @@ def read_item_features(path: str) -> tuple[np.ndarray, list]:
         raise InputError(path, "expected two columns: item and feature")
     item_col = next((c for c in COLUMN_ALIASES["item_id"] if c in table.column_names), table.column_names[0])
     feat_col = next((c for c in table.column_names if c != item_col), None)
-    items, feats = table[item_col], pc.cast(table[feat_col], pa.string())
-    if items.null_count or feats.null_count:
-        col = item_col if items.null_count else feat_col
-        idx = np.flatnonzero(table[col].is_null().to_numpy(zero_copy_only=False))[0]
-        raise InputError(path, "missing value", line=int(idx) + 2, column=col)
+    items, feats = table[item_col], pc.utf8_trim_whitespace(pc.cast(table[feat_col], pa.string()))
+    for col, values in ((item_col, pc.cast(items, pa.string())), (feat_col, feats)):
+        missing = pc.or_kleene(pc.is_null(values), pc.equal(values, "")).to_numpy(zero_copy_only=False)
+        if missing.any():
+            raise InputError(path, "missing value", line=int(np.flatnonzero(missing)[0]) + 2, column=col)
     return items, feats
 
 

@@ -72,6 +72,8 @@ def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_fac
 def sum_squares(x):
     """``sum x^2`` over a 1-D or 2-D array, reduced per row in fixed order."""
     n = x.shape[0]
+    if n == 0:
+        return 0.0
     part = np.zeros(n, dtype=np.float64)
     flat = x.reshape(n, -1)
     for r in prange(n):
