@@ -51,7 +51,9 @@ class BPRState:
 
     ``positives`` is the positive CSR by user (sorted rows). Factors start from
     N(0, init_std^2) in float32 (both backends from the same values) except the
-    rows training never touches, which start and stay at zero.
+    rows training never touches, which start and stay at zero. The numba
+    backend keeps its factor matrices 64-byte aligned, so a row of D = 64
+    float32 spans 4 cache lines rather than 5.
     """
 
     def __init__(self, positives: Dataset, factors: int, negatives: str = "uniform", backend: str = "numba",
@@ -61,45 +63,43 @@ class BPRState:
         self.fit_bias = bool(fit_bias)
         self.popularity = negatives == "popularity"
         n_users, n_items = positives.n_users, positives.n_items
-        indptr, indices = positives.indptr, positives.indices
-        counts = np.diff(indptr)
+        self.indptr, self.indices = positives.indptr, positives.indices
+        counts = np.diff(self.indptr)
         sampled_users = (counts > 0) & (counts < n_items)
-        item_counts = np.bincount(indices, minlength=n_items).astype(np.float64)
-        self.indices = indices
+        self.n_samples = int(counts[sampled_users].sum())
+        if self.n_samples == 0:
+            raise FastMFError("no user has both positive and non-positive items: nothing to rank")
+        self.item_weights = np.bincount(self.indices, minlength=n_items).astype(np.float64)
         self.n_items = n_items
         rng = np.random.default_rng(seed)
-        dtype = np.float32 if backend == "numba" else np.float64
         u = rng.normal(0.0, init_std, (n_users, factors)).astype(np.float32)
         v = rng.normal(0.0, init_std, (n_items, factors)).astype(np.float32)
         u[~sampled_users] = 0.0
         if self.popularity:
-            v[item_counts == 0] = 0.0
-        self.user_factors = np.ascontiguousarray(u, dtype=dtype)
-        self.item_factors = np.ascontiguousarray(v, dtype=dtype)
-        self.item_bias = np.zeros(n_items, dtype=dtype)
-        self.item_weights = item_counts
+            v[self.item_weights == 0] = 0.0
         if backend == "numba":
-            if indices.size >= 2 ** 31:
-                raise FastMFError("the numba BPR kernel supports fewer than 2**31 positives")
-            self.quads = kbpr.build_quads(indptr, indices, sampled_users)
-            self.n_samples = self.quads.shape[0]
-            self.neg_prob, self.neg_alias = build_alias(item_counts) if self.popularity else \
+            self.user_factors, self.item_factors = aligned_copy(u), aligned_copy(v)
+            self.item_bias = np.zeros(n_items, dtype=np.float32)
+            self.user_prob, self.user_alias = build_alias(np.where(sampled_users, counts, 0).astype(np.float64))
+            self.neg_prob, self.neg_alias = build_alias(self.item_weights) if self.popularity else \
                 (np.ones(1), np.zeros(1, dtype=np.int32))
         else:
+            self.user_factors, self.item_factors = u.astype(np.float64), v.astype(np.float64)
+            self.item_bias = np.zeros(n_items)
             entries = np.repeat(sampled_users, counts)
             self.entry_users = positives.user_of_entry[entries]
-            self.entry_items = indices[entries]
-            self.keys = positive_keys(indptr, indices, n_items)
-            self.n_samples = int(self.entry_users.size)
+            self.entry_items = self.indices[entries]
+            self.keys = positive_keys(self.indptr, self.indices, n_items)
 
     def epoch(self, epoch: int, lr: float, reg: float) -> float:
         """Run epoch ``epoch`` (0-based) with learning rate ``lr``; returns the mean ``-ln sigma(x_uij)``."""
         if self.backend == "numba":
             chunks = numba.get_num_threads()
             loss = np.zeros(chunks)
-            kbpr.hogwild_epoch(self.quads, self.indices, self.user_factors, self.item_factors, self.item_bias,
-                               float(lr), float(reg), self.fit_bias, self.n_samples, self.seed, epoch, chunks,
-                               self.neg_prob, self.neg_alias, self.popularity, loss)
+            kbpr.hogwild_epoch(self.indptr, self.indices, self.user_prob, self.user_alias, self.user_factors,
+                               self.item_factors, self.item_bias, float(lr), float(reg), self.fit_bias,
+                               self.n_samples, self.seed, epoch, chunks, self.neg_prob, self.neg_alias,
+                               self.popularity, loss)
             total = loss.sum()
         else:
             rng = np.random.default_rng((self.seed, epoch))
@@ -107,11 +107,20 @@ class BPRState:
                                        self.n_samples, self.item_weights if self.popularity else None)
             total = ref.sgd_epoch(*triples, self.user_factors, self.item_factors, self.item_bias, lr, reg,
                                   self.fit_bias)
-        return float(total / max(1, self.n_samples))
+        return float(total / self.n_samples)
 
     def finite(self) -> bool:
         return bool(np.isfinite(km.sum_squares(self.user_factors) + km.sum_squares(self.item_factors)
                                 + km.sum_squares(self.item_bias)))
+
+
+def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data starts on an ``align``-byte boundary."""
+    buf = np.empty(a.nbytes + align, dtype=np.uint8)
+    offset = -buf.ctypes.data % align
+    out = buf[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 class BPR(Ranker):
@@ -162,8 +171,6 @@ class BPR(Ranker):
         pos = self._fit_positives(train)
         state = BPRState(pos, int(self.factors), self.negatives, self.backend, self.seed, self.init_std,
                          self.item_bias)
-        if state.n_samples == 0:
-            raise FastMFError("no user has both positive and non-positive items: nothing to rank")
         self.samples_per_epoch_ = state.n_samples
         self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
         self.user_bias_ = np.zeros(train.n_users, dtype=state.item_bias.dtype)

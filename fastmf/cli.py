@@ -771,5 +771,40 @@ def _run_abtest(AB, model_a, model_b, data, n_users, salt, experiment, traffic, 
     return AB.analyze(table, meta, alpha, power, effect, n_boot)
 
 
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--models", default="popular,als,bpr", show_default=True, help="Comma-separated model kinds.")
+@click.option("--param", "params", multiple=True, metavar="KIND.NAME=VALUE",
+              help="Hyperparameter of one model (repeatable), e.g. bpr.reg=0.01.")
+@click.option("--threshold", type=float, default=4.0, show_default=True, help="Ratings >= this are positives.")
+@split_options
+@data_options
+@threads_option
+@output_options
+def compare(data, models, params, threshold, as_json, quiet, **kw):
+    """Ranking metrics of several models on one split, side by side (rating models rank by predicted rating)."""
+    from fastmf.ranking import compare as run
+    from fastmf.ranking import format_comparison
+    from fastmf.train import parse_grid
+
+    per_model = {}
+    for spec in params:
+        kind, _, setting = spec.partition(".")
+        if not setting or "=" not in setting:
+            raise FastMFError(f"--param expects KIND.NAME=VALUE, got '{spec}'")
+        per_model.setdefault(kind, {}).update(parse_grid(setting)[0])
+    kinds = [k.strip() for k in models.split(",") if k.strip()]
+    train_set, test_set, info = prepare_split(data, kw)
+    if test_set is None:
+        raise FastMFError("compare needs test ratings: use a --test-frac above 0 or --test")
+    show = None if quiet else (lambda row: click.echo(f"{row['model']}: fitted in {row['fit_seconds']:.2f} s",
+                                                       err=True))
+    rows = run(kinds, train_set, test_set, per_model, threshold, kw["seed"], show)
+    if as_json:
+        emit_json({**info, "threshold": threshold, "models": rows})
+        return
+    click.echo(format_comparison(rows))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

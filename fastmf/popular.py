@@ -26,6 +26,7 @@ class MostPopular(Ranker):
 
     kind = "popular"
     backend = "numpy"
+    epochs = 1  # one counting pass (for progress display)
 
     def __init__(self, threshold: float | None = 4.0, seed: int = 42):
         self.threshold = threshold

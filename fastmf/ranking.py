@@ -159,32 +159,44 @@ def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
     return out
 
 
-def sampled_auc(model, task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int = 0) -> float:
-    """The ML-32M report's pooled AUC (module docstring); NaN without test users."""
+def sampled_pairs(task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int = 0):
+    """``(users, positives, negatives)`` of the report's protocol: ``n_users`` distinct random test users
+    (all of them if there are fewer), one random test positive and one random non-positive item each."""
     counts = np.diff(task.train_indptr)[task.users] + np.diff(task.test_indptr)[task.users]
     candidates = task.users[counts < task.n_items]  # users with at least one non-positive item
-    if candidates.size == 0:
-        return float("nan")
     rng = np.random.default_rng(seed)
     users = rng.choice(candidates, min(n_users, candidates.size), replace=False)
     lo, hi = task.test_indptr[users], task.test_indptr[users + 1]
-    pos_items = task.test_indices[lo + (rng.random(users.size) * (hi - lo)).astype(np.int64)]
-    neg_items = np.empty(users.size, dtype=np.int64)
+    pos = task.test_indices[lo + (rng.random(users.size) * (hi - lo)).astype(np.int64)].astype(np.int64)
+    neg = np.empty(users.size, dtype=np.int64)
     todo = np.arange(users.size)
     while todo.size:  # redraw the negatives that hit a training or test positive
-        neg_items[todo] = rng.integers(0, task.n_items, todo.size)
-        todo = todo[task.is_positive(users[todo], neg_items[todo])]
+        neg[todo] = rng.integers(0, task.n_items, todo.size)
+        todo = todo[task.is_positive(users[todo], neg[todo])]
+    return users, pos, neg
+
+
+def pooled_auc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:
+    """Share of all (positive, negative) score pairs ordered correctly, ties counting 0.5."""
+    neg = np.sort(neg_scores)
+    below = np.searchsorted(neg, pos_scores, side="left")
+    tied = np.searchsorted(neg, pos_scores, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (pos_scores.size * neg.size))
+
+
+def sampled_auc(model, task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int = 0) -> float:
+    """The ML-32M report's pooled AUC (module docstring) over :func:`sampled_pairs`; NaN without test users."""
+    users, pos, neg = sampled_pairs(task, n_users, seed)
+    if users.size == 0:
+        return float("nan")
     pos_scores = np.empty(users.size)
     neg_scores = np.empty(users.size)
     for start in range(0, users.size, SCORE_BATCH):
         rows = np.arange(start, min(start + SCORE_BATCH, users.size))
         scores = score_rows(model, users[rows], task.n_items)
-        pos_scores[rows] = scores[rows - start, pos_items[rows]]
-        neg_scores[rows] = scores[rows - start, neg_items[rows]]
-    neg = np.sort(neg_scores)
-    below = np.searchsorted(neg, pos_scores, side="left")
-    tied = np.searchsorted(neg, pos_scores, side="right") - below
-    return float((below.sum() + 0.5 * tied.sum()) / (users.size * users.size))
+        pos_scores[rows] = scores[rows - start, pos[rows]]
+        neg_scores[rows] = scores[rows - start, neg[rows]]
+    return pooled_auc(pos_scores, neg_scores)
 
 
 def ranking_metrics(model, train, test, threshold: float | None = 4.0, ks=KS, seed: int = 0) -> dict:
@@ -249,3 +261,43 @@ class Ranker(FactorModel):
         if (indptr.shape[0] != self.n_users + 1 or indptr[-1] != indices.shape[0]
                 or (indices.size and (indices.min() < 0 or indices.max() >= self.n_items))):
             raise ModelFileError(f"{path}: the training positives do not match the id maps")
+
+
+def compare(kinds, train: Dataset, test: Dataset, params: dict | None = None, threshold: float | None = 4.0,
+            seed: int = 42, callback=None) -> list[dict]:
+    """Fit each model kind on ``train`` and rank ``test`` with the same positives: one row per model.
+
+    ``params`` maps a kind to its hyperparameters; every model gets ``seed``,
+    and rankers get ``threshold``. Rating models rank by predicted rating.
+    """
+    from fastmf.train import build_model, model_class
+
+    rows = []
+    for kind in kinds:
+        cls = model_class(kind)
+        given = {"seed": seed, **(params or {}).get(kind, {})}
+        if "threshold" in cls._param_names():
+            given.setdefault("threshold", threshold)
+        model = build_model(kind, given).fit(train)
+        if model.rating_model:
+            metrics = ranking_metrics(model, train, test, threshold, seed=seed)
+        else:
+            metrics = model.evaluate(test)
+        row = {"model": kind, "params": model.get_params(), "fit_seconds": model.fit_seconds_, **metrics}
+        rows.append(row)
+        if callback is not None:
+            callback(row)
+    return rows
+
+
+COMPARISON_COLUMNS = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10", "ndcg@20",
+                      "recall@20")
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """A table with one line per model of :func:`compare` (every metric is in its rows)."""
+    lines = [f"{'model':<10}" + "".join(f"{c:>13}" for c in COMPARISON_COLUMNS) + f"{'fit s':>9}"]
+    for row in rows:
+        lines.append(f"{row['model']:<10}" + "".join(f"{row[c]:>13.4f}" for c in COMPARISON_COLUMNS)
+                     + f"{row['fit_seconds']:>9.2f}")
+    return "\n".join(lines)

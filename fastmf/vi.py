@@ -41,6 +41,7 @@ from fastmf.factor import FactorModel
 from fastmf.kernels import als as kals
 from fastmf.kernels import metrics as km
 from fastmf.kernels import vi as kvi
+from fastmf.reference import als as ref_als
 from fastmf.reference import vi as ref
 
 COVARIANCES = ("full", "diagonal")
@@ -54,7 +55,7 @@ class Posterior:
     """One side's ``q``: means ``(n, D)``, covariances ``(n, D, D)`` or variances ``(n, D)``,
     biases, ``log det S`` per entity, the rows read by the other side's full-covariance
     sweep (numba only: packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.kernels.vi.pack_rows`)
-    and each entity's share of the expected squared error from its last update."""
+    and each entity's share of the expected squared error from its last update (``esse``)."""
 
     def __init__(self, mean, cov, bias, dtype, packed: bool):
         self.mean = np.ascontiguousarray(mean, dtype=dtype)
@@ -76,11 +77,13 @@ class VIState:
 
     ``csr``/``csc`` are ``(indptr, indices, data)`` by user and by item. Means start as
     in ALS (N(0, 1/D) draws, identical for both backends) and covariances at
-    ``init_var * I`` (default ``1/D``, the spread of those draws).
+    ``v I`` with ``v = 1/D`` (the spread of those draws); biases at zero. The expected
+    squared error of that start is exact in closed form:
+    ``sum (r - mu - m_u . m_i)^2 + v (sum_u n_u |m_u|^2 + sum_i n_i |m_i|^2) + N D v^2``.
     """
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, backend="numba", seed=42, lam=0.1, gamma=2.5,
-                 tau=1.0, covariance="full", init_var=None):
+                 tau=1.0, covariance="full"):
         self.backend = backend
         self.csr, self.csc = csr, csc
         self.n_ratings = int(csr[1].shape[0])
@@ -91,14 +94,16 @@ class VIState:
         dtype = np.float32 if backend == "numba" else np.float64
         rng = np.random.default_rng(seed)
         means = [init_factors(n, factors, rng).astype(np.float32) for n in (n_users, n_items)]
-        var0 = 1.0 / max(factors, 1) if init_var is None else float(init_var)
+        var0 = 1.0 / factors
         sides = []
         for n, m in zip((n_users, n_items), means):
             cov = np.broadcast_to(var0 * np.eye(factors), (n, factors, factors)) if self.full else np.full(
                 (n, factors), var0)
             sides.append(Posterior(m, cov, np.zeros(n), dtype, packed=self.full and backend == "numba"))
         self.users, self.items = sides
-        self._esse = None
+        norms = [np.diff(mat[0]) @ np.square(m, dtype=np.float64).sum(axis=1) for mat, m in zip((csr, csc), means)]
+        #: sum over the ratings of E_q[(r - mu - b_u - b_i - U_u . V_i)^2] for the current state
+        self.esse = self.error_sums(csr)[0] + var0 * sum(norms) + self.n_ratings * factors * var0 ** 2
         if backend == "numba":
             blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
             self.user_blocks = kals.balanced_blocks(csr[0], factors, blocks)
@@ -127,27 +132,19 @@ class VIState:
                                         own.logdet, other.mean, other.cov, self.lam, self.gamma, self.tau, blocks,
                                         own.esse)
         # every rating belongs to exactly one swept entity: their shares are the whole sum
-        self._esse = float(np.sum(own.esse))
+        self.esse = float(np.sum(own.esse))
 
-    def update_hyper(self) -> None:
-        """Empirical-Bayes step: ``lam`` and ``tau`` set to their exact ELBO maximisers."""
+    def update_lam(self) -> None:
+        """``lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]``, the exact ELBO maximiser in ``lam``."""
         if self.n_ratings:
-            self.lam = self.n_ratings / self.expected_sse()
+            self.lam = self.n_ratings / self.esse
+
+    def update_tau(self) -> None:
+        """``tau_d = (n_users + n_items) / sum_e (m_ed^2 + S_e,dd)``, the exact ELBO maximiser in ``tau``."""
         n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
         self.tau = n_entities / (self.users.second_moments() + self.items.second_moments())
 
     # ------------------------------------------------------------------ objective
-    def expected_sse(self) -> float:
-        """``sum_(u,i) E_q[(r_ui - mu - b_u - b_i - U_u . V_i)^2]`` of the current state."""
-        if self._esse is None:  # before the first sweep: one exact pass over the ratings
-            indptr, indices, data = self.csr
-            users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
-            mean, var = ref.pair_moments(users, indices, self.mu, self.users.bias, self.items.bias,
-                                         self.users.mean.astype(np.float64), self.users.cov.astype(np.float64),
-                                         self.items.mean.astype(np.float64), self.items.cov.astype(np.float64))
-            self._esse = float(np.sum((data - mean) ** 2 + var))
-        return self._esse
-
     def kl(self) -> float:
         """``sum_e KL(q_e || p)`` over users and items."""
         n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
@@ -158,7 +155,7 @@ class VIState:
 
     def elbo(self) -> float:
         """The ELBO of the module docstring (bias penalty included)."""
-        lik = 0.5 * self.n_ratings * np.log(self.lam / (2.0 * np.pi)) - 0.5 * self.lam * self.expected_sse()
+        lik = 0.5 * self.n_ratings * np.log(self.lam / (2.0 * np.pi)) - 0.5 * self.lam * self.esse
         penalty = 0.5 * self.gamma * (np.square(self.users.bias, dtype=np.float64).sum()
                                       + np.square(self.items.bias, dtype=np.float64).sum())
         return float(lik - self.kl() - penalty)
@@ -168,7 +165,8 @@ class VIState:
 
     def error_sums(self, mat) -> tuple:
         """``(SSE, SAE)`` of the predictive means on a CSR matrix."""
-        return km.error_sums(*mat, *self.arrays())
+        fn = km.error_sums if self.backend == "numba" else ref_als.error_sums
+        return fn(*mat, *self.arrays())
 
 
 class VI(FactorModel):
@@ -178,7 +176,8 @@ class VI(FactorModel):
     (noise precision), ``tau`` = 1.0 (prior precision), ``gamma`` = 2.5 (bias penalty),
     20 ``epochs``. ``covariance`` is ``"full"`` (``D x D`` per entity) or
     ``"diagonal"``; ``learn_hyper`` learns ``lam`` and a per-dimension ``tau`` by
-    empirical Bayes (``lam``/``tau`` are then the starting values).
+    empirical Bayes: ``lam`` is first set to its maximiser for the initial posteriors
+    (the fixed 0.1 would be a poor start) and ``tau`` starts from the given value.
 
     Learned: the posterior means ``user_factors_``/``item_factors_``, covariances
     ``user_cov_``/``item_cov_`` (float32, ``(n, D, D)`` or ``(n, D)``), biases, the
@@ -216,12 +215,15 @@ class VI(FactorModel):
         self.global_mean_ = train.global_mean
         state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
                         self.backend, self.seed, self.lam, self.gamma, self.tau, self.covariance)
+        if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
+            state.update_lam()
         for epoch in range(1, int(self.epochs) + 1):
             t0 = time.perf_counter()
             state.user_step()
             state.item_step()
             if self.learn_hyper:
-                state.update_hyper()
+                state.update_lam()
+                state.update_tau()
             seconds = time.perf_counter() - t0
             record = {"epoch": epoch, "seconds": seconds,
                       "train_rmse": _rmse(state.error_sums(train.csr)[0], train.n_ratings)}
@@ -282,14 +284,15 @@ class VI(FactorModel):
 
     def calibration(self, test: Dataset) -> dict:
         """Shares of ``test`` ratings (aligned to the training maps) inside the central 50% and
-        90% predictive intervals ``mean +- z sd``, and the mean predictive standard deviation."""
+        90% predictive intervals ``mean +- z sd`` (``coverage_50``, ``coverage_90``) and the mean
+        predictive standard deviation (``mean_sd``)."""
         mean, var = self._pair_moments(test.user_of_entry, test.indices)
         sd = np.sqrt(var + 1.0 / self.lam_)
         z = np.abs(test.data - mean) / sd
         n = max(1, test.n_ratings)
         return {"coverage_50": float(np.count_nonzero(z <= Z50) / n),
                 "coverage_90": float(np.count_nonzero(z <= Z90) / n),
-                "mean_predictive_std": float(sd.mean()) if test.n_ratings else float("nan")}
+                "mean_sd": float(sd.mean()) if test.n_ratings else float("nan")}
 
     def _evaluate(self, test) -> dict:
         return {**rating_metrics(self, test), **self.calibration(test)}
@@ -364,7 +367,7 @@ class VI(FactorModel):
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         scores = super()._score_batch(users)
         return self._rank_scores(scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users],
-                                 self.user_factors_, self.user_cov_, users, 0)
+                                 self.n_items + users)
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         """The new user's bias and ``q(U) = N(m, S)`` against the fixed items (a few alternations)."""
@@ -384,31 +387,32 @@ class VI(FactorModel):
     def _score_vector(self, state) -> np.ndarray:
         b, m, s = state
         scores = super()._score_vector((b, m))[None, :]
-        mean, cov = m[None, :].astype(np.float32), s[None].astype(np.float32)
-        return self._rank_scores(scores, mean, cov, np.array([b]), mean, cov, np.array([0]), self.n_users)[0]
+        streams = np.array([self.n_items + self.n_users])  # a stream no known user or item draws from
+        return self._rank_scores(scores, m[None, :], s[None], np.array([b]), streams)[0]
 
-    def _rank_scores(self, scores, mean_u, cov_u, bias_u, draw_mean, draw_cov, rows, stream0):
-        """Apply the ranking strategy of the current call to mean scores ``(len(rows), n_items)``."""
+    def _rank_scores(self, scores, mean_u, cov_u, bias_u, streams):
+        """Apply the current call's ranking strategy to mean scores ``(B, n_items)`` of users with
+        posteriors ``N(mean_u[b], cov_u[b])`` and biases ``bias_u``; Thompson draws user ``b`` from
+        random stream ``streams[b]`` (item ``i`` draws from stream ``i``)."""
         rank = getattr(self, "_rank", None)
         if rank is None or rank["strategy"] == "mean":
             return scores
         if rank["strategy"] == "thompson":
             if rank["items"] is None:
-                rank["items"] = self._draw(self.item_factors_, self.item_cov_, np.arange(self.n_items),
-                                           rank["seed"], 0)
-            u = self._draw(draw_mean, draw_cov, rows, rank["seed"], self.n_items + stream0)
+                rank["items"] = self._draw(self.item_factors_, self.item_cov_, np.arange(self.n_items), rank["seed"])
+            u = self._draw(mean_u, cov_u, streams, rank["seed"])
             return (u @ rank["items"].T + self.item_bias_[None, :]
                     + (self.global_mean_ + bias_u.astype(np.float64))[:, None])
-        var = self.score_variance(mean_u, cov_u)
+        var = self.score_variance(mean_u, cov_u.astype(np.float32, copy=False))
         if rank["strategy"] == "penalized":
             return scores / (1.0 + var)
         return scores + rank["beta"] * np.sqrt(var)
 
     @staticmethod
-    def _draw(mean, cov, rows, seed, stream0) -> np.ndarray:
-        out = np.empty((len(rows), mean.shape[1]), dtype=np.float64)
-        kvi.draw(mean.astype(np.float32, copy=False), cov.astype(np.float32, copy=False),
-                 np.asarray(rows, dtype=np.int64), seed, stream0, out)
+    def _draw(mean, cov, streams, seed) -> np.ndarray:
+        out = np.empty(mean.shape, dtype=np.float64)
+        kvi.draw(np.ascontiguousarray(mean, dtype=np.float32), np.ascontiguousarray(cov, dtype=np.float32),
+                 np.asarray(streams, dtype=np.int64), seed, out)
         return out
 
     def score_variance(self, mean_u: np.ndarray, cov_u: np.ndarray) -> np.ndarray:

@@ -10,39 +10,43 @@ negative ``j``) with ``x = x_ui - x_uj`` and ``z = sigma(-x)``, one SGD step on
 
 using the old ``U_u`` in the item updates; its loss is ``-ln sigma(x)``.
 
-Sampling works on ``quads``: one row ``(u, i, start, end)`` per sampled
-positive, where ``indices[start:end]`` is ``u``'s sorted positive row. A
-triple takes ``r`` uniform over the quads and one 64-bit ``key``; the negative
-is a function of ``key`` and the row (:func:`draw_negative`), so the triples
-do not depend on the order in which the work is done.
+A triple is drawn from five random numbers: a user ``u`` with probability
+``|row_u| / nnz`` through an alias table over users (weight 0 for users that
+are not sampled), a uniform entry ``i`` of ``u``'s sorted positive row
+``indices[indptr[u]:indptr[u + 1]]`` (so ``(u, i)`` is uniform over the
+positives), and a negative ``j`` outside the row (:func:`draw_negative`). The
+user tables (a few MB at the ml-32m shape) stay in cache, so the random
+memory traffic is the user's row and the three factor rows.
 
 :func:`hogwild_epoch` runs an epoch in parallel without locks (Hogwild, Niu
 et al. 2011): chunk ``t`` draws its share of the triples from its own
 SplitMix64 stream seeded by (seed, epoch, t) and updates the shared factors in
 place. Random memory accesses dominate its cost, so each chunk works as a
-software pipeline: the quad of triple ``s`` is prefetched ``3 LAG`` triples
-before its update, its user's row and factors ``2 LAG`` before, and the
-negative is drawn (and its factors prefetched) ``LAG`` before; the updates
-themselves happen strictly in triple order. With one chunk the epoch is
-therefore the sequential application of :func:`draw_triples`' triples, bit for
-bit; with several, the triples of each chunk are fixed but the interleaving of
-their updates is not.
+software pipeline of ``STAGES`` steps ``LAG`` triples apart: draw the numbers
+and prefetch the alias column; pick the user and prefetch its row bounds and
+factors; prefetch the start of its row; pick the positive and the negative and
+prefetch their factors; update. The updates happen strictly in triple order
+and the triples depend only on the stream, so with one chunk the epoch is the
+sequential application of :func:`draw_triples`' triples, bit for bit; with
+several, the triples of each chunk are fixed but the interleaving of their
+updates is not.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, prange
 
 from fastmf.kernels.als import FAST
 from fastmf.kernels.linalg import prefetch
 from fastmf.kernels.ranking import row_contains
-from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed
+from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, uniform
 
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64
-#: triples between pipeline stages, and the ring buffer holding triples in flight (> 3 LAG, a power of 2)
-LAG = 8
+#: triples between pipeline stages, and the ring buffer holding triples in flight (> STAGES LAG, a power of 2)
+LAG = 6
+STAGES = 4
 RING = 32
 #: a cache line holds 16 float32 or int32 values
 LINE = 16
@@ -120,22 +124,34 @@ def draw_negative(key, scratch, indices, start, end, n_items, neg_prob, neg_alia
 
 
 @njit(cache=True, inline="always")
+def pick_user(k, x, user_prob, user_alias):
+    """The user of an alias-table draw from a uniform column ``k`` and a uniform ``x`` in [0, 1)."""
+    return k if x < user_prob[k] else np.int64(user_alias[k])
+
+
+@njit(cache=True, inline="always")
+def pick_positive(key, scratch, indices, start, end):
+    """A uniform entry of the row ``indices[start:end]``, determined by ``key``."""
+    scratch[0] = key
+    return np.int64(indices[start + randint(scratch, end - start)])
+
+
+@njit(cache=True, inline="always")
 def _prefetch_span(flat, start, length):
     for off in range(0, length, LINE):
         prefetch(flat, start + off)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def hogwild_epoch(quads, indices, user_factors, item_factors, item_bias, lr, reg, fit_bias,
-                  n_samples, seed, epoch, n_chunks, neg_prob, neg_alias, popularity, out_loss):
+def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_factors, item_bias, lr, reg,
+                  fit_bias, n_samples, seed, epoch, n_chunks, neg_prob, neg_alias, popularity, out_loss):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` lock-free parallel chunks (module docstring).
 
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
     """
-    n_quads = quads.shape[0]
+    n_users = user_prob.shape[0]
     n_items = item_factors.shape[0]
     d = user_factors.shape[1]
-    flat_quads = quads.reshape(-1)
     flat_u = user_factors.reshape(-1)
     flat_v = item_factors.reshape(-1)
     epoch_seed = stream_seed(seed, epoch)
@@ -145,42 +161,70 @@ def hogwild_epoch(quads, indices, user_factors, item_factors, item_bias, lr, reg
         state = states[t, 0:1]
         scratch = states[t, LINE:LINE + 1]
         state[0] = stream_seed(epoch_seed, t)
-        ring_r = np.empty(RING, dtype=np.int64)
-        ring_key = np.empty(RING, dtype=np.uint64)
+        ring_user = np.empty(RING, dtype=np.int64)
+        ring_x = np.empty(RING, dtype=np.float64)
+        ring_pos_key = np.empty(RING, dtype=np.uint64)
+        ring_neg_key = np.empty(RING, dtype=np.uint64)
+        ring_i = np.empty(RING, dtype=np.int64)
         ring_j = np.empty(RING, dtype=np.int64)
         n = n_samples * (t + 1) // n_chunks - n_samples * t // n_chunks
         loss = 0.0
-        for s in range(n + 3 * LAG):
-            if s < n:  # draw the triple's randomness and fetch its quad
-                r = randint(state, n_quads)
-                ring_r[s & (RING - 1)] = r
-                ring_key[s & (RING - 1)] = next_u64(state)
-                prefetch(flat_quads, 4 * r)
+        for s in range(n + STAGES * LAG):
+            if s < n:  # draw the triple's randomness, fetch the user's alias column
+                slot = s & (RING - 1)
+                k = randint(state, n_users)
+                ring_user[slot] = k
+                ring_x[slot] = uniform(state)
+                ring_pos_key[slot] = next_u64(state)
+                ring_neg_key[slot] = next_u64(state)
+                prefetch(user_prob, k)
+                prefetch(user_alias, k)
             a = s - LAG
-            if 0 <= a < n:  # fetch the user's positive row, the user's and the positive's factors
-                r = ring_r[a & (RING - 1)]
-                _prefetch_span(indices, quads[r, 2], min(quads[r, 3] - quads[r, 2], 4 * LINE))
-                _prefetch_span(flat_u, quads[r, 0] * d, d)
-                _prefetch_span(flat_v, quads[r, 1] * d, d)
+            if 0 <= a < n:  # the user; fetch its row bounds and factors
+                slot = a & (RING - 1)
+                u = pick_user(ring_user[slot], ring_x[slot], user_prob, user_alias)
+                ring_user[slot] = u
+                prefetch(indptr, u)
+                _prefetch_span(flat_u, u * d, d)
             b = s - 2 * LAG
-            if 0 <= b < n:  # draw the negative and fetch its factors
+            if 0 <= b < n:  # fetch the parts of the user's row the positive and the negative will read
                 slot = b & (RING - 1)
-                r = ring_r[slot]
-                j = draw_negative(ring_key[slot], scratch, indices, quads[r, 2], quads[r, 3], n_items,
-                                  neg_prob, neg_alias, popularity)
-                ring_j[slot] = j
-                _prefetch_span(flat_v, j * d, d)
+                u = ring_user[slot]
+                start = indptr[u]
+                length = indptr[u + 1] - start
+                if length <= 4 * LINE:
+                    _prefetch_span(indices, start, length)
+                else:  # the positive's entry, the first probe and where the negative's search should end
+                    scratch[0] = ring_pos_key[slot]
+                    prefetch(indices, start + randint(scratch, length))
+                    prefetch(indices, start + length // 2)
+                    if not popularity:
+                        scratch[0] = ring_neg_key[slot]
+                        prefetch(indices, start + randint(scratch, n_items - length) * length // (n_items - length))
             c = s - 3 * LAG
-            if 0 <= c < n:  # the update, in triple order
+            if 0 <= c < n:  # the positive and the negative; fetch their factors
                 slot = c & (RING - 1)
-                r = ring_r[slot]
-                loss += sgd_step(quads[r, 0], quads[r, 1], ring_j[slot], user_factors, item_factors, item_bias,
-                                 lr, reg, fit_bias)
+                u = ring_user[slot]
+                start = indptr[u]
+                end = indptr[u + 1]
+                i = pick_positive(ring_pos_key[slot], scratch, indices, start, end)
+                j = draw_negative(ring_neg_key[slot], scratch, indices, start, end, n_items, neg_prob, neg_alias,
+                                  popularity)
+                ring_i[slot] = i
+                ring_j[slot] = j
+                _prefetch_span(flat_v, i * d, d)
+                _prefetch_span(flat_v, j * d, d)
+            e = s - STAGES * LAG
+            if 0 <= e < n:  # the update, in triple order
+                slot = e & (RING - 1)
+                loss += sgd_step(ring_user[slot], ring_i[slot], ring_j[slot], user_factors, item_factors,
+                                 item_bias, lr, reg, fit_bias)
         out_loss[t] = loss
 
 
 @njit(cache=True)
-def draw_triples(quads, indices, n_items, n_samples, seed, epoch, neg_prob, neg_alias, popularity):
+def draw_triples(indptr, indices, user_prob, user_alias, n_items, n_samples, seed, epoch, neg_prob, neg_alias,
+                 popularity):
     """The triples :func:`hogwild_epoch` draws with one chunk, as arrays ``(users, positives, negatives)``."""
     state = np.empty(1, dtype=np.uint64)
     state[0] = stream_seed(stream_seed(seed, epoch), 0)
@@ -189,11 +233,14 @@ def draw_triples(quads, indices, n_items, n_samples, seed, epoch, neg_prob, neg_
     pos = np.empty(n_samples, dtype=np.int64)
     neg = np.empty(n_samples, dtype=np.int64)
     for s in range(n_samples):
-        r = randint(state, quads.shape[0])
-        key = next_u64(state)
-        users[s] = quads[r, 0]
-        pos[s] = quads[r, 1]
-        neg[s] = draw_negative(key, scratch, indices, quads[r, 2], quads[r, 3], n_items, neg_prob, neg_alias,
+        k = randint(state, user_prob.shape[0])
+        x = uniform(state)
+        pos_key = next_u64(state)
+        neg_key = next_u64(state)
+        u = pick_user(k, x, user_prob, user_alias)
+        users[s] = u
+        pos[s] = pick_positive(pos_key, scratch, indices, indptr[u], indptr[u + 1])
+        neg[s] = draw_negative(neg_key, scratch, indices, indptr[u], indptr[u + 1], n_items, neg_prob, neg_alias,
                                popularity)
     return users, pos, neg
 
@@ -205,23 +252,3 @@ def apply_triples(users, pos, neg, user_factors, item_factors, item_bias, lr, re
     for s in range(users.shape[0]):
         loss += sgd_step(users[s], pos[s], neg[s], user_factors, item_factors, item_bias, lr, reg, fit_bias)
     return loss
-
-
-@njit(cache=True, parallel=True)
-def build_quads(indptr, indices, eligible):
-    """``(u, i, start, end)`` (int32) for every positive of the users where ``eligible`` is true, CSR order."""
-    n_users = indptr.shape[0] - 1
-    offsets = np.zeros(n_users + 1, dtype=np.int64)
-    for u in range(n_users):
-        offsets[u + 1] = offsets[u] + (indptr[u + 1] - indptr[u] if eligible[u] else 0)
-    quads = np.empty((offsets[n_users], 4), dtype=np.int32)
-    for u in prange(n_users):
-        if not eligible[u]:
-            continue
-        for q in range(indptr[u + 1] - indptr[u]):
-            row = offsets[u] + q
-            quads[row, 0] = u
-            quads[row, 1] = indices[indptr[u] + q]
-            quads[row, 2] = indptr[u]
-            quads[row, 3] = indptr[u + 1]
-    return quads

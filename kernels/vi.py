@@ -323,16 +323,16 @@ def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, it
 
 
 @njit(cache=True, parallel=True)
-def draw(mean, cov, rows, seed, stream0, out):
-    """``out[j] = m + L z`` with ``L L^T = S`` of entity ``rows[j]`` and ``z ~ N(0, I)``.
+def draw(mean, cov, streams, seed, out):
+    """``out[j] = m_j + L_j z`` with ``L_j L_j^T = S_j`` and ``z ~ N(0, I)`` from stream ``streams[j]``.
 
-    Entity ``e`` draws from SplitMix64 stream ``stream0 + e`` of ``seed``, so a draw does
-    not depend on the thread count or on which other rows are drawn in the same call.
+    ``cov`` is ``(n, D, D)`` or, for diagonal posteriors, ``(n, D)``. Each row draws from its
+    own SplitMix64 stream of ``seed``, so a draw does not depend on the thread count or on
+    which other rows are drawn in the same call.
     """
     d = mean.shape[1]
-    for j in prange(rows.shape[0]):
-        e = rows[j]
-        state = rng.new_state(seed, stream0 + e)
+    for j in prange(mean.shape[0]):
+        state = rng.new_state(seed, streams[j])
         z = np.empty(d, dtype=np.float64)
         for p in range(d):
             z[p] = rng.normal(state)
@@ -340,13 +340,13 @@ def draw(mean, cov, rows, seed, stream0, out):
             a = np.empty((d, d), dtype=np.float64)
             for p in range(d):
                 for q in range(p + 1):
-                    a[p, q] = cov[e, p, q]
+                    a[p, q] = cov[j, p, q]
             cholesky(a, d)
             for p in range(d):
-                v = mean[e, p]
+                v = mean[j, p]
                 for q in range(p + 1):
                     v += a[p, q] * z[q]
                 out[j, p] = v
         else:
             for p in range(d):
-                out[j, p] = mean[e, p] + math.sqrt(cov[e, p]) * z[p]
+                out[j, p] = mean[j, p] + math.sqrt(cov[j, p]) * z[p]

@@ -1,4 +1,4 @@
-"""NumPy reference of the variational half-sweep and the expected squared error (float64).
+"""NumPy reference of the variational half-sweep (float64).
 
 Covariances are ``(n, D, D)`` (full) or ``(n, D)`` (diagonal variances); see
 :mod:`fastmf.kernels.vi` for the updates.
@@ -43,20 +43,3 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_co
         # E sum (err - U.V_i)^2 = |err - V m|^2 + m^T (sum S_i) m + tr(S V^T V) + tr(S sum S_i)
         resid = err - v @ m
         esse[e] = resid @ resid + m @ cov_sum @ m + np.sum(s * (v.T @ v)) + np.sum(s * cov_sum)
-
-
-def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, item_mean, item_cov, chunk=65536):
-    """Mean ``mu + b_u + b_i + m_u . m_i`` and variance of ``U_u . V_i`` for known index pairs."""
-    mean = np.empty(users.shape[0])
-    var = np.empty(users.shape[0])
-    full = user_cov.ndim == 3
-    for lo in range(0, users.shape[0], chunk):
-        u, i = users[lo:lo + chunk], items[lo:lo + chunk]
-        mu_u, mu_i, su, si = user_mean[u], item_mean[i], user_cov[u], item_cov[i]
-        mean[lo:lo + chunk] = mu + user_bias[u] + item_bias[i] + np.einsum("jd,jd->j", mu_u, mu_i)
-        if full:
-            var[lo:lo + chunk] = (np.einsum("jp,jpq,jq->j", mu_u, si, mu_u) + np.einsum("jp,jpq,jq->j", mu_i, su, mu_i)
-                                  + np.einsum("jpq,jqp->j", su, si))
-        else:
-            var[lo:lo + chunk] = np.einsum("jd,jd->j", mu_u ** 2 + su, si) + np.einsum("jd,jd->j", mu_i ** 2, su)
-    return mean, var

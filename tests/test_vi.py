@@ -1,0 +1,416 @@
+"""Variational Bayes MF: updates vs closed forms, the exact ELBO and its monotonicity, learned
+precisions, predictive uncertainty and calibration, ranking strategies, backends, CLI.
+
+Expected values come from independent computations: scipy/numpy linear algebra for the
+updates, scipy densities and entropies for the ELBO, Monte Carlo for the predictive
+variance and the posterior draws, and ALS fits for the accuracy comparison.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.stats
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
+
+import fastmf
+from fastmf.als import ALS
+from fastmf.cli import main
+from fastmf.data_prep.splits import random_split
+from fastmf.data_prep.synth import SynthConfig, generate
+from fastmf.errors import FastMFError
+from fastmf.kernels import sparse as ksparse
+from fastmf.kernels import vi as kvi
+from fastmf.vi import VI, VIState
+
+
+class TestVI(ModelTestMixin):
+    backend_rtol = 1e-3
+
+    def make_model(self, **params):
+        return VI(**{"factors": 6, "epochs": 4, "learn_hyper": True, **params})
+
+
+class TestVIDiagonal(ModelTestMixin):
+    backend_rtol = 1e-3
+
+    def make_model(self, **params):
+        return VI(**{"factors": 6, "epochs": 4, "covariance": "diagonal", **params})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _random_problem(seed, n_users, n_items, density):
+    """Random half-star ratings; every user has one; the last item may have none."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, max(1, n_items - 1), n_users)] = True
+    mask[:, -1] &= n_items < 4  # on most problems one item is left without ratings (it keeps the prior)
+    rows, cols = np.nonzero(mask)
+    vals = rng.choice(np.arange(1, 11) / 2, size=rows.size).astype(np.float32)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items))
+    m.sort_indices()
+    return m
+
+
+def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9):
+    indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
+    csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
+    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend, seed,
+                   lam, gamma, tau, covariance)
+
+
+def _covariances(side) -> np.ndarray:
+    cov = side.cov.astype(np.float64)
+    return cov if cov.ndim == 3 else np.stack([np.diag(c) for c in cov])
+
+
+def _randomise_items(state, seed):
+    """Give the items random means, SPD covariances (diagonal ones for that option) and biases."""
+    rng = np.random.default_rng(seed)
+    items = state.items
+    n, d = items.mean.shape
+    items.mean[:] = rng.normal(0, 0.7, (n, d))
+    items.bias[:] = rng.normal(0, 0.3, n)
+    if items.cov.ndim == 3:
+        x = rng.normal(0, 0.3, (n, d, d))
+        items.cov[:] = x @ x.transpose(0, 2, 1) + 0.05 * np.eye(d)
+        items.rows = kvi.pack_rows(items.mean, items.cov, items.bias) if items.rows is not None else None
+    else:
+        items.cov[:] = rng.uniform(0.05, 0.5, (n, d))
+    items.logdet[:] = np.linalg.slogdet(_covariances(items))[1]
+
+
+def _direct_elbo(state) -> float:
+    """The ELBO from scipy densities and entropies, rating by rating and entity by entity."""
+    indptr, indices, data = state.csr
+    users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+    mu_u = state.users.mean[users].astype(np.float64)
+    mu_i = state.items.mean[indices].astype(np.float64)
+    su, si = _covariances(state.users)[users], _covariances(state.items)[indices]
+    pred = state.mu + state.users.bias[users] + state.items.bias[indices] + np.einsum("jd,jd->j", mu_u, mu_i)
+    # Var(U.V) = E[(U.V)^2] - (E U.V)^2 = tr(E[UU^T] E[VV^T]) - (m_u.m_i)^2
+    pu = np.einsum("jp,jq->jpq", mu_u, mu_u) + su
+    pi = np.einsum("jp,jq->jpq", mu_i, mu_i) + si
+    var = np.einsum("jpq,jqp->j", pu, pi) - np.einsum("jd,jd->j", mu_u, mu_i) ** 2
+    lik = np.sum(scipy.stats.norm.logpdf(data, pred, 1.0 / np.sqrt(state.lam))) - 0.5 * state.lam * var.sum()
+    prior = scipy.stats.multivariate_normal(np.zeros(state.tau.size), np.diag(1.0 / state.tau))
+    kl = 0.0
+    for side in (state.users, state.items):
+        for m, s in zip(side.mean.astype(np.float64), _covariances(side)):
+            cross = -prior.logpdf(m) + 0.5 * np.sum(state.tau * np.diag(s))  # -E_q[log p]
+            kl += cross - scipy.stats.multivariate_normal(m, s).entropy()
+    penalty = 0.5 * state.gamma * (np.sum(state.users.bias.astype(np.float64) ** 2)
+                                   + np.sum(state.items.bias.astype(np.float64) ** 2))
+    return float(lik - kl - penalty)
+
+
+# --------------------------------------------------------------------------- updates
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_full_user_update_is_the_closed_form(backend):
+    m = _random_problem(1, 30, 40, 0.3)
+    state = _state(m, 5, backend, "full")
+    _randomise_items(state, 2)
+    u0 = state.users.mean.astype(np.float64).copy()
+    v, s_items, bi = state.items.mean.astype(np.float64), _covariances(state.items), state.items.bias
+    lam, gamma, tau = state.lam, state.gamma, state.tau
+    state.user_step()
+    for u in (0, 11, 29):
+        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
+        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        # bias: 1-D ridge problem on the expected residuals (the expectation of the ALS update)
+        res = r - state.mu - bi[idx] - v[idx] @ u0[u]
+        design = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
+        b = scipy.linalg.lstsq(design, np.concatenate([np.sqrt(lam) * res, [0.0]]))[0][0]
+        assert state.users.bias[u] == pytest.approx(b, rel=1e-5, abs=1e-6)
+        a = np.diag(tau) + lam * (v[idx].T @ v[idx] + s_items[idx].sum(axis=0))
+        cov = scipy.linalg.inv(a)
+        mean = cov @ (lam * v[idx].T @ (r - state.mu - b - bi[idx]))
+        np.testing.assert_allclose(state.users.cov[u], cov, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(state.users.mean[u], mean, rtol=1e-4, atol=1e-5)
+        assert state.users.logdet[u] == pytest.approx(-np.linalg.slogdet(a)[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_diagonal_user_update_is_the_mean_field_step(backend):
+    m = _random_problem(3, 25, 30, 0.35)
+    state = _state(m, 4, backend, "diagonal")
+    _randomise_items(state, 4)
+    u0 = state.users.mean.astype(np.float64).copy()
+    v, s_items, bi = state.items.mean.astype(np.float64), state.items.cov.astype(np.float64), state.items.bias
+    lam, gamma, tau = state.lam, state.gamma, state.tau
+    state.user_step()
+    for u in (0, 7, 24):
+        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
+        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        b = lam * np.sum(r - state.mu - bi[idx] - v[idx] @ u0[u]) / (lam * idx.size + gamma)
+        assert state.users.bias[u] == pytest.approx(b, rel=1e-5, abs=1e-6)
+        a = np.diag(tau) + lam * (v[idx].T @ v[idx] + np.diag(s_items[idx].sum(axis=0)))
+        # variances 1/A_dd (the mean-field optimum, not diag(A^-1)); means: one Gauss-Seidel pass
+        # m_new = (D + L)^-1 (lam t - U m_old) with A = L + D + U
+        np.testing.assert_allclose(state.users.cov[u], 1.0 / np.diag(a), rtol=1e-5)
+        rhs = lam * v[idx].T @ (r - state.mu - b - bi[idx]) - np.triu(a, 1) @ u0[u]
+        mean = scipy.linalg.solve_triangular(np.tril(a), rhs, lower=True)
+        np.testing.assert_allclose(state.users.mean[u], mean, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(np.diag(scipy.linalg.inv(a)), 1.0 / np.diag(a))
+
+
+# --------------------------------------------------------------------------- ELBO
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_elbo_is_exact(covariance, backend):
+    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance)
+    tol = 1e-6 if backend == "numba" else 1e-10
+    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)  # the closed-form start
+    state.user_step()
+    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
+    state.item_step()
+    state.update_lam()
+    state.update_tau()
+    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), d=st.integers(1, 5), n_users=st.integers(2, 20), n_items=st.integers(2, 20),
+       density=st.floats(0.05, 0.9), lam=st.floats(0.05, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.05, 5),
+       backend=st.sampled_from(["numba", "numpy"]), covariance=st.sampled_from(["full", "diagonal"]),
+       learn=st.booleans())
+def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn):
+    state = _state(_random_problem(seed, n_users, n_items, density), d, backend, covariance, seed, lam, gamma, tau)
+    steps = [state.user_step, state.item_step] + ([state.update_lam, state.update_tau] if learn else [])
+    rtol = 2e-6 if backend == "numba" else 1e-9
+    previous = state.elbo()
+    for _ in range(3):
+        for step in steps:
+            step()
+            current = state.elbo()
+            assert current >= previous - rtol * max(1.0, abs(previous))
+            previous = current
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_learned_precisions_maximise_the_elbo(covariance):
+    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance)
+    for _ in range(2):
+        state.user_step()
+        state.item_step()
+    state.update_lam()
+    state.update_tau()
+    best, lam, tau = state.elbo(), state.lam, state.tau.copy()
+    for factor in (0.98, 1.02):
+        state.lam = lam * factor
+        assert state.elbo() < best
+        state.lam = lam
+        for dim in range(tau.size):
+            state.tau = tau.copy()
+            state.tau[dim] *= factor
+            assert state.elbo() < best
+        state.tau = tau
+    # stationarity: d ELBO / d lam = N / (2 lam) - E[SSE] / 2 = 0
+    assert state.n_ratings / lam == pytest.approx(state.esse, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_predictive_variance_matches_monte_carlo(small_split):
+    model = VI(factors=4, epochs=3, learn_hyper=True).fit(small_split.train)
+    train = small_split.train
+    users, items = np.array([0, 3, 100]), np.array([0, 5, int(np.argmin(train.item_counts))])
+    mean, sd = model.predict(train.user_map.ids[users], train.item_map.ids[items], return_std=True)
+    rng = np.random.default_rng(0)
+    for j, (u, i) in enumerate(zip(users, items)):
+        uu = rng.multivariate_normal(model.user_factors_[u], model.user_cov_[u], 200_000)
+        vv = rng.multivariate_normal(model.item_factors_[i], model.item_cov_[i], 200_000)
+        dots = np.einsum("nd,nd->n", uu, vv)
+        base = model.global_mean_ + model.user_bias_[u] + model.item_bias_[i]
+        assert mean[j] == pytest.approx(base + dots.mean(), abs=0.02)
+        assert sd[j] ** 2 - 1.0 / model.lam_ == pytest.approx(dots.var(), rel=0.03)
+
+
+def test_cold_ids_get_the_prior_variance(small_split):
+    model = VI(factors=4, epochs=2, learn_hyper=True, covariance="diagonal").fit(small_split.train)
+    iid = small_split.train.item_map.ids[7]
+    mean, sd = model.predict([-99, -99], [iid, -98], return_std=True)
+    m_i, s_i, tau = model.item_factors_[7], model.item_cov_[7], model.tau_
+    # U ~ N(0, diag(1/tau)): Var(U.V) = sum_d (m_id^2 + s_id) / tau_d; both cold: sum_d 1/tau_d^2
+    assert sd[0] ** 2 == pytest.approx(np.sum((m_i ** 2 + s_i) / tau) + 1.0 / model.lam_, rel=1e-5)
+    assert sd[1] ** 2 == pytest.approx(np.sum(1.0 / tau ** 2) + 1.0 / model.lam_, rel=1e-5)
+    assert mean[1] == pytest.approx(model.global_mean_)
+
+
+def test_report_setting_is_the_default_and_stays_fixed(small_split):
+    model = VI(epochs=2)
+    assert (model.factors, model.lam, model.tau, model.gamma, model.learn_hyper) == (20, 0.1, 1.0, 2.5, False)
+    model.fit(small_split.train)
+    assert model.lam_ == 0.1 and np.all(model.tau_ == 1.0)
+    assert [r["lam"] for r in model.history_] == [0.1, 0.1]
+    assert model.user_cov_.shape == (model.n_users, 20, 20) and model.user_cov_.dtype == np.float32
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_backends_agree_every_epoch(small_split, covariance):
+    runs = {b: VI(factors=8, epochs=4, learn_hyper=True, covariance=covariance, backend=b).fit(
+        small_split.train, eval_set=small_split.test) for b in ("numba", "numpy")}
+    for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
+        assert a["elbo"] == pytest.approx(b["elbo"], rel=1e-5)
+        assert a["lam"] == pytest.approx(b["lam"], rel=1e-4)
+        assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
+    np.testing.assert_allclose(runs["numba"].item_cov_, runs["numpy"].item_cov_, atol=1e-4)
+    np.testing.assert_allclose(runs["numba"].tau_, runs["numpy"].tau_, rtol=1e-3)
+
+
+def test_thread_count_does_not_change_results(small_split):
+    fastmf.set_threads(1)
+    try:
+        a = VI(factors=5, epochs=2, learn_hyper=True).fit(small_split.train)
+    finally:
+        fastmf.set_threads(None)
+    b = VI(factors=5, epochs=2, learn_hyper=True).fit(small_split.train)
+    np.testing.assert_array_equal(a.user_cov_, b.user_cov_)
+    assert a.history_[-1]["elbo"] == b.history_[-1]["elbo"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_split():
+    cfg = SynthConfig(users=1000, items=500, ratings=100_000, seed=2)
+    data = generate(cfg)
+    return random_split(fastmf.Dataset.from_arrays(data.user_ids, data.item_ids, data.ratings), 0.1, seed=3)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_calibrated_and_as_accurate_as_tuned_als_on_planted_data(synthetic_split, covariance):
+    train, test = synthetic_split.train, synthetic_split.test
+    report = VI(factors=8, epochs=15, learn_hyper=True, covariance=covariance).fit(train).evaluate(test)
+    assert abs(report["coverage_50"] - 0.5) < 0.05 and abs(report["coverage_90"] - 0.9) < 0.05
+    als = [ALS(factors=8, epochs=15, tau=tau, gamma=gamma).fit(train).evaluate(test)["test_rmse"]
+           for tau in (0.25, 0.5, 1, 2) for gamma in (0.3, 1, 3)]
+    assert report["test_rmse"] <= min(als)
+    # the report's fixed lam = 0.1 claims noise sd 3.2 stars: intervals far too wide
+    fixed = VI(factors=8, epochs=3).fit(train).evaluate(test)
+    assert fixed["coverage_50"] > 0.9
+
+
+# --------------------------------------------------------------------------- uncertainty and ranking
+
+
+@pytest.fixture(scope="module")
+def fitted_vi(small_split):
+    return VI(factors=6, epochs=6, learn_hyper=True).fit(small_split.train)
+
+
+def test_uncertainty_table_follows_rating_counts(fitted_vi):
+    table = fitted_vi.uncertainty_table(k=5)
+    counts = fitted_vi.item_counts_
+    variances = fitted_vi.item_variances()
+    np.testing.assert_allclose(variances, np.trace(fitted_vi.item_cov_, axis1=1, axis2=2) / 6, rtol=1e-6)
+    low, high = table["most_certain"], table["least_certain"]
+    rated = np.sort(variances[counts > 0])
+    np.testing.assert_allclose([r["variance"] for r in low], rated[:5])
+    np.testing.assert_allclose([r["variance"] for r in high], rated[::-1][:5])
+    assert min(r["ratings"] for r in low) > max(r["ratings"] for r in high)
+    means = [table["by_count"][k]["mean_variance"] for k in ("1-3", "4-20", ">20")]
+    assert means[0] > means[1] > means[2]
+
+
+def test_ranking_strategies(fitted_vi, small_split):
+    model = fitted_vi
+    uid = small_split.train.user_map.ids[10]
+    base_items, base_scores = model.recommend(uid, k=8)
+    for strategy in ("penalized", "ucb"):
+        items, scores = model.recommend(uid, k=8, strategy=strategy, beta=2.0)
+        mean, sd = model.predict(np.full(items.size, uid), items, return_std=True)
+        var = sd ** 2 - 1.0 / model.lam_
+        expected = mean / (1.0 + var) if strategy == "penalized" else mean + 2.0 * np.sqrt(var)
+        np.testing.assert_allclose(scores, expected, rtol=1e-4)
+        idx, sc = model.recommend_all(k=8, users=[10], strategy=strategy, beta=2.0)
+        np.testing.assert_array_equal(model.item_map_.ids[idx[0]], items)
+    a = model.recommend(uid, k=8, strategy="thompson", seed=1)
+    b = model.recommend(uid, k=8, strategy="thompson", seed=1)
+    c = model.recommend(uid, k=8, strategy="thompson", seed=2)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+    # the mean strategy is the base ranking, and nothing is left behind by a strategy call
+    np.testing.assert_array_equal(model.recommend(uid, k=8, strategy="mean")[0], base_items)
+    assert not hasattr(model, "_rank")
+    with pytest.raises(FastMFError, match="strategy"):
+        model.recommend(uid, strategy="greedy")
+    items, _ = model.fold_in({int(small_split.train.item_map.ids[0]): 5.0}, k=5, strategy="ucb")
+    assert len(items) == 5
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_score_variance_is_the_predictive_variance_of_every_item(small_split, covariance):
+    model = VI(factors=4, epochs=2, learn_hyper=True, covariance=covariance).fit(small_split.train)
+    users = np.array([2, 9])
+    var = model.score_variance(model.user_factors_[users], model.user_cov_[users])
+    for row, u in enumerate(users):
+        uid = np.full(model.n_items, model.user_map_.ids[u])
+        _, sd = model.predict(uid, model.item_map_.ids, return_std=True)
+        np.testing.assert_allclose(var[row], sd ** 2 - 1.0 / model.lam_, rtol=2e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_posterior_draws_have_the_posterior_moments(covariance):
+    rng = np.random.default_rng(0)
+    d, n = 3, 40_000
+    mean = rng.normal(size=d).astype(np.float32)
+    x = rng.normal(size=(d, d))
+    cov = (x @ x.T + 0.1 * np.eye(d)).astype(np.float32) if covariance == "full" else rng.uniform(
+        0.1, 1, d).astype(np.float32)
+    out = np.empty((n, d))
+    kvi.draw(np.tile(mean, (n, 1)), np.tile(cov, (n,) + (1,) * cov.ndim), np.arange(n), 7, out)
+    np.testing.assert_allclose(out.mean(axis=0), mean, atol=0.05)
+    expected = cov if covariance == "full" else np.diag(cov)
+    np.testing.assert_allclose(np.cov(out.T), expected, atol=0.06 * np.abs(expected).max())
+
+
+def test_bad_parameters():
+    with pytest.raises(FastMFError, match="covariance"):
+        VI(covariance="banded").fit(fastmf.load_dataset())
+    with pytest.raises(FastMFError, match="factors"):
+        VI(factors=0).fit(fastmf.load_dataset())
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_train_vi_json_and_recommend(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "vi"
+    res = runner.invoke(main, ["train", "--model", "vi", "--factors", "5", "--epochs", "3", "--learn-hyper",
+                               "--covariance", "diagonal", "--json", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["params"]["covariance"] == "diagonal" and report["params"]["learn_hyper"] is True
+    assert all({"elbo", "lam", "train_rmse", "test_rmse"} <= set(r) for r in report["history"])
+    elbos = [r["elbo"] for r in report["history"]]
+    assert elbos == sorted(elbos)
+    assert 0 < report["coverage_50"] < report["coverage_90"] < 1
+    assert report["lam"] == report["history"][-1]["lam"] and len(report["tau"]) == 5
+    assert len(report["uncertainty"]["most_certain"]) == 5
+    for strategy in ("penalized", "ucb", "thompson"):
+        rec = runner.invoke(main, ["recommend", str(out), "--user", "1", "-k", "4", "--strategy", strategy,
+                                   "--beta", "1.5", "--seed", "3", "--json"])
+        assert rec.exit_code == 0, rec.output
+        assert len(json.loads(rec.stdout)) == 4
+    text = runner.invoke(main, ["train", "--model", "vi", "--factors", "3", "--epochs", "1", "-q"])
+    assert text.exit_code == 0 and "coverage_90" in text.output and "least certain" in text.output
+    runner.invoke(main, ["train", "--model", "als", "--factors", "3", "--epochs", "1", "-q", "--out",
+                         str(tmp_path / "als")])
+    bad = runner.invoke(main, ["recommend", str(tmp_path / "als"), "--user", "1", "--strategy", "ucb"])
+    assert bad.exit_code == 1 and "--model vi" in bad.output
+    bad = runner.invoke(main, ["train", "--model", "als", "--covariance", "full"])
+    assert bad.exit_code == 1 and "does not apply" in bad.output
