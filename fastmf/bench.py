@@ -77,6 +77,7 @@ def run_config(config: dict) -> dict:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "numba_threading_layer": numba.threading_layer() if config["backend"] == "numba" else None,
         "scale": config.get("scale"),
+        "params": {k: v for k, v in params.items() if k not in ("backend", "epochs")},
     }
     if samples is not None:
         record["samples"] = int(samples)
@@ -151,6 +152,8 @@ def format_table(records: list[dict]) -> str:
     lines = [head]
     for r in records:
         note = "series" if r.get("series") else ("unbalanced" if r.get("balance") is False else "")
+        extra = {k: v for k, v in r.get("params", {}).items() if k != "factors"}
+        note = " ".join([note] + [f"{k}={v}" for k, v in extra.items()]).strip()
         ratio = f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else ""
         lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
                      f"{r['epoch_seconds']:>10.3f}{r.get(rate_key, 0) / 1e6:>14.2f}{r['compile_seconds']:>11.2f}"

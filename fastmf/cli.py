@@ -367,9 +367,10 @@ def evaluate(model_dir, data, as_json, **kw):
     if as_json:
         emit_json(report)
         return
+    width = max((len(k) for k, v in report.items() if isinstance(v, float)), default=0) + 2
     for key, value in report.items():
         if isinstance(value, float):
-            click.echo(f"{key:<12}{value:.4f}")
+            click.echo(f"{key:<{width}}{value:.4f}")
     if "rmse_by_stratum" in report:
         click.echo(format_strata({model.kind: report["rmse_by_stratum"]}))
 

@@ -31,10 +31,7 @@ on one thread; each block allocates its scratch once.
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.linalg import GRAM_BLOCK, cho_solve, cholesky, gather_rows, gram_add, padded_dim
-
-# Reassociation lets LLVM vectorise the Gram reductions; no NaN/inf assumptions are made.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+from fastmf.kernels.linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gather_rows, gram_add, padded_dim
 
 
 def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:

@@ -37,7 +37,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.als import FAST
+from fastmf.kernels.linalg import FAST
 from fastmf.kernels.linalg import prefetch
 from fastmf.kernels.ranking import row_contains
 from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, uniform
@@ -45,29 +45,32 @@ from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, unifo
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64
 #: triples between pipeline stages, and the ring buffer holding triples in flight (> STAGES LAG, a power of 2)
-LAG = 6
+LAG = 8
 STAGES = 4
 RING = 32
 #: a cache line holds 16 float32 or int32 values
 LINE = 16
+TINY_LIKELIHOOD = 1e-300
+RENORMALISE = 1e-200
+LN2 = math.log(2.0)
 
 
 @njit(cache=True, inline="always")
 def sgd_step(u, i, j, user_factors, item_factors, item_bias, lr, reg, fit_bias):
-    """One SGD step on the triple ``(u, i, j)`` (module docstring); returns ``-ln sigma(x_uij)``."""
+    """One SGD step on the triple ``(u, i, j)`` (module docstring); returns its likelihood ``sigma(x_uij)``."""
     d = user_factors.shape[1]
     x = item_bias[i] - item_bias[j]
     for k in range(d):
         x += user_factors[u, k] * (item_factors[i, k] - item_factors[j, k])
-    # z = sigma(-x) and -ln sigma(x) = ln(1 + e^-x), without overflow
+    # p = sigma(x) and z = sigma(-x) = 1 - p from one exponential, without overflow
     if x >= 0:
         e = math.exp(-x)
-        z = e / (1.0 + e)
-        loss = math.log1p(e)
+        p = 1.0 / (1.0 + e)
+        z = e * p
     else:
         e = math.exp(x)
         z = 1.0 / (1.0 + e)
-        loss = math.log1p(e) - x
+        p = e * z
     # factor-precision constants keep the loops in one type (SIMD-friendly)
     g = user_factors.dtype.type(lr * z)
     shrink = user_factors.dtype.type(1.0 - lr * reg)
@@ -81,7 +84,32 @@ def sgd_step(u, i, j, user_factors, item_factors, item_bias, lr, reg, fit_bias):
     if fit_bias:
         item_bias[i] = shrink * item_bias[i] + g
         item_bias[j] = shrink * item_bias[j] - g
-    return loss
+    return p
+
+
+@njit(cache=True, inline="always")
+def multiply_likelihood(mantissa, exponent, p):
+    """Multiply ``p`` into the product ``mantissa * 2**exponent`` of the triples' likelihoods.
+
+    Summing ``-ln sigma(x)`` needs a logarithm per triple; the product needs
+    one per chunk (:func:`product_loss`), renormalised before it can underflow.
+    ``p`` is floored at ``TINY_LIKELIHOOD`` (a loss of ~690 for one triple);
+    NaN propagates.
+    """
+    if p < TINY_LIKELIHOOD:
+        p = TINY_LIKELIHOOD
+    mantissa *= p
+    if mantissa < RENORMALISE:
+        m, e = math.frexp(mantissa)
+        mantissa = m
+        exponent += e
+    return mantissa, exponent
+
+
+@njit(cache=True, inline="always")
+def product_loss(mantissa, exponent):
+    """``-ln(mantissa * 2**exponent)``: the summed loss of the multiplied likelihoods."""
+    return -(math.log(mantissa) + exponent * LN2)
 
 
 @njit(cache=True, inline="always")
@@ -168,7 +196,8 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
         ring_i = np.empty(RING, dtype=np.int64)
         ring_j = np.empty(RING, dtype=np.int64)
         n = n_samples * (t + 1) // n_chunks - n_samples * t // n_chunks
-        loss = 0.0
+        mantissa = 1.0
+        exponent = 0
         for s in range(n + STAGES * LAG):
             if s < n:  # draw the triple's randomness, fetch the user's alias column
                 slot = s & (RING - 1)
@@ -217,9 +246,10 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
             e = s - STAGES * LAG
             if 0 <= e < n:  # the update, in triple order
                 slot = e & (RING - 1)
-                loss += sgd_step(ring_user[slot], ring_i[slot], ring_j[slot], user_factors, item_factors,
-                                 item_bias, lr, reg, fit_bias)
-        out_loss[t] = loss
+                p = sgd_step(ring_user[slot], ring_i[slot], ring_j[slot], user_factors, item_factors, item_bias,
+                             lr, reg, fit_bias)
+                mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
+        out_loss[t] = product_loss(mantissa, exponent)
 
 
 @njit(cache=True)
@@ -248,7 +278,9 @@ def draw_triples(indptr, indices, user_prob, user_alias, n_items, n_samples, see
 @njit(cache=True, fastmath=FAST)
 def apply_triples(users, pos, neg, user_factors, item_factors, item_bias, lr, reg, fit_bias):
     """Apply the given triples in order with :func:`sgd_step`; returns the sum of their losses."""
-    loss = 0.0
+    mantissa = 1.0
+    exponent = 0
     for s in range(users.shape[0]):
-        loss += sgd_step(users[s], pos[s], neg[s], user_factors, item_factors, item_bias, lr, reg, fit_bias)
-    return loss
+        p = sgd_step(users[s], pos[s], neg[s], user_factors, item_factors, item_bias, lr, reg, fit_bias)
+        mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
+    return product_loss(mantissa, exponent)

@@ -15,6 +15,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+# Reassociation lets LLVM vectorise reductions; no NaN/inf assumptions are made.
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+
 
 @njit(cache=True, inline="always")
 def cholesky(a, d):
@@ -56,33 +59,37 @@ def cho_solve(l, b, d):
         b[i] = t / l[i, i]
 
 
-@njit(cache=True, inline="always")
-def cho_inverse(l, out, d):
-    """``out[:d, :d] = (L L^T)^{-1}`` (full symmetric matrix) from the lower factor ``l``.
+@njit(cache=True, inline="always", fastmath=FAST)
+def cho_inverse(l, w, out, d):
+    """``out[:d, :d] = (L L^T)^-1`` (full symmetric) from the lower factor ``l``; ``w`` is scratch.
 
-    Computes ``W = L^{-1}`` column by column into ``out`` (lower triangle), then
-    ``A^{-1} = W^T W``; ``O(d^3)`` with no allocation.
+    Row-oriented, so every inner loop runs along contiguous memory: the rows of
+    ``W = L^-1`` come from ``w_i = (e_i - sum_{k<i} L_ik w_k) / L_ii``, and
+    ``A^-1 = W^T W = sum_k w_k w_k^T`` is accumulated as rank-one row updates.
+    No allocation: ``w`` (``d x d``) is caller scratch.
     """
-    # W = L^{-1}, lower triangular, stored in out's lower triangle
-    for j in range(d):
-        out[j, j] = 1.0 / l[j, j]
-        for i in range(j + 1, d):
-            t = 0.0
-            for k in range(j, i):
-                t -= l[i, k] * out[k, j]
-            out[i, j] = t / l[i, i]
-    # A^{-1}[i, j] = sum_{k >= j} W[k, i] W[k, j] for j >= i, written to the upper triangle.
-    # Row i's diagonal is written before its other entries, none of which reads W[i, i];
-    # later rows never read W[i, i] either, so W stays intact where it is still needed.
     for i in range(d):
-        for j in range(i, d):
-            t = 0.0
-            for k in range(j, d):
-                t += out[k, i] * out[k, j]
-            out[i, j] = t
-    for i in range(d):
-        for j in range(i + 1, d):
-            out[j, i] = out[i, j]
+        for j in range(i + 1):
+            w[i, j] = 0.0
+        for k in range(i):
+            lik = l[i, k]
+            for j in range(k + 1):
+                w[i, j] -= lik * w[k, j]
+        inv = 1.0 / l[i, i]
+        for j in range(i):
+            w[i, j] *= inv
+        w[i, i] = inv
+    for p in range(d):
+        for q in range(p + 1):
+            out[p, q] = 0.0
+    for k in range(d):
+        for p in range(k + 1):
+            wkp = w[k, p]
+            for q in range(p + 1):
+                out[p, q] += wkp * w[k, q]
+    for p in range(d):
+        for q in range(p):
+            out[q, p] = out[p, q]
 
 
 @njit(cache=True, inline="always")

@@ -38,8 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels import rng
-from fastmf.kernels.als import FAST
-from fastmf.kernels.linalg import (GRAM_BLOCK, PREFETCH_AHEAD, cholesky, gather_rows, gram_add,
+from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, cho_inverse, cholesky, gather_rows, gram_add,
                                    logdet_from_cholesky, padded_dim, prefetch)
 
 CACHE_LINE_FLOATS = 16
@@ -55,39 +54,6 @@ def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray
     out[:, rows.size:-1] = mean
     out[:, -1] = bias
     return out
-
-
-@njit(cache=True, inline="always", fastmath=FAST)
-def inverse_from_cholesky(l, w, out, d):
-    """``out[:d, :d] = (L L^T)^-1`` (full symmetric) from the lower factor ``l``; ``w`` is scratch.
-
-    Row-oriented, so every inner loop runs along contiguous memory: the rows of
-    ``W = L^-1`` come from ``w_i = (e_i - sum_{k<i} L_ik w_k) / L_ii``, and
-    ``A^-1 = W^T W = sum_k w_k w_k^T`` is accumulated as rank-one row updates.
-    Same result as :func:`fastmf.kernels.linalg.cho_inverse`, about 3x faster at D = 20.
-    """
-    for i in range(d):
-        for j in range(i + 1):
-            w[i, j] = 0.0
-        for k in range(i):
-            lik = l[i, k]
-            for j in range(k + 1):
-                w[i, j] -= lik * w[k, j]
-        inv = 1.0 / l[i, i]
-        for j in range(i):
-            w[i, j] *= inv
-        w[i, i] = inv
-    for p in range(d):
-        for q in range(p + 1):
-            out[p, q] = 0.0
-    for k in range(d):
-        for p in range(k + 1):
-            wkp = w[k, p]
-            for q in range(p + 1):
-                out[p, q] += wkp * w[k, q]
-    for p in range(d):
-        for q in range(p):
-            out[q, p] = out[p, q]
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
@@ -163,7 +129,7 @@ def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_
                 a[p, p] += tau[p]
             cholesky(a, d)
             own_logdet[e] = -logdet_from_cholesky(a, d)
-            inverse_from_cholesky(a, scratch, cov, d)
+            cho_inverse(a, scratch, cov, d)
             for p in range(d):
                 v = 0.0
                 for q in range(d):
