@@ -134,6 +134,10 @@ class BPR(Ranker):
     per-epoch ``auc`` with an ``eval_set``) uses the ranking metrics of
     :mod:`fastmf.ranking`; the per-epoch figures use at most
     ``epoch_eval_users`` test users (a fixed random subset).
+
+    On ml-latest-small the report's settings under-regularise (the training
+    loss falls to ~0.03 while held-out NDCG stalls); a validation split carved
+    from the training data picks ``reg=0.01, lr=0.1, epochs=200``.
     """
 
     kind = "bpr"

@@ -535,13 +535,14 @@ def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
         emit_json(result)
         return
     names = list(points[0])
-    click.echo("".join(f"{n:>10}" for n in names) + f"{'val_rmse':>12}{'seconds':>10}")
-    for row in sorted(result["rows"], key=lambda r: r["val_rmse"]):
-        click.echo("".join(f"{row[n]!s:>10}" for n in names) + f"{row['val_rmse']:>12.4f}{row['seconds']:>10.1f}")
+    val, test = f"val_{result['metric']}", f"test_{result['metric']}"  # rmse (rating models) or ndcg@10
+    click.echo("".join(f"{n:>10}" for n in names) + f"{val:>12}{'seconds':>10}")
+    for row in sorted(result["rows"], key=lambda r: r[val], reverse=result["metric"] != "rmse"):
+        click.echo("".join(f"{row[n]!s:>10}" for n in names) + f"{row[val]:>12.4f}{row['seconds']:>10.1f}")
     best = result["best"]
-    extra = f", test_rmse {best['test_rmse']:.4f}" if "test_rmse" in best else ""
+    extra = f", {test} {best[test]:.4f}" if test in best else ""
     click.echo(f"best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} "
-               f"(val_rmse {best['val_rmse']:.4f}{extra})")
+               f"({val} {best[val]:.4f}{extra})")
 
 
 def _int_list(text: str, what: str) -> list[int]:

@@ -115,25 +115,34 @@ def tune(kind: str, train: Dataset, test: Dataset | None, grid: list[dict], base
          validation_frac: float = 0.1, seed: int = 42, callback=None) -> dict:
     """Score every grid point on a validation split carved from ``train`` (never on ``test``).
 
-    The best setting is then refit on all of ``train`` and, if ``test`` is given,
-    evaluated on it. Returns ``{"rows": [...], "best": {...}}``.
+    Rating models are scored by RMSE (lower is better), rankers by NDCG@10
+    (higher is better); ``result["metric"]`` names it. The best setting is
+    then refit on all of ``train`` and, if ``test`` is given, evaluated on it.
+    Returns ``{"metric": ..., "rows": [...], "best": {...}}``.
     """
+    ranker = not model_class(kind).rating_model
+    metric = "ndcg@10" if ranker else "rmse"
     split = random_split(train, validation_frac, seed + 7)
     rows = []
     for point in grid:
         params = {**base, **point}
         t0 = time.perf_counter()
-        model = build_model(kind, params).fit(split.train, eval_set=split.test)
-        score = model.history_[-1].get("test_rmse", np.nan) if model.history_ else np.nan
-        row = {**point, "val_rmse": float(score), "seconds": time.perf_counter() - t0}
+        if ranker:
+            score = build_model(kind, params).fit(split.train).evaluate(split.test)[metric]
+        else:
+            model = build_model(kind, params).fit(split.train, eval_set=split.test)
+            score = model.history_[-1].get("test_rmse", np.nan) if model.history_ else np.nan
+        row = {**point, f"val_{metric}": float(score), "seconds": time.perf_counter() - t0}
         rows.append(row)
         if callback is not None:
             callback(row)
-    best = min(rows, key=lambda r: (np.isnan(r["val_rmse"]), r["val_rmse"]))
+    best = min(rows, key=lambda r: (np.isnan(r[f"val_{metric}"]), -r[f"val_{metric}"] if ranker
+                                    else r[f"val_{metric}"]))
     best_params = {k: best[k] for k in grid[0]}
-    result = {"rows": rows, "best": {"params": best_params, "val_rmse": best["val_rmse"]}}
+    result = {"metric": metric, "rows": rows,
+              "best": {"params": best_params, f"val_{metric}": best[f"val_{metric}"]}}
     final = build_model(kind, {**base, **best_params}).fit(train, eval_set=test)
     if test is not None:
-        result["best"]["test_rmse"] = final.evaluate(test)["test_rmse"]
+        result["best"][f"test_{metric}"] = final.evaluate(test)[metric if ranker else "test_rmse"]
     result["model"] = final
     return result

@@ -37,17 +37,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.linalg import FAST
-from fastmf.kernels.linalg import prefetch
+from fastmf.kernels.linalg import FAST, prefetch
 from fastmf.kernels.ranking import row_contains
 from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, uniform
 
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64
-#: triples between pipeline stages, and the ring buffer holding triples in flight (> STAGES LAG, a power of 2)
-LAG = 8
+#: triples between pipeline stages, and the ring buffer holding the triples in flight (a power of 2)
+LAG = 4
 STAGES = 4
-RING = 32
+RING = 1 << (STAGES * LAG).bit_length()
 #: a cache line holds 16 float32 or int32 values
 LINE = 16
 TINY_LIKELIHOOD = 1e-300
@@ -223,7 +222,8 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                 length = indptr[u + 1] - start
                 if length <= 4 * LINE:
                     _prefetch_span(indices, start, length)
-                else:  # the positive's entry, the first probe and where the negative's search should end
+                else:  # the positive's entry, the search's first probe, and where the search ends if the
+                    # positives are spread evenly over the item indices (a hint: a wrong guess costs nothing)
                     scratch[0] = ring_pos_key[slot]
                     prefetch(indices, start + randint(scratch, length))
                     prefetch(indices, start + length // 2)

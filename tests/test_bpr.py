@@ -20,9 +20,8 @@ from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.errors import DivergenceError, FastMFError
 from fastmf.kernels import bpr as kbpr
-from fastmf.kernels.rng import build_alias
 from fastmf.popular import MostPopular
-from fastmf.ranking import positive_keys, positives
+from fastmf.ranking import positives
 from fastmf.reference import bpr as ref
 
 
@@ -284,3 +283,13 @@ def test_cli_train_json_save_and_recommend(tmp_path):
     assert bad.exit_code != 0 and "--lr does not apply" in bad.output
     diverged = runner.invoke(main, ["train", "--model", "bpr", "--lr", "1e20", "--epochs", "2", "-q"])
     assert diverged.exit_code == 1 and "smaller --lr" in diverged.output and "Traceback" not in diverged.output
+
+
+def test_cli_tune_scores_rankers_by_validation_ndcg():
+    res = CliRunner().invoke(main, ["tune", "--model", "bpr", "--grid", "reg=0.001,0.05", "--factors", "8",
+                                    "--epochs", "3", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["metric"] == "ndcg@10" and len(out["rows"]) == 2
+    best = max(out["rows"], key=lambda r: r["val_ndcg@10"])
+    assert out["best"]["params"]["reg"] == best["reg"] and "test_ndcg@10" in out["best"]
