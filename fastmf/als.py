@@ -17,13 +17,10 @@ CSR arrays for libraries that want fastmf as a backend without its classes.
 
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 
 from fastmf.data_prep.dataset import Dataset
-from fastmf.data_prep.splits import random_split
 from fastmf.errors import FastMFError
 from fastmf.factor import FactorModel
 from fastmf.kernels import als as kals
@@ -115,6 +112,18 @@ class ALSState:
         return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(self.item_bias))
                 + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors)))
 
+    def rmse(self, data: Dataset) -> float:
+        return _rmse(self.error_sums(data.csr)[0], data.n_ratings)
+
+    def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
+        """``train_rmse``, ``test_rmse`` (with ``eval_set``) and the objective of one history record."""
+        sse, _ = self.error_sums(train.csr)
+        out = {"train_rmse": _rmse(sse, train.n_ratings)}
+        if eval_set is not None:
+            out["test_rmse"] = self.rmse(eval_set)
+        out["objective"] = self.objective(sse)
+        return out
+
     def snapshot(self):
         return tuple(a.copy() for a in (self.user_factors, self.item_factors, self.user_bias, self.item_bias))
 
@@ -181,39 +190,14 @@ class ALS(FactorModel):
             raise FastMFError("factors and epochs must be non-negative")
         if self.lam <= 0 or self.tau <= 0 or self.gamma < 0:
             raise FastMFError("lam and tau must be positive and gamma non-negative")
-        if self.patience is not None and self.patience < 1:
-            raise FastMFError("patience must be at least 1")
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         self._check_params()
-        validation = None
-        if self.patience is not None:
-            split = random_split(train, self.validation_frac, self.seed + 1)
-            train, validation = split.train, split.test
+        train, validation = self._validation_split(train)
         self.global_mean_ = train.global_mean
         state = self._new_state(train)
-        self._state = state
-        best, best_epoch, since = np.inf, 0, 0
-        snap = None
-        for epoch in range(1, int(self.epochs) + 1):
-            t0 = time.perf_counter()
-            extra = state.epoch()
-            seconds = time.perf_counter() - t0
-            record = {"epoch": epoch, "seconds": seconds, **extra, **self._epoch_metrics(state, train, eval_set)}
-            if validation is not None:
-                record["val_rmse"] = _rmse(state.error_sums(validation.csr)[0], validation.n_ratings)
-            self._log(record, callback)
-            if validation is not None:
-                if record["val_rmse"] < best - 1e-7:
-                    best, best_epoch, since, snap = record["val_rmse"], epoch, 0, state.snapshot()
-                else:
-                    since += 1
-                    if since >= self.patience:
-                        state.restore(snap)
-                        break
-        self.best_epoch_ = best_epoch if validation is not None else int(self.epochs)
+        self.best_epoch_ = self._run_epochs(state, train, eval_set, validation, callback)
         self._keep(state)
-        del self._state
 
     def _new_state(self, train: Dataset) -> ALSState:
         return ALSState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors),
@@ -224,14 +208,6 @@ class ALS(FactorModel):
         """Store the fitted parameters as learned attributes."""
         self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
         self.user_bias_, self.item_bias_ = state.user_bias, state.item_bias
-
-    def _epoch_metrics(self, state: ALSState, train: Dataset, eval_set: Dataset | None) -> dict:
-        sse, _ = state.error_sums(train.csr)
-        out = {"train_rmse": _rmse(sse, train.n_ratings)}
-        if eval_set is not None:
-            out["test_rmse"] = _rmse(state.error_sums(eval_set.csr)[0], eval_set.n_ratings)
-        out["objective"] = state.objective(sse)
-        return out
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         """Solve a new user's bias and factors against the fixed items (a few alternations)."""

@@ -115,6 +115,47 @@ class Recommender:
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         raise NotImplementedError
 
+    def _validation_split(self, train: Dataset):
+        """``(fit data, validation)``: with ``patience`` set, a seeded ``validation_frac`` share of
+        ``train`` is held out for early stopping (the test set is never used); else ``(train, None)``."""
+        if getattr(self, "patience", None) is None:
+            return train, None
+        if self.patience < 1:
+            raise FastMFError("patience must be at least 1")
+        from fastmf.data_prep.splits import random_split
+
+        split = random_split(train, self.validation_frac, self.seed + 1)
+        return split.train, split.test
+
+    def _run_epochs(self, state, train: Dataset, eval_set, validation, callback) -> int:
+        """Run ``self.epochs`` epochs of ``state`` and return the epoch whose parameters are kept.
+
+        ``state.epoch()`` does one epoch and returns extra history fields;
+        ``state.metrics(train, eval_set)`` the per-epoch metrics. With a
+        ``validation`` set each record also gets ``val_rmse``
+        (``state.rmse(validation)``); after ``patience`` epochs without a better one
+        the best epoch's parameters (``state.snapshot()``) are restored.
+        """
+        best, best_epoch, since, snap = np.inf, int(self.epochs), 0, None
+        for epoch in range(1, int(self.epochs) + 1):
+            t0 = time.perf_counter()
+            extra = state.epoch()
+            record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **extra,
+                      **state.metrics(train, eval_set)}
+            if validation is not None:
+                record["val_rmse"] = state.rmse(validation)
+            self._log(record, callback)
+            if validation is None:
+                continue
+            if record["val_rmse"] < best - 1e-7:
+                best, best_epoch, since, snap = record["val_rmse"], epoch, 0, state.snapshot()
+            else:
+                since += 1
+                if since >= self.patience:
+                    state.restore(snap)
+                    break
+        return best_epoch
+
     def _log(self, record: dict, callback) -> None:
         self.history_.append(record)
         if callback is not None:

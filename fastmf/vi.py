@@ -27,7 +27,6 @@ Predictions carry a variance: ``var(r_ui) = m_u^T S_i m_u + m_i^T S_u m_i + tr(S
 from __future__ import annotations
 
 import contextlib
-import time
 from statistics import NormalDist
 
 import numba
@@ -83,8 +82,9 @@ class VIState:
     """
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, backend="numba", seed=42, lam=0.1, gamma=2.5,
-                 tau=1.0, covariance="full"):
+                 tau=1.0, covariance="full", learn_hyper=False):
         self.backend = backend
+        self.learn_hyper = bool(learn_hyper)
         self.csr, self.csc = csr, csc
         self.n_ratings = int(csr[1].shape[0])
         self.mu = float(mu)
@@ -144,6 +144,37 @@ class VIState:
         n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
         self.tau = n_entities / (self.users.second_moments() + self.items.second_moments())
 
+    def epoch(self) -> dict:
+        """Users, then items, then (with ``learn_hyper``) ``lam`` and ``tau``."""
+        self.user_step()
+        self.item_step()
+        if self.learn_hyper:
+            self.update_lam()
+            self.update_tau()
+        return {}
+
+    def rmse(self, data: Dataset) -> float:
+        return _rmse(self.error_sums(data.csr)[0], data.n_ratings)
+
+    def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
+        """``train_rmse``, ``test_rmse`` (with ``eval_set``), ``elbo`` and ``lam`` of one history record."""
+        out = {"train_rmse": self.rmse(train)}
+        if eval_set is not None:
+            out["test_rmse"] = self.rmse(eval_set)
+        out["elbo"] = self.elbo()
+        out["lam"] = self.lam
+        return out
+
+    def snapshot(self):
+        sides = tuple({k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(p).items()}
+                      for p in (self.users, self.items))
+        return sides, self.lam, self.tau.copy(), self.esse
+
+    def restore(self, snap) -> None:
+        sides, self.lam, self.tau, self.esse = snap
+        for posterior, saved in zip((self.users, self.items), sides):
+            vars(posterior).update(saved)
+
     # ------------------------------------------------------------------ objective
     def kl(self) -> float:
         """``sum_e KL(q_e || p)`` over users and items."""
@@ -191,7 +222,7 @@ class VI(FactorModel):
 
     def __init__(self, factors: int = 20, lam: float = 0.1, gamma: float = 2.5, tau: float = 1.0,
                  epochs: int = 20, covariance: str = "full", learn_hyper: bool = False, seed: int = 42,
-                 backend: str = "numba"):
+                 backend: str = "numba", patience: int | None = None, validation_frac: float = 0.05):
         self.factors = factors
         self.lam = lam
         self.gamma = gamma
@@ -201,6 +232,8 @@ class VI(FactorModel):
         self.learn_hyper = learn_hyper
         self.seed = seed
         self.backend = backend
+        self.patience = patience
+        self.validation_frac = validation_frac
 
     def _check_params(self) -> None:
         if int(self.factors) < 1 or self.epochs < 0:
@@ -212,26 +245,13 @@ class VI(FactorModel):
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         self._check_params()
+        train, validation = self._validation_split(train)
         self.global_mean_ = train.global_mean
         state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                        self.backend, self.seed, self.lam, self.gamma, self.tau, self.covariance)
+                        self.backend, self.seed, self.lam, self.gamma, self.tau, self.covariance, self.learn_hyper)
         if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
             state.update_lam()
-        for epoch in range(1, int(self.epochs) + 1):
-            t0 = time.perf_counter()
-            state.user_step()
-            state.item_step()
-            if self.learn_hyper:
-                state.update_lam()
-                state.update_tau()
-            seconds = time.perf_counter() - t0
-            record = {"epoch": epoch, "seconds": seconds,
-                      "train_rmse": _rmse(state.error_sums(train.csr)[0], train.n_ratings)}
-            if eval_set is not None:
-                record["test_rmse"] = _rmse(state.error_sums(eval_set.csr)[0], eval_set.n_ratings)
-            record["elbo"] = state.elbo()
-            record["lam"] = state.lam
-            self._log(record, callback)
+        self.best_epoch_ = self._run_epochs(state, train, eval_set, validation, callback)
         self.user_factors_, self.item_factors_ = state.users.mean, state.items.mean
         self.user_bias_, self.item_bias_ = state.users.bias, state.items.bias
         self.user_cov_ = state.users.cov.astype(np.float32, copy=False)
