@@ -37,7 +37,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.linalg import FAST, prefetch
+from fastmf.kernels.linalg import CACHE_LINE_FLOATS as LINE
+from fastmf.kernels.linalg import FAST, prefetch, prefetch_span
 from fastmf.kernels.ranking import row_contains
 from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, uniform
 
@@ -47,8 +48,6 @@ MAX_POPULAR_TRIES = 64
 LAG = 4
 STAGES = 4
 RING = 1 << (STAGES * LAG).bit_length()
-#: a cache line holds 16 float32 or int32 values
-LINE = 16
 TINY_LIKELIHOOD = 1e-300
 RENORMALISE = 1e-200
 LN2 = math.log(2.0)
@@ -163,12 +162,6 @@ def pick_positive(key, scratch, indices, start, end):
     return np.int64(indices[start + randint(scratch, end - start)])
 
 
-@njit(cache=True, inline="always")
-def _prefetch_span(flat, start, length):
-    for off in range(0, length, LINE):
-        prefetch(flat, start + off)
-
-
 @njit(cache=True, parallel=True, fastmath=FAST)
 def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_factors, item_bias, lr, reg,
                   fit_bias, n_samples, seed, epoch, n_chunks, neg_prob, neg_alias, popularity, out_loss):
@@ -213,7 +206,7 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                 u = pick_user(ring_user[slot], ring_x[slot], user_prob, user_alias)
                 ring_user[slot] = u
                 prefetch(indptr, u)
-                _prefetch_span(flat_u, u * d, d)
+                prefetch_span(flat_u, u * d, d)
             b = s - 2 * LAG
             if 0 <= b < n:  # fetch the parts of the user's row the positive and the negative will read
                 slot = b & (RING - 1)
@@ -221,7 +214,7 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                 start = indptr[u]
                 length = indptr[u + 1] - start
                 if length <= 4 * LINE:
-                    _prefetch_span(indices, start, length)
+                    prefetch_span(indices, start, length)
                 else:  # the positive's entry, the search's first probe, and where the search ends if the
                     # positives are spread evenly over the item indices (a hint: a wrong guess costs nothing)
                     scratch[0] = ring_pos_key[slot]
@@ -241,8 +234,8 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                                   popularity)
                 ring_i[slot] = i
                 ring_j[slot] = j
-                _prefetch_span(flat_v, i * d, d)
-                _prefetch_span(flat_v, j * d, d)
+                prefetch_span(flat_v, i * d, d)
+                prefetch_span(flat_v, j * d, d)
             e = s - STAGES * LAG
             if 0 <= e < n:  # the update, in triple order
                 slot = e & (RING - 1)

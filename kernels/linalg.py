@@ -120,8 +120,22 @@ def prefetch(typingctx, arr, idx):
     return sig, codegen
 
 
-GRAM_BLOCK = 64
+GRAM_BLOCK = 128
 PREFETCH_AHEAD = 32
+CACHE_LINE_FLOATS = 16  # 4-byte elements (float32, int32) per 64-byte cache line
+
+
+@njit(cache=True, inline="always")
+def prefetch_span(flat, start, length):
+    """Prefetch every cache line of ``flat[start:start + length]`` (4-byte elements).
+
+    A row that does not start on a line boundary reaches into one more line than
+    its length suggests, so the last element is prefetched too.
+    """
+    for off in range(0, length, CACHE_LINE_FLOATS):
+        prefetch(flat, start + off)
+    if length > 0:
+        prefetch(flat, start + length - 1)
 
 
 @njit(cache=True, inline="always")
@@ -142,7 +156,7 @@ def gather_rows(x, factors, flat, indices, start, m, d):
     for jj in range(m):
         ahead = start + jj + PREFETCH_AHEAD
         if ahead < n:
-            prefetch(flat, indices[ahead] * d)
+            prefetch_span(flat, indices[ahead] * d, d)
         i = indices[start + jj]
         for p in range(d):
             x[p, jj] = factors[i, p]

@@ -39,9 +39,8 @@ from numba import njit, prange
 
 from fastmf.kernels import rng
 from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, cho_inverse, cholesky, gather_rows, gram_add,
-                                   logdet_from_cholesky, padded_dim, prefetch)
+                                   logdet_from_cholesky, padded_dim, prefetch_span)
 
-CACHE_LINE_FLOATS = 16
 
 
 def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -97,9 +96,7 @@ def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_
                 for j in range(c0, c1):
                     ahead = j + PREFETCH_AHEAD
                     if ahead < n_total:
-                        base = indices[ahead] * stride
-                        for off in range(0, stride, CACHE_LINE_FLOATS):
-                            prefetch(flat, base + off)
+                        prefetch_span(flat, indices[ahead] * stride, stride)
                     i = indices[j]
                     r = data[j] - mu - other_rows[i, wd]
                     c += r
