@@ -85,8 +85,10 @@ def movielens_csv():
     """A MovieLens-layout folder (ratings.csv + movies.csv) of the ml-32m-shaped synthetic set."""
     scale = _scale()
     cache = Path(os.environ.get("FASTMF_BENCH_CACHE", Path.home() / ".cache" / "fastmf" / "bench"))
-    synth_dir = cache / f"synth-scale{scale:g}-seed{SEED}"
-    ml_dir = cache / f"ml32m-csv-scale{scale:g}-seed{SEED}"
+    from fastmf.data_prep.synth import GENERATOR_VERSION
+
+    synth_dir = cache / f"synth-v{GENERATOR_VERSION}-scale{scale:g}-seed{SEED}"
+    ml_dir = cache / f"ml32m-csv-v{GENERATOR_VERSION}-scale{scale:g}-seed{SEED}"
     if not (synth_dir / "manifest.json").exists():  # fastmf synth writes the folder atomically
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run([_fastmf(), "synth", str(synth_dir), "--scale", f"{scale:g}", "--seed", str(SEED),

@@ -4,7 +4,8 @@ Shape (defaults: ml-32m's 200,948 users, 84,432 items, 32,000,204 ratings):
 
 * user activity: ``20 + Lomax`` degrees (every user has at least 20 ratings,
   the most active tens of thousands), rescaled to the exact rating count;
-* item popularity: Zipf-Mandelbrot weights ``w_r ~ (r + q)^-a`` with ``a`` and
+* item popularity: Zipf-Mandelbrot weights ``w_r ~ (r + q)^-a`` (rank ``r`` decreasing
+  noisily with the item id, as in MovieLens) with ``a`` and
   ``q`` solved so that the most popular item gets ~100k ratings (ml-32m: 103k)
   and ~37% of items get three or fewer ratings; every item gets at least one.
 
@@ -35,11 +36,13 @@ GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Do
           "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
           "Thriller", "War", "Western")
 MIN_USER_RATINGS = 20
+#: bumped whenever the same configuration would generate different data (cache folders use it)
+GENERATOR_VERSION = 2
 # Fit targets of the popularity curve, calibrated so that after sampling without
 # replacement (heavy users saturate the head) the full shape shows ml-32m's
 # statistics: top item ~100k ratings and ~37% of items with <= 3 ratings.
 TOP_ITEM_SHARE = 0.0062
-SPARSE_ITEM_SHARE = 0.71
+SPARSE_ITEM_SHARE = 0.722
 USER_TAIL = 2.0
 
 
@@ -87,7 +90,7 @@ def generate(cfg: SynthConfig) -> SynthData:
     rng = np.random.default_rng(cfg.seed)
     degrees = user_degrees(cfg.users, cfg.items, cfg.ratings, rng)
     weights = item_weights(cfg.items, cfg.ratings)
-    weights = weights[rng.permutation(cfg.items)]
+    weights = weights[popularity_rank_of_items(cfg.items, rng)]
     pre_indptr, pre_items = _cover_items(degrees, cfg.items, rng)
     prob, alias = krng.build_alias(weights)
     indptr, items = ks.sample_items(degrees, pre_indptr, pre_items, prob, alias, np.log(weights), cfg.seed)
@@ -189,6 +192,18 @@ def item_weights(n_items: int, n_ratings: int) -> np.ndarray:
         else:
             a_hi = a
     return weights(a, q_for(a))
+
+
+def popularity_rank_of_items(n_items: int, rng) -> np.ndarray:
+    """Popularity rank of each item index, decreasing with the index but noisily.
+
+    As in MovieLens, where low movie ids are older films that gathered most
+    ratings, item ``j`` gets the rank order of ``j + N(0, (n_items/4)^2)``: ids
+    and popularity correlate, which is what makes a naive equal-count split of
+    items across threads unbalanced.
+    """
+    keys = np.arange(n_items) + rng.normal(0.0, 0.25 * n_items, n_items)
+    return np.argsort(np.argsort(keys, kind="stable"), kind="stable")
 
 
 def _cover_items(degrees: np.ndarray, n_items: int, rng):

@@ -40,8 +40,10 @@ class ALSState:
     """Parameters being fitted, in the backend's precision, plus the half-sweep machinery.
 
     ``csr``/``csc`` are ``(indptr, indices, data)`` of the training ratings by
-    user and by item. ``balance=False`` splits entities into equal-count blocks
-    instead of equal-cost ones (only to measure load balancing).
+    user and by item. Entities are split into ``BLOCKS_PER_THREAD`` blocks per
+    thread of equal estimated cost, handed out dynamically. ``balance=False`` is
+    the naive split a plain ``prange`` over entities makes (one equal-count block
+    per thread), kept only to measure what balancing buys.
     """
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, backend="numba", seed=42,
@@ -67,10 +69,13 @@ class ALSState:
         self.item_prior_bias = np.zeros(0, dtype=dtype)
         self._no_prior = (self.item_prior_mean, self.item_prior_bias)
         if backend == "numba":
-            blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
-            split = kals.balanced_blocks if balance else (lambda ptr, d, b: kals.uniform_blocks(ptr.size - 1, b))
-            self.user_blocks = split(csr[0], factors, blocks)
-            self.item_blocks = split(csc[0], factors, blocks)
+            threads = numba.get_num_threads()
+            if balance:
+                self.user_blocks = kals.balanced_blocks(csr[0], factors, threads * BLOCKS_PER_THREAD)
+                self.item_blocks = kals.balanced_blocks(csc[0], factors, threads * BLOCKS_PER_THREAD)
+            else:
+                self.user_blocks = kals.uniform_blocks(n_users, threads)
+                self.item_blocks = kals.uniform_blocks(n_items, threads)
 
     def user_step(self) -> None:
         self._sweep(self.csr, self.user_bias, self.item_bias, self.user_factors, self.item_factors,

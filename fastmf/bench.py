@@ -35,9 +35,9 @@ def cache_dir() -> str:
 
 def synthetic_folder(scale: float, seed: int = 42, cache: str | None = None, log=None) -> str:
     """Path of the cached synthetic set at ``scale`` (generated on first use)."""
-    from fastmf.data_prep.synth import SynthConfig, generate, write_synth
+    from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
 
-    folder = os.path.join(cache or cache_dir(), f"synth-ml32m-x{scale:g}-seed{seed}")
+    folder = os.path.join(cache or cache_dir(), f"synth-v{GENERATOR_VERSION}-ml32m-x{scale:g}-seed{seed}")
     if not os.path.exists(os.path.join(folder, "manifest.json")):
         if log:
             log(f"generating the synthetic ml-32m shape at scale {scale:g} in {folder}")
@@ -98,7 +98,7 @@ def run_subprocess(config: dict) -> dict:
     proc = subprocess.run([sys.executable, "-m", "fastmf.bench", json.dumps(config)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         raise FastMFError(f"benchmark worker failed for {config['model']}/{config['backend']}: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -128,6 +128,41 @@ def plan(model: str, scale: float, factors, threads, backends, epochs: int, nump
             configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": folder, "scale": s,
                             "epochs": epochs, "params": _with_factors(base, factors[0]), "series": True})
     return configs
+
+
+def companions(kind: str, configs: list[dict], scale, factors, threads, backends, epochs, numpy_epochs, data,
+               extra: dict) -> list[dict]:
+    """Configurations measured beside ``kind``'s own: plain ALS at the same D and threads for the
+    models whose target is a ratio to ALS (features, vi), and VI's other covariance option."""
+    if kind not in ("features", "vi"):
+        return configs
+    import inspect
+
+    from fastmf.als import ALS
+
+    accepted = set(inspect.signature(ALS.__init__).parameters)
+    als_extra = {k: v for k, v in extra.items() if k in accepted}
+    out = plan("als", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None, als_extra) + configs
+    if kind == "vi" and "covariance" not in extra:
+        out += plan("vi", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None,
+                    {**extra, "covariance": "diagonal"})
+    return out
+
+
+def als_ratios(records: list[dict]) -> list[str]:
+    """``vs_als`` (epoch time / ALS epoch time, same backend, D, threads and data) on non-ALS records."""
+    lines = []
+    for r in records:
+        if r["model"] == "als" or r.get("series") or r.get("balance") is False:
+            continue
+        same = [x for x in records if x["model"] == "als" and not x.get("series") and x.get("balance") is not False
+                and all(x[key] == r[key] for key in ("backend", "factors", "threads", "ratings"))]
+        if same:
+            r["vs_als"] = r["epoch_seconds"] / same[0]["epoch_seconds"]
+            note = " ".join(f"{k}={v}" for k, v in r.get("params", {}).items() if k != "factors")
+            lines.append(f"{r['model']} {note} vs als epoch time ({r['backend']}, D={r['factors']}, "
+                         f"{r['threads']} threads): {r['vs_als']:.2f}x")
+    return lines
 
 
 def _with_factors(params: dict, d) -> dict:

@@ -590,27 +590,25 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
     series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES} if series else None
     configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
                      balance_check)
-    if kind == "features":  # plain ALS on the same data, D and threads: the epoch-time ratio is the target
-        als_extra = {k: v for k, v in extra.items() if k not in ("beta", "feature_bias")}
-        configs = B.plan("als", scale, dims, threads, chosen, epochs, numpy_epochs, False, folder, None,
-                         als_extra) + configs
-    records = []
+    configs = B.companions(kind, configs, scale, dims, threads, chosen, epochs, numpy_epochs, folder, extra)
+    records, failures = [], []
     for cfg in configs:
         log(f"running {cfg['model']} {cfg['backend']} D={cfg['params'].get('factors')} threads={cfg['threads']} "
             f"on {cfg['data']}")
-        records.append(B.run_subprocess(cfg))
+        try:
+            records.append(B.run_subprocess(cfg))
+        except FastMFError as exc:  # keep the other measurements
+            failures.append(str(exc))
+            log(f"fastmf: warning: {exc}")
     B.add_ratios(records)
     click.echo(B.format_table(records))
-    for r in records:
-        same = [x for x in records if x["model"] == "als" and not x.get("series") and x.get("balance") is not False
-                and all(x[key] == r[key] for key in ("backend", "factors", "threads", "ratings"))]
-        if r["model"] == "features" and same and not r.get("series") and r.get("balance") is not False:
-            r["vs_als"] = r["epoch_seconds"] / same[0]["epoch_seconds"]
-            click.echo(f"features vs als epoch time ({r['backend']}, D={r['factors']}, {r['threads']} threads): "
-                       f"{r['vs_als']:.2f}x (feature step {r.get('last_feature_seconds', 0.0):.4f} s)")
+    for line in B.als_ratios(records):
+        click.echo(line)
     if json_out:
         atomic_file(json_out, lambda tmp: open(tmp, "w").write(json.dumps(records, indent=2, default=json_default)))
         click.echo(f"wrote {json_out}")
+    if failures:
+        raise FastMFError(f"{len(failures)} of {len(configs)} configurations failed; first: {failures[0]}")
 
 
 # --------------------------------------------------------------------------- analysis and experiments

@@ -32,16 +32,27 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
             own_factors[e] = np.linalg.solve(lam * (v.T @ v) + ridge, rhs)
 
 
-def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
-    """``(sum of squared errors, sum of absolute errors)``; indices past the arrays are cold (zero)."""
-    users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
-    items = indices.astype(np.int64)
-    ku = users < user_bias.shape[0]
-    ki = items < item_bias.shape[0]
-    pred = np.full(users.shape[0], mu, dtype=np.float64)
-    pred[ku] += user_bias[users[ku]]
-    pred[ki] += item_bias[items[ki]]
-    both = ku & ki
-    pred[both] += np.einsum("ij,ij->i", user_factors[users[both]], item_factors[items[both]])
-    err = data - pred
-    return float(err @ err), float(np.abs(err).sum())
+def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, chunk=1 << 20):
+    """``(sum of squared errors, sum of absolute errors)``; indices past the arrays are cold (zero).
+
+    Vectorised over chunks of about ``chunk`` ratings (whole rows), so the gathered
+    factor rows never take more than ``chunk x D`` floats at a time.
+    """
+    n_rows = indptr.shape[0] - 1
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], chunk), side="right") - 1
+    bounds = np.unique(np.concatenate([cuts, [n_rows]]))
+    sse = sae = 0.0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        users = np.repeat(np.arange(lo, hi), np.diff(indptr[lo:hi + 1]))
+        items = indices[indptr[lo]:indptr[hi]].astype(np.int64)
+        ku = users < user_bias.shape[0]
+        ki = items < item_bias.shape[0]
+        pred = np.full(users.shape[0], mu, dtype=np.float64)
+        pred[ku] += user_bias[users[ku]]
+        pred[ki] += item_bias[items[ki]]
+        both = ku & ki
+        pred[both] += np.einsum("ij,ij->i", user_factors[users[both]], item_factors[items[both]])
+        err = data[indptr[lo]:indptr[hi]] - pred
+        sse += float(err @ err)
+        sae += float(np.abs(err).sum())
+    return sse, sae
