@@ -31,7 +31,8 @@ on one thread; each block allocates its scratch once.
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gather_rows, gram_add, padded_dim
+from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, cho_solve, cholesky, gather_rows, gram_add, moments_add,
+                                   padded_dim)
 
 
 def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:
@@ -90,14 +91,7 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
                     r = data[c0 + jj] - mu - other_bias[indices[c0 + jj]]
                     res[jj] = r
                     c += r
-                for p in range(d):
-                    sp = 0.0
-                    tp = 0.0
-                    for jj in range(m):
-                        sp += x[p, jj]
-                        tp += x[p, jj] * res[jj]
-                    s[p] += sp
-                    t[p] += tp
+                moments_add(x, res, m, d, s, t)
                 gram_add(x, mm, dp, gram)
             n = end - start
             mb = prior_bias[e] if has_bias_mean else 0.0

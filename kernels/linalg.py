@@ -168,6 +168,24 @@ def gather_rows(x, factors, flat, indices, start, m, d):
 
 
 @njit(cache=True, inline="always")
+def moments_add(x, res, m, d, s, t):
+    """``s[p] += sum_jj x[p, jj]`` and ``t[p] += sum_jj x[p, jj] res[jj]`` over the first ``m`` columns.
+
+    With ``x`` a gathered block of factor rows (see :func:`gather_rows`) and ``res``
+    the residuals of its ratings, ``s`` and ``t`` accumulate ``sum_i V_i`` and
+    ``sum_i V_i r_i`` of a half-sweep.
+    """
+    for p in range(d):
+        sp = 0.0
+        tp = 0.0
+        for jj in range(m):
+            sp += x[p, jj]
+            tp += x[p, jj] * res[jj]
+        s[p] += sp
+        t[p] += tp
+
+
+@njit(cache=True, inline="always")
 def gram_add(x, mm, dp, gram):
     """``gram[p, q] += sum_jj x[p, jj] x[q, jj]`` on the lower triangle (4x4 tiles, ``q0 <= p0``)."""
     for p0 in range(0, dp, 4):

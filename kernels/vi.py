@@ -39,7 +39,7 @@ from numba import njit, prange
 
 from fastmf.kernels import rng
 from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, cho_inverse, cholesky, gather_rows, gram_add,
-                                   logdet_from_cholesky, padded_dim, prefetch_span)
+                                   logdet_from_cholesky, moments_add, padded_dim, prefetch_span)
 
 
 
@@ -192,14 +192,7 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
                     c2 += r * r
                     for p in range(d):
                         vsum[p] += other_var[i, p]
-                for p in range(d):
-                    sp = 0.0
-                    tp = 0.0
-                    for jj in range(mb):
-                        sp += x[p, jj]
-                        tp += x[p, jj] * res[jj]
-                    s[p] += sp
-                    t[p] += tp
+                moments_add(x, res, mb, d, s, t)
                 gram_add(x, mm, dp, gram)
             n = end - start
             b = 0.0
