@@ -1,0 +1,78 @@
+"""The ``fastmf bench`` command."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fastmf._json import json_default
+from fastmf.cli import main
+from fastmf.cli.options import _model_choice
+from fastmf.errors import FastMFError
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise FastMFError(f"{what} expects comma-separated integers, got '{text}'") from None
+
+
+@main.command()
+@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Shrink the synthetic ml-32m shape.")
+@click.option("--data", type=click.Path(), default=None, help="Benchmark on this prepared folder instead.")
+@click.option("--factors", default="20,64", show_default=True, help="Comma-separated latent dimensions.")
+@click.option("--threads", "threads_list", default=None, help="Comma-separated thread counts (default 1,all).")
+@click.option("--backends", default="numba,numpy", show_default=True)
+@click.option("--epochs", type=int, default=4, show_default=True, help="Epochs per numba run (first = compile).")
+@click.option("--numpy-epochs", type=int, default=1, show_default=True, help="Epochs per numpy run.")
+@click.option("--series/--no-series", default=True, show_default=True,
+              help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings.")
+@click.option("--balance-check", is_flag=True, help="Also run numba with naive equal-count work splitting.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Extra model hyperparameter.")
+@click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write the records (a JSON list) here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
+          cache, json_out, quiet):
+    """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
+    import numba
+
+    from fastmf import bench as B
+    from fastmf.data_prep.prepared import atomic_file
+    from fastmf.train import parse_grid
+
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    all_threads = numba.config.NUMBA_NUM_THREADS
+    threads = _int_list(threads_list, "--threads") if threads_list else sorted({1, all_threads})
+    dims = _int_list(factors, "--factors")
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    for b in chosen:
+        if b not in ("numba", "numpy"):
+            raise FastMFError(f"unknown backend '{b}' in --backends")
+    extra = parse_grid(" ".join(params))[0] if params else {}
+    folder = data or B.synthetic_folder(scale, cache=cache, log=log)
+    series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES} if series else None
+    configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
+                     balance_check)
+    configs = B.companions(kind, configs, scale, dims, threads, chosen, epochs, numpy_epochs, folder, extra)
+    records, failures = [], []
+    for cfg in configs:
+        log(f"running {cfg['model']} {cfg['backend']} D={cfg['params'].get('factors')} threads={cfg['threads']} "
+            f"on {cfg['data']}")
+        try:
+            records.append(B.run_subprocess(cfg))
+        except FastMFError as exc:  # keep the other measurements
+            failures.append(str(exc))
+            log(f"fastmf: warning: {exc}")
+    B.add_ratios(records)
+    click.echo(B.format_table(records))
+    for line in B.als_ratios(records):
+        click.echo(line)
+    if json_out:
+        atomic_file(json_out, lambda tmp: open(tmp, "w").write(json.dumps(records, indent=2, default=json_default)))
+        click.echo(f"wrote {json_out}")
+    if failures:
+        raise FastMFError(f"{len(failures)} of {len(configs)} configurations failed; first: {failures[0]}")

@@ -1,0 +1,82 @@
+"""Data commands: prepare, info, synth."""
+
+from __future__ import annotations
+
+import click
+
+from fastmf.cli import main
+from fastmf.cli.options import column_spec, data_options, emit_json, load_data, threads_option
+from fastmf.errors import FastMFError
+
+
+# --------------------------------------------------------------------------- data commands
+
+
+@main.command()
+@click.argument("source", type=click.Path())
+@click.argument("out_dir", type=click.Path())
+@data_options
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+def prepare(source, out_dir, force, **kw):
+    """Convert SOURCE (MovieLens zip/folder, CSV or Parquet) to a prepared folder OUT_DIR.
+
+    Writes ratings.parquet (user_id, item_id, rating float32[, timestamp]),
+    items.parquet (item_id, title, genres) with zstd, and manifest.json.
+    """
+    from fastmf.data_prep.prepare import prepare as run
+
+    manifest = run(source, out_dir, column_spec(kw), force=force)
+    click.echo(f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
+               f"{manifest['items']:,} items")
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def info(data, as_json, **kw):
+    """Counts, density, rating histogram and power-law slopes of DATA (default: ml-latest-small)."""
+    from fastmf.data_prep.stats import describe, format_describe
+
+    stats = describe(load_data(data, kw))
+    if as_json:
+        emit_json(stats)
+    else:
+        click.echo(format_describe(stats))
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path())
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Shrink the ml-32m shape by this factor.")
+@click.option("--users", type=int, default=None, help="Number of users (overrides --scale).")
+@click.option("--items", type=int, default=None, help="Number of items (overrides --scale).")
+@click.option("--ratings", type=int, default=None, help="Number of ratings (overrides --scale).")
+@click.option("--rank", type=int, default=8, show_default=True, help="Rank of the planted factors.")
+@click.option("--sigma", type=float, default=0.8, show_default=True, help="Noise standard deviation.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--csv", is_flag=True, help="Also write MovieLens-format ratings.csv and movies.csv.")
+@click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the generation statistics as JSON.")
+def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, as_json):
+    """Write a synthetic MovieLens-shaped data set (default: the ml-32m shape) to OUT_DIR."""
+    import time
+
+    from fastmf.data_prep.synth import SynthConfig, generate, write_synth
+
+    if scale <= 0:
+        raise FastMFError("--scale must be positive")
+    cfg = SynthConfig.scaled(scale, users=users, items=items, ratings=ratings, rank=rank, sigma=sigma, seed=seed)
+    t0 = time.perf_counter()
+    data = generate(cfg)
+    write_synth(out_dir, data, cfg, csv=csv, force=force)
+    stats = dict(data.stats, seconds=time.perf_counter() - t0, out_dir=out_dir)
+    if as_json:
+        emit_json(stats)
+        return
+    click.echo(f"wrote {out_dir}: {stats['ratings']:,} ratings, {stats['users']:,} users, {stats['items']:,} items "
+               f"in {stats['seconds']:.1f} s")
+    click.echo(f"mean rating {stats['mean_rating']:.3f}; ratings per user {stats['min_user_ratings']}.."
+               f"{stats['max_user_ratings']:,}; top item {stats['max_item_ratings']:,} ratings; "
+               f"{stats['items_le_3']:,} items with <= 3 ratings")
+    click.echo(f"best reachable RMSE (oracle, planted model): {stats['oracle_rmse']:.4f}")

@@ -1,0 +1,290 @@
+"""Model commands: train, evaluate, recommend, similar, tune, compare."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from fastmf.cli import main
+from fastmf.cli.options import (data_options, emit_json, load_data, _model_choice, model_options, output_options,
+                                pop_model_params, prepare_split, resolve_item, split_options, threads_option)
+from fastmf.errors import FastMFError
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@model_options
+@split_options
+@data_options
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="Save the fitted model to this folder.")
+@click.option("--compare-als", is_flag=True,
+              help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.")
+@click.option("--ranking", is_flag=True,
+              help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
+@threads_option
+@output_options
+def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
+    """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
+
+    With --json one object goes to stdout: parameters, per-epoch history, final
+    train/test metrics, fit seconds and counts of cold test ratings. Rankers
+    (bpr, popular), and rating models with --ranking, report auc, sampled_auc
+    and precision/recall/ndcg/map@K for K = 5, 10, 20.
+    """
+    import numba
+
+    from fastmf.evaluation import format_strata
+    from fastmf.ranking import format_ranking
+    from fastmf.train import build_model, epoch_printer, model_class, train_report
+
+    params = pop_model_params(kw)
+    params["seed"] = kw["seed"]
+    threshold = 4.0 if params.get("threshold") is None else params["threshold"]
+    if ranking and model_class(kind).rating_model:
+        params.pop("threshold")  # for a rating model it only defines the positives of the ranking metrics
+    model = build_model(kind, params)
+    train_set, test_set, info = prepare_split(data, kw)
+    callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
+    model.fit(train_set, eval_set=test_set, callback=callback)
+    report = train_report(model, train_set, test_set, {**info, "threads": numba.get_num_threads()},
+                          ranking=ranking, threshold=threshold)
+    if compare_als:
+        from fastmf.evaluation import als_baseline
+
+        if not quiet:
+            click.echo("fitting plain ALS for comparison", err=True)
+        report["compare_als"] = als_baseline(model, train_set, test_set)
+    if out_dir:
+        model.save(out_dir)
+        report["model_dir"] = out_dir
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s on {train_set.n_ratings:,} ratings "
+               f"({report['threads']} threads, backend {model.backend})")
+    for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
+        if key in report:
+            click.echo(f"{key:<12}{report[key]:.4f}")
+    for line in format_ranking(report):
+        click.echo(line)
+    if "cold" in report:
+        c = report["cold"]
+        click.echo(f"cold test ratings: {c['cold_ratings']:,} of {c['test_ratings']:,} "
+                   f"(user unseen {c['cold_user_ratings']:,}, item unseen {c['cold_item_ratings']:,})")
+    if "rmse_by_stratum" in report:
+        als = {"plain als": report["compare_als"]["rmse_by_stratum"]} if compare_als else {}
+        click.echo(format_strata({kind: report["rmse_by_stratum"], **als}))
+    if "uncertainty" in report:
+        from fastmf.vi import format_uncertainty
+
+        click.echo(format_uncertainty(report["uncertainty"]))
+    if out_dir:
+        click.echo(f"saved to {out_dir}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("data", required=False, type=click.Path())
+@data_options
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def evaluate(model_dir, data, as_json, **kw):
+    """Evaluate a saved model on DATA (all of it is treated as test ratings)."""
+    from fastmf.base import load_model
+    from fastmf.evaluation import format_strata
+
+    model = load_model(model_dir)
+    report = {"model": model.kind, "model_dir": model_dir, **model.evaluate(load_data(data, kw))}
+    if as_json:
+        emit_json(report)
+        return
+    width = max((len(k) for k, v in report.items() if isinstance(v, float)), default=0) + 2
+    for key, value in report.items():
+        if isinstance(value, float):
+            click.echo(f"{key:<{width}}{value:.4f}")
+    if "rmse_by_stratum" in report:
+        click.echo(format_strata({model.kind: report["rmse_by_stratum"]}))
+
+
+def _parse_rating(spec: str, model):
+    """``ITEM=STARS`` where ITEM is an id or a unique (case-insensitive) title substring."""
+    if "=" not in spec:
+        raise FastMFError(f"--rate expects ITEM=STARS, got '{spec}'")
+    item, stars = spec.rsplit("=", 1)
+    try:
+        value = float(stars)
+    except ValueError:
+        raise FastMFError(f"--rate {spec}: '{stars}' is not a number") from None
+    return resolve_item(model, item), value
+
+
+def _user_id(model, user: str):
+    """A user id from its command-line string (an integer if the model's ids are integers)."""
+    return int(user) if model.user_map_.is_int and user.lstrip("-").isdigit() else user
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--user", default=None, help="Recommend for this user id.")
+@click.option("--rate", "rates", multiple=True, metavar="ITEM=STARS",
+              help="Fold in a new user from ratings (ITEM: id or unique title); repeatable.")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--include-seen", is_flag=True, help="Do not exclude the user's own items.")
+@click.option("--min-ratings", type=int, default=0, show_default=True,
+              help="Only items with at least this many training ratings.")
+@click.option("--strategy", type=click.Choice(["mean", "penalized", "ucb", "thompson"]), default=None,
+              help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
+                   "ucb mean+beta*sd, or thompson (one posterior draw).")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the sd in --strategy ucb.")
+@click.option("--seed", type=int, default=None, help="Seed of --strategy thompson (default: a fresh draw).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, beta, seed, as_json):
+    """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""
+    from fastmf.base import load_model
+
+    model = load_model(model_dir)
+    if (user is None) == (not rates):
+        raise FastMFError("give either --user ID or one or more --rate ITEM=STARS")
+    ranking = {}
+    if strategy not in (None, "mean"):
+        if strategy not in getattr(model, "strategies", ()):
+            raise FastMFError(f"--strategy {strategy} needs posterior uncertainty (--model vi), "
+                              f"not a '{model.kind}' model")
+        ranking = {"strategy": strategy, "beta": beta, "seed": seed}
+    if user is not None:
+        uid = _user_id(model, user)
+        items, scores = model.recommend(uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
+                                        **ranking)
+    else:
+        ratings = dict(_parse_rating(r, model) for r in rates)
+        items, scores = model.fold_in(ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
+                                      **ranking)
+    idx = model.item_map_.index_of(items)
+    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
+            for r in range(len(items))]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['rank']:>3}. {row['score']:8.4f}  {row['item_id']!s:>8}  {row['title']}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--features", required=True, help="Features of the new item, comma-separated (Adventure,Animation).")
+@click.option("--user", default=None, help="Also predict this user's rating of the new item and of the listed ones.")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--min-ratings", type=int, default=0, show_default=True,
+              help="Only items with at least this many training ratings.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def similar(model_dir, features, user, k, min_ratings, as_json):
+    """Existing items most similar (cosine in factor space) to a new item known only by its features.
+
+    MODEL_DIR must hold a model trained with --model features; the new item's
+    factors are its prior mean, the scaled sum of its features' vectors.
+    """
+    from fastmf.base import load_model
+
+    model = load_model(model_dir)
+    if not hasattr(model, "similar"):
+        raise FastMFError(f"{model_dir} holds a '{model.kind}' model; similar needs one trained with --model features")
+    names = [f.strip() for f in features.split(",") if f.strip()]
+    items, sims = model.similar(names, k=k, min_item_ratings=min_ratings)
+    idx = model.item_map_.index_of(items)
+    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "similarity": float(sims[r])}
+            for r in range(len(items))]
+    out = {"features": names, "items": rows}
+    if user is not None:
+        uid = _user_id(model, user)
+        out["user"], out["new_item_rating"] = uid, model.predict_new(uid, names)
+        for row, rating in zip(rows, model.predict(np.full(len(items), uid), items)):
+            row["predicted_rating"] = float(rating)
+    if as_json:
+        emit_json(out)
+        return
+    if user is not None:
+        click.echo(f"user {out['user']}: predicted rating of the new item {out['new_item_rating']:.3f}")
+    pred = "  rating" if user is not None else ""
+    click.echo(f"{'':>4} {'cosine':>8}{pred}  {'item':>8}  title   (new item: {', '.join(names)})")
+    for row in rows:
+        extra = f"{row['predicted_rating']:8.3f}" if user is not None else ""
+        click.echo(f"{row['rank']:>3}. {row['similarity']:8.4f}{extra}  {row['item_id']!s:>8}  {row['title']}")
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--grid", required=True, help='Space-separated name=v1,v2 lists, e.g. "lam=0.05,0.1 tau=1,2".')
+@click.option("--validation-frac", type=float, default=0.1, show_default=True,
+              help="Share of the training ratings used to score the grid.")
+@model_options
+@split_options
+@data_options
+@threads_option
+@output_options
+def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
+    """Grid search scored on a validation split carved from the training data (never the test set)."""
+    from fastmf.train import parse_grid
+    from fastmf.train import tune as run
+
+    base = {k: v for k, v in pop_model_params(kw).items() if v is not None}
+    base["seed"] = kw["seed"]
+    points = parse_grid(grid)
+    train_set, test_set, info = prepare_split(data, kw)
+
+    def show(row):
+        if not quiet:
+            click.echo("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                       err=True)
+
+    result = run(kind, train_set, test_set, points, base, validation_frac, kw["seed"], show)
+    result.pop("model")
+    result.update(info)
+    if as_json:
+        emit_json(result)
+        return
+    names = list(points[0])
+    val, test = f"val_{result['metric']}", f"test_{result['metric']}"  # rmse (rating models) or ndcg@10
+    click.echo("".join(f"{n:>10}" for n in names) + f"{val:>12}{'seconds':>10}")
+    for row in sorted(result["rows"], key=lambda r: r[val], reverse=result["metric"] != "rmse"):
+        click.echo("".join(f"{row[n]!s:>10}" for n in names) + f"{row[val]:>12.4f}{row['seconds']:>10.1f}")
+    best = result["best"]
+    extra = f", {test} {best[test]:.4f}" if test in best else ""
+    click.echo(f"best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} "
+               f"({val} {best[val]:.4f}{extra})")
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path())
+@click.option("--models", default="popular,als,bpr", show_default=True, help="Comma-separated model kinds.")
+@click.option("--param", "params", multiple=True, metavar="KIND.NAME=VALUE",
+              help="Hyperparameter of one model (repeatable), e.g. bpr.reg=0.01.")
+@click.option("--threshold", type=float, default=4.0, show_default=True, help="Ratings >= this are positives.")
+@split_options
+@data_options
+@threads_option
+@output_options
+def compare(data, models, params, threshold, as_json, quiet, **kw):
+    """Ranking metrics of several models on one split, side by side (rating models rank by predicted rating)."""
+    from fastmf.ranking import compare as run
+    from fastmf.ranking import format_comparison
+    from fastmf.train import parse_grid
+
+    per_model = {}
+    for spec in params:
+        kind, _, setting = spec.partition(".")
+        if not setting or "=" not in setting:
+            raise FastMFError(f"--param expects KIND.NAME=VALUE, got '{spec}'")
+        per_model.setdefault(kind, {}).update(parse_grid(setting)[0])
+    kinds = [k.strip() for k in models.split(",") if k.strip()]
+    train_set, test_set, info = prepare_split(data, kw)
+    if test_set is None:
+        raise FastMFError("compare needs test ratings: use a --test-frac above 0 or --test")
+    show = None if quiet else (lambda row: click.echo(f"{row['model']}: fitted in {row['fit_seconds']:.2f} s",
+                                                       err=True))
+    rows = run(kinds, train_set, test_set, per_model, threshold, kw["seed"], show)
+    if as_json:
+        emit_json({**info, "threshold": threshold, "models": rows})
+        return
+    click.echo(format_comparison(rows))

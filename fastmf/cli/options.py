@@ -1,0 +1,188 @@
+"""Options and helpers shared by the ``fastmf`` commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+import numpy as np
+
+from fastmf._json import json_default
+from fastmf.errors import FastMFError
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+def data_options(f):
+    """Column names and scale for generic CSV/Parquet rating files."""
+    opts = [
+        click.option("--user-col", default=None, help="User column of a generic CSV/Parquet file."),
+        click.option("--item-col", default=None, help="Item column of a generic CSV/Parquet file."),
+        click.option("--rating-col", default=None, help="Rating column of a generic CSV/Parquet file."),
+        click.option("--time-col", default=None, help="Timestamp column of a generic file (optional)."),
+        click.option("--sep", default=None, help="Field separator of a generic CSV (default ',' or tab for .tsv)."),
+        click.option("--rating-range", default=None, metavar="LO,HI",
+                     help="Allowed rating scale (default 0.5,5)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def column_spec(kw: dict):
+    from fastmf.data_prep.loaders import ColumnSpec
+
+    rng = kw.pop("rating_range", None)
+    if rng is not None:
+        try:
+            lo, hi = (float(x) for x in rng.split(","))
+        except ValueError:
+            raise FastMFError(f"--rating-range expects LO,HI (for example 1,5), got '{rng}'") from None
+        rng = (lo, hi)
+    return ColumnSpec(user=kw.pop("user_col", None), item=kw.pop("item_col", None),
+                      rating=kw.pop("rating_col", None), timestamp=kw.pop("time_col", None),
+                      sep=kw.pop("sep", None), rating_range=rng)
+
+
+def threads_option(f):
+    @click.option("--threads", type=int, default=None, help="Threads for the parallel kernels (default: all cores).")
+    @functools.wraps(f)
+    def wrapper(*args, threads=None, **kw):
+        from fastmf.threads import set_threads
+
+        set_threads(threads)
+        return f(*args, **kw)
+
+    return wrapper
+
+
+def output_options(f):
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(f)
+    return f
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=json_default))
+
+
+def load_data(path, kw):
+    from fastmf.data_prep.dataset import load_dataset
+
+    return load_dataset(path, column_spec(kw))
+
+
+# --------------------------------------------------------------------------- models
+
+# Hyperparameter flags shared by train, tune and bench; each model takes the ones in its
+# constructor and an error names any given flag that does not apply to the chosen model.
+MODEL_OPTIONS = [
+    click.option("--factors", "-D", type=int, default=None, help="Latent dimension D."),
+    click.option("--lam", type=float, default=None, help="Data precision lambda."),
+    click.option("--gamma", type=float, default=None, help="Bias regulariser gamma."),
+    click.option("--tau", type=float, default=None, help="Factor regulariser tau."),
+    click.option("--beta", type=float, default=None, help="Prior precision of feature vectors (--model features)."),
+    click.option("--feature-bias", is_flag=True, default=None,
+                 help="Centre item biases on genre biases too (--model features)."),
+    click.option("--epochs", type=int, default=None, help="Training epochs."),
+    click.option("--patience", type=int, default=None,
+                 help="Early stopping: epochs without validation improvement (validation carved from train)."),
+    click.option("--threshold", type=float, default=None,
+                 help="Ratings >= this are positives (--model bpr/popular, default 4; 0: all; also --ranking)."),
+    click.option("--lr", type=float, default=None, help="SGD learning rate (--model bpr)."),
+    click.option("--decay", type=float, default=None, help="Learning rate factor per epoch (--model bpr)."),
+    click.option("--reg", type=float, default=None, help="L2 regularisation (--model bpr)."),
+    click.option("--negatives", type=click.Choice(["uniform", "popularity"]), default=None,
+                 help="Negative sampling of --model bpr (default uniform)."),
+    click.option("--no-item-bias", "item_bias", flag_value=False, default=None,
+                 help="Score without item biases (--model bpr)."),
+    click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
+                 help="numba kernels (default) or the NumPy reference."),
+    click.option("--covariance", type=click.Choice(["full", "diagonal"]), default=None,
+                 help="Posterior covariance per user/item (--model vi; default full)."),
+    click.option("--learn-hyper", is_flag=True, default=None,
+                 help="Learn lam and a per-dimension tau by empirical Bayes (--model vi)."),
+]
+
+
+def model_options(f):
+    for opt in reversed(MODEL_OPTIONS):
+        f = opt(f)
+    return f
+
+
+MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "beta", "feature_bias", "epochs", "patience",
+                "threshold", "lr", "decay", "reg", "negatives", "item_bias", "backend",
+                "covariance", "learn_hyper")
+
+
+def pop_model_params(kw: dict) -> dict:
+    return {name: kw.pop(name) for name in MODEL_PARAMS if name in kw}
+
+
+def split_options(f):
+    opts = [
+        click.option("--test-frac", type=float, default=None,
+                     help="Share of ratings held out for testing (default 0.1; 0 with --test)."),
+        click.option("--split", type=click.Choice(["random", "user", "time"]), default="random", show_default=True,
+                     help="random: per rating; user: leave-k-out per user; time: latest ratings."),
+        click.option("--leave-k", type=int, default=1, show_default=True, help="k of --split user."),
+        click.option("--test", "test_path", type=click.Path(), default=None,
+                     help="Evaluate on this data set instead of a split of DATA."),
+        click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split and the model."),
+        click.option("--item-features", type=click.Path(), default=None,
+                     help="CSV/Parquet of (item, feature) pairs replacing the genres as item features."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _model_choice():
+    from fastmf.models import MODELS
+
+    return click.Choice(sorted(MODELS))
+
+
+def prepare_split(data, kw):
+    """Load DATA (and --test) and split; returns (train, test, split info)."""
+    from fastmf.data_prep.dataset import load_dataset
+    from fastmf.train import split_data
+
+    columns = column_spec(kw)
+    full = load_dataset(data, columns)
+    features_path = kw.pop("item_features", None)
+    if features_path:
+        from fastmf.data_prep.loaders import read_item_features
+
+        full = full.with_features(*read_item_features(features_path))
+    test_path = kw.pop("test_path")
+    given = load_dataset(test_path, columns) if test_path else None
+    train, test = split_data(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
+    info = {"data": full.source, "test_data": given.source if given is not None else None,
+            "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items}
+    return train, test, info
+
+
+def resolve_item(model, item: str):
+    """An item id from an id string or a unique title match."""
+    ids = model.item_map_.ids
+    if model.item_map_.is_int and item.strip().lstrip("-").isdigit():
+        if model.item_map_.index_of(np.asarray([int(item)]))[0] >= 0:
+            return int(item)
+    elif not model.item_map_.is_int and model.item_map_.index_of(np.asarray([item]))[0] >= 0:
+        return item
+    if model.item_titles_ is None:
+        raise FastMFError(f"unknown item '{item}'")
+    titles = np.char.lower(model.item_titles_.astype(str))
+    exact = np.flatnonzero(titles == item.lower())
+    hits = exact if exact.size else np.flatnonzero(np.char.find(titles, item.lower()) >= 0)
+    if hits.size == 0:
+        raise FastMFError(f"no item id or title matches '{item}'")
+    if hits.size > 1:
+        shown = "; ".join(model.item_titles_[h] for h in hits[:5])
+        raise FastMFError(f"'{item}' matches {hits.size} titles ({shown}{'; ...' if hits.size > 5 else ''}): "
+                          "be more specific or use the id")
+    return ids[hits[0]].item()
