@@ -15,13 +15,24 @@ and ``KL(N(m, S) || N(0, diag(tau)^-1)) = 1/2 [sum_d tau_d (S_dd + m_d^2) - D - 
 Each epoch updates every user (bias, then posterior) and then every item, each an
 exact block maximiser (see :mod:`fastmf.kernels.vi`), so the ELBO never decreases.
 
-``learn_hyper=True`` adds closed-form empirical-Bayes steps after each epoch, the
-exact maximisers of the ELBO in the precisions:
+``learn_hyper=True`` makes the bias penalty a prior, ``b_e ~ N(0, 1/gamma)``, with Gaussian
+posteriors ``q(b_e) = N(b_e, s_e)``: the sweeps' bias update is the mean, and the optimal
+variance ``s_e = 1/(lam n_e + gamma)`` depends only on the precisions and the rating count
+``n_e``. The ELBO's penalty becomes ``sum_e KL(q(b_e) || N(0, 1/gamma))`` and every rating's
+expected squared error gains ``s_u + s_i``. Closed-form empirical-Bayes steps follow each
+epoch, the exact maximisers of the ELBO in the precisions:
 
     lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]
-    tau_d = (n_users + n_items) / sum_entities (m_d^2 + S_dd)     (automatic relevance determination)
+    gamma = (n_users + n_items) / sum_entities (b^2 + s)
+    tau_d = sqrt(n_users n_items / (a_d b_d))     (automatic relevance determination)
 
-Predictions carry a variance: ``var(r_ui) = m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam``.
+with ``a_d``, ``b_d`` the sums of ``m_d^2 + S_dd`` over users and over items; ``tau`` is
+maximised jointly with the free scale of each dimension (``U_d -> c U_d``, ``V_d -> V_d / c``
+leaves the likelihood unchanged), which is the optimum of separate user and item
+precisions (see :meth:`VIState.update_tau`). Fixed precisions keep point-estimate biases
+and the penalty ``gamma/2 b^2`` (the ML-32M report's setting; ``gamma`` may be 0 there).
+
+Predictions carry a variance: ``var(r_ui) = s_u + s_i + m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam``.
 """
 
 from __future__ import annotations
@@ -40,10 +51,13 @@ from fastmf.factor import FactorModel
 from fastmf.kernels import als as kals
 from fastmf.kernels import metrics as km
 from fastmf.kernels import vi as kvi
+from fastmf.kernels.linalg import aligned_zeros
 from fastmf.reference import als as ref_als
 from fastmf.reference import vi as ref
 
 COVARIANCES = ("full", "diagonal")
+#: item ranges per thread in the scattered item sweep (dynamically scheduled)
+SCATTER_PARTS_PER_THREAD = 4
 STRATEGIES = ("mean", "penalized", "ucb", "thompson")
 #: half-widths, in predictive standard deviations, of the central 50% and 90% intervals
 Z50 = NormalDist().inv_cdf(0.75)
@@ -69,6 +83,28 @@ class Posterior:
         """``sum_e (m_ed^2 + S_e,dd)`` per dimension ``d``."""
         diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
         return np.square(self.mean, dtype=np.float64).sum(axis=0) + diag.sum(axis=0, dtype=np.float64)
+
+
+class MomentScatter:
+    """Accumulators for the item half-sweep with full covariances (numba): the moments of
+    every item are summed by streaming the user rows once (:func:`fastmf.kernels.vi.scatter_moments`)
+    instead of gathering a user row per rating; the user table is too large for the cache, the
+    item accumulators (popular items first) mostly are not. ``parts`` are item ranges of about
+    equal rating count, one task each."""
+
+    def __init__(self, csr, csc_indptr: np.ndarray, factors: int, n_parts: int):
+        width = kvi.moments_width(factors)
+        n = csc_indptr.shape[0] - 1
+        self.col_counts = np.diff(csc_indptr)
+        self.cuts = kvi.row_cuts(csr[0], csr[1], kals.balanced_blocks(csc_indptr, factors, n_parts))
+        self.factors = factors
+        self.acc32 = aligned_zeros((n, width), np.float32)
+        self.acc64 = aligned_zeros((n, width), np.float64)
+        self.counts = np.zeros(n, dtype=np.int32)
+
+    def run(self, csr, mu: float, user_rows: np.ndarray) -> None:
+        kvi.scatter_moments(csr[1], csr[2], mu, user_rows, self.cuts, self.acc32, self.acc64, self.counts,
+                            self.factors)
 
 
 class VIState:
@@ -108,13 +144,24 @@ class VIState:
             blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
             self.user_blocks = kals.balanced_blocks(csr[0], factors, blocks)
             self.item_blocks = kals.balanced_blocks(csc[0], factors, blocks)
+            if self.full:
+                self.scatter = MomentScatter(csr, csc[0], factors, numba.get_num_threads() * SCATTER_PARTS_PER_THREAD)
 
     # ------------------------------------------------------------------ coordinate ascent
     def user_step(self) -> None:
         self._sweep(self.csr, self.users, self.items, getattr(self, "user_blocks", None))
 
     def item_step(self) -> None:
-        self._sweep(self.csc, self.items, self.users, getattr(self, "item_blocks", None))
+        if getattr(self, "scatter", None) is None:
+            self._sweep(self.csc, self.items, self.users, getattr(self, "item_blocks", None))
+            return
+        it = self.items
+        with numba.parallel_chunksize(1):
+            self.scatter.run(self.csr, self.mu, self.users.rows)
+            kvi.finish_full(it.bias, it.mean, it.cov, it.rows, it.logdet, self.scatter.acc32, self.scatter.acc64,
+                            self.scatter.counts, self.scatter.col_counts, self.lam, self.gamma, self.tau,
+                            self.item_blocks, it.esse)
+        self.esse = float(np.sum(it.esse))
 
     def _sweep(self, mat, own, other, blocks) -> None:
         indptr, indices, data = mat
@@ -126,7 +173,7 @@ class VIState:
                 if self.full:
                     kvi.half_sweep_full(indptr, indices, data, self.mu, own.bias, own.mean, own.cov, own.rows,
                                         own.logdet, other.rows, self.lam, self.gamma, self.tau, blocks,
-                                        own.esse)
+                                        own.esse, kvi.moments_width(own.mean.shape[1]))
                 else:
                     kvi.half_sweep_diag(indptr, indices, data, self.mu, own.bias, other.bias, own.mean, own.cov,
                                         own.logdet, other.mean, other.cov, self.lam, self.gamma, self.tau, blocks,
@@ -134,22 +181,73 @@ class VIState:
         # every rating belongs to exactly one swept entity: their shares are the whole sum
         self.esse = float(np.sum(own.esse))
 
+    def bias_variances(self) -> tuple:
+        """Variances of ``q(b_u)`` and ``q(b_i)``: with ``learn_hyper`` the biases have Gaussian
+        posteriors whose optimal variance, ``1 / (lam n_e + gamma)``, depends only on the
+        precisions and the entity's rating count ``n_e``; without it they are point estimates
+        (zero variance). Being recomputed from the current precisions they are always at their
+        optimum: a precision step maximises the ELBO with them held, and their move to the new
+        optimum can only raise it further."""
+        if not self.learn_hyper:
+            return np.zeros(self.users.bias.shape[0]), np.zeros(self.items.bias.shape[0])
+        return tuple(1.0 / (self.lam * np.diff(mat[0]) + self.gamma) for mat in (self.csr, self.csc))
+
     def update_lam(self) -> None:
-        """``lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]``, the exact ELBO maximiser in ``lam``."""
+        """``lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]``, the exact ELBO maximiser in ``lam``
+        (the expectation includes the bias variances, ``sum_e n_e s_e``)."""
         if self.n_ratings:
-            self.lam = self.n_ratings / self.esse
+            self.lam = self.n_ratings / self.expected_sse()
+
+    def expected_sse(self) -> float:
+        """``sum_(u,i) E_q[(r - mu - b_u - b_i - U.V)^2]``: the sweeps' ``esse`` plus ``sum_e n_e s_e``."""
+        s_u, s_i = self.bias_variances()
+        return float(self.esse + np.diff(self.csr[0]) @ s_u + np.diff(self.csc[0]) @ s_i)
+
+    def update_gamma(self) -> None:
+        """``gamma = (n_users + n_items) / sum_e (b_e^2 + s_e)``, the exact ELBO maximiser in the
+        precision of the bias prior ``b_e ~ N(0, 1/gamma)`` (``learn_hyper`` only: with point
+        estimates the objective would be unbounded as ``b -> 0``, ``gamma -> inf``)."""
+        n_entities = self.users.bias.shape[0] + self.items.bias.shape[0]
+        self.gamma = n_entities / sum(np.square(side.bias, dtype=np.float64).sum() + s.sum()
+                                      for side, s in zip((self.users, self.items), self.bias_variances()))
 
     def update_tau(self) -> None:
-        """``tau_d = (n_users + n_items) / sum_e (m_ed^2 + S_e,dd)``, the exact ELBO maximiser in ``tau``."""
-        n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
-        self.tau = n_entities / (self.users.second_moments() + self.items.second_moments())
+        """The exact joint ELBO maximiser in ``tau`` and the scale of each dimension.
+
+        Rescaling dimension ``d`` (``U_d -> c_d U_d``, ``V_d -> V_d / c_d``, covariances and
+        ``log det`` alike) leaves every prediction and the expected squared error unchanged,
+        and it is the direction the entity-by-entity sweeps move along most slowly. With
+        ``a_d = sum_u (m_ud^2 + S_u,dd)``, ``b_d`` the same over items and ``n_U``, ``n_V``
+        their counts, the ELBO's ``- tau_d/2 (c_d^2 a_d + b_d / c_d^2) + (n_U + n_V)/2 log tau_d
+        + (n_U - n_V) log c_d`` is maximised by ``c_d^2 = sqrt(n_U b_d / (n_V a_d))`` and
+        ``tau_d = sqrt(n_U n_V / (a_d b_d))`` = ``(n_U + n_V) / sum_e (m_ed^2 + S_e,dd)`` after the
+        rescaling. This is the same optimum as separate user and item prior precisions
+        (``n_U / a_d`` and ``n_V / b_d``) written with one shared ``tau``.
+        """
+        a, b = self.users.second_moments(), self.items.second_moments()
+        n_u, n_i = self.users.mean.shape[0], self.items.mean.shape[0]
+        scale = np.sqrt(np.sqrt(n_u * b / (n_i * a)))
+        self._rescale(self.users, scale)
+        self._rescale(self.items, 1.0 / scale)
+        self.tau = np.sqrt(n_u * n_i / (a * b))
+
+    @staticmethod
+    def _rescale(side: Posterior, scale: np.ndarray) -> None:
+        """``m -> C m``, ``S -> C S C``, ``log det S += 2 sum log c`` with ``C = diag(scale)``."""
+        f = scale.astype(side.mean.dtype)
+        side.mean *= f
+        side.cov *= np.outer(f, f) if side.cov.ndim == 3 else f * f
+        side.logdet += 2.0 * float(np.sum(np.log(scale)))
+        if side.rows is not None:
+            side.rows = kvi.pack_rows(side.mean, side.cov, side.bias)
 
     def epoch(self) -> dict:
-        """Users, then items, then (with ``learn_hyper``) ``lam`` and ``tau``."""
+        """Users, then items, then (with ``learn_hyper``) ``lam``, ``gamma`` and ``tau``."""
         self.user_step()
         self.item_step()
         if self.learn_hyper:
             self.update_lam()
+            self.update_gamma()
             self.update_tau()
         return {}
 
@@ -168,10 +266,10 @@ class VIState:
     def snapshot(self):
         sides = tuple({k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(p).items()}
                       for p in (self.users, self.items))
-        return sides, self.lam, self.tau.copy(), self.esse
+        return sides, self.lam, self.gamma, self.tau.copy(), self.esse
 
     def restore(self, snap) -> None:
-        sides, self.lam, self.tau, self.esse = snap
+        sides, self.lam, self.gamma, self.tau, self.esse = snap
         for posterior, saved in zip((self.users, self.items), sides):
             vars(posterior).update(saved)
 
@@ -184,12 +282,21 @@ class VIState:
         d = self.tau.shape[0]
         return 0.5 * (float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau)))) - logdets)
 
+    def bias_term(self) -> float:
+        """The biases' share of ``-ELBO``: the penalty ``gamma/2 sum b^2`` of point estimates or, with
+        ``learn_hyper``, ``sum_e KL(N(b_e, s_e) || N(0, 1/gamma))``
+        ``= 1/2 sum_e [gamma (b_e^2 + s_e) - 1 - log(gamma s_e)]``."""
+        total = 0.0
+        for side, s in zip((self.users, self.items), self.bias_variances()):
+            total += 0.5 * self.gamma * (np.square(side.bias, dtype=np.float64).sum() + s.sum())
+            if self.learn_hyper:
+                total -= 0.5 * float(np.sum(1.0 + np.log(self.gamma * s)))
+        return float(total)
+
     def elbo(self) -> float:
-        """The ELBO of the module docstring (bias penalty included)."""
-        lik = 0.5 * self.n_ratings * np.log(self.lam / (2.0 * np.pi)) - 0.5 * self.lam * self.esse
-        penalty = 0.5 * self.gamma * (np.square(self.users.bias, dtype=np.float64).sum()
-                                      + np.square(self.items.bias, dtype=np.float64).sum())
-        return float(lik - self.kl() - penalty)
+        """The ELBO of the module docstring (bias term included)."""
+        lik = 0.5 * self.n_ratings * np.log(self.lam / (2.0 * np.pi)) - 0.5 * self.lam * self.expected_sse()
+        return float(lik - self.kl() - self.bias_term())
 
     def arrays(self):
         return self.mu, self.users.bias, self.items.bias, self.users.mean, self.items.mean
@@ -206,19 +313,23 @@ class VI(FactorModel):
     Defaults are the ML-32M report's fixed setting: ``factors`` D = 20, ``lam`` = 0.1
     (noise precision), ``tau`` = 1.0 (prior precision), ``gamma`` = 2.5 (bias penalty),
     20 ``epochs``. ``covariance`` is ``"full"`` (``D x D`` per entity) or
-    ``"diagonal"``; ``learn_hyper`` learns ``lam`` and a per-dimension ``tau`` by
-    empirical Bayes: ``lam`` is first set to its maximiser for the initial posteriors
-    (the fixed 0.1 would be a poor start) and ``tau`` starts from the given value.
+    ``"diagonal"``; ``learn_hyper`` learns ``lam``, a per-dimension ``tau`` (jointly with
+    the scale of each dimension: the optimum of separate user and item precisions) and
+    the bias prior precision ``gamma`` by empirical Bayes, with Gaussian bias posteriors;
+    ``lam`` is first set to its maximiser for the initial posteriors (the fixed 0.1
+    would be a poor start), ``tau`` and ``gamma`` start from the given values.
 
     Learned: the posterior means ``user_factors_``/``item_factors_``, covariances
-    ``user_cov_``/``item_cov_`` (float32, ``(n, D, D)`` or ``(n, D)``), biases, the
-    final ``lam_`` and ``tau_`` (per dimension). Every history record holds ``elbo``
-    and ``lam``.
+    ``user_cov_``/``item_cov_`` (float32, ``(n, D, D)`` or ``(n, D)``), biases and their
+    posterior variances ``user_bias_var_``/``item_bias_var_`` (zero for point estimates),
+    the final ``lam_``, ``gamma_`` and ``tau_`` (per dimension). Every history record
+    holds ``elbo`` and ``lam``.
     """
 
     kind = "vi"
     strategies = STRATEGIES
-    _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_")
+    _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_", "user_bias_var_",
+                                                 "item_bias_var_")
 
     def __init__(self, factors: int = 20, lam: float = 0.1, gamma: float = 2.5, tau: float = 1.0,
                  epochs: int = 20, covariance: str = "full", learn_hyper: bool = False, seed: int = 42,
@@ -240,6 +351,8 @@ class VI(FactorModel):
             raise FastMFError("factors must be at least 1 and epochs non-negative")
         if self.lam <= 0 or self.tau <= 0 or self.gamma < 0:
             raise FastMFError("lam and tau must be positive and gamma non-negative")
+        if self.learn_hyper and self.gamma == 0:
+            raise FastMFError("learn_hyper needs a positive starting gamma (the precision of the bias prior)")
         if self.covariance not in COVARIANCES:
             raise FastMFError(f"unknown covariance '{self.covariance}' (choose from {', '.join(COVARIANCES)})")
 
@@ -256,15 +369,17 @@ class VI(FactorModel):
         self.user_bias_, self.item_bias_ = state.users.bias, state.items.bias
         self.user_cov_ = state.users.cov.astype(np.float32, copy=False)
         self.item_cov_ = state.items.cov.astype(np.float32, copy=False)
-        self.lam_, self.tau_ = float(state.lam), state.tau
+        self.user_bias_var_, self.item_bias_var_ = (s.astype(np.float32) for s in state.bias_variances())
+        self.lam_, self.gamma_, self.tau_ = float(state.lam), float(state.gamma), state.tau
 
     # ------------------------------------------------------------------ persistence
     def _extra_header(self) -> dict:
-        return {**super()._extra_header(), "lam": self.lam_}
+        return {**super()._extra_header(), "lam": self.lam_, "gamma": self.gamma_}
 
     def _load_extra(self, header: dict) -> None:
         super()._load_extra(header)
         self.lam_ = float(header.get("lam", self.lam))
+        self.gamma_ = float(header.get("gamma", self.gamma))
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)
@@ -273,10 +388,13 @@ class VI(FactorModel):
         if (self.user_cov_.shape != (self.n_users, *tail) or self.item_cov_.shape != (self.n_items, *tail)
                 or self.tau_.shape != (d,)):
             raise ModelFileError(f"{path}: covariance or tau arrays do not match the factors")
+        if self.user_bias_var_.shape != (self.n_users,) or self.item_bias_var_.shape != (self.n_items,):
+            raise ModelFileError(f"{path}: bias variance arrays do not match the biases")
 
     # ------------------------------------------------------------------ predictive distribution
     def _pair_moments(self, users: np.ndarray, items: np.ndarray):
-        """Predictive mean and variance of ``mu + b_u + b_i + U_u . V_i`` (no noise) per index pair."""
+        """Predictive mean and variance of ``mu + b_u + b_i + U_u . V_i`` (no noise) per index pair;
+        a cold id's bias has the prior variance ``1/gamma`` (``learn_hyper``; else it is a point at 0)."""
         f32 = np.float32
         d = self.user_factors_.shape[1]
         prior_cov = (np.diag(1.0 / self.tau_) if self.user_cov_.ndim == 3 else 1.0 / self.tau_).astype(f32)
@@ -287,6 +405,10 @@ class VI(FactorModel):
                          self.item_bias_.astype(f32, copy=False), self.user_factors_.astype(f32, copy=False),
                          self.user_cov_, self.item_factors_.astype(f32, copy=False), self.item_cov_,
                          np.zeros(d, dtype=f32), prior_cov, mean, var)
+        cold = 1.0 / self.gamma_ if self.learn_hyper else 0.0
+        for idx, bias_var in ((users, self.user_bias_var_), (items, self.item_bias_var_)):
+            known = (idx >= 0) & (idx < bias_var.shape[0])
+            var += np.where(known, bias_var[np.where(known, idx, 0)], cold)
         return mean, var
 
     def predict(self, users, items, return_std: bool = False):
@@ -344,7 +466,8 @@ class VI(FactorModel):
 
     def fit_summary(self) -> dict:
         """Learned precisions and the item uncertainty table, for ``fastmf train`` reports."""
-        return {"lam": self.lam_, "tau": self.tau_.tolist(), "uncertainty": self.uncertainty_table()}
+        return {"lam": self.lam_, "gamma": self.gamma_, "tau": self.tau_.tolist(),
+                "uncertainty": self.uncertainty_table()}
 
     # ------------------------------------------------------------------ ranking with uncertainty
     def recommend(self, user, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0,
@@ -354,8 +477,8 @@ class VI(FactorModel):
         ``mean`` (predicted rating), ``penalized`` (``mean / (1 + var)``, the ML-32M
         report's), ``ucb`` (``mean + beta * sd``) or ``thompson`` (the rating under one
         draw of every user and item factor from q; ``seed`` makes the draw repeatable).
-        ``var``/``sd`` are those of ``U_u . V_i`` under q (the noise ``1/lam`` is the same
-        for every item and is left out).
+        ``var``/``sd`` are those of ``b_i + U_u . V_i`` under q (the noise ``1/lam`` and the
+        user's bias variance are the same for every item and are left out).
         """
         with self._ranking(strategy, beta, seed):
             return super().recommend(user, k, exclude_seen, min_item_ratings)
@@ -399,7 +522,7 @@ class VI(FactorModel):
         m = np.zeros(v.shape[1])
         b = 0.0
         for _ in range(10):
-            b = self.lam_ * np.sum(res - v @ m) / (self.lam_ * len(item_idx) + self.gamma)
+            b = self.lam_ * np.sum(res - v @ m) / (self.lam_ * len(item_idx) + self.gamma_)
             m = np.linalg.solve(a, self.lam_ * v.T @ (res - b))
         s = np.linalg.inv(a) if full else 1.0 / np.diag(a)
         return b, m, s
@@ -436,8 +559,8 @@ class VI(FactorModel):
         return out
 
     def score_variance(self, mean_u: np.ndarray, cov_u: np.ndarray) -> np.ndarray:
-        """Variance of ``U . V_i`` for every item, ``(B, n_items)``, for user posteriors
-        ``N(mean_u[b], cov_u[b])``: ``m_u^T S_i m_u + tr(S_u S_i) + m_i^T S_u m_i``."""
+        """Variance of ``b_i + U . V_i`` for every item, ``(B, n_items)``, for user posteriors
+        ``N(mean_u[b], cov_u[b])``: ``s_i + m_u^T S_i m_u + tr(S_u S_i) + m_i^T S_u m_i``."""
         m_i, s_i = self.item_factors_.astype(np.float32, copy=False), self.item_cov_
         mean_u = mean_u.astype(np.float32, copy=False)
         if s_i.ndim == 3:
@@ -448,7 +571,7 @@ class VI(FactorModel):
                 var[b] += np.einsum("id,id->i", m_i @ cov_u[b], m_i)
         else:
             var = (mean_u ** 2 + cov_u) @ s_i.T + cov_u @ (m_i ** 2).T
-        return np.maximum(var, 0.0)
+        return np.maximum(var, 0.0) + self.item_bias_var_[None, :]
 
 
 def format_uncertainty(table: dict) -> str:

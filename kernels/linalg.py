@@ -125,6 +125,24 @@ PREFETCH_AHEAD = 32
 CACHE_LINE_FLOATS = 16  # 4-byte elements (float32, int32) per 64-byte cache line
 
 
+def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
+    """A zeroed C-contiguous array whose data starts on an ``align``-byte (cache-line) boundary.
+
+    Large NumPy allocations start 16 bytes past a page boundary, so rows whose
+    width is a multiple of a cache line would otherwise all straddle lines.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.zeros(nbytes + align, dtype=np.uint8)
+    offset = -buf.ctypes.data % align
+    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def padded_width(n: int) -> int:
+    """``n`` rounded up to whole cache lines of 4-byte elements."""
+    return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
+
+
 @njit(cache=True, inline="always")
 def prefetch_span(flat, start, length):
     """Prefetch every cache line of ``flat[start:start + length]`` (4-byte elements).

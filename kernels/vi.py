@@ -38,117 +38,253 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels import rng
-from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, cho_inverse, cholesky, gather_rows, gram_add,
-                                   logdet_from_cholesky, moments_add, padded_dim, prefetch_span)
+from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, aligned_zeros, cho_inverse, cholesky, gather_rows,
+                                   gram_add, logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
 
 
 
 def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Per entity, float32: packed lower triangle of ``m m^T + S``, then ``m``, then the bias."""
-    rows, cols = np.tril_indices(mean.shape[1])
-    out = np.empty((mean.shape[0], rows.size + mean.shape[1] + 1), dtype=np.float32)
+    """Per entity, float32: packed lower triangle of ``m m^T + S``, then ``m``, then the bias,
+    then zeros up to whole cache lines (:func:`row_width`); the table is cache-line aligned."""
+    d = mean.shape[1]
+    rows, cols = np.tril_indices(d)
+    out = aligned_zeros((mean.shape[0], row_width(d)), np.float32)
     for lo in range(0, mean.shape[0], 4096):
         m = mean[lo:lo + 4096].astype(np.float64)
         out[lo:lo + 4096, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + 4096][:, rows, cols]
-    out[:, rows.size:-1] = mean
-    out[:, -1] = bias
+    out[:, rows.size:rows.size + d] = mean
+    out[:, rows.size + d] = bias
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
-def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse):
-    """Full-covariance update of every row entity of the CSR matrix, in place.
+def row_width(d: int) -> int:
+    """Floats per packed row: ``D(D+1)/2 + D + 1`` and two spare slots (:func:`_add_moments`),
+    rounded up to whole cache lines."""
+    return padded_width(d * (d + 1) // 2 + d + 3)
 
-    ``other_rows`` holds per entity of the other side the packed lower triangle of
-    ``m m^T + S`` (``w = D(D+1)/2`` floats), then ``m`` (``D``), then the bias (see
-    :func:`pack_rows`), so each rating reads one contiguous row. Writes ``own_bias``,
-    ``own_mean``, ``own_cov`` (``S_e``), ``own_rows``, ``own_logdet`` (``log det S_e =
-    -log det A_e`` from the Cholesky factor) and ``esse[e]`` (module docstring).
+
+def moments_width(d: int) -> int:
+    """Floats per moment accumulator (:func:`_add_moments`), in whole cache lines."""
+    return padded_width(row_width(d) + d)
+
+
+@njit(cache=True, inline="always")
+def _add_moments(dst, row, r, wd, d):
+    """Add one rating's moments to the accumulator ``dst``.
+
+    With ``w = D(D+1)/2``, ``wd = w + D`` and ``n`` the padded row width, ``dst`` holds
+    ``sum P`` (``[0, w)``), ``s = sum m`` (``[w, wd)``), the unused ``sum b`` (``wd``),
+    ``c = sum r`` (``wd + 1``), ``c2 = sum r^2`` (``wd + 2``) and ``t = sum m r``
+    (``[n, n + D)``): the whole padded ``row`` is added at once (its padding is zero, so
+    ``c`` and ``c2`` are untouched), then the residual terms. ``t`` starts on a fresh cache
+    line, so its loads never straddle the stores just made. ``r`` is float32.
+    """
+    n = row.shape[0]
+    for k in range(n):
+        dst[k] += row[k]
+    w = wd - d
+    for p in range(d):
+        dst[n + p] += row[w + p] * r
+    dst[wd + 1] += r
+    dst[wd + 2] += r * r
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, a, scratch,
+                 cov, m):
+    """The full-covariance update of entity ``e`` from its ``n`` ratings' moments.
+
+    ``acc`` holds the float64 sums of :func:`_add_moments` (``r_i = r_ei - mu - b_i``);
+    ``a``, ``scratch``, ``cov`` (``D x D``) and ``m`` (``D``) are scratch. Computes
+
+        b = lam (c - m_old . s) / (lam n + gamma),   t = sum_i m_i (r_i - b)
+        A = diag(tau) + lam sum_i P_i = L L^T,   S = A^-1,   m = lam S t,   log det S = -log det A
+        esse = c2 - 2 b c + n b^2 - 2 m . t + sum_pq (m_p m_q + S_pq) (sum_i P_i)_pq
+
+    and writes the bias, ``m_e``, ``S_e``, the packed row of ``P_e``, ``log det S_e`` and
+    ``esse[e]``.
     """
     d = own_mean.shape[1]
     w = d * (d + 1) // 2
     wd = w + d
+    t0 = own_rows.shape[1]
+    c = acc[wd + 1]
+    c2 = acc[wd + 2]
+    b = 0.0
+    if n > 0:
+        dot = 0.0
+        for p in range(d):
+            dot += own_mean[e, p] * acc[w + p]
+        b = lam * (c - dot) / (lam * n + gamma)
+    own_bias[e] = b
+    k = 0
+    for p in range(d):
+        acc[t0 + p] -= b * acc[w + p]  # t = sum_i m_i e_i with the new bias
+        for q in range(p + 1):
+            a[p, q] = lam * acc[k]
+            k += 1
+        a[p, p] += tau[p]
+    cholesky(a, d)
+    own_logdet[e] = -logdet_from_cholesky(a, d)
+    cho_inverse(a, scratch, cov, d)
+    for p in range(d):
+        v = 0.0
+        for q in range(d):
+            v += cov[p, q] * acc[t0 + q]
+        m[p] = lam * v
+    err = c2 - 2.0 * b * c + n * b * b
+    k = 0
+    for p in range(d):
+        err -= 2.0 * m[p] * acc[t0 + p]
+        mp = m[p]
+        off = 0.0
+        for q in range(p):  # P_e entries below the diagonal count twice in the trace
+            v = mp * m[q] + cov[p, q]
+            own_rows[e, k + q] = v
+            off += v * acc[k + q]
+        v = mp * mp + cov[p, p]
+        own_rows[e, k + p] = v
+        err += 2.0 * off + v * acc[k + p]
+        k += p + 1
+        own_mean[e, p] = mp
+        own_rows[e, w + p] = mp
+        for q in range(d):
+            own_cov[e, p, q] = cov[p, q]
+    esse[e] = err
+    own_rows[e, wd] = b
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
+                    lam, gamma, tau, blocks, esse, acc_width):
+    """Full-covariance update of every row entity of the CSR matrix, in place (gathering).
+
+    ``other_rows`` holds per entity of the other side the packed lower triangle of
+    ``m m^T + S`` (``w = D(D+1)/2`` floats), then ``m`` (``D``), then the bias (see
+    :func:`pack_rows`), so each rating reads one contiguous row. The moments are
+    summed in float32 over runs of ``GRAM_BLOCK`` ratings, then in float64; each
+    entity is then updated by :func:`_update_full`, which writes ``own_bias``,
+    ``own_mean``, ``own_cov`` (``S_e``), ``own_rows``, ``own_logdet`` (``log det S_e
+    = -log det A_e`` from the Cholesky factor) and ``esse[e]`` (module docstring).
+    """
+    d = own_mean.shape[1]
+    wd = d * (d + 1) // 2 + d
+    width = acc_width
     n_total = indices.shape[0]
     n_blocks = blocks.shape[0] - 1
     flat = other_rows.reshape(-1)
     stride = other_rows.shape[1]
     for blk in prange(n_blocks):
-        part = np.zeros(wd, dtype=np.float32)
-        tpart = np.zeros(d, dtype=np.float32)
-        acc = np.zeros(wd, dtype=np.float64)  # sum_i P_i (packed), then s = sum_i m_i
+        part = np.zeros(width, dtype=np.float32)
+        acc = np.zeros(width, dtype=np.float64)
         a = np.empty((d, d), dtype=np.float64)
         scratch = np.empty((d, d), dtype=np.float64)
         cov = np.empty((d, d), dtype=np.float64)
-        t = np.empty(d, dtype=np.float64)
         m = np.empty(d, dtype=np.float64)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
             acc[:] = 0.0
-            t[:] = 0.0
-            c = 0.0
-            c2 = 0.0
             for c0 in range(start, end, GRAM_BLOCK):
-                c1 = min(end, c0 + GRAM_BLOCK)
                 part[:] = 0.0
-                tpart[:] = 0.0
-                for j in range(c0, c1):
+                for j in range(c0, min(end, c0 + GRAM_BLOCK)):
                     ahead = j + PREFETCH_AHEAD
                     if ahead < n_total:
                         prefetch_span(flat, indices[ahead] * stride, stride)
                     i = indices[j]
-                    r = data[j] - mu - other_rows[i, wd]
-                    c += r
-                    c2 += r * r
-                    for k in range(wd):
-                        part[k] += other_rows[i, k]
-                    for p in range(d):
-                        tpart[p] += other_rows[i, w + p] * r
-                for k in range(wd):
+                    _add_moments(part, other_rows[i], np.float32(data[j] - mu - other_rows[i, wd]), wd, d)
+                for k in range(width):
                     acc[k] += part[k]
-                for p in range(d):
-                    t[p] += tpart[p]
-            n = end - start
-            b = 0.0
-            if n > 0:
-                dot = 0.0
-                for p in range(d):
-                    dot += own_mean[e, p] * acc[w + p]
-                b = lam * (c - dot) / (lam * n + gamma)
-            own_bias[e] = b
-            k = 0
-            for p in range(d):
-                t[p] -= b * acc[w + p]  # t = sum_i m_i e_i with the new bias
-                for q in range(p + 1):
-                    a[p, q] = lam * acc[k]
-                    k += 1
-                a[p, p] += tau[p]
-            cholesky(a, d)
-            own_logdet[e] = -logdet_from_cholesky(a, d)
-            cho_inverse(a, scratch, cov, d)
-            for p in range(d):
-                v = 0.0
-                for q in range(d):
-                    v += cov[p, q] * t[q]
-                m[p] = lam * v
-            # expected squared error of this entity's ratings under the new posterior
-            err = c2 - 2.0 * b * c + n * b * b
-            k = 0
-            for p in range(d):
-                err -= 2.0 * m[p] * t[p]
-                for q in range(p + 1):
-                    f = 1.0 if p == q else 2.0
-                    err += f * (m[p] * m[q] + cov[p, q]) * acc[k]
-                    own_rows[e, k] = m[p] * m[q] + cov[p, q]
-                    k += 1
-            esse[e] = err
-            for p in range(d):
-                own_mean[e, p] = m[p]
-                own_rows[e, w + p] = m[p]
-                for q in range(d):
-                    own_cov[e, p, q] = cov[p, q]
-            own_rows[e, wd] = b
+            _update_full(e, acc, end - start, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau,
+                         esse, a, scratch, cov, m)
+
+
+@njit(cache=True, inline="always")
+def _lower_bound(indices, lo, hi, value):
+    """First position in the sorted ``indices[lo:hi]`` holding a value ``>= value`` (``hi`` if none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, parallel=True)
+def row_cuts(indptr, indices, parts):
+    """``cuts[p, u]``: the first entry of row ``u`` of a CSR matrix (sorted rows) whose column is
+    ``>= parts[p]``, so the entries of row ``u`` in column range ``p`` are ``cuts[p, u]:cuts[p + 1, u]``."""
+    n_rows = indptr.shape[0] - 1
+    cuts = np.empty((parts.shape[0], n_rows), dtype=np.int64)
+    for u in prange(n_rows):
+        pos = indptr[u]
+        for p in range(parts.shape[0]):
+            pos = _lower_bound(indices, pos, indptr[u + 1], parts[p])
+            cuts[p, u] = pos
+    return cuts
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, d):
+    """Sum the moments of :func:`_update_full` for every *column* entity of a CSR matrix.
+
+    ``d`` is the number of factors. The transpose of :func:`half_sweep_full`'s gather: each row entity's packed row
+    ``other_rows[u]`` is read in order and added into the accumulators of the columns
+    it rated, so the large side's rows stream from memory instead of being fetched once
+    per rating. Columns are split into ranges, each owned by one task (no two threads
+    write one accumulator); ``cuts`` (:func:`row_cuts`) locates each range in every row.
+    A column's moments are summed in float32 in ``acc32`` and flushed into the float64
+    ``acc64`` every ``GRAM_BLOCK`` ratings (``counts`` tracks the run), the precision of
+    the gather. All three must be zero on entry; :func:`finish_full` consumes and re-zeroes them.
+    """
+    wd = d * (d + 1) // 2 + d
+    width = acc32.shape[1]
+    n_rows = cuts.shape[1]
+    flat = acc32.reshape(-1)
+    for part in prange(cuts.shape[0] - 1):
+        for u in range(n_rows):
+            first = cuts[part, u]
+            last = cuts[part + 1, u]
+            if first == last:
+                continue
+            row = other_rows[u]
+            for j in range(first, last):
+                if j + 2 < last:
+                    prefetch_span(flat, indices[j + 2] * width, width)
+                i = indices[j]
+                _add_moments(acc32[i], row, np.float32(data[j] - mu - row[wd]), wd, d)
+                counts[i] += 1
+                if counts[i] == GRAM_BLOCK:
+                    counts[i] = 0
+                    for k in range(width):
+                        acc64[i, k] += acc32[i, k]
+                        acc32[i, k] = 0.0
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam, gamma,
+                tau, blocks, esse):
+    """Update every entity from the moments :func:`scatter_moments` summed (see :func:`_update_full`).
+
+    ``col_counts[e]`` is the entity's number of ratings; the accumulators are reset to zero.
+    """
+    d = own_mean.shape[1]
+    width = acc32.shape[1]
+    for blk in prange(blocks.shape[0] - 1):
+        acc = np.empty(width, dtype=np.float64)
+        a = np.empty((d, d), dtype=np.float64)
+        scratch = np.empty((d, d), dtype=np.float64)
+        cov = np.empty((d, d), dtype=np.float64)
+        m = np.empty(d, dtype=np.float64)
+        for e in range(blocks[blk], blocks[blk + 1]):
+            for k in range(width):
+                acc[k] = acc64[e, k] + acc32[e, k]
+                acc64[e, k] = 0.0
+                acc32[e, k] = 0.0
+            counts[e] = 0
+            _update_full(e, acc, col_counts[e], own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma,
+                         tau, esse, a, scratch, cov, m)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)

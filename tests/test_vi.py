@@ -61,11 +61,11 @@ def _random_problem(seed, n_users, n_items, density):
     return m
 
 
-def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9):
+def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend, seed,
-                   lam, gamma, tau, covariance)
+                   lam, gamma, tau, covariance, learn_hyper)
 
 
 def _covariances(side) -> np.ndarray:
@@ -89,10 +89,15 @@ def _randomise_items(state, seed):
     items.logdet[:] = np.linalg.slogdet(_covariances(items))[1]
 
 
-def _direct_elbo(state) -> float:
-    """The ELBO from scipy densities and entropies, rating by rating and entity by entity."""
+def _direct_elbo(state, tau_users=None, tau_items=None, bias_var=None) -> float:
+    """The ELBO from scipy densities and entropies, rating by rating and entity by entity.
+
+    With ``learn_hyper`` the biases are Gaussian, ``q(b_e) = N(b_e, bias_var[side][e])`` (default:
+    the state's variances) under the prior ``N(0, 1/gamma)``; else point estimates with the
+    penalty ``gamma/2 b^2``. ``tau_users``/``tau_items``: separate prior precisions (default ``tau``)."""
     indptr, indices, data = state.csr
     users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
+    s_u, s_i = state.bias_variances() if bias_var is None else bias_var
     mu_u = state.users.mean[users].astype(np.float64)
     mu_i = state.items.mean[indices].astype(np.float64)
     su, si = _covariances(state.users)[users], _covariances(state.items)[indices]
@@ -101,16 +106,23 @@ def _direct_elbo(state) -> float:
     pu = np.einsum("jp,jq->jpq", mu_u, mu_u) + su
     pi = np.einsum("jp,jq->jpq", mu_i, mu_i) + si
     var = np.einsum("jpq,jqp->j", pu, pi) - np.einsum("jd,jd->j", mu_u, mu_i) ** 2
+    var += s_u[users] + s_i[indices]  # the biases are independent of the factors under q
     lik = np.sum(scipy.stats.norm.logpdf(data, pred, 1.0 / np.sqrt(state.lam))) - 0.5 * state.lam * var.sum()
-    prior = scipy.stats.multivariate_normal(np.zeros(state.tau.size), np.diag(1.0 / state.tau))
     kl = 0.0
-    for side in (state.users, state.items):
+    for side, tau in ((state.users, tau_users), (state.items, tau_items)):
+        tau = state.tau if tau is None else tau
+        prior = scipy.stats.multivariate_normal(np.zeros(tau.size), np.diag(1.0 / tau))
         for m, s in zip(side.mean.astype(np.float64), _covariances(side)):
-            cross = -prior.logpdf(m) + 0.5 * np.sum(state.tau * np.diag(s))  # -E_q[log p]
+            cross = -prior.logpdf(m) + 0.5 * np.sum(tau * np.diag(s))  # -E_q[log p]
             kl += cross - scipy.stats.multivariate_normal(m, s).entropy()
-    penalty = 0.5 * state.gamma * (np.sum(state.users.bias.astype(np.float64) ** 2)
-                                   + np.sum(state.items.bias.astype(np.float64) ** 2))
-    return float(lik - kl - penalty)
+    bias_prior = scipy.stats.norm(0.0, 1.0 / np.sqrt(state.gamma)) if state.learn_hyper else None
+    for side, s in ((state.users, s_u), (state.items, s_i)):
+        b = side.bias.astype(np.float64)
+        if bias_prior is None:
+            kl += 0.5 * state.gamma * np.sum(b ** 2)
+        else:  # -E_q[log p(b)] - H[q(b)]
+            kl += np.sum(-bias_prior.logpdf(b) + 0.5 * state.gamma * s - scipy.stats.norm(b, np.sqrt(s)).entropy())
+    return float(lik - kl)
 
 
 # --------------------------------------------------------------------------- updates
@@ -168,17 +180,20 @@ def test_diagonal_user_update_is_the_mean_field_step(backend):
 # --------------------------------------------------------------------------- ELBO
 
 
+@pytest.mark.parametrize("learn", [False, True])
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_elbo_is_exact(covariance, backend):
-    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance)
+def test_elbo_is_exact(covariance, backend, learn):
+    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance, learn_hyper=learn)
     tol = 1e-6 if backend == "numba" else 1e-10
     assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)  # the closed-form start
     state.user_step()
     assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
     state.item_step()
-    state.update_lam()
-    state.update_tau()
+    if learn:
+        state.update_lam()
+        state.update_gamma()
+        state.update_tau()
     assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
 
 
@@ -188,8 +203,11 @@ def test_elbo_is_exact(covariance, backend):
        backend=st.sampled_from(["numba", "numpy"]), covariance=st.sampled_from(["full", "diagonal"]),
        learn=st.booleans())
 def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn):
-    state = _state(_random_problem(seed, n_users, n_items, density), d, backend, covariance, seed, lam, gamma, tau)
-    steps = [state.user_step, state.item_step] + ([state.update_lam, state.update_tau] if learn else [])
+    gamma += 0.05 * learn  # a learned bias prior needs a positive starting precision
+    state = _state(_random_problem(seed, n_users, n_items, density), d, backend, covariance, seed, lam, gamma, tau,
+                   learn)
+    steps = [state.user_step, state.item_step] + (
+        [state.update_lam, state.update_gamma, state.update_tau] if learn else [])
     rtol = 2e-6 if backend == "numba" else 1e-9
     previous = state.elbo()
     for _ in range(3):
@@ -202,24 +220,55 @@ def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, ta
 
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 def test_learned_precisions_maximise_the_elbo(covariance):
-    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance)
+    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance, learn_hyper=True)
     for _ in range(2):
         state.user_step()
         state.item_step()
+
+    def assert_maximiser(name, held):
+        # the precision maximises the ELBO given q, the bias variances held where the step found them
+        value, best = getattr(state, name), _direct_elbo(state, bias_var=held)
+        for factor in (0.98, 1.02):
+            setattr(state, name, value * factor)
+            assert _direct_elbo(state, bias_var=held) < best
+        setattr(state, name, value)
+
+    s_u, s_i = state.bias_variances()
     state.update_lam()
-    state.update_tau()
-    best, lam, tau = state.elbo(), state.lam, state.tau.copy()
+    assert_maximiser("lam", (s_u, s_i))
+    # stationarity in lam: N / lam = E[SSE] with the bias variances sum_e n_e s_e included
+    counts = np.diff(state.csr[0]), np.diff(state.csc[0])
+    assert state.n_ratings / state.lam == pytest.approx(state.esse + counts[0] @ s_u + counts[1] @ s_i, rel=1e-12)
+    held = state.bias_variances()
+    state.update_gamma()
+    assert_maximiser("gamma", held)
+    # the bias variances 1 / (lam n + gamma) then maximise it given the precisions
+    best = state.elbo()
+    s_u, s_i = state.bias_variances()
+    assert _direct_elbo(state) == pytest.approx(best, rel=1e-10)
     for factor in (0.98, 1.02):
-        state.lam = lam * factor
-        assert state.elbo() < best
-        state.lam = lam
+        assert _direct_elbo(state, bias_var=(s_u * factor, s_i)) < best
+        assert _direct_elbo(state, bias_var=(s_u, s_i * factor)) < best
+
+    # tau jointly with the scale of each dimension: the optimum of separate user and item precisions
+    n_u, n_i = state.users.mean.shape[0], state.items.mean.shape[0]
+    a, b = state.users.second_moments(), state.items.second_moments()
+    separate = _direct_elbo(state, tau_users=n_u / a, tau_items=n_i / b)
+    products = state.users.mean @ state.items.mean.T
+    state.update_tau()
+    assert state.elbo() == pytest.approx(separate, rel=1e-10)
+    np.testing.assert_allclose(state.users.mean @ state.items.mean.T, products, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(state.users.logdet, np.linalg.slogdet(_covariances(state.users))[1], rtol=1e-10)
+    # balanced: the per-side optima coincide with the shared tau
+    np.testing.assert_allclose(n_u / state.users.second_moments(), state.tau, rtol=1e-10)
+    np.testing.assert_allclose(n_i / state.items.second_moments(), state.tau, rtol=1e-10)
+    best, tau = state.elbo(), state.tau.copy()
+    for factor in (0.98, 1.02):
         for dim in range(tau.size):
             state.tau = tau.copy()
             state.tau[dim] *= factor
             assert state.elbo() < best
-        state.tau = tau
-    # stationarity: d ELBO / d lam = N / (2 lam) - E[SSE] / 2 = 0
-    assert state.n_ratings / lam == pytest.approx(state.esse, rel=1e-12)
+    state.tau = tau
 
 
 # --------------------------------------------------------------------------- predictions
@@ -234,10 +283,16 @@ def test_predictive_variance_matches_monte_carlo(small_split):
     for j, (u, i) in enumerate(zip(users, items)):
         uu = rng.multivariate_normal(model.user_factors_[u], model.user_cov_[u], 200_000)
         vv = rng.multivariate_normal(model.item_factors_[i], model.item_cov_[i], 200_000)
-        dots = np.einsum("nd,nd->n", uu, vv)
-        base = model.global_mean_ + model.user_bias_[u] + model.item_bias_[i]
-        assert mean[j] == pytest.approx(base + dots.mean(), abs=0.02)
-        assert sd[j] ** 2 - 1.0 / model.lam_ == pytest.approx(dots.var(), rel=0.03)
+        # the biases are Gaussian too (learn_hyper), independent of the factors
+        biases = (rng.normal(model.user_bias_[u], np.sqrt(model.user_bias_var_[u]), 200_000)
+                  + rng.normal(model.item_bias_[i], np.sqrt(model.item_bias_var_[i]), 200_000))
+        draws = model.global_mean_ + biases + np.einsum("nd,nd->n", uu, vv)
+        assert mean[j] == pytest.approx(draws.mean(), abs=0.02)
+        assert sd[j] ** 2 - 1.0 / model.lam_ == pytest.approx(draws.var(), rel=0.03)
+    # the variance of a bias is 1 / (lam n + gamma), n its training ratings
+    n_u = np.diff(train.indptr)
+    np.testing.assert_allclose(model.user_bias_var_, 1.0 / (model.lam_ * n_u + model.gamma_), rtol=1e-6)
+    np.testing.assert_allclose(model.item_bias_var_, 1.0 / (model.lam_ * train.item_counts + model.gamma_), rtol=1e-6)
 
 
 def test_cold_ids_get_the_prior_variance(small_split):
@@ -245,9 +300,12 @@ def test_cold_ids_get_the_prior_variance(small_split):
     iid = small_split.train.item_map.ids[7]
     mean, sd = model.predict([-99, -99], [iid, -98], return_std=True)
     m_i, s_i, tau = model.item_factors_[7], model.item_cov_[7], model.tau_
-    # U ~ N(0, diag(1/tau)): Var(U.V) = sum_d (m_id^2 + s_id) / tau_d; both cold: sum_d 1/tau_d^2
-    assert sd[0] ** 2 == pytest.approx(np.sum((m_i ** 2 + s_i) / tau) + 1.0 / model.lam_, rel=1e-5)
-    assert sd[1] ** 2 == pytest.approx(np.sum(1.0 / tau ** 2) + 1.0 / model.lam_, rel=1e-5)
+    # U ~ N(0, diag(1/tau)): Var(U.V) = sum_d (m_id^2 + s_id) / tau_d; both cold: sum_d 1/tau_d^2;
+    # a cold bias has the prior variance 1/gamma, a known one its posterior variance
+    noise, cold_bias = 1.0 / model.lam_, 1.0 / model.gamma_
+    assert sd[0] ** 2 == pytest.approx(np.sum((m_i ** 2 + s_i) / tau) + noise + cold_bias + model.item_bias_var_[7],
+                                       rel=1e-5)
+    assert sd[1] ** 2 == pytest.approx(np.sum(1.0 / tau ** 2) + noise + 2 * cold_bias, rel=1e-5)
     assert mean[1] == pytest.approx(model.global_mean_)
 
 
@@ -255,7 +313,8 @@ def test_report_setting_is_the_default_and_stays_fixed(small_split):
     model = VI(epochs=2)
     assert (model.factors, model.lam, model.tau, model.gamma, model.learn_hyper) == (20, 0.1, 1.0, 2.5, False)
     model.fit(small_split.train)
-    assert model.lam_ == 0.1 and np.all(model.tau_ == 1.0)
+    assert model.lam_ == 0.1 and model.gamma_ == 2.5 and np.all(model.tau_ == 1.0)
+    assert not model.user_bias_var_.any() and not model.item_bias_var_.any()  # point-estimate biases
     assert [r["lam"] for r in model.history_] == [0.1, 0.1]
     assert model.user_cov_.shape == (model.n_users, 20, 20) and model.user_cov_.dtype == np.float32
 
@@ -268,6 +327,7 @@ def test_backends_agree_every_epoch(small_split, covariance):
         assert a["elbo"] == pytest.approx(b["elbo"], rel=1e-5)
         assert a["lam"] == pytest.approx(b["lam"], rel=1e-4)
         assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
+    assert runs["numba"].gamma_ == pytest.approx(runs["numpy"].gamma_, rel=1e-4)
     np.testing.assert_allclose(runs["numba"].item_cov_, runs["numpy"].item_cov_, atol=1e-4)
     np.testing.assert_allclose(runs["numba"].tau_, runs["numpy"].tau_, rtol=1e-3)
 
@@ -332,7 +392,7 @@ def test_ranking_strategies(fitted_vi, small_split):
     for strategy in ("penalized", "ucb"):
         items, scores = model.recommend(uid, k=8, strategy=strategy, beta=2.0)
         mean, sd = model.predict(np.full(items.size, uid), items, return_std=True)
-        var = sd ** 2 - 1.0 / model.lam_
+        var = sd ** 2 - 1.0 / model.lam_ - model.user_bias_var_[10]
         expected = mean / (1.0 + var) if strategy == "penalized" else mean + 2.0 * np.sqrt(var)
         np.testing.assert_allclose(scores, expected, rtol=1e-4)
         idx, sc = model.recommend_all(k=8, users=[10], strategy=strategy, beta=2.0)
@@ -359,7 +419,8 @@ def test_score_variance_is_the_predictive_variance_of_every_item(small_split, co
     for row, u in enumerate(users):
         uid = np.full(model.n_items, model.user_map_.ids[u])
         _, sd = model.predict(uid, model.item_map_.ids, return_std=True)
-        np.testing.assert_allclose(var[row], sd ** 2 - 1.0 / model.lam_, rtol=2e-3, atol=1e-6)
+        np.testing.assert_allclose(var[row], sd ** 2 - 1.0 / model.lam_ - model.user_bias_var_[u], rtol=2e-3,
+                                   atol=1e-6)
 
 
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
@@ -399,7 +460,7 @@ def test_cli_train_vi_json_and_recommend(tmp_path):
     elbos = [r["elbo"] for r in report["history"]]
     assert elbos == sorted(elbos)
     assert 0 < report["coverage_50"] < report["coverage_90"] < 1
-    assert report["lam"] == report["history"][-1]["lam"] and len(report["tau"]) == 5
+    assert report["lam"] == report["history"][-1]["lam"] and len(report["tau"]) == 5 and report["gamma"] > 0
     assert len(report["uncertainty"]["most_certain"]) == 5
     for strategy in ("penalized", "ucb", "thompson"):
         rec = runner.invoke(main, ["recommend", str(out), "--user", "1", "-k", "4", "--strategy", strategy,
