@@ -27,7 +27,10 @@ ELBO after any half-sweep costs no extra pass over the ratings.
 The full-covariance sweep reads, per rating, one contiguous float32 row of the other
 side holding the packed lower triangle of ``P_i`` (``D(D+1)/2`` values), ``m_i`` and
 ``b_i`` (:func:`pack_rows`), so ``sum_i P_i`` needs additions only (no Gram product). The
-diagonal sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of
+user sweep gathers these rows (:func:`half_sweep_full`: the item table is small and its
+popular rows stay in cache); the item sweep scatters instead (:func:`scatter_moments`, then
+:func:`finish_full`): the user table is too large for the cache, so each user row is streamed
+once and added into the accumulators of the items it rated. The diagonal sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of
 :mod:`fastmf.kernels.linalg` plus ``sum_i s_i``. Work is split into blocks of equal cost
 (:func:`fastmf.kernels.als.balanced_blocks`); per-block scratch is allocated once.
 """
@@ -38,9 +41,12 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels import rng
-from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, PREFETCH_AHEAD, aligned_zeros, cho_inverse, cholesky, gather_rows,
-                                   gram_add, logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
+from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, aligned_zeros, cho_inverse, cholesky, gather_rows, gram_add,
+                                   logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
 
+#: ratings between a packed row's prefetch and its use: a few rows of ~1 KB keep about as many
+#: bytes in flight as the ALS kernels' ``PREFETCH_AHEAD`` rows of D floats
+ROW_PREFETCH_AHEAD = 4
 
 
 def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -188,7 +194,7 @@ def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_
             for c0 in range(start, end, GRAM_BLOCK):
                 part[:] = 0.0
                 for j in range(c0, min(end, c0 + GRAM_BLOCK)):
-                    ahead = j + PREFETCH_AHEAD
+                    ahead = j + ROW_PREFETCH_AHEAD
                     if ahead < n_total:
                         prefetch_span(flat, indices[ahead] * stride, stride)
                     i = indices[j]
@@ -250,8 +256,8 @@ def scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, d
                 continue
             row = other_rows[u]
             for j in range(first, last):
-                if j + 2 < last:
-                    prefetch_span(flat, indices[j + 2] * width, width)
+                if j + ROW_PREFETCH_AHEAD < last:
+                    prefetch_span(flat, indices[j + ROW_PREFETCH_AHEAD] * width, width)
                 i = indices[j]
                 _add_moments(acc32[i], row, np.float32(data[j] - mu - row[wd]), wd, d)
                 counts[i] += 1
