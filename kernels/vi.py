@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels import rng
+from fastmf.kernels.ranking import count_below
 from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, aligned_zeros, cho_inverse, cholesky, gather_rows, gram_add,
                                    logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
 
@@ -160,6 +161,14 @@ def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, l
     own_rows[e, wd] = b
 
 
+@njit(cache=True, inline="always")
+def _update_scratch(d, width):
+    """Per-task scratch of :func:`_update_full`: the float64 moments (zeroed), three ``D x D``
+    matrices and a ``D`` vector, allocated once per block of entities."""
+    return (np.zeros(width, dtype=np.float64), np.empty((d, d), dtype=np.float64),
+            np.empty((d, d), dtype=np.float64), np.empty((d, d), dtype=np.float64), np.empty(d, dtype=np.float64))
+
+
 @njit(cache=True, parallel=True, fastmath=FAST)
 def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
                     lam, gamma, tau, blocks, esse, acc_width):
@@ -182,11 +191,7 @@ def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_
     stride = other_rows.shape[1]
     for blk in prange(n_blocks):
         part = np.zeros(width, dtype=np.float32)
-        acc = np.zeros(width, dtype=np.float64)
-        a = np.empty((d, d), dtype=np.float64)
-        scratch = np.empty((d, d), dtype=np.float64)
-        cov = np.empty((d, d), dtype=np.float64)
-        m = np.empty(d, dtype=np.float64)
+        acc, a, scratch, cov, m = _update_scratch(d, width)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
@@ -205,18 +210,6 @@ def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_
                          esse, a, scratch, cov, m)
 
 
-@njit(cache=True, inline="always")
-def _lower_bound(indices, lo, hi, value):
-    """First position in the sorted ``indices[lo:hi]`` holding a value ``>= value`` (``hi`` if none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @njit(cache=True, parallel=True)
 def row_cuts(indptr, indices, parts):
     """``cuts[p, u]``: the first entry of row ``u`` of a CSR matrix (sorted rows) whose column is
@@ -226,7 +219,7 @@ def row_cuts(indptr, indices, parts):
     for u in prange(n_rows):
         pos = indptr[u]
         for p in range(parts.shape[0]):
-            pos = _lower_bound(indices, pos, indptr[u + 1], parts[p])
+            pos += count_below(indices, pos, indptr[u + 1], parts[p])
             cuts[p, u] = pos
     return cuts
 
@@ -278,11 +271,7 @@ def finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64,
     d = own_mean.shape[1]
     width = acc32.shape[1]
     for blk in prange(blocks.shape[0] - 1):
-        acc = np.empty(width, dtype=np.float64)
-        a = np.empty((d, d), dtype=np.float64)
-        scratch = np.empty((d, d), dtype=np.float64)
-        cov = np.empty((d, d), dtype=np.float64)
-        m = np.empty(d, dtype=np.float64)
+        acc, a, scratch, cov, m = _update_scratch(d, width)
         for e in range(blocks[blk], blocks[blk + 1]):
             for k in range(width):
                 acc[k] = acc64[e, k] + acc32[e, k]
