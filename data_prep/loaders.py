@@ -12,7 +12,16 @@ Supported sources (the original zip or the unpacked folder):
 * ml-1m, ml-10m: ``ratings.dat`` / ``movies.dat`` (``::`` separated, no header);
 * ml-20m, ml-25m, ml-32m, ml-latest(-small): ``ratings.csv`` / ``movies.csv``;
 * any CSV/TSV or Parquet file of (user, item, rating[, timestamp]); the column
-  names are guessed from common spellings or given explicitly.
+  names are guessed from common spellings or given explicitly;
+* an *implicit* CSV/TSV or Parquet table of (user, item[, weight][, timestamp])
+  with no rating column: each row is an interaction, its value the weight
+  (positive and finite) or 1. Such a table is recognised when it has no rating
+  column and no column besides user, item, timestamp and weight, or declared by
+  ``ColumnSpec(implicit=True)`` / ``weight=...``. Its ``rating_range`` is
+  :data:`IMPLICIT_RANGE`, the mark by which :func:`is_implicit` (and so the
+  rankers, which take every row as a positive, and the command line, which
+  refuses rating models) know it; it survives subsets, alignment and
+  ``fastmf prepare``. Duplicate pairs are resolved as in rating files.
 
 Malformed input raises :class:`fastmf.errors.InputError` naming the file, the
 line and the column.
@@ -35,6 +44,8 @@ import pyarrow.parquet as pq
 from fastmf.errors import InputError
 
 MOVIELENS_RANGE = (0.5, 5.0)
+#: the "rating scale" of an implicit table: empty, so no rating file can have it
+IMPLICIT_RANGE = (0.0, 0.0)
 INTEGER_STAR_RANGE = (1.0, 5.0)
 NO_GENRES = "(no genres listed)"
 ML100K_GENRES = (
@@ -49,6 +60,7 @@ COLUMN_ALIASES = {
     "item_id": ("item_id", "movieId", "itemId", "itemid", "item", "movie_id", "MovieID", "movie", "iid"),
     "rating": ("rating", "Rating", "score", "stars", "value"),
     "timestamp": ("timestamp", "Timestamp", "time", "ts", "date"),
+    "weight": ("weight", "count", "plays", "clicks"),
 }
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -77,6 +89,8 @@ class ColumnSpec:
     timestamp: str | None = None
     sep: str | None = None
     rating_range: tuple[float, float] | None = None
+    weight: str | None = None
+    implicit: bool = False
 
 
 # --------------------------------------------------------------------------- sources
@@ -169,6 +183,11 @@ def detect_format(path: str) -> str:
     if magic == b"PAR1":
         return "parquet"
     raise InputError(path, "unknown format: expected a MovieLens folder or zip, a .csv/.tsv or a .parquet file")
+
+
+def is_implicit(data) -> bool:
+    """Whether ``data`` (a :class:`RawData` or a Dataset) is an implicit (user, item[, weight]) table."""
+    return tuple(float(x) for x in data.rating_range) == IMPLICIT_RANGE
 
 
 def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
@@ -292,9 +311,9 @@ def _load_generic_csv(path: str, spec: ColumnSpec) -> RawData:
     header = _header(src, sep)
     wanted = _resolve_columns(header, spec, path)
     ratings = _read_delimited(src, sep, header=True, wanted=wanted, optional=("timestamp",))
-    rng = spec.rating_range or MOVIELENS_RANGE
+    rng = _value_range(wanted, spec, path)
     _check_ratings(ratings, path, 2, rng, columns=wanted)
-    return RawData(ratings, None, os.path.abspath(path), "csv", rng)
+    return RawData(_with_values(ratings), None, os.path.abspath(path), "csv", rng)
 
 
 def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
@@ -313,9 +332,9 @@ def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
         cols.append(col)
         names.append(logical)
     ratings = pa.table(cols, names=names)
-    rng = spec.rating_range or MOVIELENS_RANGE
+    rng = _value_range(wanted, spec, path)
     _check_ratings(ratings, path, 1, rng, row_word="row", columns=wanted)
-    return RawData(ratings, None, os.path.abspath(path), "parquet", rng)
+    return RawData(_with_values(ratings), None, os.path.abspath(path), "parquet", rng)
 
 
 def _read_parquet(path: str) -> pa.Table:
@@ -336,29 +355,79 @@ def _header(src: _Source, sep: str) -> list[str]:
 
 
 def _resolve_columns(available, spec: ColumnSpec, path: str) -> dict:
-    """Map the logical columns to names present in the file (``timestamp`` is optional)."""
-    given = {"user_id": spec.user, "item_id": spec.item, "rating": spec.rating, "timestamp": spec.timestamp}
-    flags = {"user_id": "--user-col", "item_id": "--item-col", "rating": "--rating-col", "timestamp": "--time-col"}
+    """Map the logical columns to names present in the file.
+
+    ``user_id`` and ``item_id`` are required, ``timestamp`` optional; then a
+    ``rating`` column, or for an implicit table (module docstring) an optional
+    ``weight`` column instead.
+    """
+    if spec.rating is not None and (spec.weight is not None or spec.implicit):
+        raise InputError(path, "--rating-col names a rating column: it cannot be combined with --weight-col "
+                               "or --implicit")
     out = {}
-    for logical, name in given.items():
-        if name is not None:
-            if name not in available:
-                raise InputError(path, f"no column named '{name}' (columns: {', '.join(available)})", column=name)
-            out[logical] = name
-            continue
-        hit = next((a for a in COLUMN_ALIASES[logical] if a in available), None)
-        if hit is None:
-            lowered = {a.lower(): a for a in available}
-            hit = next((lowered[a.lower()] for a in COLUMN_ALIASES[logical] if a.lower() in lowered), None)
-        if hit is None and logical != "timestamp":
-            raise InputError(
-                path,
-                f"missing {logical.replace('_id', '')} column (looked for {', '.join(COLUMN_ALIASES[logical][:4])}; "
-                f"columns: {', '.join(available)}); name it with {flags[logical]}",
-            )
+    for logical in ("user_id", "item_id", "timestamp"):
+        hit = _find_column(available, logical, getattr(spec, logical.replace("_id", "")), path)
         if hit is not None:
             out[logical] = hit
-    return out
+    if spec.weight is None and not spec.implicit:
+        rating = _find_column(available, "rating", spec.rating, path, required=False)
+        if rating is not None:
+            return {**out, "rating": rating}
+        weight = _find_column(available, "weight", None, path)
+        if any(a not in out.values() and a != weight for a in available):
+            raise InputError(path, f"missing rating column (looked for {', '.join(COLUMN_ALIASES['rating'][:4])}; "
+                                   f"columns: {', '.join(available)}); name it with --rating-col, or pass --implicit "
+                                   "for a (user, item[, weight]) table")
+    weight = _find_column(available, "weight", spec.weight, path)
+    return out if weight is None else {**out, "weight": weight}
+
+
+_COLUMN_FLAGS = {"user_id": "--user-col", "item_id": "--item-col", "rating": "--rating-col",
+                 "timestamp": "--time-col", "weight": "--weight-col"}
+
+
+def _find_column(available, logical: str, name: str | None, path: str, required: bool | None = None) -> str | None:
+    """The column ``name`` (an error if absent) or the first common spelling of ``logical`` present.
+
+    Without a match, ``None`` for optional columns (``timestamp``, ``weight``,
+    or ``required=False``) and an error naming the flag for the others.
+    """
+    if name is not None:
+        if name not in available:
+            raise InputError(path, f"no column named '{name}' (columns: {', '.join(available)})", column=name)
+        return name
+    hit = next((a for a in COLUMN_ALIASES[logical] if a in available), None)
+    if hit is None:
+        lowered = {a.lower(): a for a in available}
+        hit = next((lowered[a.lower()] for a in COLUMN_ALIASES[logical] if a.lower() in lowered), None)
+    if required is None:
+        required = logical in ("user_id", "item_id")
+    if hit is None and required:
+        raise InputError(
+            path,
+            f"missing {logical.replace('_id', '')} column (looked for {', '.join(COLUMN_ALIASES[logical][:4])}; "
+            f"columns: {', '.join(available)}); name it with {_COLUMN_FLAGS[logical]}",
+        )
+    return hit
+
+
+def _value_range(wanted: dict, spec: ColumnSpec, path: str) -> tuple[float, float]:
+    """The rating scale of a rating file, or :data:`IMPLICIT_RANGE` for an implicit table."""
+    if "rating" in wanted:
+        return spec.rating_range or MOVIELENS_RANGE
+    if spec.rating_range is not None:
+        raise InputError(path, "--rating-range does not apply to an implicit (user, item[, weight]) table")
+    return IMPLICIT_RANGE
+
+
+def _with_values(table: pa.Table) -> pa.Table:
+    """A checked table with its value column named ``rating``: an implicit table's weights, or 1 per row."""
+    if "rating" in table.column_names:
+        return table
+    names = table.column_names
+    if "weight" in names:
+        return table.rename_columns(["rating" if n == "weight" else n for n in names])
+    return table.add_column(2, "rating", pa.array(np.ones(table.num_rows, dtype=np.float32)))
 
 
 def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional=(), names=None,
@@ -393,7 +462,7 @@ def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional
 
 
 # ids keep the type Arrow infers (integers or strings); ratings and timestamps are converted.
-_ARROW_TYPES = {"rating": pa.float32(), "timestamp": pa.int64()}
+_ARROW_TYPES = {"rating": pa.float32(), "weight": pa.float32(), "timestamp": pa.int64()}
 _INT_IDS = {"user_id": pa.int64(), "item_id": pa.int64()}
 
 
@@ -430,7 +499,7 @@ def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names,
     for logical, actual in wanted.items():
         col = table[actual]
         integer = logical == "timestamp" or (int_ids and logical in _INT_IDS)
-        pattern = _NUMBER if logical in ("rating",) else _INTEGER if integer else None
+        pattern = _NUMBER if logical in ("rating", "weight") else _INTEGER if integer else None
         if pattern is None:
             continue
         bad = pc.invert(pc.match_substring_regex(col, pattern))
@@ -446,7 +515,7 @@ def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names,
 
 
 def _cast_column(logical: str, col):
-    if logical == "rating":
+    if logical in ("rating", "weight"):
         return pc.cast(col, pa.float32())
     if logical == "timestamp":
         if pa.types.is_timestamp(col.type):
@@ -482,7 +551,9 @@ def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range,
                    columns: dict | None = None) -> None:
     """Reject empty tables, missing ids, NaN ratings and ratings outside ``rating_range``.
 
-    ``columns`` maps the logical names to the file's column names (for the messages).
+    An implicit table (``rating_range`` :data:`IMPLICIT_RANGE`) has no ratings;
+    its weights, if any, must be positive and finite. ``columns`` maps the
+    logical names to the file's column names (for the messages).
     """
     if table.num_rows == 0:
         raise InputError(display, "empty file: no ratings")
@@ -499,6 +570,14 @@ def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range,
         if col.null_count:
             idx = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0]
             fail(idx, name, "missing value")
+    if tuple(rating_range) == IMPLICIT_RANGE:
+        if "weight" in table.column_names:
+            weight = table["weight"].to_numpy()
+            bad = ~(np.isfinite(weight) & (weight > 0))
+            if bad.any():
+                idx = np.flatnonzero(bad)[0]
+                fail(idx, "weight", f"weight {weight[idx]:g} is not a positive number")
+        return
     rating = table["rating"].to_numpy()
     finite = np.isfinite(rating)
     if not finite.all():
@@ -581,4 +660,4 @@ def read_item_features(path: str) -> tuple[np.ndarray, list]:
 
 
 __all__ = ["RawData", "ColumnSpec", "load_raw", "load_prepared", "detect_format", "genre_lists",
-           "read_item_features", "MOVIELENS_RANGE", "NO_GENRES"]
+           "read_item_features", "is_implicit", "MOVIELENS_RANGE", "IMPLICIT_RANGE", "NO_GENRES"]

@@ -1,18 +1,26 @@
 """Ranking evaluation for every model, and the base class of the implicit-feedback rankers.
 
 Positives are the ratings ``>= threshold`` (all ratings when ``threshold`` is
-None or 0, as for an implicit (user, item) table). A model is judged on the
+None or 0), or every row of an implicit (user, item[, weight]) table
+(:func:`fastmf.data_prep.loaders.is_implicit`), whatever the threshold. A model is judged on the
 *test positives* of each user: test ratings ``>= threshold`` that are not
-also training positives. Every item the user has no training positive for is
-ranked, including items unseen in training (with their cold score), and the
-metrics of :mod:`fastmf.kernels.ranking` are averaged over the users with at
-least one test positive:
+also training positives.
+
+Only *known* items are ranked: items with at least one training positive (of
+any user), the items a ranker is trained on. An item without one (new in the
+test data, or rated only below the threshold in training) is dropped both from
+the candidates and from the test positives, as cornac's ``ranking_eval``
+(``exclude_unknowns=True``, its default) and LensKit (items known to the
+model) do; ``ranking_unknown_positives`` counts the test positives dropped so.
+Each evaluated user ranks every known item they have no training positive for,
+and the metrics of :mod:`fastmf.kernels.ranking` are averaged over the users
+with at least one (known) test positive:
 
 * ``auc``: exact per-user AUC over all eligible items (not sampled);
 * ``precision@K``, ``recall@K``, ``ndcg@K``, ``map@K`` for K in 5, 10, 20;
 * ``sampled_auc``: the ML-32M report's protocol, reported beside it for
   comparison only: 1,000 random test users, one random test positive and one
-  random non-positive (neither a training nor a test positive) each, and one
+  random known non-positive (neither a training nor a test positive) each, and one
   AUC over the pooled 1,000 positive and 1,000 negative scores (pairs across
   users count too, so it is far easier than the per-user AUC).
 
@@ -29,6 +37,7 @@ import numpy as np
 
 from fastmf.base import SCORE_BATCH
 from fastmf.data_prep.dataset import Dataset
+from fastmf.data_prep.loaders import is_implicit
 from fastmf.errors import FastMFError, ModelFileError
 from fastmf.factor import FactorModel
 from fastmf.kernels import metrics as km
@@ -41,8 +50,9 @@ METRIC_NAMES = ("precision", "recall", "ndcg", "map")  # column order of kernels
 
 
 def positives(data: Dataset, threshold: float | None) -> Dataset:
-    """The ratings ``>= threshold`` of ``data`` (all of them when ``threshold`` is None or 0)."""
-    if not threshold:
+    """The ratings ``>= threshold`` of ``data`` (all of them when ``threshold`` is None or 0 or ``data`` is an
+    implicit table)."""
+    if not threshold or is_implicit(data):
         return data
     return data.subset(data.data >= threshold)
 
@@ -65,11 +75,14 @@ class RankingTask:
     """What a ranking evaluation needs, on the model's indices.
 
     ``train_*``: training positives (CSR over the model's users, sorted rows);
-    ``test_*``: test positives that are not training positives (CSR over at
-    least the model's users); ``n_items``: items ranked (the model's plus items
-    first seen in the test data); ``users``: the model's users with at least
-    one test positive; ``cold_users``: test users with positives the model has
-    never seen (not evaluated).
+    ``test_*``: test positives on known items that are not training positives
+    (CSR over at least the model's users); ``n_items``: width of the score rows
+    (the model's items plus items first seen in the test data); ``known``:
+    whether each of those has a training positive (the items ranked);
+    ``users``: the model's users with at least one such test positive;
+    ``cold_users``: test users with positives the model has never seen (not
+    evaluated); ``unknown_positives``: test positives of the model's users on
+    items that are not known (dropped).
     """
 
     train_indptr: np.ndarray
@@ -77,8 +90,10 @@ class RankingTask:
     test_indptr: np.ndarray
     test_indices: np.ndarray
     n_items: int
+    known: np.ndarray
     users: np.ndarray
     cold_users: int
+    unknown_positives: int
 
     @classmethod
     def build(cls, model, train_pos: tuple, test: Dataset, threshold: float | None) -> "RankingTask":
@@ -87,14 +102,18 @@ class RankingTask:
         test = positives(test, threshold)
         n_items = max(model.n_items, test.n_items)
         rows = test.user_of_entry.astype(np.int64)
+        known = np.bincount(train_indices, minlength=n_items) > 0
         # drop test positives that are training positives (possible with a separate --test file)
-        keep = ~contains_sorted(positive_keys(train_indptr, train_indices, n_items), rows * n_items + test.indices)
+        fresh = ~contains_sorted(positive_keys(train_indptr, train_indices, n_items), rows * n_items + test.indices)
+        cold_users = np.unique(rows[fresh & (rows >= model.n_users)]).size
+        unknown = int((fresh & ~known[test.indices] & (rows < model.n_users)).sum())
+        keep = fresh & known[test.indices]
         counts = np.bincount(rows[keep], minlength=test.n_users)
         test_indptr = np.zeros(test.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=test_indptr[1:])
         with_pos = np.flatnonzero(counts)
-        return cls(train_indptr, train_indices, test_indptr, test.indices[keep], n_items,
-                   with_pos[with_pos < model.n_users].astype(np.int64), int((with_pos >= model.n_users).sum()))
+        return cls(train_indptr, train_indices, test_indptr, test.indices[keep], n_items, known,
+                   with_pos[with_pos < model.n_users].astype(np.int64), int(cold_users), unknown)
 
     @cached_property
     def keys(self) -> tuple:
@@ -113,7 +132,7 @@ class RankingTask:
             return self
         users = np.sort(np.random.default_rng(seed).choice(self.users, n, replace=False))
         return RankingTask(self.train_indptr, self.train_indices, self.test_indptr, self.test_indices,
-                           self.n_items, users, self.cold_users)
+                           self.n_items, self.known, users, self.cold_users, self.unknown_positives)
 
 
 def score_rows(model, users: np.ndarray, n_items: int) -> np.ndarray:
@@ -138,16 +157,15 @@ def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
     users = task.users
     metrics = np.full((users.size, ks.size, len(METRIC_NAMES)), np.nan)
     auc = np.full(users.size, np.nan)
-    allowed = np.ones(task.n_items, dtype=np.bool_)
     kmax = int(ks[-1])
     for lo in range(0, users.size, SCORE_BATCH):
         batch = users[lo:lo + SCORE_BATCH]
         scores = score_rows(model, batch, task.n_items)
         top = np.empty((batch.size, kmax), dtype=np.int64)
         top_scores = np.empty((batch.size, kmax), dtype=np.float64)
-        topk_rows(scores, kmax, task.train_indptr, task.train_indices, batch, allowed, top, top_scores)
+        topk_rows(scores, kmax, task.train_indptr, task.train_indices, batch, task.known, top, top_scores)
         kr.user_metrics(scores, batch, top, ks, task.test_indptr, task.test_indices, task.train_indptr,
-                        task.train_indices, metrics[lo:lo + batch.size], auc[lo:lo + batch.size])
+                        task.train_indices, task.known, metrics[lo:lo + batch.size], auc[lo:lo + batch.size])
     out = {"auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan"),
            "sampled_auc": sampled_auc(model, task, sampled_users, seed)}
     for m, k in enumerate(ks):
@@ -156,14 +174,16 @@ def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
     out["ranking_users"] = int(users.size)
     out["test_positives"] = int(task.test_indptr[users + 1].sum() - task.test_indptr[users].sum())
     out["ranking_cold_users"] = task.cold_users
+    out["ranking_unknown_positives"] = task.unknown_positives
     return out
 
 
 def sampled_pairs(task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int = 0):
     """``(users, positives, negatives)`` of the report's protocol: ``n_users`` distinct random test users
-    (all of them if there are fewer), one random test positive and one random non-positive item each."""
+    (all of them if there are fewer), one random test positive and one random known non-positive item each."""
+    known = np.flatnonzero(task.known)
     counts = np.diff(task.train_indptr)[task.users] + np.diff(task.test_indptr)[task.users]
-    candidates = task.users[counts < task.n_items]  # users with at least one non-positive item
+    candidates = task.users[counts < known.size]  # users with at least one known non-positive item
     rng = np.random.default_rng(seed)
     users = rng.choice(candidates, min(n_users, candidates.size), replace=False)
     lo, hi = task.test_indptr[users], task.test_indptr[users + 1]
@@ -171,7 +191,7 @@ def sampled_pairs(task: RankingTask, n_users: int = SAMPLED_AUC_USERS, seed: int
     neg = np.empty(users.size, dtype=np.int64)
     todo = np.arange(users.size)
     while todo.size:  # redraw the negatives that hit a training or test positive
-        neg[todo] = rng.integers(0, task.n_items, todo.size)
+        neg[todo] = known[rng.integers(0, known.size, todo.size)]
         todo = todo[task.is_positive(users[todo], neg[todo])]
     return users, pos, neg
 
@@ -217,8 +237,9 @@ def format_ranking(report: dict) -> list[str]:
     if "auc" not in report:
         return []
     ks = sorted({int(k.split("@")[1]) for k in report if k.startswith("ndcg@")})
-    lines = [f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives)",
-             f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible items)",
+    lines = [f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives; "
+             f"{report['ranking_unknown_positives']:,} on items without a training positive not ranked)",
+             f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible known items)",
              f"{'sampled_auc':<12}{report['sampled_auc']:.4f}  (ML-32M report protocol: "
              f"{SAMPLED_AUC_USERS:,} users x 1 positive + 1 negative, pooled)",
              f"{'K':>4}" + "".join(f"{n + '@K':>14}" for n in METRIC_NAMES)]

@@ -2,7 +2,8 @@
 
 For a user ``u`` with test positives ``T`` (sorted item indices, none of them
 a training positive) and training positives ``S``, the *eligible* items are
-those not in ``S``; the top-``K`` list ``R`` holds the ``K`` best eligible
+the allowed ones (``allowed[c]``: the items with a training positive) not in
+``S``; ``T`` holds allowed items only. The top-``K`` list ``R`` holds the ``K`` best eligible
 items by score (from :func:`fastmf.kernels.topk.topk_rows`), ``h_k = 1`` if
 the item at rank ``k`` (1-based) is in ``T``:
 
@@ -66,14 +67,14 @@ def row_contains(indices, start, end, value):
 
 
 @njit(cache=True, parallel=True)
-def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices,
+def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices, allowed,
                  out_metrics, out_auc):
     """Per-user metrics of the module docstring for the score rows of one batch.
 
     ``scores[q]`` are the scores of all items for user ``rows[q]``; ``top[q]``
     its best ``max(ks)`` eligible items (-1 for unfilled slots); ``ks``
     ascending. Test and training positives are CSR matrices over users with
-    sorted rows. Writes ``out_metrics[q, m, metric]`` for ``K = ks[m]`` and
+    sorted rows; ``allowed`` (one flag per item) marks the items ranked. Writes ``out_metrics[q, m, metric]`` for ``K = ks[m]`` and
     ``out_auc[q]``.
     """
     n_q, n_items = scores.shape
@@ -115,6 +116,8 @@ def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr,
         tp = t0
         sp = s0
         for c in range(n_items):
+            if not allowed[c]:
+                continue
             while sp < s1 and train_indices[sp] < c:
                 sp += 1
             if sp < s1 and train_indices[sp] == c:

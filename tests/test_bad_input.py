@@ -102,6 +102,12 @@ def _parquet_text_rating(tmp):
     return f, f
 
 
+def _parquet_zero_weight(tmp):
+    f = tmp / "r.parquet"
+    pq.write_table(pa.table({"user": [1, 1, 2], "item": ["a", "b", "a"], "weight": [2.0, 0.0, 1.0]}), f)
+    return f, f
+
+
 def _ml100k_with(tmp, bad_line):
     folder = tmp / "ml-100k"
     folder.mkdir()
@@ -163,6 +169,16 @@ CASES = {
     "corrupt-zip-member": Case(_corrupt_member_zip, contains=("zip",)),
     "unreadable-parquet": Case(_garbage_parquet, contains=("Parquet",)),
     "truncated-parquet": Case(_truncated_parquet, contains=("Parquet",)),
+    "implicit-negative-weight": Case(lambda t: _flat_csv(t, "user,item,weight\n1,2,3\n1,3,2\n2,3,-1\n"),
+                                     line=4, column="weight", contains=("-1", "positive")),
+    "implicit-text-weight": Case(lambda t: _flat_csv(t, "user,item,plays\n1,2,3\n1,3,lots\n"), line=3,
+                                 column="plays", contains=("lots",)),
+    "implicit-zero-weight-parquet": Case(_parquet_zero_weight, column="weight", contains=("row 2", "positive")),
+    "implicit-missing-item": Case(lambda t: _flat_csv(t, "user,item\n1,2\n1,\n"), line=3, column="item"),
+    "implicit-with-rating-range": Case(lambda t: _flat_csv(t, "user,item\n1,2\n"), args=("--rating-range", "1,5"),
+                                       contains=("--rating-range", "implicit")),
+    "implicit-unknown-column": Case(lambda t: _flat_csv(t, "user,item,mood\n1,2,happy\n"),
+                                    contains=("rating", "--rating-col", "--implicit")),
 }
 
 
@@ -227,6 +243,18 @@ def test_bad_rating_range_option(tmp_path):
     assert result.exit_code == 1
     assert [ln for ln in result.stderr.splitlines() if ln] == [
         "fastmf: error: --rating-range expects LO,HI (for example 1,5), got 'one-five'"]
+
+
+@pytest.mark.parametrize("kind", ["als", "bias", "vi", "features"])
+def test_rating_models_refuse_implicit_tables(kind):
+    """An implicit table has no ratings: rating models stop with one line (before any fitting)."""
+    clicks = FIXTURES / "implicit" / "clicks.csv"
+    result = run(["train", clicks, "--model", kind, "--json"])
+    check_one_line_error(result, Case(lambda t: None, contains=(f"'{kind}' needs ratings", "bpr or popular")),
+                         clicks)
+    assert result.stdout == ""
+    result = run(["compare", clicks, "--models", f"popular,{kind}", "--test-frac", "0.5"])
+    check_one_line_error(result, Case(lambda t: None, contains=(f"'{kind}' needs ratings",)), clicks)
 
 
 # --------------------------------------------------------------------------- prepare: output side

@@ -169,3 +169,74 @@ def test_info_text_and_fixture(tmp_path):
     assert f"users               {len(ref.users):,}" in text
     stats = json.loads(run_ok(["info", FIXTURES / "ml-1m", "--json"]).stdout)
     assert stats["rating_histogram"] == {f"{k:g}": v for k, v in sorted(Counter(r[2] for r in ref.ratings).items())}
+
+
+# --------------------------------------------------------------------------- implicit (user, item[, weight]) tables
+
+IMPLICIT = FIXTURES / "implicit"
+
+
+def _pairs(path):
+    import csv
+
+    with open(path, newline="") as fh:
+        return [(r["user"], r["item"]) for r in csv.DictReader(fh)]
+
+
+def popularity_reference(train, test, k=5):
+    """Most-popular ranking metrics from the definitions: only items with a training positive are ranked."""
+    counts = Counter(item for _, item in train)
+    seen = {}
+    for user, item in train:
+        seen.setdefault(user, set()).add(item)
+    wanted = {}
+    unknown = 0
+    for user, item in test:
+        if user in seen and item not in seen[user]:
+            if item in counts:
+                wanted.setdefault(user, set()).add(item)
+            else:
+                unknown += 1
+    ndcg, auc = [], []
+    for user, pos in wanted.items():
+        ranked = sorted((c for c in counts if c not in seen[user]), key=lambda c: -counts[c])
+        dcg = sum(1 / np.log2(r + 2) for r, c in enumerate(ranked[:k]) if c in pos)
+        ndcg.append(dcg / sum(1 / np.log2(r + 2) for r in range(min(k, len(pos)))))
+        neg = [c for c in ranked if c not in pos]
+        if neg:
+            auc.append(statistics.mean((counts[p] > counts[n]) + 0.5 * (counts[p] == counts[n])
+                                       for p in pos for n in neg))
+    return {"ndcg@5": statistics.mean(ndcg), "auc": statistics.mean(auc), "ranking_users": len(wanted),
+            "test_positives": sum(map(len, wanted.values())), "ranking_unknown_positives": unknown}
+
+
+def test_train_popular_on_implicit_tables():
+    train, test = IMPLICIT / "clicks.csv", IMPLICIT / "clicks_test.csv"
+    result = run_ok(["train", train, "--model", "popular", "--test", test, "--json", "-q"])
+    report = json.loads(result.stdout)  # the note goes to stderr, stdout stays pure JSON
+    notes = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert notes == [f"fastmf: note: {train} is an implicit (user, item[, weight]) table: every row is a positive"]
+    want = popularity_reference(_pairs(train), _pairs(test))
+    assert report["train_ratings"] == len(_pairs(train))
+    for key, value in want.items():
+        assert report[key] == pytest.approx(value), key
+    assert report["ranking_cold_users"] == 1  # user f only appears in the test file
+
+
+def test_train_bpr_on_implicit_tables(tmp_path):
+    train, test = IMPLICIT / "clicks.csv", IMPLICIT / "clicks_test.csv"
+    args = ["--model", "bpr", "--factors", "4", "--epochs", "2", "--test", test, "--json", "-q"]
+    result = run_ok(["train", train, *args, "--threshold", "4"])
+    assert "--threshold 4 does not apply" in result.stderr and "note" not in result.stdout
+    report = json.loads(result.stdout)
+    want = popularity_reference(_pairs(train), _pairs(test))
+    assert report["history"][-1]["epoch"] == 2 and report["train_ratings"] == len(_pairs(train))
+    assert (report["test_positives"], report["ranking_unknown_positives"]) == (
+        want["test_positives"], want["ranking_unknown_positives"])
+    # a prepared copy is still implicit; a weighted TSV trains too (weights are kept, every row a positive)
+    run_ok(["prepare", train, tmp_path / "clicks"])
+    again = json.loads(run_ok(["train", tmp_path / "clicks", *args]).stdout)
+    assert again["test_positives"] == want["test_positives"]
+    plays = run_ok(["train", IMPLICIT / "plays.tsv", "--model", "bpr", "--factors", "2", "--epochs", "1",
+                    "--test-frac", "0", "--json", "-q"])
+    assert json.loads(plays.stdout)["train_ratings"] == len((IMPLICIT / "plays.tsv").read_text().splitlines()) - 1

@@ -15,7 +15,7 @@ import pytest
 
 import fastmf
 from fastmf import ColumnSpec, IdMap
-from fastmf.data_prep.loaders import detect_format, load_raw
+from fastmf.data_prep.loaders import IMPLICIT_RANGE, detect_format, is_implicit, load_raw
 
 from conftest import FIXTURES, RELEASES, dataset_triples, genres_of, make_zip, reference
 
@@ -230,3 +230,61 @@ def test_idmap_round_trip_and_coercion():
     assert ext.ids.tolist() == [30, 10, 20, 40, 50]
     assert m == IdMap(np.array([30, 10, 20]))
     assert not (m == ext)
+
+
+# --------------------------------------------------------------------------- implicit (user, item[, weight]) tables
+
+
+def test_implicit_csv_without_rating_column_loads_ones():
+    path = FIXTURES / "implicit" / "clicks.csv"
+    rows = _csv_rows(path, ",")
+    d = fastmf.load_dataset(str(path))  # user, item, timestamp: nothing else, so implicit
+    assert is_implicit(d) and d.rating_range == IMPLICIT_RANGE
+    assert dataset_triples(d) == sorted((r["user"], r["item"], 1.0, int(r["timestamp"])) for r in rows)
+    # the mark survives subsets (splits) and alignment onto other id maps
+    assert is_implicit(d.subset(d.data > 0)) and is_implicit(d.align(d.subset(d.indices > 0)))
+
+
+def test_implicit_tsv_guessed_weight_column():
+    path = FIXTURES / "implicit" / "plays.tsv"
+    rows = _csv_rows(path, "\t")
+    d = fastmf.load_dataset(str(path))  # "plays" is a recognised weight spelling
+    assert is_implicit(d) and d.timestamps is None
+    assert dataset_triples(d) == sorted((int(r["user_id"]), int(r["item_id"]), float(r["plays"]), None)
+                                        for r in rows)
+
+
+def test_implicit_declared_with_extra_columns(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,session,strength\n1,2,s1,0.5\n1,3,s1,2\n2,2,s2,1\n")
+    # an unrecognised column makes the file ambiguous: rating or not?
+    with pytest.raises(ValueError, match="--implicit"):
+        load_raw(str(path))
+    d = fastmf.load_dataset(str(path), ColumnSpec(implicit=True))
+    assert is_implicit(d) and dataset_triples(d) == [(1, 2, 1.0, None), (1, 3, 1.0, None), (2, 2, 1.0, None)]
+    d = fastmf.load_dataset(str(path), ColumnSpec(weight="strength"))
+    assert is_implicit(d) and dataset_triples(d) == [(1, 2, 0.5, None), (1, 3, 2.0, None), (2, 2, 1.0, None)]
+    with pytest.raises(ValueError, match="cannot be combined"):
+        load_raw(str(path), ColumnSpec(rating="strength", implicit=True))
+
+
+def test_implicit_parquet_and_rating_files_stay_explicit(tmp_path):
+    path = tmp_path / "i.parquet"
+    pq.write_table(pa.table({"user_id": ["x", "y", "x"], "item_id": [3, 3, 4]}), path)
+    d = fastmf.load_dataset(str(path))
+    assert is_implicit(d) and dataset_triples(d) == [("x", 3, 1.0, None), ("x", 4, 1.0, None), ("y", 3, 1.0, None)]
+    pq.write_table(pa.table({"user_id": ["x"], "item_id": [3], "count": [0.0]}), path)
+    with pytest.raises(ValueError, match="row 1.*not a positive number"):
+        load_raw(str(path))
+    # a file with ratings is not implicit
+    assert not is_implicit(fastmf.load_dataset(str(FIXTURES / "generic" / "ratings.tsv")))
+
+
+def test_implicit_duplicates_are_resolved_like_ratings(tmp_path):
+    from fastmf.data_prep.dataset import DuplicateRatingsWarning
+
+    path = tmp_path / "dup.csv"
+    path.write_text("user,item,weight\n1,2,3\n1,3,1\n1,2,5\n")
+    with pytest.warns(DuplicateRatingsWarning, match=r"\b1 duplicate"):
+        d = fastmf.load_dataset(str(path))
+    assert dataset_triples(d) == [(1, 2, 5.0, None), (1, 3, 1.0, None)]  # the last in file order

@@ -33,14 +33,22 @@ class ScoreTable:
 
 
 def reference_metrics(scores, train_rows, test_rows, ks):
-    """Per-user metrics straight from the definitions (sorting, sets and pairwise comparisons)."""
+    """Per-user metrics straight from the definitions (sorting, sets and pairwise comparisons).
+
+    Only known items (with a training positive of some user) are ranked or counted as test positives;
+    also returns the number of users evaluated and of test positives dropped for being on unknown items.
+    """
     n_items = scores.shape[1]
+    known = set().union(*map(set, train_rows))
     rows = []
+    unknown = 0
     for u, (seen, test) in enumerate(zip(train_rows, test_rows)):
-        test = set(test) - set(seen)
+        fresh = set(test) - set(seen)
+        test = fresh & known
+        unknown += len(fresh - known)
         if not test:
             continue
-        eligible = [c for c in range(n_items) if c not in seen]
+        eligible = [c for c in range(n_items) if c not in seen and c in known]
         ranked = sorted(eligible, key=lambda c: -scores[u, c])
         row = {}
         for k in ks:
@@ -58,7 +66,7 @@ def reference_metrics(scores, train_rows, test_rows, ks):
         row["auc"] = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) \
             / (pos.size * neg.size) if neg.size else np.nan
         rows.append(row)
-    return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}, len(rows)
+    return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}, len(rows), unknown
 
 
 def csr(rows, n_items):
@@ -67,17 +75,21 @@ def csr(rows, n_items):
     return indptr, indices
 
 
+#: the last items of a random problem never get a training positive (unknown: not ranked)
+UNKNOWN_ITEMS = 5
+
+
 def random_problem(seed, n_users=40, n_items=60, ties=False):
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 6, (n_users, n_items)) if ties else rng.normal(size=(n_users, n_items))
     train_rows, test_rows = [], []
     for u in range(n_users):
         # a few heavy users exercise the binary-search path of the AUC kernel (more than 16 positives)
-        n_train = rng.integers(0, n_items - 5) if u % 7 == 0 else rng.integers(0, 8)
-        items = rng.permutation(n_items)
+        n_train = rng.integers(0, n_items - UNKNOWN_ITEMS - 5) if u % 7 == 0 else rng.integers(0, 8)
+        seen = rng.permutation(n_items - UNKNOWN_ITEMS)[:n_train]
         n_test = rng.integers(17, 30) if u % 5 == 0 else rng.integers(0, 4)
-        train_rows.append(items[:n_train].tolist())
-        test_rows.append(items[n_train:n_train + n_test].tolist())
+        train_rows.append(seen.tolist())
+        test_rows.append(rng.permutation(np.setdiff1d(np.arange(n_items), seen))[:n_test].tolist())
     # one user with a test positive that is also a training positive (must be ignored)
     test_rows[1] = test_rows[1] + train_rows[1][:1]
     return scores, train_rows, test_rows
@@ -97,8 +109,9 @@ def test_kernel_matches_reference(seed, ties):
     scores, train_rows, test_rows = random_problem(seed, ties=ties)
     model, task = task_of(scores, train_rows, test_rows)
     got = ranking_report(model, task, ks=KS)
-    want, n_users = reference_metrics(model.scores, train_rows, test_rows, KS)
+    want, n_users, unknown = reference_metrics(model.scores, train_rows, test_rows, KS)
     assert got["ranking_users"] == n_users
+    assert got["ranking_unknown_positives"] == unknown > 0
     assert got["auc"] == pytest.approx(want["auc"], abs=1e-12)
     if not ties:  # with tied scores the order inside the top K is not defined
         for key, value in want.items():
@@ -109,7 +122,9 @@ def test_closed_forms_of_perfect_and_reversed_scores():
     rng = np.random.default_rng(3)
     n_users, n_items = 12, 50
     train_rows = [rng.permutation(n_items)[:5].tolist() for _ in range(n_users)]
-    test_rows = [[c for c in rng.permutation(n_items)[:3 + u] if c not in train_rows[u]] for u in range(n_users)]
+    known = set().union(*map(set, train_rows))  # test positives on known items only: all of them are ranked
+    test_rows = [[c for c in rng.permutation(n_items)[:3 + u] if c not in train_rows[u] and c in known]
+                 for u in range(n_users)]
     perfect = rng.normal(size=(n_users, n_items))
     for u, row in enumerate(test_rows):
         perfect[u, row] += 100.0
@@ -125,9 +140,9 @@ def test_closed_forms_of_perfect_and_reversed_scores():
 
 
 def test_short_lists_count_unfilled_slots_as_misses():
-    # 6 items, 3 training positives: only 3 eligible items for K = 5
-    scores = np.arange(6, dtype=float)[None, :]
-    model, task = task_of(scores, [[0, 1, 2]], [[3]])
+    # 6 items, 3 training positives: only 3 eligible items for K = 5 (a second user makes items 3-5 known)
+    scores = np.tile(np.arange(6, dtype=float), (2, 1))
+    model, task = task_of(scores, [[0, 1, 2], [3, 4, 5]], [[3], []])
     got = ranking_report(model, task, ks=(5,))
     assert got["precision@5"] == pytest.approx(1 / 5)
     assert got["recall@5"] == 1.0 and got["auc"] == 0.0  # item 3 scores below items 4 and 5
@@ -141,9 +156,11 @@ def test_sampled_pairs_follow_the_protocol():
     for u, i, j in zip(users, pos, neg):
         assert i in test_rows[u] and i not in train_rows[u]
         assert j not in test_rows[u] and j not in train_rows[u]
-    # fewer test users than asked: all of those with a non-positive item
+    known = set().union(*map(set, train_rows))
+    assert all(j in known for j in neg) and all(i in known for i in pos)
+    # fewer test users than asked: all of those with a known non-positive item
     all_users = sampled_pairs(task, 10_000, seed=5)[0]
-    expected = [u for u in task.users if len(set(train_rows[u]) | set(test_rows[u])) < 40]
+    expected = [u for u in task.users if len((set(train_rows[u]) | set(test_rows[u])) & known) < len(known)]
     assert sorted(all_users) == expected and len(expected) < task.users.size
 
 
@@ -154,15 +171,18 @@ def test_pooled_auc_is_the_mann_whitney_statistic():
     assert pooled_auc(pos, neg) == pytest.approx(u / (pos.size * neg.size))
 
 
-def test_items_new_in_test_are_ranked_with_the_cold_score():
-    train = Dataset.from_arrays([1, 1, 2, 2, 3], [10, 11, 10, 12, 10], [5, 5, 4, 5, 2])
-    model = MostPopular().fit(train)  # popularity: item 10 -> 2, 11 -> 1, 12 -> 1
-    test = Dataset.from_arrays([3, 3, 4], [11, 99, 10], [5, 5, 5])  # 99: new item; 4: new user
+def test_items_without_training_positive_are_not_ranked():
+    train = Dataset.from_arrays([1, 1, 2, 2, 5, 5, 3, 3], [10, 11, 10, 11, 10, 12, 10, 13],
+                                [5, 5, 4, 5, 5, 4, 2, 3])
+    model = MostPopular().fit(train)  # popularity: item 10 -> 3, 11 -> 2, 12 -> 1; 13: rated, never positive
+    test = Dataset.from_arrays([3, 3, 3, 4, 1], [11, 99, 13, 10, 99], [5, 5, 4, 5, 4])  # 99: new item; 4: new user
     got = ranking_metrics(model, train, test)
-    # user 3 (training positives: none) ranks items 10 (2), 11 (1), 12 (1), 99 (cold 0); positives 11 and 99
-    # pairs against the negatives 10 and 12: 11 > 10? no; 11 = 12: 0.5; 99 < both: 0  ->  0.5 / 4
-    assert got["auc"] == pytest.approx(0.125)
-    assert got["ranking_users"] == 1 and got["ranking_cold_users"] == 1 and got["test_positives"] == 2
+    # user 3 (training positives: none) ranks the known items 10, 11, 12; its positives 99 and 13 are unknown
+    # and dropped (user 1's 99 too); 11 (second) against the negatives 10 and 12: 0 + 1  ->  1 / 2
+    assert got["auc"] == pytest.approx(0.5)
+    assert got["ranking_users"] == 1 and got["ranking_cold_users"] == 1 and got["test_positives"] == 1
+    assert got["ranking_unknown_positives"] == 3
+    assert got["ndcg@5"] == pytest.approx(1 / np.log2(3)) and got["precision@5"] == pytest.approx(1 / 5)
 
 
 def test_results_do_not_depend_on_the_thread_count():

@@ -25,6 +25,11 @@ def data_options(f):
         click.option("--sep", default=None, help="Field separator of a generic CSV (default ',' or tab for .tsv)."),
         click.option("--rating-range", default=None, metavar="LO,HI",
                      help="Allowed rating scale (default 0.5,5)."),
+        click.option("--weight-col", default=None,
+                     help="Weight column of an implicit (user, item, weight) table (no ratings)."),
+        click.option("--implicit", is_flag=True, default=False,
+                     help="DATA is an implicit (user, item[, weight]) table: no rating column, every row a positive "
+                          "(automatic when the file has no columns besides user, item, timestamp, weight)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -40,10 +45,13 @@ def column_spec(kw: dict):
             lo, hi = (float(x) for x in rng.split(","))
         except ValueError:
             raise FastMFError(f"--rating-range expects LO,HI (for example 1,5), got '{rng}'") from None
+        if not lo < hi:
+            raise FastMFError(f"--rating-range LO,HI needs LO < HI, got '{rng}'")
         rng = (lo, hi)
     return ColumnSpec(user=kw.pop("user_col", None), item=kw.pop("item_col", None),
                       rating=kw.pop("rating_col", None), timestamp=kw.pop("time_col", None),
-                      sep=kw.pop("sep", None), rating_range=rng)
+                      sep=kw.pop("sep", None), rating_range=rng, weight=kw.pop("weight_col", None),
+                      implicit=bool(kw.pop("implicit", False)))
 
 
 def threads_option(f):
@@ -160,10 +168,34 @@ def prepare_split(data, kw):
         full = full.with_features(*read_item_features(features_path))
     test_path = kw.pop("test_path")
     given = load_dataset(test_path, columns) if test_path else None
+    check_implicit(full, given)
     train, test = split_data(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
     info = {"data": full.source, "test_data": given.source if given is not None else None,
             "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items}
     return train, test, info
+
+
+def check_implicit(*datasets) -> None:
+    """Refuse rating models on an implicit (user, item[, weight]) table; note on stderr that rankers take
+    every row as a positive. The models are those of the running command (``--model`` or ``--models``)."""
+    from fastmf.data_prep.loaders import is_implicit
+    from fastmf.train import model_class
+
+    implicit = [d for d in datasets if d is not None and is_implicit(d)]
+    if not implicit:
+        return
+    ctx = click.get_current_context(silent=True)
+    params = ctx.params if ctx is not None else {}
+    kinds = [params["kind"]] if params.get("kind") else [k.strip() for k in (params.get("models") or "").split(",")]
+    rating = [k for k in kinds if k and model_class(k).rating_model]
+    source = implicit[0].source
+    if rating:
+        raise FastMFError(f"{source} is an implicit (user, item[, weight]) table without ratings: the rating "
+                          f"model '{rating[0]}' needs ratings (use bpr or popular, or name the rating column "
+                          "with --rating-col)")
+    given = params.get("threshold") if params.get("kind") else None
+    click.echo(f"fastmf: note: {source} is an implicit (user, item[, weight]) table: every row is a positive"
+               + (f" (--threshold {given:g} does not apply)" if given is not None else ""), err=True)
 
 
 def resolve_item(model, item: str):
