@@ -276,11 +276,12 @@ def test_cli_train_json_save_and_recommend(tmp_path):
     runner = CliRunner()
     out = tmp_path / "bpr"
     res = runner.invoke(main, ["train", "--model", "bpr", "--factors", "8", "--epochs", "3", "--lr", "0.1",
-                               "--reg", "0.01", "--negatives", "popularity", "--no-item-bias", "--json", "-q",
-                               "--out", str(out)])
+                               "--reg", "0.01", "--negatives", "popularity", "--no-item-bias", "--init-std", "0.05",
+                               "--json", "-q", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["params"]["item_bias"] is False and report["params"]["negatives"] == "popularity"
+    assert report["params"]["init_std"] == 0.05
     assert [set(r) >= {"epoch", "seconds", "loss", "auc"} for r in report["history"]] == [True] * 3
     keys = {"auc", "sampled_auc", "loss", *(f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")
                                            for k in (5, 10, 20))}

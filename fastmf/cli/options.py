@@ -102,6 +102,8 @@ MODEL_OPTIONS = [
     click.option("--lr", type=float, default=None, help="SGD learning rate (--model bpr)."),
     click.option("--decay", type=float, default=None, help="Learning rate factor per epoch (--model bpr)."),
     click.option("--reg", type=float, default=None, help="L2 regularisation (--model bpr)."),
+    click.option("--init-std", type=float, default=None,
+                 help="Standard deviation of the initial factors N(0, s^2) (--model bpr, default 0.1)."),
     click.option("--negatives", type=click.Choice(["uniform", "popularity"]), default=None,
                  help="Negative sampling of --model bpr (default uniform)."),
     click.option("--no-item-bias", "item_bias", flag_value=False, default=None,
@@ -111,7 +113,7 @@ MODEL_OPTIONS = [
     click.option("--covariance", type=click.Choice(["full", "diagonal"]), default=None,
                  help="Posterior covariance per user/item (--model vi; default full)."),
     click.option("--learn-hyper", is_flag=True, default=None,
-                 help="Learn lam and a per-dimension tau by empirical Bayes (--model vi)."),
+                 help="Learn lam, gamma and a per-dimension tau by empirical Bayes (--model vi)."),
 ]
 
 
@@ -122,7 +124,7 @@ def model_options(f):
 
 
 MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "beta", "feature_bias", "epochs", "patience",
-                "threshold", "lr", "decay", "reg", "negatives", "item_bias", "backend",
+                "threshold", "lr", "decay", "reg", "init_std", "negatives", "item_bias", "backend",
                 "covariance", "learn_hyper")
 
 
