@@ -41,9 +41,9 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels import rng
-from fastmf.kernels.ranking import count_below
 from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, aligned_zeros, cho_inverse, cholesky, gather_rows, gram_add,
                                    logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
+from fastmf.kernels.ranking import count_below
 
 #: ratings between a packed row's prefetch and its use: a few rows of ~1 KB keep about as many
 #: bytes in flight as the ALS kernels' ``PREFETCH_AHEAD`` rows of D floats
@@ -99,8 +99,8 @@ def _add_moments(dst, row, r, wd, d):
 @njit(cache=True, inline="always")
 def _add_moments4(dst, rows, indices, data, j, mu, wd, d):
     """:func:`_add_moments` for the four ratings ``j .. j + 3`` at once: one read-modify-write
-    of ``dst`` per four rows, which halves the time the accumulation spends waiting on its
-    own stores."""
+    of ``dst`` per four rows instead of one per row, so the accumulation waits far less on its
+    own stores (the rows are summed pairwise first)."""
     r0 = rows[indices[j]]
     r1 = rows[indices[j + 1]]
     r2 = rows[indices[j + 2]]
