@@ -94,6 +94,7 @@ class Recommender:
         """
         self._check_backend()
         train = as_dataset(train)
+        self._check_ratings(train)
         eval_set = align_to(train, eval_set)
         self._remember_training(train)
         self.history_ = []
@@ -283,7 +284,17 @@ class Recommender:
 
     def evaluate(self, test) -> dict:
         """Metrics on held-out ratings (``test`` in any accepted form; ids unseen in training are cold)."""
-        return self._evaluate(self.aligned(test))
+        test = self.aligned(test)
+        self._check_ratings(test)
+        return self._evaluate(test)
+
+    def _check_ratings(self, data: Dataset) -> None:
+        """Rating models refuse an implicit (user, item[, weight]) table: it has no ratings to fit or score."""
+        from fastmf.data_prep.loaders import is_implicit
+
+        if self.rating_model and is_implicit(data):
+            raise FastMFError(f"{data.source or 'the data'} is an implicit (user, item[, weight]) table without "
+                              f"ratings: the rating model '{self.kind}' needs ratings (use bpr or popular)")
 
     def _evaluate(self, test: Dataset) -> dict:
         raise NotImplementedError

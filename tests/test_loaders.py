@@ -288,3 +288,22 @@ def test_implicit_duplicates_are_resolved_like_ratings(tmp_path):
     with pytest.warns(DuplicateRatingsWarning, match=r"\b1 duplicate"):
         d = fastmf.load_dataset(str(path))
     assert dataset_triples(d) == [(1, 2, 5.0, None), (1, 3, 1.0, None)]  # the last in file order
+
+
+def test_rating_models_refuse_implicit_tables_through_the_api():
+    from fastmf.als import ALS
+    from fastmf.bpr import BPR
+    from fastmf.errors import FastMFError
+    from fastmf.vi import VI
+
+    data = fastmf.load_dataset(str(FIXTURES / "implicit" / "clicks.csv"))
+    for model in (ALS(epochs=1), VI(epochs=1)):
+        with pytest.raises(FastMFError, match="implicit .*needs ratings"):
+            model.fit(data)
+    plays = fastmf.load_dataset(str(FIXTURES / "implicit" / "plays.tsv"))  # integer ids, implicit
+    rated = fastmf.load_dataset()
+    als = ALS(factors=2, epochs=1).fit(rated.subset(rated.user_of_entry < 5))
+    with pytest.raises(FastMFError, match="needs ratings"):
+        als.evaluate(plays)
+    bpr = BPR(factors=2, epochs=1).fit(data)  # rankers take every row as a positive
+    assert bpr.samples_per_epoch_ > 0 and "auc" in bpr.evaluate(data)
