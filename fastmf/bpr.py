@@ -46,6 +46,7 @@ from fastmf.data_prep.dataset import Dataset
 from fastmf.errors import DivergenceError, FastMFError
 from fastmf.kernels import bpr as kbpr
 from fastmf.kernels import metrics as km
+from fastmf.kernels.linalg import aligned_copy
 from fastmf.kernels.rng import build_alias
 from fastmf.ranking import Ranker, positive_keys, ranking_report
 from fastmf.reference import bpr as ref
@@ -130,15 +131,6 @@ class BPRState:
     def finite(self) -> bool:
         return bool(np.isfinite(km.sum_squares(self.user_factors) + km.sum_squares(self.item_factors)
                                 + km.sum_squares(self.item_bias)))
-
-
-def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
-    """A C-contiguous copy of ``a`` whose data starts on an ``align``-byte boundary."""
-    buf = np.empty(a.nbytes + align, dtype=np.uint8)
-    offset = -buf.ctypes.data % align
-    out = buf[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 class BPR(Ranker):

@@ -239,7 +239,7 @@ class VIState:
         side.cov *= np.outer(f, f) if side.cov.ndim == 3 else f * f
         side.logdet += 2.0 * float(np.sum(np.log(scale)))
         if side.rows is not None:
-            side.rows = kvi.pack_rows(side.mean, side.cov, side.bias)
+            kvi.scale_rows(side.rows, scale)
 
     def epoch(self) -> dict:
         """Users, then items, then (with ``learn_hyper``) ``lam``, ``gamma`` and ``tau``."""

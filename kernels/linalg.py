@@ -138,6 +138,13 @@ def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
     return buf[offset:offset + nbytes].view(dtype).reshape(shape)
 
 
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A cache-line aligned C-contiguous copy of ``a`` (see :func:`aligned_zeros`)."""
+    out = aligned_zeros(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def padded_width(n: int) -> int:
     """``n`` rounded up to whole cache lines of 4-byte elements."""
     return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS

@@ -64,6 +64,15 @@ def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray
     return out
 
 
+def scale_rows(rows: np.ndarray, scale: np.ndarray) -> None:
+    """Rescale packed rows (:func:`pack_rows`) in place for ``m -> C m``, ``S -> C S C`` with
+    ``C = diag(scale)``: ``P = m m^T + S`` becomes ``C P C``, entry ``(p, q)`` times ``c_p c_q``."""
+    d = scale.shape[0]
+    r, c = np.tril_indices(d)
+    rows[:, :r.size] *= (scale[r] * scale[c]).astype(rows.dtype)
+    rows[:, r.size:r.size + d] *= scale.astype(rows.dtype)
+
+
 def row_width(d: int) -> int:
     """Floats per packed row: ``D(D+1)/2 + D + 1`` and two spare slots (:func:`_add_moments`),
     rounded up to whole cache lines."""

@@ -153,18 +153,31 @@ def test_scattered_item_sweep_matches_the_gather():
             np.testing.assert_allclose(getattr(state.items, name), getattr(gather, name), rtol=1e-4, atol=1e-6)
 
 
+def _user_step_from_random_items(m, d, backend, covariance, item_seed):
+    """A state whose item posteriors are random, before and after one user step: returns the
+    state (swept), the users' previous means, and the items' means, covariances and biases."""
+    state = _state(m, d, backend, covariance)
+    _randomise_items(state, item_seed)
+    u0 = state.users.mean.astype(np.float64).copy()
+    items = state.items
+    s_items = _covariances(items) if covariance == "full" else items.cov.astype(np.float64)
+    v, bi = items.mean.astype(np.float64), items.bias
+    state.user_step()
+    return state, u0, v, s_items, bi
+
+
+def _user_row(m, u):
+    """Item indices and float64 ratings of row ``u`` of a CSR matrix."""
+    return m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_full_user_update_is_the_closed_form(backend):
     m = _random_problem(1, 30, 40, 0.3)
-    state = _state(m, 5, backend, "full")
-    _randomise_items(state, 2)
-    u0 = state.users.mean.astype(np.float64).copy()
-    v, s_items, bi = state.items.mean.astype(np.float64), _covariances(state.items), state.items.bias
+    state, u0, v, s_items, bi = _user_step_from_random_items(m, 5, backend, "full", 2)
     lam, gamma, tau = state.lam, state.gamma, state.tau
-    state.user_step()
     for u in (0, 11, 29):
-        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
-        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        idx, r = _user_row(m, u)
         # bias: 1-D ridge problem on the expected residuals (the expectation of the ALS update)
         res = r - state.mu - bi[idx] - v[idx] @ u0[u]
         design = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
@@ -181,15 +194,10 @@ def test_full_user_update_is_the_closed_form(backend):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_diagonal_user_update_is_the_mean_field_step(backend):
     m = _random_problem(3, 25, 30, 0.35)
-    state = _state(m, 4, backend, "diagonal")
-    _randomise_items(state, 4)
-    u0 = state.users.mean.astype(np.float64).copy()
-    v, s_items, bi = state.items.mean.astype(np.float64), state.items.cov.astype(np.float64), state.items.bias
+    state, u0, v, s_items, bi = _user_step_from_random_items(m, 4, backend, "diagonal", 4)
     lam, gamma, tau = state.lam, state.gamma, state.tau
-    state.user_step()
     for u in (0, 7, 24):
-        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
-        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        idx, r = _user_row(m, u)
         b = lam * np.sum(r - state.mu - bi[idx] - v[idx] @ u0[u]) / (lam * idx.size + gamma)
         assert state.users.bias[u] == pytest.approx(b, rel=1e-5, abs=1e-6)
         a = np.diag(tau) + lam * (v[idx].T @ v[idx] + np.diag(s_items[idx].sum(axis=0)))
