@@ -6,7 +6,7 @@ Run from the repository root (not part of the default test run):
 
 ``FASTMF_BENCH_SCALE`` (default 1.0) shrinks the shape; ``FASTMF_BENCH_CACHE`` moves
 the generated data. Each configuration runs in a fresh subprocess through the same
-worker as ``fastmf bench`` (``fastmf.bench.run_config``), which fits a few epochs and
+worker as ``fastmf bench`` (``fastmf.drivers.bench.run_config``), which fits a few epochs and
 reports the median epoch time excluding the first, ratings per second, the first
 epoch's extra (compile) seconds and the subprocess's peak RSS; all of it goes to
 ``benchmark.extra_info``. Targets (2 cores, full shape): ALS D=20 under 2 s per epoch
@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from fastmf import bench as B
+from fastmf.drivers import bench as B
 
 SCALE = float(os.environ.get("FASTMF_BENCH_SCALE", "1.0"))
 

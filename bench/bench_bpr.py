@@ -7,7 +7,7 @@ Run from the repository root (bench/ is not part of the default test run):
 Environment: ``FASTMF_BENCH_SCALE`` (default 1.0) shrinks the synthetic
 ml-32m-shaped set (positives = its ratings >= 4); ``FASTMF_BENCH_CACHE`` is
 where it is kept between runs. Each configuration runs in a fresh subprocess
-(``fastmf.bench``): samples per second of the steady epochs, first-call
+(``fastmf.drivers.bench``): samples per second of the steady epochs, first-call
 (compile) time and peak RSS go to ``benchmark.extra_info``; the numpy
 reference runs one epoch.
 
@@ -36,7 +36,7 @@ def _scale() -> float:
 
 @pytest.fixture(scope="module")
 def synthetic():
-    from fastmf.bench import synthetic_folder
+    from fastmf.drivers.bench import synthetic_folder
 
     return synthetic_folder(_scale(), log=lambda m: sys.stderr.write(m + "\n"))
 
@@ -45,7 +45,7 @@ def synthetic():
     ("numba", 20, 1), ("numba", 20, 2), ("numba", 64, 1), ("numba", 64, 2), ("numpy", 20, 1), ("numpy", 64, 1),
 ])
 def test_bpr_throughput(benchmark, synthetic, backend, factors, threads):
-    from fastmf.bench import run_subprocess
+    from fastmf.drivers.bench import run_subprocess
 
     config = {"model": "bpr", "backend": backend, "threads": threads, "data": synthetic, "scale": _scale(),
               "epochs": 4 if backend == "numba" else 1, "params": {"factors": factors}}
@@ -59,9 +59,9 @@ def test_bpr_throughput(benchmark, synthetic, backend, factors, threads):
 
 def test_bpr_quality_ml_latest_small(benchmark):
     import fastmf
-    from fastmf.bpr import BPR
+    from fastmf.models.bpr import BPR
     from fastmf.data_prep.splits import random_split
-    from fastmf.popular import MostPopular
+    from fastmf.models.popular import MostPopular
 
     split = random_split(fastmf.load_dataset(), 0.1, seed=42)
     keys = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10")

@@ -6,7 +6,7 @@ Run from the repository root (not part of the default test run):
 
 ``FASTMF_BENCH_SCALE`` (default 1.0) shrinks the shape; ``FASTMF_BENCH_CACHE`` moves
 the generated data (its planted genres are the item features). ALS and the feature
-model (``fastmf.features.FeatureALS``) run in fresh subprocesses through the worker of
+model (``fastmf.models.features.FeatureALS``) run in fresh subprocesses through the worker of
 ``fastmf bench`` at the same D and thread count; the record of each, the ratio of their
 median epoch times and the feature step's own seconds go to ``benchmark.extra_info``.
 Target: a feature-model epoch within 1.2x of an ALS epoch (D = 20, all cores, full shape).
@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from fastmf import bench as B
+from fastmf.drivers import bench as B
 
 SCALE = float(os.environ.get("FASTMF_BENCH_SCALE", "1.0"))
 TARGET_RATIO = 1.2

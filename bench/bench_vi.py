@@ -6,7 +6,7 @@ Run from the repository root (not part of the default test run):
 
 ``FASTMF_BENCH_SCALE`` (default 1.0) shrinks the shape; ``FASTMF_BENCH_CACHE`` moves
 the generated data. Every configuration runs in a fresh subprocess through the worker
-of ``fastmf bench`` (:func:`fastmf.bench.run_config`: median epoch time excluding the
+of ``fastmf bench`` (:func:`fastmf.drivers.bench.run_config`: median epoch time excluding the
 first, ratings per second, compile seconds, the subprocess's peak RSS), and all of it
 goes to ``benchmark.extra_info``.
 
@@ -26,7 +26,7 @@ import os
 
 import pytest
 
-from fastmf import bench as B
+from fastmf.drivers import bench as B
 
 SCALE = float(os.environ.get("FASTMF_BENCH_SCALE", "1.0"))
 FACTORS = 20

@@ -10,16 +10,17 @@ over ratings.
 
 from __future__ import annotations
 
-import os
+import importlib.resources
 import warnings
 from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
-from fastmf.data_prep.loaders import ColumnSpec, RawData, load_raw
-from fastmf.errors import FastMFError
+from fastmf.data_prep.loaders import COLUMN_ALIASES, ColumnSpec, RawData, load_raw
+from fastmf.common.errors import FastMFError
 from fastmf.kernels import sparse as sk
 
 
@@ -119,7 +120,8 @@ class Dataset:
     ``indices`` (int32 item indices), ``data`` (float32 ratings) and
     ``timestamps`` (int64 or None) of the CSR matrix; ``titles`` (one per item
     or None); ``feature_indptr``/``feature_indices``/``feature_names``: the
-    item-feature (genre) matrix as CSR.
+    item-feature (genre) matrix as CSR; ``rating_range`` the rating scale (None for an
+    implicit table, see :attr:`implicit`).
     """
 
     def __init__(self, user_map: IdMap, item_map: IdMap, indptr, indices, data, timestamps=None,
@@ -141,7 +143,7 @@ class Dataset:
         self.feature_indices = np.asarray(feature_indices, dtype=np.int32)
         self.feature_names = list(feature_names)
         self.source = source
-        self.rating_range = tuple(float(x) for x in rating_range)
+        self.rating_range = None if rating_range is None else tuple(float(x) for x in rating_range)
         self.items_table = items_table
 
     # ------------------------------------------------------------------ shape
@@ -156,6 +158,12 @@ class Dataset:
     @property
     def n_ratings(self) -> int:
         return int(self.indices.shape[0])
+
+    @property
+    def implicit(self) -> bool:
+        """Whether the ratings are an implicit (user, item[, weight]) table: no rating scale, every row a
+        positive (the values are weights)."""
+        return self.rating_range is None
 
     @property
     def density(self) -> float:
@@ -190,8 +198,6 @@ class Dataset:
 
     def to_scipy(self):
         """The ratings as a ``scipy.sparse.csr_matrix`` (users x items)."""
-        import scipy.sparse as sp
-
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_users, self.n_items))
 
     def __repr__(self) -> str:
@@ -276,8 +282,6 @@ class Dataset:
             table = pa.Table.from_pandas(table, preserve_index=False)
         names = {}
         for logical in ("user_id", "item_id", "rating", "timestamp"):
-            from fastmf.data_prep.loaders import COLUMN_ALIASES
-
             hit = next((a for a in COLUMN_ALIASES[logical] if a in table.column_names), None)
             if hit is None and logical != "timestamp":
                 raise FastMFError(f"table has no {logical} column (columns: {', '.join(table.column_names)})")
@@ -288,6 +292,18 @@ class Dataset:
         renamed = renamed.set_column(renamed.column_names.index("rating"), "rating",
                                      pc.cast(renamed["rating"], pa.float32()))
         return build_dataset(renamed, **kwargs)
+
+
+def to_dataset(data) -> Dataset:
+    """Accept a Dataset, a scipy.sparse matrix or a pyarrow/pandas table of (user, item, rating)."""
+    if isinstance(data, Dataset):
+        return data
+    if hasattr(data, "tocoo") and hasattr(data, "shape"):
+        return Dataset.from_scipy(data)
+    if hasattr(data, "column_names") or hasattr(data, "columns"):
+        return Dataset.from_table(data)
+    raise FastMFError(f"cannot use {type(data).__name__} as ratings: pass a fastmf Dataset, a scipy.sparse "
+                      "matrix or a pyarrow/pandas table of (user, item, rating)")
 
 
 def realign(other: Dataset, user_map: IdMap, item_map: IdMap, items_table: pa.Table | None = None) -> Dataset:
@@ -392,7 +408,5 @@ def load_dataset(path: str | None = None, columns: ColumnSpec | None = None) -> 
 
 
 def embedded_path() -> str:
-    """Folder of the ml-latest-small copy shipped inside the package."""
-    import fastmf.datasets
-
-    return os.path.join(os.path.dirname(fastmf.datasets.__file__), "ml-latest-small")
+    """Folder of the ml-latest-small copy shipped inside the package (in ``fastmf/datasets``)."""
+    return str(importlib.resources.files("fastmf.datasets") / "ml-latest-small")

@@ -17,13 +17,12 @@ Supported sources (the original zip or the unpacked folder):
   with no rating column: each row is an interaction, its value the weight
   (positive and finite) or 1. Such a table is recognised when it has no rating
   column and no column besides user, item, timestamp and weight, or declared by
-  ``ColumnSpec(implicit=True)`` / ``weight=...``. Its ``rating_range`` is
-  :data:`IMPLICIT_RANGE`, the mark by which :func:`is_implicit` (and so the
-  rankers, which take every row as a positive, and the command line, which
-  refuses rating models) know it; it survives subsets, alignment and
-  ``fastmf prepare``. Duplicate pairs are resolved as in rating files.
+  ``ColumnSpec(implicit=True)`` / ``weight=...``. It has no rating scale
+  (``rating_range`` None) and is marked ``implicit`` (so the rankers take every
+  row as a positive and the rating models refuse it); the mark survives subsets,
+  alignment and ``fastmf prepare``. Duplicate pairs are resolved as in rating files.
 
-Malformed input raises :class:`fastmf.errors.InputError` naming the file, the
+Malformed input raises :class:`fastmf.common.errors.InputError` naming the file, the
 line and the column.
 """
 
@@ -41,11 +40,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from fastmf.errors import InputError
+from fastmf.common.errors import InputError
 
 MOVIELENS_RANGE = (0.5, 5.0)
-#: the "rating scale" of an implicit table: empty, so no rating file can have it
-IMPLICIT_RANGE = (0.0, 0.0)
 INTEGER_STAR_RANGE = (1.0, 5.0)
 NO_GENRES = "(no genres listed)"
 ML100K_GENRES = (
@@ -75,8 +72,14 @@ class RawData:
     items: pa.Table | None
     source: str
     format: str
-    rating_range: tuple[float, float]
+    #: the rating scale ``(lo, hi)``, or None for an implicit (user, item[, weight]) table
+    rating_range: tuple[float, float] | None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def implicit(self) -> bool:
+        """Whether this is an implicit (user, item[, weight]) table: no ratings, every row a positive."""
+        return self.rating_range is None
 
 
 @dataclass
@@ -185,11 +188,6 @@ def detect_format(path: str) -> str:
     raise InputError(path, "unknown format: expected a MovieLens folder or zip, a .csv/.tsv or a .parquet file")
 
 
-def is_implicit(data) -> bool:
-    """Whether ``data`` (a :class:`RawData` or a Dataset) is an implicit (user, item[, weight]) table."""
-    return tuple(float(x) for x in data.rating_range) == IMPLICIT_RANGE
-
-
 def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
     """Read ratings (and item metadata when the source has it) from ``path``."""
     columns = columns or ColumnSpec()
@@ -226,9 +224,11 @@ def load_prepared(path: str) -> RawData:
             raise InputError(ratings_path, "missing column in a prepared folder", column=name)
     items_path = os.path.join(path, "items.parquet")
     items = _read_parquet(items_path) if os.path.exists(items_path) else None
-    lo, hi = manifest.get("rating_range", MOVIELENS_RANGE)
-    extra = {"manifest": manifest}
-    return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", (float(lo), float(hi)), extra)
+    scale = manifest.get("rating_range", MOVIELENS_RANGE)
+    # an implicit table's scale is null (folders of fastmf 0.1 wrote the empty scale [0, 0])
+    scale = None if scale is None or list(scale) == [0, 0] else (float(scale[0]), float(scale[1]))
+    return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", scale,
+                   {"manifest": manifest})
 
 
 # --------------------------------------------------------------------------- MovieLens readers
@@ -412,12 +412,12 @@ def _find_column(available, logical: str, name: str | None, path: str, required:
 
 
 def _value_range(wanted: dict, spec: ColumnSpec, path: str) -> tuple[float, float]:
-    """The rating scale of a rating file, or :data:`IMPLICIT_RANGE` for an implicit table."""
+    """The rating scale of a rating file, or None for an implicit table."""
     if "rating" in wanted:
         return spec.rating_range or MOVIELENS_RANGE
     if spec.rating_range is not None:
         raise InputError(path, "--rating-range does not apply to an implicit (user, item[, weight]) table")
-    return IMPLICIT_RANGE
+    return None
 
 
 def _with_values(table: pa.Table) -> pa.Table:
@@ -551,7 +551,7 @@ def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range,
                    columns: dict | None = None) -> None:
     """Reject empty tables, missing ids, NaN ratings and ratings outside ``rating_range``.
 
-    An implicit table (``rating_range`` :data:`IMPLICIT_RANGE`) has no ratings;
+    An implicit table (``rating_range`` None) has no ratings;
     its weights, if any, must be positive and finite. ``columns`` maps the
     logical names to the file's column names (for the messages).
     """
@@ -570,7 +570,7 @@ def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range,
         if col.null_count:
             idx = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0]
             fail(idx, name, "missing value")
-    if tuple(rating_range) == IMPLICIT_RANGE:
+    if rating_range is None:
         if "weight" in table.column_names:
             weight = table["weight"].to_numpy()
             bad = ~(np.isfinite(weight) & (weight > 0))
@@ -660,4 +660,4 @@ def read_item_features(path: str) -> tuple[np.ndarray, list]:
 
 
 __all__ = ["RawData", "ColumnSpec", "load_raw", "load_prepared", "detect_format", "genre_lists",
-           "read_item_features", "is_implicit", "MOVIELENS_RANGE", "IMPLICIT_RANGE", "NO_GENRES"]
+           "read_item_features", "MOVIELENS_RANGE", "NO_GENRES"]

@@ -32,7 +32,7 @@ def prepare(source: str, out_dir: str, columns: ColumnSpec | None = None, force:
         "users": data.n_users,
         "items": data.n_items,
         "listed_items": None if items_table is None else items_table.num_rows,
-        "rating_range": list(raw.rating_range),
+        "rating_range": None if raw.implicit else list(raw.rating_range),
         "has_timestamps": data.timestamps is not None,
     }
     write_prepared(out_dir, ratings, items_table, manifest, force=force)

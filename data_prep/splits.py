@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf.data_prep.dataset import Dataset
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 
 SPLITS = ("random", "user", "time")
 
@@ -95,6 +95,23 @@ def make_split(data: Dataset, kind: str = "random", test_frac: float = 0.1, seed
     if kind == "time":
         return temporal_split(data, test_frac)
     raise FastMFError(f"unknown split '{kind}' (choose from {', '.join(SPLITS)})")
+
+
+def train_test(data: Dataset, test: Dataset | None, split: str, test_frac: float | None, seed: int,
+               k: int = 1) -> tuple[Dataset, Dataset | None]:
+    """``(train, test)`` for training and evaluating: the given ``test`` set (re-indexed on ``data``'s
+    maps, with a ``test_frac`` share of ``data`` held out of training only if asked), or a ``split``
+    of ``data`` (``test_frac`` defaults to 0.1; 0 trains on everything and tests on nothing, except
+    that a leave-k-out split always holds out ``k`` per user)."""
+    if test is not None:
+        frac = 0.0 if test_frac is None else test_frac
+        train = random_split(data, frac, seed).train if frac > 0 else data
+        return train, train.align(test)
+    frac = 0.1 if test_frac is None else test_frac
+    if frac == 0 and split != "user":
+        return data, None
+    s = make_split(data, split, frac, seed, k)
+    return s.train, s.test
 
 
 def _check_frac(p: float) -> None:

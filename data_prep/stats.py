@@ -52,31 +52,3 @@ def describe(data: Dataset) -> dict:
         "features": len(data.feature_names),
         "has_timestamps": data.timestamps is not None,
     }
-
-
-def format_describe(stats: dict) -> str:
-    """Human-readable rendering of :func:`describe`."""
-    lines = [
-        f"source              {stats['source']}",
-        f"ratings             {stats['ratings']:,}",
-        f"users               {stats['users']:,}",
-        f"items               {stats['items']:,}",
-        f"density             {stats['density']:.4%}",
-        f"mean rating         {stats['mean_rating']:.4f}",
-    ]
-    for who in ("user", "item"):
-        s = stats[f"ratings_per_{who}"]
-        lines.append(f"ratings per {who:<7} min {s['min']:,}  median {s['median']:g}  max {s['max']:,}")
-    lines += [
-        f"items with <= 3     {stats['items_with_at_most_3_ratings']:,}",
-        f"log-log slope       users {stats['user_activity_loglog_slope']:.2f}   "
-        f"items {stats['item_popularity_loglog_slope']:.2f}",
-        f"item features       {stats['features']}",
-        "rating histogram",
-    ]
-    total = max(1, stats["ratings"])
-    peak = max(stats["rating_histogram"].values(), default=1)
-    for value, count in stats["rating_histogram"].items():
-        bar = "#" * max(1, int(40 * count / peak))
-        lines.append(f"  {value:>4}  {count:>12,}  {count / total:6.1%}  {bar}")
-    return "\n".join(lines)

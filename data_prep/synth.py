@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import erf
 
 from fastmf.data_prep.prepared import write_prepared
-from fastmf.errors import FastMFError
-from fastmf.kernels import rng as krng
+from fastmf.common.errors import FastMFError
+from fastmf.kernels.sampling import build_alias
 from fastmf.kernels import sparse as sk
 from fastmf.kernels import synth as ks
 
@@ -92,7 +93,7 @@ def generate(cfg: SynthConfig) -> SynthData:
     weights = item_weights(cfg.items, cfg.ratings)
     weights = weights[popularity_rank_of_items(cfg.items, rng)]
     pre_indptr, pre_items = _cover_items(degrees, cfg.items, rng)
-    prob, alias = krng.build_alias(weights)
+    prob, alias = build_alias(weights)
     indptr, items = ks.sample_items(degrees, pre_indptr, pre_items, prob, alias, np.log(weights), cfg.seed)
 
     k = cfg.rank
@@ -237,8 +238,6 @@ def expected_rating(planted: dict, users: np.ndarray, items: np.ndarray) -> np.n
     m = (planted["mu"] + planted["user_bias"][users] + planted["item_bias"][items]
          + np.einsum("ij,ij->i", planted["user_factors"][users], planted["item_factors"][items]))
     sigma = float(planted["sigma"])
-    from scipy.special import erf
-
     e = np.zeros_like(m, dtype=np.float64)
     prev = np.zeros_like(e)
     for s in range(1, 11):

@@ -9,17 +9,20 @@ Public API::
     model.save("model"); fastmf.load_model("model")
 """
 
-from fastmf._version import __version__
-from fastmf.als import ALS, BiasOnly, fit_als
-from fastmf.base import load_model
-from fastmf.bpr import BPR
-from fastmf.features import FeatureALS
-from fastmf.popular import MostPopular
-from fastmf.vi import VI
-from fastmf.data_prep.dataset import Dataset, IdMap, load_dataset
-from fastmf.data_prep.loaders import ColumnSpec
-from fastmf.data_prep.splits import leave_k_out, random_split, temporal_split
-from fastmf.threads import set_threads
+from fastmf.common.numba_cache import configure as _configure_numba_cache
+
+_configure_numba_cache()  # before any kernel module is imported
+
+from fastmf._version import __version__  # noqa: E402
+from fastmf.common.errors import DivergenceError, FastMFError, InputError, ModelFileError  # noqa: E402
+from fastmf.common.threads import set_threads  # noqa: E402
+from fastmf.data_prep.dataset import Dataset, IdMap, load_dataset  # noqa: E402
+from fastmf.data_prep.loaders import ColumnSpec  # noqa: E402
+from fastmf.data_prep.splits import leave_k_out, random_split, temporal_split  # noqa: E402
+from fastmf.models import ALS, BPR, VI, BiasOnly, FeatureALS, MostPopular  # noqa: E402
+from fastmf.models.als import fit_als  # noqa: E402
+from fastmf.registry import load_model  # noqa: E402
 
 __all__ = ["__version__", "Dataset", "IdMap", "load_dataset", "ColumnSpec", "set_threads", "load_model",
-           "random_split", "leave_k_out", "temporal_split", "ALS", "BiasOnly", "FeatureALS", "VI", "BPR", "MostPopular", "fit_als"]
+           "random_split", "leave_k_out", "temporal_split", "ALS", "BiasOnly", "FeatureALS", "VI", "BPR",
+           "MostPopular", "fit_als", "FastMFError", "InputError", "ModelFileError", "DivergenceError"]

@@ -1,8 +1,18 @@
-"""Numba kernels of fastmf, installed as ``fastmf.kernels``.
+"""Numba kernels of fastmf, installed as ``fastmf.kernels``: the ``numba`` backend.
 
-One module per model family (``als``, ``bpr``, ``vi``, ``features``) plus shared
-helpers: ``linalg`` (in-place Cholesky and triangular solves), ``topk`` (parallel
-top-K selection), ``sparse`` (CSR/CSC construction) and ``metrics``.
-Every kernel is compiled with ``cache=True``; thread count follows
-``numba.set_num_threads`` (see :func:`fastmf.set_threads`).
+One public module per job: ``als``, ``bpr``, ``vi`` and ``features`` (the models' sweeps),
+``metrics`` (errors, predictions, sums of squares), ``topk`` (parallel top-K selection),
+``ranking`` (per-user ranking metrics), ``sampling`` (alias tables), ``sparse`` (CSR/CSC
+construction) and ``synth`` (synthetic data). :mod:`fastmf.reference` mirrors each of them
+function for function with the same signatures (each module's ``__all__``); the private
+modules (``_linalg``, ``_rng``, ``_search``) hold helpers inlined into the kernels. State is float32 (``FLOAT``). Every
+kernel is compiled with ``cache=True``; the thread count follows ``numba.set_num_threads``
+(see :func:`fastmf.set_threads`).
 """
+
+import numpy as np
+
+from fastmf.kernels import als, bpr, features, metrics, ranking, sampling, sparse, synth, topk, vi  # noqa: F401
+
+#: precision of the parameters the kernels update
+FLOAT = np.float32

@@ -25,44 +25,37 @@ minimisation, so the objective never increases.
 
 Work is split into contiguous blocks of equal estimated cost
 (``n_e (D^2 + 2D) + D^3/3``) so heavy users on power-law data do not pile up
-on one thread; each block allocates its scratch once.
+on one thread (:func:`fastmf.common.layout.balanced_blocks`); each block allocates its scratch once.
 """
 
 import numpy as np
+import numba
 from numba import njit, prange
 
-from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, cho_solve, cholesky, gather_rows, gram_add, moments_add,
-                                   padded_dim)
+from fastmf.kernels._linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gather_moments, padded_dim
+
+__all__ = ["half_sweep"]
 
 
-def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:
-    """Boundaries of ``n_blocks`` contiguous entity ranges with about equal solve cost."""
-    n = indptr.shape[0] - 1
-    counts = np.diff(indptr).astype(np.float64)
-    cost = counts * (d * d + 2 * d + 4) + (d ** 3) / 3.0 + 8.0 * d + 16.0
-    cum = np.cumsum(cost)
-    total = cum[-1] if n else 0.0
-    cuts = np.searchsorted(cum, total * np.arange(1, n_blocks) / n_blocks, side="left") + 1
-    bounds = np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
-    return np.maximum.accumulate(bounds)
-
-
-def uniform_blocks(n: int, n_blocks: int) -> np.ndarray:
-    """Equal-count entity ranges (the naive split, kept to measure load balancing)."""
-    return np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
-
-
-@njit(cache=True, parallel=True, fastmath=FAST)
 def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
                lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias):
     """Update ``own_bias`` and ``own_factors`` in place for every row of the CSR matrix.
 
-    ``blocks`` are entity-range boundaries (see :func:`balanced_blocks`); with
-    ``fit_bias`` False the biases stay at zero. ``prior_mean`` (rows x D) and
-    ``prior_bias`` (rows) are the prior means ``c_e`` and ``m_e``; pass empty
-    arrays (0 rows) for zero means. Per block the scratch (a transposed gather
-    buffer, the Gram matrix, the system) is allocated once.
+    ``blocks`` are entity-range boundaries (:func:`fastmf.common.layout.balanced_blocks`), handed
+    to threads one at a time; with ``fit_bias`` False the biases stay at zero. ``prior_mean``
+    (rows x D) and ``prior_bias`` (rows) are the prior means ``c_e`` and ``m_e``; pass empty
+    arrays (0 rows) for zero means.
     """
+    with numba.parallel_chunksize(1):
+        _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors, lam, gamma, tau,
+                    blocks, fit_bias, prior_mean, prior_bias)
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
+                lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias):
+    """:func:`half_sweep`; per block the scratch (a transposed gather buffer, the Gram matrix, the
+    system) is allocated once."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
     has_bias_mean = prior_bias.shape[0] > 0
@@ -80,19 +73,8 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
-            gram[:, :] = 0.0
-            s[:] = 0.0
-            t[:] = 0.0
-            c = 0.0
-            for c0 in range(start, end, GRAM_BLOCK):
-                m = min(GRAM_BLOCK, end - c0)
-                mm = gather_rows(x, other_factors, flat, indices, c0, m, d)
-                for jj in range(m):
-                    r = data[c0 + jj] - mu - other_bias[indices[c0 + jj]]
-                    res[jj] = r
-                    c += r
-                moments_add(x, res, m, d, s, t)
-                gram_add(x, mm, dp, gram)
+            c, _ = gather_moments(start, end, indices, data, mu, other_bias, other_factors, flat, other_factors,
+                                  False, x, res, gram, s, t, s)
             n = end - start
             mb = prior_bias[e] if has_bias_mean else 0.0
             b = 0.0

@@ -27,9 +27,11 @@ and prefetch the alias column; pick the user and prefetch its row bounds and
 factors; prefetch the start of its row; pick the positive and the negative and
 prefetch their factors; update. The updates happen strictly in triple order
 and the triples depend only on the stream, so with one chunk the epoch is the
-sequential application of :func:`draw_triples`' triples, bit for bit; with
-several, the triples of each chunk are fixed but the interleaving of their
-updates is not.
+sequential application of its stream's triples (drawn one by one with
+:func:`pick_user`, :func:`pick_positive` and :func:`draw_negative`), bit for
+bit; with several, the triples of each chunk are fixed but the interleaving of
+their updates is not. :mod:`fastmf.reference.bpr` is the NumPy twin (same
+signature, same triples, its chunks applied one after the other).
 """
 
 import math
@@ -37,10 +39,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.linalg import CACHE_LINE_FLOATS as LINE
-from fastmf.kernels.linalg import FAST, prefetch, prefetch_span
-from fastmf.kernels.ranking import row_contains
-from fastmf.kernels.rng import alias_draw, next_u64, randint, stream_seed, uniform
+from fastmf.common.layout import CACHE_LINE_FLOATS as LINE
+from fastmf.kernels._linalg import FAST, prefetch, prefetch_span
+from fastmf.kernels._search import row_contains
+from fastmf.kernels._rng import alias_draw, next_u64, randint, stream_seed, uniform
 
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64
@@ -51,6 +53,8 @@ RING = 1 << (STAGES * LAG).bit_length()
 TINY_LIKELIHOOD = 1e-300
 RENORMALISE = 1e-200
 LN2 = math.log(2.0)
+
+__all__ = ["hogwild_epoch"]
 
 
 @njit(cache=True, inline="always")
@@ -244,36 +248,3 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                 mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
         out_loss[t] = product_loss(mantissa, exponent)
 
-
-@njit(cache=True)
-def draw_triples(indptr, indices, user_prob, user_alias, n_items, n_samples, seed, epoch, neg_prob, neg_alias,
-                 popularity):
-    """The triples :func:`hogwild_epoch` draws with one chunk, as arrays ``(users, positives, negatives)``."""
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = stream_seed(stream_seed(seed, epoch), 0)
-    scratch = np.empty(1, dtype=np.uint64)
-    users = np.empty(n_samples, dtype=np.int64)
-    pos = np.empty(n_samples, dtype=np.int64)
-    neg = np.empty(n_samples, dtype=np.int64)
-    for s in range(n_samples):
-        k = randint(state, user_prob.shape[0])
-        x = uniform(state)
-        pos_key = next_u64(state)
-        neg_key = next_u64(state)
-        u = pick_user(k, x, user_prob, user_alias)
-        users[s] = u
-        pos[s] = pick_positive(pos_key, scratch, indices, indptr[u], indptr[u + 1])
-        neg[s] = draw_negative(neg_key, scratch, indices, indptr[u], indptr[u + 1], n_items, neg_prob, neg_alias,
-                               popularity)
-    return users, pos, neg
-
-
-@njit(cache=True, fastmath=FAST)
-def apply_triples(users, pos, neg, user_factors, item_factors, item_bias, lr, reg, fit_bias):
-    """Apply the given triples in order with :func:`sgd_step`; returns the sum of their losses."""
-    mantissa = 1.0
-    exponent = 0
-    for s in range(users.shape[0]):
-        p = sgd_step(users[s], pos[s], neg[s], user_factors, item_factors, item_bias, lr, reg, fit_bias)
-        mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
-    return product_loss(mantissa, exponent)

@@ -29,6 +29,9 @@ import numpy as np
 from numba import njit
 
 
+__all__ = ["feature_cycle", "prior_means"]
+
+
 @njit(cache=True)
 def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features, precision, beta):
     """One Gauss-Seidel cycle over the rows of ``features`` (in place; ``prior`` kept current).

@@ -9,6 +9,8 @@ fixed order, so results do not depend on the number of threads.
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["error_sums", "squared_errors", "predict_pairs", "sum_squares"]
+
 
 @njit(cache=True, inline="always")
 def predict_one(u, i, mu, user_bias, item_bias, user_factors, item_factors):

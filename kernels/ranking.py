@@ -25,45 +25,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._search import count_below, first_above, row_contains
+
+__all__ = ["user_metrics"]
+
 # metric columns of the per-user output
 PRECISION, RECALL, NDCG, AP = 0, 1, 2, 3
 #: users with at most this many test positives count them linearly in the AUC
 SHORT = 16
-
-
-@njit(cache=True, inline="always")
-def count_below(indices, start, end, value):
-    """Number of entries of the sorted slice ``indices[start:end]`` smaller than ``value``."""
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo - start
-
-
-@njit(cache=True, inline="always")
-def first_above(values, start, end, value):
-    """Position of the first entry ``> value`` in the sorted slice ``values[start:end]`` (``end`` if none)."""
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] <= value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, inline="always")
-def row_contains(indices, start, end, value):
-    """Whether the sorted slice ``indices[start:end]`` holds ``value`` (binary search)."""
-    pos = start + count_below(indices, start, end, value)
-    return pos < end and indices[pos] == value
 
 
 @njit(cache=True, parallel=True)

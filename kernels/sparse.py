@@ -8,6 +8,8 @@ in input order (this is what duplicate resolution relies on). Each pass is O(nnz
 import numpy as np
 from numba import njit
 
+__all__ = ["counting_sort", "take_int32", "coo_order", "latest_of_duplicates", "transpose_csr", "row_ids"]
+
 
 @njit(cache=True)
 def counting_sort(keys, n_keys):

@@ -5,7 +5,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.rng import alias_draw, new_state, normal, uniform
+from fastmf.kernels._rng import alias_draw, new_state, normal, uniform
+
+__all__ = ["sample_items", "planted_ratings"]
 
 
 @njit(cache=True, parallel=True)

@@ -3,6 +3,8 @@
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["topk_rows"]
+
 
 @njit(cache=True, inline="always")
 def _sift_down(keys, vals, k, pos):

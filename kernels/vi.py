@@ -26,62 +26,31 @@ ELBO after any half-sweep costs no extra pass over the ratings.
 
 The full-covariance sweep reads, per rating, one contiguous float32 row of the other
 side holding the packed lower triangle of ``P_i`` (``D(D+1)/2`` values), ``m_i`` and
-``b_i`` (:func:`pack_rows`), so ``sum_i P_i`` needs additions only (no Gram product). The
+``b_i`` (:func:`fastmf.common.layout.pack_rows`), so ``sum_i P_i`` needs additions only (no Gram product). The
 user sweep gathers these rows (:func:`half_sweep_full`: the item table is small and its
-popular rows stay in cache); the item sweep scatters instead (:func:`scatter_moments`, then
-:func:`finish_full`): the user table is too large for the cache, so each user row is streamed
+popular rows stay in cache); the item sweep scatters instead (:func:`scatter_sweep_full`): the user table is too large for the cache, so each user row is streamed
 once and added into the accumulators of the items it rated. The diagonal sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of
-:mod:`fastmf.kernels.linalg` plus ``sum_i s_i``. Work is split into blocks of equal cost
-(:func:`fastmf.kernels.als.balanced_blocks`); per-block scratch is allocated once.
+:mod:`fastmf.kernels._linalg` plus ``sum_i s_i``. Work is split into blocks of equal cost
+(:func:`fastmf.common.layout.balanced_blocks`); per-block scratch is allocated once.
 """
 
 import math
 
 import numpy as np
+import numba
 from numba import njit, prange
 
-from fastmf.kernels import rng
-from fastmf.kernels.linalg import (FAST, GRAM_BLOCK, aligned_zeros, cho_inverse, cholesky, gather_rows, gram_add,
-                                   logdet_from_cholesky, moments_add, padded_dim, padded_width, prefetch_span)
-from fastmf.kernels.ranking import count_below
+from fastmf.common.layout import moments_width
+from fastmf.kernels import _rng as rng
+from fastmf.kernels._linalg import (FAST, GRAM_BLOCK, cho_inverse, cholesky, gather_moments, logdet_from_cholesky,
+                                   padded_dim, prefetch_span)
+from fastmf.kernels._search import count_below
 
 #: ratings between a packed row's prefetch and its use: a few rows of ~1 KB keep about as many
 #: bytes in flight as the ALS kernels' ``PREFETCH_AHEAD`` rows of D floats
 ROW_PREFETCH_AHEAD = 4
 
-
-def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Per entity, float32: packed lower triangle of ``m m^T + S``, then ``m``, then the bias,
-    then zeros up to whole cache lines (:func:`row_width`); the table is cache-line aligned."""
-    d = mean.shape[1]
-    rows, cols = np.tril_indices(d)
-    out = aligned_zeros((mean.shape[0], row_width(d)), np.float32)
-    for lo in range(0, mean.shape[0], 4096):
-        m = mean[lo:lo + 4096].astype(np.float64)
-        out[lo:lo + 4096, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + 4096][:, rows, cols]
-    out[:, rows.size:rows.size + d] = mean
-    out[:, rows.size + d] = bias
-    return out
-
-
-def scale_rows(rows: np.ndarray, scale: np.ndarray) -> None:
-    """Rescale packed rows (:func:`pack_rows`) in place for ``m -> C m``, ``S -> C S C`` with
-    ``C = diag(scale)``: ``P = m m^T + S`` becomes ``C P C``, entry ``(p, q)`` times ``c_p c_q``."""
-    d = scale.shape[0]
-    r, c = np.tril_indices(d)
-    rows[:, :r.size] *= (scale[r] * scale[c]).astype(rows.dtype)
-    rows[:, r.size:r.size + d] *= scale.astype(rows.dtype)
-
-
-def row_width(d: int) -> int:
-    """Floats per packed row: ``D(D+1)/2 + D + 1`` and two spare slots (:func:`_add_moments`),
-    rounded up to whole cache lines."""
-    return padded_width(d * (d + 1) // 2 + d + 3)
-
-
-def moments_width(d: int) -> int:
-    """Floats per moment accumulator (:func:`_add_moments`), in whole cache lines."""
-    return padded_width(row_width(d) + d)
+__all__ = ["half_sweep_full", "row_cuts", "scatter_sweep_full", "half_sweep_diag", "pair_moments", "draw"]
 
 
 @njit(cache=True, inline="always")
@@ -201,14 +170,44 @@ def _update_scratch(d, width):
             np.empty((d, d), dtype=np.float64), np.empty((d, d), dtype=np.float64), np.empty(d, dtype=np.float64))
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
 def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse, acc_width):
+                    lam, gamma, tau, blocks, esse):
+    """Full-covariance update of every row entity of the CSR matrix, in place, by gathering the other
+    side's packed rows (:func:`_half_sweep_full`); ``blocks`` are handed to threads one at a time."""
+    with numba.parallel_chunksize(1):
+        _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
+                         lam, gamma, tau, blocks, esse, moments_width(own_mean.shape[1]))
+
+
+def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts, col_counts, own_bias, own_mean,
+                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse):
+    """Full-covariance update of every *column* entity of a CSR matrix (``indices``, ``data``), in place:
+    the moments are scattered from the streamed row entities' packed rows (:func:`_scatter_moments`,
+    over the column ranges ``cuts`` of :func:`row_cuts`) into the zeroed accumulators ``acc32``,
+    ``acc64``, ``counts``, then every column entity is updated from them (:func:`_finish_full`, which
+    re-zeroes them). ``col_counts[e]`` is column entity ``e``'s number of ratings."""
+    with numba.parallel_chunksize(1):
+        _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, own_mean.shape[1])
+        _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam,
+                     gamma, tau, blocks, esse)
+
+
+def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
+                    other_mean, other_var, lam, gamma, tau, blocks, esse):
+    """Diagonal-covariance update of every row entity, in place (:func:`_half_sweep_diag`)."""
+    with numba.parallel_chunksize(1):
+        _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
+                         other_mean, other_var, lam, gamma, tau, blocks, esse)
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
+                     lam, gamma, tau, blocks, esse, acc_width):
     """Full-covariance update of every row entity of the CSR matrix, in place (gathering).
 
     ``other_rows`` holds per entity of the other side the packed lower triangle of
     ``m m^T + S`` (``w = D(D+1)/2`` floats), then ``m`` (``D``), then the bias (see
-    :func:`pack_rows`), so each rating reads one contiguous row. The moments are
+    :func:`fastmf.common.layout.pack_rows`), so each rating reads one contiguous row. The moments are
     summed in float32 over runs of ``GRAM_BLOCK`` ratings, then in float64; each
     entity is then updated by :func:`_update_full`, which writes ``own_bias``,
     ``own_mean``, ``own_cov`` (``S_e``), ``own_rows``, ``own_logdet`` (``log det S_e
@@ -264,17 +263,17 @@ def row_cuts(indptr, indices, parts):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, d):
+def _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, d):
     """Sum the moments of :func:`_update_full` for every *column* entity of a CSR matrix.
 
-    ``d`` is the number of factors. The transpose of :func:`half_sweep_full`'s gather: each row entity's packed row
+    ``d`` is the number of factors. The transpose of :func:`_half_sweep_full`'s gather: each row entity's packed row
     ``other_rows[u]`` is read in order and added into the accumulators of the columns
     it rated, so the large side's rows stream from memory instead of being fetched once
     per rating. Columns are split into ranges, each owned by one task (no two threads
     write one accumulator); ``cuts`` (:func:`row_cuts`) locates each range in every row.
     A column's moments are summed in float32 in ``acc32`` and flushed into the float64
     ``acc64`` every ``GRAM_BLOCK`` ratings (``counts`` tracks the run), the precision of
-    the gather. All three must be zero on entry; :func:`finish_full` consumes and re-zeroes them.
+    the gather. All three must be zero on entry; :func:`_finish_full` consumes and re-zeroes them.
     """
     wd = d * (d + 1) // 2 + d
     width = acc32.shape[1]
@@ -301,9 +300,9 @@ def scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, d
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam, gamma,
+def _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam, gamma,
                 tau, blocks, esse):
-    """Update every entity from the moments :func:`scatter_moments` summed (see :func:`_update_full`).
+    """Update every entity from the moments :func:`_scatter_moments` summed (see :func:`_update_full`).
 
     ``col_counts[e]`` is the entity's number of ratings; the accumulators are reset to zero.
     """
@@ -327,7 +326,7 @@ def finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64,
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
+def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
                     other_mean, other_var, lam, gamma, tau, blocks, esse):
     """Diagonal-covariance (mean-field per dimension) update of every row entity, in place.
 
@@ -350,25 +349,8 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
-            gram[:, :] = 0.0
-            vsum[:] = 0.0
-            s[:] = 0.0
-            t[:] = 0.0
-            c = 0.0
-            c2 = 0.0
-            for c0 in range(start, end, GRAM_BLOCK):
-                mb = min(GRAM_BLOCK, end - c0)
-                mm = gather_rows(x, other_mean, flat, indices, c0, mb, d)
-                for jj in range(mb):
-                    i = indices[c0 + jj]
-                    r = data[c0 + jj] - mu - other_bias[i]
-                    res[jj] = r
-                    c += r
-                    c2 += r * r
-                    for p in range(d):
-                        vsum[p] += other_var[i, p]
-                moments_add(x, res, mb, d, s, t)
-                gram_add(x, mm, dp, gram)
+            c, c2 = gather_moments(start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, x,
+                                   res, gram, s, t, vsum)
             n = end - start
             b = 0.0
             if n > 0:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import fastmf
-from fastmf.base import load_model
+from fastmf import load_model
 from fastmf.data_prep.splits import random_split
-from fastmf.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError, ModelFileError
 
 
 @pytest.fixture(scope="session")

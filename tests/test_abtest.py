@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from scipy import stats
 
 import fastmf
-from fastmf import abtest as AB
-from fastmf.als import ALS, BiasOnly
-from fastmf.base import load_model
+from fastmf.drivers import abtest as AB
+from fastmf.models.als import ALS, BiasOnly
+from fastmf import load_model
 from fastmf.cli import main
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.data_prep.synth import SynthConfig, expected_rating, generate
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 
 # --------------------------------------------------------------------------- assignment
 
@@ -43,7 +43,7 @@ def test_hash_unit_is_the_documented_sha256_prefix():
 def test_assignment_is_stable_across_processes():
     ids = np.arange(1, 2001)
     here = AB.assign(ids, "stable-salt", (0.3, 0.7))
-    code = ("import numpy as np; from fastmf.abtest import assign; "
+    code = ("import numpy as np; from fastmf.drivers.abtest import assign; "
             "print(''.join(map(str, assign(np.arange(1, 2001), 'stable-salt', (0.3, 0.7)))))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == "".join(map(str, here))

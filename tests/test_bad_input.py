@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 import fastmf
 from fastmf.cli import main
-from fastmf.errors import InputError
+from fastmf.common.errors import InputError
 
 from conftest import FIXTURES, make_zip
 

@@ -1,4 +1,9 @@
-"""BPR and most-popular: SGD step against the gradient, samplers, Hogwild vs sequential, backends, CLI, quality."""
+"""BPR and most-popular: SGD step against the gradient, samplers, Hogwild vs sequential, backends, CLI, quality.
+
+The test-only kernels ``draw_triples`` / ``apply_triples`` (tests/bpr_kernels.py) give the triples a one-chunk
+epoch draws and their sequential application; the NumPy reference (``fastmf.reference.bpr``) must draw exactly
+those triples and apply them like the kernel, up to rounding.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,38 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
+from bpr_kernels import apply_triples, draw_triples
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.base import load_model
-from fastmf.bpr import BPR, BPRState
+from fastmf import load_model
+from fastmf.models.backend import backend_of
+from fastmf.models.bpr import BPR, BPRState
 from fastmf.cli import main
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
-from fastmf.errors import DivergenceError, FastMFError
+from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.kernels import bpr as kbpr
-from fastmf.popular import MostPopular
-from fastmf.ranking import positives
+from fastmf.models.popular import MostPopular
+from fastmf.metrics.ranking import positives
+from fastmf.reference import _rng
 from fastmf.reference import bpr as ref
 
 
-def numba_triples(state, n, epoch=0):
-    """The first ``n`` triples a one-thread numba epoch of ``state`` applies."""
-    return kbpr.draw_triples(state.indptr, state.indices, state.user_prob, state.user_alias, state.n_items, n,
-                             state.seed, epoch, state.neg_prob, state.neg_alias, state.popularity)
+def numba_triples(state, n, epoch=0, chunk=0):
+    """The first ``n`` triples chunk ``chunk`` of a numba epoch of ``state`` draws (one chunk: in the order applied)."""
+    return draw_triples(state.indptr, state.indices, state.user_prob, state.user_alias, state.n_items, n,
+                        state.seed, epoch, state.neg_prob, state.neg_alias, state.popularity, chunk)
+
+
+def reference_triples(state, n, epoch=0, chunk=0, first=0):
+    """Triples ``first, ..., first + n - 1`` of chunk ``chunk`` of an epoch of ``state``, drawn by the reference."""
+    stream = _rng.stream_seed(_rng.stream_seed(state.seed, epoch), chunk)
+    return ref._draw_chunk(stream, first, n, state.indptr, state.indices, state.user_prob, state.user_alias,
+                           state.n_items, state.neg_prob, state.neg_alias, state.popularity)
 
 
 def single_thread(fn):
@@ -51,22 +66,9 @@ class TestBPR(ModelTestMixin):
         assert not np.array_equal(a.item_factors_, c.item_factors_)
 
     def test_numba_and_numpy_backends_agree(self, small_split):
-        # from the same state and the same triples both backends give the same factors
-        pos = positives(small_split.train, 4.0)
-        states = {b: BPRState(pos, 6, backend=b, seed=1) for b in ("numba", "numpy")}
-        s32 = states["numba"]
-        np.testing.assert_array_equal(s32.user_factors, states["numpy"].user_factors)
-        triples = numba_triples(s32, 5000)
-        runs = {}
-        for name, dtype in (("numba64", np.float64), ("numba32", np.float32), ("numpy", np.float64)):
-            arrays = [s.astype(dtype) for s in (s32.user_factors, s32.item_factors, s32.item_bias)]
-            fn = ref.sgd_epoch if name == "numpy" else kbpr.apply_triples
-            loss = fn(*triples, *arrays, 0.05, 0.01, True)
-            runs[name] = (loss, arrays)
-        for name, tol in (("numba64", 1e-9), ("numba32", 2e-4)):
-            assert runs[name][0] == pytest.approx(runs["numpy"][0], rel=tol)
-            for got, want in zip(runs[name][1], runs["numpy"][1]):
-                np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        # with one thread both backends apply the same triples in the same order: the fits differ by rounding
+        # only (predictions agree to ~2e-6 after 3 epochs at D = 8, in float32 vs float64)
+        single_thread(lambda: ModelTestMixin.test_numba_and_numpy_backends_agree(self, small_split))
 
 
 class TestMostPopular(ModelTestMixin):
@@ -95,19 +97,22 @@ def objective(theta, u, i, j, reg, d):
     return -np.logaddexp(0.0, -x) - 0.5 * reg * (theta @ theta)
 
 
-def step(seed, d, lr, reg, scale):
+def step(seed, d, lr, reg, scale, reference=False):
+    """One SGD step on the triple (1, 2, 4), by the kernel's ``sgd_step`` or the reference's."""
     rng = np.random.default_rng(seed)
     uf, vf = rng.normal(0, scale, (3, d)), rng.normal(0, scale, (5, d))
     b = rng.normal(0, scale, 5)
     theta = np.concatenate([uf[1], vf[2], vf[4], b[[2, 4]]])
-    kbpr.apply_triples(np.array([1]), np.array([2]), np.array([4]), uf, vf, b, lr, reg, True)
+    apply = ref._apply if reference else apply_triples
+    apply(np.array([1]), np.array([2]), np.array([4]), uf, vf, b, lr, reg, True)
     return theta, np.concatenate([uf[1], vf[2], vf[4], b[[2, 4]]])
 
 
+@pytest.mark.parametrize("reference", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_sgd_step_follows_the_gradient(seed):
+def test_sgd_step_follows_the_gradient(seed, reference):
     d, lr, reg = 5, 0.1, 0.03
-    before, after = step(seed, d, lr, reg, 1.0)
+    before, after = step(seed, d, lr, reg, 1.0, reference)
     h = 1e-6
     grad = np.array([(objective(before + h * e, 1, 2, 4, reg, d) - objective(before - h * e, 1, 2, 4, reg, d))
                      / (2 * h) for e in np.eye(before.size)])
@@ -147,16 +152,11 @@ def tiny_positives():
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_negatives_follow_their_distribution(negatives, backend):
     pos = tiny_positives()
-    state = BPRState(pos, 2, negatives, backend, seed=3)
+    state = BPRState(pos, 2, negatives, backend_of(backend), seed=3)
     # the catalogue: the 7 items with a positive; the sampler works on catalogue indices
     np.testing.assert_array_equal(state.items, [0, 2, 3, 5, 7, 8, 9])
     n = 60_000
-    if backend == "numba":
-        users, items, neg = numba_triples(state, n)
-    else:
-        users, items, neg = ref.draw_triples(np.random.default_rng(3), state.entry_users, state.entry_items,
-                                             state.keys, state.n_items, n,
-                                             state.item_weights if state.popularity else None)
+    users, items, neg = (numba_triples if backend == "numba" else reference_triples)(state, n)
     items, neg = state.items[items], state.items[neg]
     # (u, i) uniform over the 11 positives
     pairs = users * 10 + items
@@ -178,16 +178,84 @@ def test_negatives_follow_their_distribution(negatives, backend):
 @pytest.mark.parametrize("negatives", ["uniform", "popularity"])
 def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
     pos = positives(small_split.train, 4.0)
-    a = BPRState(pos, 7, negatives, "numba", seed=9)
-    b = BPRState(pos, 7, negatives, "numba", seed=9)
+    a = BPRState(pos, 7, negatives, backend_of("numba"), seed=9)
+    b = BPRState(pos, 7, negatives, backend_of("numba"), seed=9)
     loss = np.zeros(1)
     kbpr.hogwild_epoch(a.indptr, a.indices, a.user_prob, a.user_alias, a.user_factors, a.item_factors, a.item_bias,
                        0.05, 0.01, True, 20_000, 9, 2, 1, a.neg_prob, a.neg_alias, a.popularity, loss)
     triples = numba_triples(b, 20_000, epoch=2)
-    assert kbpr.apply_triples(*triples, b.user_factors, b.item_factors, b.item_bias, 0.05, 0.01, True) == loss[0]
+    assert apply_triples(*triples, b.user_factors, b.item_factors, b.item_bias, 0.05, 0.01, True) == loss[0]
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
     np.testing.assert_array_equal(a.item_factors, b.item_factors)
     np.testing.assert_array_equal(a.item_bias, b.item_bias)
+
+
+@pytest.mark.parametrize("negatives", ["uniform", "popularity"])
+def test_reference_draws_the_kernels_triples(negatives, small_split):
+    state = BPRState(positives(small_split.train, 4.0), 4, negatives, backend_of("numpy"), seed=11)
+    n = state.n_samples
+    for epoch, chunk in ((0, 0), (3, 2)):
+        want = numba_triples(state, n, epoch, chunk)
+        got = reference_triples(state, n, epoch, chunk)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        # any block of a chunk's stream
+        for g, w in zip(reference_triples(state, 777, epoch, chunk, first=1234), want):
+            np.testing.assert_array_equal(g, w[1234:1234 + 777])
+
+
+def test_reference_popularity_fallback_is_the_kernels(monkeypatch):
+    # users 0-49 like the 10 popular items (96% of the mass); user 50 likes 18 of the 20 items (99.4%): most of
+    # its negatives come from the uniform fallback after MAX_POPULAR_TRIES rejected popularity draws
+    users = np.concatenate([np.repeat(np.arange(50), 10), np.full(18, 50), [51, 51, 51]])
+    items = np.concatenate([np.tile(np.arange(10), 50), np.arange(18), [0, 18, 19]])
+    pos = Dataset.from_arrays(users, items, np.ones(users.size), item_map=fastmf.IdMap(np.arange(20)),
+                              user_map=fastmf.IdMap(np.arange(52)))
+    state = BPRState(pos, 2, "popularity", backend_of("numpy"), seed=5)
+    fallback = 2 * ref.MAX_POPULAR_TRIES + 1
+    used = []
+    draws = _rng.draws
+    monkeypatch.setattr(_rng, "draws", lambda s, calls: (used.append((calls, np.size(s))), draws(s, calls))[1])
+    got = reference_triples(state, 20_000, epoch=1)
+    for g, w in zip(got, numba_triples(state, 20_000, epoch=1)):
+        np.testing.assert_array_equal(g, w)
+    assert sum(size for calls, size in used if isinstance(calls, int) and calls == fallback) > 100
+
+
+def close(got, want, rtol):
+    """Equal within ``rtol`` relative to each element or to the largest one (small elements)."""
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("negatives", ["uniform", "popularity"])
+def test_one_epoch_of_both_backends_agrees(negatives, small_split):
+    # one thread: the same triples in the same order, float32 (numba) vs float64 (numpy)
+    pos = positives(small_split.train, 4.0)
+    states = {b: BPRState(pos, 8, negatives, backend_of(b), seed=1, lr=0.05, reg=0.01) for b in ("numba", "numpy")}
+    np.testing.assert_array_equal(states["numba"].user_factors, states["numpy"].user_factors)
+    loss = single_thread(lambda: {b: s.epoch()["loss"] for b, s in states.items()})
+    assert loss["numba"] == pytest.approx(loss["numpy"], rel=1e-4)
+    for name in ("user_factors", "item_factors", "item_bias"):
+        got, want = getattr(states["numba"], name), getattr(states["numpy"], name)
+        assert got.dtype == np.float32 and want.dtype == np.float64
+        close(got, want, 2e-4)
+
+
+@pytest.mark.parametrize("negatives", ["uniform", "popularity"])
+def test_reference_epoch_is_the_kernels_in_float64(negatives, small_split):
+    # the kernel on float64 arrays, with one thread running its 3 chunks in order, is the reference up to the
+    # kernel's fastmath reassociation; the per-chunk losses (product of likelihoods vs summed logaddexp) agree
+    state = BPRState(positives(small_split.train, 4.0), 8, negatives, backend_of("numpy"), seed=2)
+    arrays = [a.copy() for a in (state.user_factors, state.item_factors, state.item_bias)]
+    loss = {"numba": np.zeros(3), "numpy": np.zeros(3)}
+    args = (0.05, 0.01, True, state.n_samples, state.seed, 4, 3, state.neg_prob, state.neg_alias, state.popularity)
+    head = (state.indptr, state.indices, state.user_prob, state.user_alias)
+    single_thread(lambda: kbpr.hogwild_epoch(*head, *arrays, *args, loss["numba"]))
+    ref.hogwild_epoch(*head, state.user_factors, state.item_factors, state.item_bias, *args, loss["numpy"])
+    np.testing.assert_allclose(loss["numba"], loss["numpy"], rtol=1e-12)
+    assert (loss["numpy"] > 0.3 * state.n_samples / 3).all()  # every chunk applied its third of the triples
+    for got, want in zip(arrays, (state.user_factors, state.item_factors, state.item_bias)):
+        close(got, want, 1e-12)
 
 
 @pytest.mark.parametrize("negatives", ["uniform", "popularity"])

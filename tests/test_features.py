@@ -14,15 +14,16 @@ from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.als import ALS
-from fastmf.base import load_model
+from fastmf.models.als import ALS
+from fastmf import load_model
 from fastmf.cli import main
 from fastmf.data_prep.splits import Split
-from fastmf.errors import FastMFError
-from fastmf.features import FeatureALS, FeatureState, item_weights, unique_item_features
+from fastmf.common.errors import FastMFError
+from fastmf.models.features import FeatureALS, FeatureState, item_weights, unique_item_features
 from fastmf.kernels import features as kfeat
 from fastmf.kernels import sparse as ksparse
 from fastmf.reference import features as ref
+from fastmf.models.backend import backend_of
 
 
 class TestFeatureALS(ModelTestMixin):
@@ -54,7 +55,7 @@ def _state(m, fptr, fidx, n_features, d, backend, seed=0, lam=0.7, gamma=1.3, ta
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return FeatureState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), fptr, fidx,
-                        n_features, backend, seed, lam, gamma, tau, beta, feature_bias)
+                        n_features, backend_of(backend), seed, lam, gamma, tau, beta, feature_bias)
 
 
 def _w_matrix(fptr, fidx, n_features):

@@ -15,7 +15,7 @@ import pytest
 
 import fastmf
 from fastmf import ColumnSpec, IdMap
-from fastmf.data_prep.loaders import IMPLICIT_RANGE, detect_format, is_implicit, load_raw
+from fastmf.data_prep.loaders import detect_format, load_raw
 
 from conftest import FIXTURES, RELEASES, dataset_triples, genres_of, make_zip, reference
 
@@ -239,17 +239,17 @@ def test_implicit_csv_without_rating_column_loads_ones():
     path = FIXTURES / "implicit" / "clicks.csv"
     rows = _csv_rows(path, ",")
     d = fastmf.load_dataset(str(path))  # user, item, timestamp: nothing else, so implicit
-    assert is_implicit(d) and d.rating_range == IMPLICIT_RANGE
+    assert d.implicit and d.rating_range is None
     assert dataset_triples(d) == sorted((r["user"], r["item"], 1.0, int(r["timestamp"])) for r in rows)
     # the mark survives subsets (splits) and alignment onto other id maps
-    assert is_implicit(d.subset(d.data > 0)) and is_implicit(d.align(d.subset(d.indices > 0)))
+    assert d.subset(d.data > 0).implicit and d.align(d.subset(d.indices > 0)).implicit
 
 
 def test_implicit_tsv_guessed_weight_column():
     path = FIXTURES / "implicit" / "plays.tsv"
     rows = _csv_rows(path, "\t")
     d = fastmf.load_dataset(str(path))  # "plays" is a recognised weight spelling
-    assert is_implicit(d) and d.timestamps is None
+    assert d.implicit and d.timestamps is None
     assert dataset_triples(d) == sorted((int(r["user_id"]), int(r["item_id"]), float(r["plays"]), None)
                                         for r in rows)
 
@@ -261,9 +261,9 @@ def test_implicit_declared_with_extra_columns(tmp_path):
     with pytest.raises(ValueError, match="--implicit"):
         load_raw(str(path))
     d = fastmf.load_dataset(str(path), ColumnSpec(implicit=True))
-    assert is_implicit(d) and dataset_triples(d) == [(1, 2, 1.0, None), (1, 3, 1.0, None), (2, 2, 1.0, None)]
+    assert d.implicit and dataset_triples(d) == [(1, 2, 1.0, None), (1, 3, 1.0, None), (2, 2, 1.0, None)]
     d = fastmf.load_dataset(str(path), ColumnSpec(weight="strength"))
-    assert is_implicit(d) and dataset_triples(d) == [(1, 2, 0.5, None), (1, 3, 2.0, None), (2, 2, 1.0, None)]
+    assert d.implicit and dataset_triples(d) == [(1, 2, 0.5, None), (1, 3, 2.0, None), (2, 2, 1.0, None)]
     with pytest.raises(ValueError, match="cannot be combined"):
         load_raw(str(path), ColumnSpec(rating="strength", implicit=True))
 
@@ -272,12 +272,12 @@ def test_implicit_parquet_and_rating_files_stay_explicit(tmp_path):
     path = tmp_path / "i.parquet"
     pq.write_table(pa.table({"user_id": ["x", "y", "x"], "item_id": [3, 3, 4]}), path)
     d = fastmf.load_dataset(str(path))
-    assert is_implicit(d) and dataset_triples(d) == [("x", 3, 1.0, None), ("x", 4, 1.0, None), ("y", 3, 1.0, None)]
+    assert d.implicit and dataset_triples(d) == [("x", 3, 1.0, None), ("x", 4, 1.0, None), ("y", 3, 1.0, None)]
     pq.write_table(pa.table({"user_id": ["x"], "item_id": [3], "count": [0.0]}), path)
     with pytest.raises(ValueError, match="row 1.*not a positive number"):
         load_raw(str(path))
     # a file with ratings is not implicit
-    assert not is_implicit(fastmf.load_dataset(str(FIXTURES / "generic" / "ratings.tsv")))
+    assert not fastmf.load_dataset(str(FIXTURES / "generic" / "ratings.tsv")).implicit
 
 
 def test_implicit_duplicates_are_resolved_like_ratings(tmp_path):
@@ -291,10 +291,10 @@ def test_implicit_duplicates_are_resolved_like_ratings(tmp_path):
 
 
 def test_rating_models_refuse_implicit_tables_through_the_api():
-    from fastmf.als import ALS
-    from fastmf.bpr import BPR
-    from fastmf.errors import FastMFError
-    from fastmf.vi import VI
+    from fastmf.models.als import ALS
+    from fastmf.models.bpr import BPR
+    from fastmf.common.errors import FastMFError
+    from fastmf.models.vi import VI
 
     data = fastmf.load_dataset(str(FIXTURES / "implicit" / "clicks.csv"))
     for model in (ALS(epochs=1), VI(epochs=1)):

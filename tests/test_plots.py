@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastmf.als import ALS, BiasOnly
+from fastmf.models.als import ALS, BiasOnly
 from fastmf.cli import main
 from fastmf.data_prep.splits import random_split
 
@@ -66,7 +66,7 @@ def test_plot_model_writes_curves_and_item_map(models, tmp_path):
 
 
 def test_plot_model_draws_genre_vectors_when_present(models, embedded, tmp_path):
-    from fastmf.plots import plot_model
+    from fastmf.drivers.plots import plot_model
 
     _, model = models
     written, skipped = plot_model(model, str(tmp_path), embedded, min_ratings=100)
@@ -98,7 +98,7 @@ def test_without_matplotlib_the_commands_say_how_to_install_it(models, tmp_path,
 
 def test_fastmf_imports_without_matplotlib():
     code = ("import sys; sys.modules['matplotlib'] = None; "
-            "import fastmf, fastmf.cli, fastmf.plots, fastmf.analysis, fastmf.abtest; "
+            "import fastmf, fastmf.cli, fastmf.drivers.plots, fastmf.drivers.analysis, fastmf.drivers.abtest; "
             "from fastmf.cli import main; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from fastmf import Dataset
 from fastmf.data_prep.splits import cold_counts, leave_k_out, make_split, random_split, temporal_split
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 
 from conftest import dataset_triples
 

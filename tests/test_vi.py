@@ -23,14 +23,16 @@ from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.als import ALS
+from fastmf.models.als import ALS
 from fastmf.cli import main
 from fastmf.data_prep.splits import random_split
 from fastmf.data_prep.synth import SynthConfig, generate
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 from fastmf.kernels import sparse as ksparse
 from fastmf.kernels import vi as kvi
-from fastmf.vi import VI, VIState
+from fastmf.models.vi import VI, VIState
+from fastmf.common.layout import pack_rows
+from fastmf.models.backend import backend_of
 
 
 class TestVI(ModelTestMixin):
@@ -66,7 +68,7 @@ def _random_problem(seed, n_users, n_items, density):
 def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend, seed,
+    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend), seed,
                    lam, gamma, tau, covariance, learn_hyper)
 
 
@@ -85,7 +87,7 @@ def _randomise_items(state, seed):
     if items.cov.ndim == 3:
         x = rng.normal(0, 0.3, (n, d, d))
         items.cov[:] = x @ x.transpose(0, 2, 1) + 0.05 * np.eye(d)
-        items.rows = kvi.pack_rows(items.mean, items.cov, items.bias) if items.rows is not None else None
+        items.rows = pack_rows(items.mean, items.cov, items.bias, items.mean.dtype) if items.rows is not None else None
     else:
         items.cov[:] = rng.uniform(0.05, 0.5, (n, d))
     items.logdet[:] = np.linalg.slogdet(_covariances(items))[1]
@@ -144,10 +146,9 @@ def test_scattered_item_sweep_matches_the_gather():
     for _ in range(2):  # the second round checks that the accumulators were consumed and reset
         state.user_step()
         gather = copy.deepcopy(state.items)
-        with numba.parallel_chunksize(1):
-            kvi.half_sweep_full(*state.csc, state.mu, gather.bias, gather.mean, gather.cov, gather.rows,
-                                gather.logdet, state.users.rows, state.lam, state.gamma, state.tau, state.item_blocks,
-                                gather.esse, kvi.moments_width(4))
+        kvi.half_sweep_full(*state.csc, state.mu, gather.bias, gather.mean, gather.cov, gather.rows,
+                            gather.logdet, state.users.rows, state.lam, state.gamma, state.tau, state.item_blocks,
+                            gather.esse)
         state.item_step()
         for name in ("bias", "mean", "cov", "rows", "logdet", "esse"):
             np.testing.assert_allclose(getattr(state.items, name), getattr(gather, name), rtol=1e-4, atol=1e-6)

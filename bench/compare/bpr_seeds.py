@@ -10,10 +10,10 @@ import argparse
 
 import numpy as np
 
-from fastmf.bpr import BPR
+from fastmf.models.bpr import BPR
 from fastmf.data_prep.dataset import load_dataset
 from fastmf.data_prep.splits import make_split
-from fastmf.threads import set_threads
+from fastmf.common.threads import set_threads
 
 SETTINGS = {
     "report settings": {},

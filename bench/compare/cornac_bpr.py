@@ -6,7 +6,7 @@
 The 90/10 random split (seed 42) comes from fastmf; cornac trains on the training
 ratings >= 4 with the ML-32M report's k, learning rate, regularisation and epochs (cornac
 has no learning-rate decay and its own initialisation) and ranks only the items it knows
-(exclude_unknowns), the protocol of :mod:`fastmf.ranking`.
+(exclude_unknowns), the protocol of :mod:`fastmf.metrics.ranking`.
 """
 
 import argparse

@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 
 
 class _Group(click.Group):

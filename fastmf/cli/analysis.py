@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import click
 
+import os
+
 from fastmf.cli import main
+from fastmf.cli.format import format_abtest, format_polarizing, format_similar
 from fastmf.cli.options import (data_options, emit_json, load_data, output_options, prepare_split, resolve_item,
                                 split_options, threads_option)
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
+from fastmf.data_prep.synth import load_planted
+from fastmf.drivers import abtest as AB
+from fastmf.drivers import analysis as A
+from fastmf.drivers import plots
+from fastmf.registry import load_model
 
 
 # --------------------------------------------------------------------------- analysis and experiments
@@ -32,8 +40,6 @@ def _echo_plots(written, skipped, quiet):
 @click.option("--quiet", "-q", is_flag=True, help="Do not list skipped figures on stderr.")
 def plot_data(data, out_dir, quiet, **kw):
     """Degree distributions with power-law fits, rating histogram, genres and top items of DATA."""
-    from fastmf import plots
-
     plots.require_matplotlib()
     _echo_plots(*plots.plot_data(load_data(data, kw), out_dir), quiet)
 
@@ -48,13 +54,9 @@ def plot_data(data, out_dir, quiet, **kw):
 @click.option("--quiet", "-q", is_flag=True, help="Do not list skipped figures on stderr.")
 def plot_model(model_dir, data, out_dir, min_ratings, quiet, **kw):
     """Training curves, item-factor map coloured by genre (genres from DATA) and genre vectors."""
-    from fastmf import plots
-    from fastmf.analysis import check_same_items
-    from fastmf.base import load_model
-
     plots.require_matplotlib()
     model, dataset = load_model(model_dir), load_data(data, kw)
-    check_same_items(model, dataset)
+    A.check_same_items(model, dataset)
     _echo_plots(*plots.plot_model(model, out_dir, dataset, min_ratings), quiet)
 
 
@@ -70,9 +72,6 @@ def plot_model(model_dir, data, out_dir, min_ratings, quiet, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def analyze(model_dir, data, polarizing, similar_to, min_ratings, k, as_json, **kw):
     """Polarizing items (factor norm vs rating variance in DATA) and nearest items of a saved model."""
-    from fastmf import analysis as A
-    from fastmf.base import load_model
-
     if not polarizing and similar_to is None:
         raise FastMFError("give --polarizing and/or --similar ITEM")
     model = load_model(model_dir)
@@ -89,9 +88,9 @@ def analyze(model_dir, data, polarizing, similar_to, min_ratings, k, as_json, **
         emit_json(out)
         return
     if polarizing:
-        click.echo(A.format_polarizing(out["polarizing"]))
+        click.echo(format_polarizing(out["polarizing"]))
     if similar_to is not None:
-        click.echo(A.format_similar(out["similar"]["title"], out["similar"]["items"]))
+        click.echo(format_similar(out["similar"]["title"], out["similar"]["items"]))
 
 
 @main.command()
@@ -129,8 +128,6 @@ def abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, thresh
     --split/--test-frac/--seed given here; users are assigned by SHA-256 of
     the salt and their id, and each arm is scored on the test ratings it never saw.
     """
-    from fastmf import abtest as AB
-
     if report_log is not None:
         if model_a or model_b:
             raise FastMFError("--report re-analyses a log: give no models with it")
@@ -138,21 +135,16 @@ def abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, thresh
     else:
         if not (model_a and model_b):
             raise FastMFError("give MODEL_A and MODEL_B (or --report LOG)")
-        reports = [_run_abtest(AB, model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold,
+        reports = [_run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold,
                                (min_ratings_a, min_ratings_b), alpha, power, effect, n_boot, log_dir, quiet, kw)]
     if as_json:
         emit_json(reports if report_log is not None else reports[0])
         return
-    click.echo("\n\n".join(AB.format_report(r) for r in reports))
+    click.echo("\n\n".join(format_abtest(r) for r in reports))
 
 
-def _run_abtest(AB, model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold, min_ratings, alpha,
+def _run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold, min_ratings, alpha,
                 power, effect, n_boot, log_dir, quiet, kw):
-    import os
-
-    from fastmf.base import load_model
-    from fastmf.data_prep.synth import load_planted
-
     try:
         weights = [float(x) for x in traffic.split(",")]
     except ValueError:

@@ -6,10 +6,17 @@ import json
 
 import click
 
-from fastmf._json import json_default
 from fastmf.cli import main
-from fastmf.cli.options import _model_choice
-from fastmf.errors import FastMFError
+from fastmf.cli.format import format_bench_table
+from fastmf.cli.options import model_choice
+from fastmf.common.errors import FastMFError
+from fastmf.common.files import atomic_file
+from fastmf.common.jsonio import json_default
+from fastmf.common.threads import max_threads
+from fastmf.drivers import bench as B
+from fastmf.drivers.tune import parse_grid
+from fastmf.models.backend import BACKENDS
+from fastmf.registry import model_class
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -20,7 +27,7 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 @main.command()
-@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Shrink the synthetic ml-32m shape.")
 @click.option("--data", type=click.Path(), default=None, help="Benchmark on this prepared folder instead.")
 @click.option("--factors", default="20,64", show_default=True, help="Comma-separated latent dimensions.")
@@ -38,21 +45,16 @@ def _int_list(text: str, what: str) -> list[int]:
 def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
           cache, json_out, quiet):
     """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
-    import numba
-
-    from fastmf import bench as B
-    from fastmf.data_prep.prepared import atomic_file
-    from fastmf.train import parse_grid
-
+    kind = model_class(kind).kind
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    all_threads = numba.config.NUMBA_NUM_THREADS
+    all_threads = max_threads()
     threads = _int_list(threads_list, "--threads") if threads_list else sorted({1, all_threads})
     dims = _int_list(factors, "--factors")
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     for b in chosen:
-        if b not in ("numba", "numpy"):
-            raise FastMFError(f"unknown backend '{b}' in --backends")
-    extra = parse_grid(" ".join(params))[0] if params else {}
+        if b not in BACKENDS:
+            raise FastMFError(f"unknown backend '{b}' in --backends (choose from {', '.join(BACKENDS)})")
+    extra = parse_grid(kind, " ".join(params), where="--param")[0] if params else {}
     folder = data or B.synthetic_folder(scale, cache=cache, log=log)
     series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES} if series else None
     configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
@@ -68,7 +70,7 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
             failures.append(str(exc))
             log(f"fastmf: warning: {exc}")
     B.add_ratios(records)
-    click.echo(B.format_table(records))
+    click.echo(format_bench_table(records))
     for line in B.als_ratios(records):
         click.echo(line)
     if json_out:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import click
 
+import time
+
 from fastmf.cli import main
+from fastmf.cli.format import format_describe
 from fastmf.cli.options import column_spec, data_options, emit_json, load_data, threads_option
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
+from fastmf.data_prep.prepare import prepare as run_prepare
+from fastmf.data_prep.stats import describe
+from fastmf.data_prep.synth import SynthConfig, generate, write_synth
 
 
 # --------------------------------------------------------------------------- data commands
@@ -23,9 +29,7 @@ def prepare(source, out_dir, force, **kw):
     Writes ratings.parquet (user_id, item_id, rating float32[, timestamp]),
     items.parquet (item_id, title, genres) with zstd, and manifest.json.
     """
-    from fastmf.data_prep.prepare import prepare as run
-
-    manifest = run(source, out_dir, column_spec(kw), force=force)
+    manifest = run_prepare(source, out_dir, column_spec(kw), force=force)
     click.echo(f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
                f"{manifest['items']:,} items")
 
@@ -36,8 +40,6 @@ def prepare(source, out_dir, force, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def info(data, as_json, **kw):
     """Counts, density, rating histogram and power-law slopes of DATA (default: ml-latest-small)."""
-    from fastmf.data_prep.stats import describe, format_describe
-
     stats = describe(load_data(data, kw))
     if as_json:
         emit_json(stats)
@@ -60,10 +62,6 @@ def info(data, as_json, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print the generation statistics as JSON.")
 def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, as_json):
     """Write a synthetic MovieLens-shaped data set (default: the ml-32m shape) to OUT_DIR."""
-    import time
-
-    from fastmf.data_prep.synth import SynthConfig, generate, write_synth
-
     if scale <= 0:
         raise FastMFError("--scale must be positive")
     cfg = SynthConfig.scaled(scale, users=users, items=items, ratings=ratings, rank=rank, sigma=sigma, seed=seed)

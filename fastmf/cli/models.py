@@ -6,14 +6,24 @@ import click
 import numpy as np
 
 from fastmf.cli import main
-from fastmf.cli.options import (data_options, emit_json, load_data, _model_choice, model_options, output_options,
+from fastmf.cli.format import (epoch_printer, format_comparison, format_ranking, format_strata,
+                               format_uncertainty)
+from fastmf.cli.options import (data_options, emit_json, load_data, model_choice, model_options, output_options,
                                 pop_model_params, prepare_split, resolve_item, split_options, threads_option)
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
+from fastmf.drivers.compare import als_baseline
+from fastmf.drivers.compare import compare as run_compare
+from fastmf.drivers.train import train_report
+from fastmf.drivers.tune import parse_grid, parse_setting
+from fastmf.drivers.tune import tune as run_tune
+from fastmf.common.threads import n_threads
+from fastmf.models.vi import STRATEGIES
+from fastmf.registry import build_model, load_model, model_class
 
 
 @main.command()
 @click.argument("data", required=False, type=click.Path())
-@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
 @model_options
 @split_options
 @data_options
@@ -32,26 +42,19 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     (bpr, popular), and rating models with --ranking, report auc, sampled_auc
     and precision/recall/ndcg/map@K for K = 5, 10, 20.
     """
-    import numba
-
-    from fastmf.evaluation import format_strata
-    from fastmf.ranking import format_ranking
-    from fastmf.train import build_model, epoch_printer, model_class, train_report
-
-    params = pop_model_params(kw)
+    kind = model_class(kind).kind
+    params = pop_model_params(kw, kind)
     params["seed"] = kw["seed"]
     threshold = 4.0 if params.get("threshold") is None else params["threshold"]
     if ranking and model_class(kind).rating_model:
-        params.pop("threshold")  # for a rating model it only defines the positives of the ranking metrics
+        params.pop("threshold", None)  # for a rating model it only defines the positives of the ranking metrics
     model = build_model(kind, params)
     train_set, test_set, info = prepare_split(data, kw)
     callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
     model.fit(train_set, eval_set=test_set, callback=callback)
-    report = train_report(model, train_set, test_set, {**info, "threads": numba.get_num_threads()},
+    report = train_report(model, train_set, test_set, {**info, "threads": n_threads()},
                           ranking=ranking, threshold=threshold)
     if compare_als:
-        from fastmf.evaluation import als_baseline
-
         if not quiet:
             click.echo("fitting plain ALS for comparison", err=True)
         report["compare_als"] = als_baseline(model, train_set, test_set)
@@ -61,8 +64,9 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     if as_json:
         emit_json(report)
         return
+    backend = f", backend {model.backend}" if "backend" in model.params else ""
     click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s on {train_set.n_ratings:,} ratings "
-               f"({report['threads']} threads, backend {model.backend})")
+               f"({report['threads']} threads{backend})")
     for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
         if key in report:
             click.echo(f"{key:<12}{report[key]:.4f}")
@@ -76,8 +80,6 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
         als = {"plain als": report["compare_als"]["rmse_by_stratum"]} if compare_als else {}
         click.echo(format_strata({kind: report["rmse_by_stratum"], **als}))
     if "uncertainty" in report:
-        from fastmf.vi import format_uncertainty
-
         click.echo(format_uncertainty(report["uncertainty"]))
     if out_dir:
         click.echo(f"saved to {out_dir}")
@@ -91,9 +93,6 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def evaluate(model_dir, data, as_json, **kw):
     """Evaluate a saved model on DATA (all of it is treated as test ratings)."""
-    from fastmf.base import load_model
-    from fastmf.evaluation import format_strata
-
     model = load_model(model_dir)
     report = {"model": model.kind, "model_dir": model_dir, **model.evaluate(load_data(data, kw))}
     if as_json:
@@ -133,7 +132,7 @@ def _user_id(model, user: str):
 @click.option("--include-seen", is_flag=True, help="Do not exclude the user's own items.")
 @click.option("--min-ratings", type=int, default=0, show_default=True,
               help="Only items with at least this many training ratings.")
-@click.option("--strategy", type=click.Choice(["mean", "penalized", "ucb", "thompson"]), default=None,
+@click.option("--strategy", type=click.Choice(STRATEGIES, case_sensitive=False), default=None,
               help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
                    "ucb mean+beta*sd, or thompson (one posterior draw).")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the sd in --strategy ucb.")
@@ -141,8 +140,6 @@ def _user_id(model, user: str):
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, beta, seed, as_json):
     """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""
-    from fastmf.base import load_model
-
     model = load_model(model_dir)
     if (user is None) == (not rates):
         raise FastMFError("give either --user ID or one or more --rate ITEM=STARS")
@@ -184,8 +181,6 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
     MODEL_DIR must hold a model trained with --model features; the new item's
     factors are its prior mean, the scaled sum of its features' vectors.
     """
-    from fastmf.base import load_model
-
     model = load_model(model_dir)
     if not hasattr(model, "similar"):
         raise FastMFError(f"{model_dir} holds a '{model.kind}' model; similar needs one trained with --model features")
@@ -214,23 +209,22 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
 
 @main.command()
 @click.argument("data", required=False, type=click.Path())
-@click.option("--model", "kind", type=_model_choice(), default="als", show_default=True)
+@click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
 @click.option("--grid", required=True, help='Space-separated name=v1,v2 lists, e.g. "lam=0.05,0.1 tau=1,2".')
-@click.option("--validation-frac", type=float, default=0.1, show_default=True,
-              help="Share of the training ratings used to score the grid.")
+@click.option("--score-frac", type=float, default=0.1, show_default=True,
+              help="Share of the training ratings held out to score the grid.")
 @model_options
 @split_options
 @data_options
 @threads_option
 @output_options
-def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
+def tune(data, kind, grid, score_frac, as_json, quiet, **kw):
     """Grid search scored on a validation split carved from the training data (never the test set)."""
-    from fastmf.train import parse_grid
-    from fastmf.train import tune as run
-
-    base = {k: v for k, v in pop_model_params(kw).items() if v is not None}
+    kind = model_class(kind).kind
+    base = pop_model_params(kw, kind)
     base["seed"] = kw["seed"]
-    points = parse_grid(grid)
+    points = parse_grid(kind, grid)
+    build_model(kind, base)  # refuse flags that do not apply before any work
     train_set, test_set, info = prepare_split(data, kw)
 
     def show(row):
@@ -238,7 +232,7 @@ def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
             click.echo("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                        err=True)
 
-    result = run(kind, train_set, test_set, points, base, validation_frac, kw["seed"], show)
+    result = run_tune(kind, train_set, test_set, points, base, score_frac, kw["seed"], show)
     result.pop("model")
     result.update(info)
     if as_json:
@@ -267,23 +261,24 @@ def tune(data, kind, grid, validation_frac, as_json, quiet, **kw):
 @output_options
 def compare(data, models, params, threshold, as_json, quiet, **kw):
     """Ranking metrics of several models on one split, side by side (rating models rank by predicted rating)."""
-    from fastmf.ranking import compare as run
-    from fastmf.ranking import format_comparison
-    from fastmf.train import parse_grid
-
+    kinds = [model_class(k).kind for k in models.split(",") if k.strip()]
     per_model = {}
     for spec in params:
         kind, _, setting = spec.partition(".")
-        if not setting or "=" not in setting:
+        name, eq, value = setting.partition("=")
+        if not name or not eq:
             raise FastMFError(f"--param expects KIND.NAME=VALUE, got '{spec}'")
-        per_model.setdefault(kind, {}).update(parse_grid(setting)[0])
-    kinds = [k.strip() for k in models.split(",") if k.strip()]
+        kind = model_class(kind).kind
+        if kind not in kinds:
+            raise FastMFError(f"--param {spec}: '{kind}' is not one of --models {models}")
+        key, parsed = parse_setting(kind, name, value, where="--param")
+        per_model.setdefault(kind, {})[key] = parsed
     train_set, test_set, info = prepare_split(data, kw)
     if test_set is None:
         raise FastMFError("compare needs test ratings: use a --test-frac above 0 or --test")
     show = None if quiet else (lambda row: click.echo(f"{row['model']}: fitted in {row['fit_seconds']:.2f} s",
                                                        err=True))
-    rows = run(kinds, train_set, test_set, per_model, threshold, kw["seed"], show)
+    rows = run_compare(kinds, train_set, test_set, per_model, threshold, kw["seed"], show)
     if as_json:
         emit_json({**info, "threshold": threshold, "models": rows})
         return

@@ -8,8 +8,13 @@ import json
 import click
 import numpy as np
 
-from fastmf._json import json_default
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
+from fastmf.common.jsonio import json_default
+from fastmf.common.threads import set_threads
+from fastmf.data_prep.dataset import load_dataset
+from fastmf.data_prep.loaders import ColumnSpec, read_item_features
+from fastmf.data_prep.splits import train_test
+from fastmf.registry import MODELS, model_class
 
 
 # --------------------------------------------------------------------------- shared options
@@ -36,9 +41,7 @@ def data_options(f):
     return f
 
 
-def column_spec(kw: dict):
-    from fastmf.data_prep.loaders import ColumnSpec
-
+def column_spec(kw: dict) -> ColumnSpec:
     rng = kw.pop("rating_range", None)
     if rng is not None:
         try:
@@ -58,8 +61,6 @@ def threads_option(f):
     @click.option("--threads", type=int, default=None, help="Threads for the parallel kernels (default: all cores).")
     @functools.wraps(f)
     def wrapper(*args, threads=None, **kw):
-        from fastmf.threads import set_threads
-
         set_threads(threads)
         return f(*args, **kw)
 
@@ -77,59 +78,70 @@ def emit_json(obj) -> None:
 
 
 def load_data(path, kw):
-    from fastmf.data_prep.dataset import load_dataset
-
     return load_dataset(path, column_spec(kw))
 
 
 # --------------------------------------------------------------------------- models
 
-# Hyperparameter flags shared by train, tune and bench; each model takes the ones in its
-# constructor and an error names any given flag that does not apply to the chosen model.
-MODEL_OPTIONS = [
-    click.option("--factors", "-D", type=int, default=None, help="Latent dimension D."),
-    click.option("--lam", type=float, default=None, help="Data precision lambda."),
-    click.option("--gamma", type=float, default=None, help="Bias regulariser gamma."),
-    click.option("--tau", type=float, default=None, help="Factor regulariser tau."),
-    click.option("--beta", type=float, default=None, help="Prior precision of feature vectors (--model features)."),
-    click.option("--feature-bias", is_flag=True, default=None,
-                 help="Centre item biases on genre biases too (--model features)."),
-    click.option("--epochs", type=int, default=None, help="Training epochs."),
-    click.option("--patience", type=int, default=None,
-                 help="Early stopping: epochs without validation improvement (validation carved from train)."),
-    click.option("--threshold", type=float, default=None,
-                 help="Ratings >= this are positives (--model bpr/popular, default 4; 0: all; also --ranking)."),
-    click.option("--lr", type=float, default=None, help="SGD learning rate (--model bpr)."),
-    click.option("--decay", type=float, default=None, help="Learning rate factor per epoch (--model bpr)."),
-    click.option("--reg", type=float, default=None, help="L2 regularisation (--model bpr)."),
-    click.option("--init-std", type=float, default=None,
-                 help="Standard deviation of the initial factors N(0, s^2) (--model bpr, default 0.1)."),
-    click.option("--negatives", type=click.Choice(["uniform", "popularity"]), default=None,
-                 help="Negative sampling of --model bpr (default uniform)."),
-    click.option("--no-item-bias", "item_bias", flag_value=False, default=None,
-                 help="Score without item biases (--model bpr)."),
-    click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
-                 help="numba kernels (default) or the NumPy reference."),
-    click.option("--covariance", type=click.Choice(["full", "diagonal"]), default=None,
-                 help="Posterior covariance per user/item (--model vi; default full)."),
-    click.option("--learn-hyper", is_flag=True, default=None,
-                 help="Learn lam, gamma and a per-dimension tau by empirical Bayes (--model vi)."),
-]
+#: hyperparameters whose flag is not a model flag: ``--seed`` seeds the split and the model together
+SHARED_FLAGS = ("seed",)
+
+
+def _declarations() -> dict:
+    """``{name: [(kind, Param), ...]}`` over every model's declaration, in first-declared order."""
+    out: dict = {}
+    for kind, cls in MODELS.items():
+        for name, p in cls.params.items():
+            out.setdefault(name, []).append((kind, p))
+    return out
+
+
+def _model_option(name: str, decls: list):
+    """The click option of hyperparameter ``name`` from its declarations (help lists each model's default)."""
+    first = decls[0][1]
+    by_default: dict = {}
+    for kind, p in decls:
+        by_default.setdefault(p.default, []).append(kind)
+    defaults = "; ".join(f"{'/'.join(kinds)}: {'none' if d is None else d}" for d, kinds in by_default.items())
+    help_text = f"{first.help} [{defaults}]"
+    flag = "--" + name.replace("_", "-")
+    if first.kind is bool:
+        if first.default:
+            return click.option("--no-" + name.replace("_", "-"), name, flag_value=False, default=None, help=help_text)
+        return click.option(flag, name, flag_value=True, default=None, help=help_text)
+    if first.choices:
+        return click.option(flag, name, type=click.Choice(first.choices, case_sensitive=False), default=None,
+                            help=help_text)
+    metavar = {int: "INTEGER", float: "NUMBER"}.get(first.kind, "TEXT")
+    return click.option(flag, name, default=None, metavar=metavar, help=help_text)
 
 
 def model_options(f):
-    for opt in reversed(MODEL_OPTIONS):
-        f = opt(f)
+    """Every model's hyperparameters as flags (shared by train, tune and bench); a flag that does not
+    apply to the chosen model is refused with one line (:func:`fastmf.registry.build_model`)."""
+    for name, decls in reversed(list(_declarations().items())):
+        if name not in SHARED_FLAGS:
+            f = _model_option(name, decls)(f)
     return f
 
 
-MODEL_PARAMS = ("factors", "lam", "gamma", "tau", "beta", "feature_bias", "epochs", "patience",
-                "threshold", "lr", "decay", "reg", "init_std", "negatives", "item_bias", "backend",
-                "covariance", "learn_hyper")
+def pop_model_params(kw: dict, kind: str) -> dict:
+    """The model flags given on the command line, parsed with model ``kind``'s declaration of each (or
+    the first declaration, for a flag that :func:`fastmf.registry.build_model` will refuse for ``kind``)."""
+    cls = model_class(kind)
+    out = {}
+    for name, decls in _declarations().items():
+        value = None if name in SHARED_FLAGS else kw.pop(name, None)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = cls.params.get(name, decls[0][1]).parse(value, owner=f"--{name.replace('_', '-')}:")
+        out[name] = value
+    return out
 
 
-def pop_model_params(kw: dict) -> dict:
-    return {name: kw.pop(name) for name in MODEL_PARAMS if name in kw}
+def model_choice() -> click.Choice:
+    return click.Choice(sorted(MODELS), case_sensitive=False)
 
 
 def split_options(f):
@@ -150,28 +162,17 @@ def split_options(f):
     return f
 
 
-def _model_choice():
-    from fastmf.models import MODELS
-
-    return click.Choice(sorted(MODELS))
-
-
 def prepare_split(data, kw):
     """Load DATA (and --test) and split; returns (train, test, split info)."""
-    from fastmf.data_prep.dataset import load_dataset
-    from fastmf.train import split_data
-
     columns = column_spec(kw)
     full = load_dataset(data, columns)
     features_path = kw.pop("item_features", None)
     if features_path:
-        from fastmf.data_prep.loaders import read_item_features
-
         full = full.with_features(*read_item_features(features_path))
     test_path = kw.pop("test_path")
     given = load_dataset(test_path, columns) if test_path else None
     check_implicit(full, given)
-    train, test = split_data(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
+    train, test = train_test(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
     info = {"data": full.source, "test_data": given.source if given is not None else None,
             "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items}
     return train, test, info
@@ -180,10 +181,7 @@ def prepare_split(data, kw):
 def check_implicit(*datasets) -> None:
     """Refuse rating models on an implicit (user, item[, weight]) table; note on stderr that rankers take
     every row as a positive. The models are those of the running command (``--model`` or ``--models``)."""
-    from fastmf.data_prep.loaders import is_implicit
-    from fastmf.train import model_class
-
-    implicit = [d for d in datasets if d is not None and is_implicit(d)]
+    implicit = [d for d in datasets if d is not None and d.implicit]
     if not implicit:
         return
     ctx = click.get_current_context(silent=True)
@@ -197,7 +195,7 @@ def check_implicit(*datasets) -> None:
                           "with --rating-col)")
     given = params.get("threshold") if params.get("kind") else None
     click.echo(f"fastmf: note: {source} is an implicit (user, item[, weight]) table: every row is a positive"
-               + (f" (--threshold {given:g} does not apply)" if given is not None else ""), err=True)
+               + (f" (--threshold {given} does not apply)" if given is not None else ""), err=True)
 
 
 def resolve_item(model, item: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["feature_cycle", "prior_means"]
+
 
 def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features, precision, beta):
     """One Gauss-Seidel cycle: ``F_k = tau sum w_i (V_i - c_i + w_i F_k) / (beta + tau sum w_i^2)``

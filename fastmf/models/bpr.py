@@ -2,7 +2,7 @@
 
 Positives are the training ratings ``>= threshold`` (every rating when
 ``threshold`` is None or 0, and every row of an implicit (user, item[,
-weight]) table, see :func:`fastmf.data_prep.loaders.is_implicit`). The model scores
+weight]) table, ``Dataset.implicit``). The model scores
 ``x_ui = b_i + U_u . V_i`` (a user bias would cancel in the pairwise
 difference) and maximises, by SGD over sampled triples,
 
@@ -20,8 +20,8 @@ positives either); the learning rate of epoch ``e = 0, 1, ...`` is
 ``lr * decay**e``. Users with no non-positive item have nothing to rank and
 are not sampled; rows that training never touches (users without positives,
 items outside the catalogue) stay at zero, the cold prior of
-:class:`fastmf.factor.FactorModel`, and the ranking evaluation
-(:mod:`fastmf.ranking`) does not rank items outside the catalogue.
+:class:`fastmf.models.factor.FactorModel`, and the ranking evaluation
+(:mod:`fastmf.metrics.ranking`) does not rank items outside the catalogue.
 
 Backends: ``numba`` runs each epoch as a lock-free Hogwild kernel
 (:mod:`fastmf.kernels.bpr`) on float32 factors, every thread drawing from its
@@ -37,42 +37,47 @@ triples both backends produce the same factors.
 
 from __future__ import annotations
 
-import time
-
-import numba
 import numpy as np
 
+from fastmf.common.errors import FastMFError
+from fastmf.common.layout import aligned_copy
+from fastmf.common.params import Param, declare
+from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
-from fastmf.errors import DivergenceError, FastMFError
-from fastmf.kernels import bpr as kbpr
-from fastmf.kernels import metrics as km
-from fastmf.kernels.linalg import aligned_copy
-from fastmf.kernels.rng import build_alias
-from fastmf.ranking import Ranker, positive_keys, ranking_report
-from fastmf.reference import bpr as ref
-
-NEGATIVES = ("uniform", "popularity")
+from fastmf.metrics.ranking import ranking_report
+from fastmf.models import hyper
+from fastmf.models.backend import backend_of
+from fastmf.models.ranker import Ranker
+from fastmf.models.training import run_epochs
 
 
 class BPRState:
-    """Factors being fitted and the sampler's arrays, for one backend.
+    """Factors being fitted and the sampler's arrays (the same on both backends).
 
     ``positives`` is the positive CSR by user (sorted rows). Items are indexed
     in the catalogue (module docstring): ``items[c]`` is the model's index of
     catalogue item ``c``, ``indices`` the positives' catalogue indices (still
     sorted per row), ``item_factors``/``item_bias`` one row per catalogue item;
-    :meth:`export` copies them into the model's item arrays. Factors start from
-    N(0, init_std^2) in float32 (both backends from the same values) except the
-    users training never touches, which start and stay at zero. The numba
-    backend keeps its factor matrices 64-byte aligned, so a row of D = 64
-    float32 spans 4 cache lines rather than 5.
+    :meth:`export` copies them into the model's item arrays. Users are drawn through
+    an alias table over their positive counts (``user_prob``, ``user_alias``), popularity
+    negatives through one over the items' (``neg_prob``, ``neg_alias``). Factors start from
+    N(0, init_std^2) rounded to float32 (the same values on both backends) except the
+    users training never touches, which start and stay at zero; they are kept 64-byte
+    aligned, so a row of D = 64 float32 spans 4 cache lines rather than 5. Each epoch
+    runs ``n_threads()`` chunks of draws (module docstring), the same on both backends,
+    so with one thread they apply the same triples.
     """
 
-    def __init__(self, positives: Dataset, factors: int, negatives: str = "uniform", backend: str = "numba",
-                 seed: int = 42, init_std: float = 0.1, fit_bias: bool = True):
+    divergence_hint = "try a smaller --lr"
+
+    def __init__(self, positives: Dataset, factors: int, negatives: str, backend, seed: int = 42,
+                 init_std: float = 0.1, fit_bias: bool = True, lr: float = 0.05, decay: float = 0.98,
+                 reg: float = 0.001):
         self.backend = backend
         self.seed = int(seed)
         self.fit_bias = bool(fit_bias)
+        self.lr, self.decay, self.reg = float(lr), float(decay), float(reg)
+        self.epochs_run = 0
         self.popularity = negatives == "popularity"
         n_users = positives.n_users
         weights = np.bincount(positives.indices, minlength=positives.n_items)
@@ -85,52 +90,39 @@ class BPRState:
         self.n_samples = int(counts[sampled_users].sum())
         if self.n_samples == 0:
             raise FastMFError("no user has both positive and non-positive items: nothing to rank")
-        self.item_weights = weights[self.items].astype(np.float64)
         self.n_items = n_items
         rng = np.random.default_rng(seed)
         u = rng.normal(0.0, init_std, (n_users, factors)).astype(np.float32)
         v = rng.normal(0.0, init_std, (n_items, factors)).astype(np.float32)
         u[~sampled_users] = 0.0
-        if backend == "numba":
-            self.user_factors, self.item_factors = aligned_copy(u), aligned_copy(v)
-            self.item_bias = np.zeros(n_items, dtype=np.float32)
-            self.user_prob, self.user_alias = build_alias(np.where(sampled_users, counts, 0).astype(np.float64))
-            self.neg_prob, self.neg_alias = build_alias(self.item_weights) if self.popularity else \
-                (np.ones(1), np.zeros(1, dtype=np.int32))
-        else:
-            self.user_factors, self.item_factors = u.astype(np.float64), v.astype(np.float64)
-            self.item_bias = np.zeros(n_items)
-            entries = np.repeat(sampled_users, counts)
-            self.entry_users = positives.user_of_entry[entries]
-            self.entry_items = self.indices[entries]
-            self.keys = positive_keys(self.indptr, self.indices, n_items)
+        self.user_factors = aligned_copy(u.astype(backend.FLOAT))
+        self.item_factors = aligned_copy(v.astype(backend.FLOAT))
+        self.item_bias = np.zeros(n_items, dtype=backend.FLOAT)
+        build_alias = backend.sampling.build_alias
+        self.user_prob, self.user_alias = build_alias(np.where(sampled_users, counts, 0).astype(np.float64))
+        self.neg_prob, self.neg_alias = build_alias(weights[self.items].astype(np.float64)) if self.popularity else \
+            (np.ones(1), np.zeros(1, dtype=np.int32))
 
-    def epoch(self, epoch: int, lr: float, reg: float) -> float:
-        """Run epoch ``epoch`` (0-based) with learning rate ``lr``; returns the mean ``-ln sigma(x_uij)``."""
-        if self.backend == "numba":
-            chunks = numba.get_num_threads()
-            loss = np.zeros(chunks)
-            kbpr.hogwild_epoch(self.indptr, self.indices, self.user_prob, self.user_alias, self.user_factors,
-                               self.item_factors, self.item_bias, float(lr), float(reg), self.fit_bias,
-                               self.n_samples, self.seed, epoch, chunks, self.neg_prob, self.neg_alias,
-                               self.popularity, loss)
-            total = loss.sum()
-        else:
-            rng = np.random.default_rng((self.seed, epoch))
-            triples = ref.draw_triples(rng, self.entry_users, self.entry_items, self.keys, self.n_items,
-                                       self.n_samples, self.item_weights if self.popularity else None)
-            total = ref.sgd_epoch(*triples, self.user_factors, self.item_factors, self.item_bias, lr, reg,
-                                  self.fit_bias)
-        return float(total / self.n_samples)
+    def epoch(self) -> dict:
+        """One epoch (the ``e``-th, from 0) at learning rate ``lr decay^e``: its mean ``-ln sigma(x_uij)``."""
+        lr = self.lr * self.decay ** self.epochs_run
+        loss = np.zeros(n_threads())
+        self.backend.bpr.hogwild_epoch(self.indptr, self.indices, self.user_prob, self.user_alias, self.user_factors,
+                                       self.item_factors, self.item_bias, lr, self.reg, self.fit_bias,
+                                       self.n_samples, self.seed, self.epochs_run, loss.size, self.neg_prob,
+                                       self.neg_alias, self.popularity, loss)
+        self.epochs_run += 1
+        return {"loss": float(loss.sum() / self.n_samples), "lr": lr}
 
     def export(self, item_factors: np.ndarray, item_bias: np.ndarray) -> None:
         """Copy the catalogue's item rows into the model's arrays (one row per model item)."""
         item_factors[self.items] = self.item_factors
         item_bias[self.items] = self.item_bias
 
-    def finite(self) -> bool:
-        return bool(np.isfinite(km.sum_squares(self.user_factors) + km.sum_squares(self.item_factors)
-                                + km.sum_squares(self.item_bias)))
+    def finite(self, record: dict) -> bool:
+        sq = self.backend.metrics.sum_squares
+        return bool(np.isfinite(record["loss"]) and np.isfinite(
+            sq(self.user_factors) + sq(self.item_factors) + sq(self.item_bias)))
 
 
 class BPR(Ranker):
@@ -142,7 +134,7 @@ class BPR(Ranker):
     ratings >= ``threshold`` 4.0, ``negatives`` "uniform" or "popularity";
     ``item_bias=False`` drops ``b_i``. Evaluation (``evaluate``, the
     per-epoch ``auc`` with an ``eval_set``) uses the ranking metrics of
-    :mod:`fastmf.ranking`; the per-epoch figures use at most
+    :mod:`fastmf.metrics.ranking`; the per-epoch figures use at most
     ``epoch_eval_users`` test users (a fixed random subset).
 
     On ml-latest-small the report's settings under-regularise (the training
@@ -157,37 +149,22 @@ class BPR(Ranker):
     epoch_eval_users = 2000
     fold_in_passes = 30
     fold_in_samples = 200
-
-    def __init__(self, factors: int = 64, lr: float = 0.05, decay: float = 0.98, reg: float = 0.001,
-                 epochs: int = 50, threshold: float | None = 4.0, negatives: str = "uniform",
-                 item_bias: bool = True, init_std: float = 0.1, seed: int = 42, backend: str = "numba"):
-        self.factors = factors
-        self.lr = lr
-        self.decay = decay
-        self.reg = reg
-        self.epochs = epochs
-        self.threshold = threshold
-        self.negatives = negatives
-        self.item_bias = item_bias
-        self.init_std = init_std
-        self.seed = seed
-        self.backend = backend
-
-    def _check_params(self) -> None:
-        if int(self.factors) < 0 or int(self.epochs) < 0:
-            raise FastMFError("factors and epochs must be non-negative")
-        if not self.lr > 0 or not 0 < self.decay <= 1:
-            raise FastMFError("lr must be positive and decay in (0, 1]")
-        if self.reg < 0 or self.init_std < 0:
-            raise FastMFError("reg and init_std must be non-negative")
-        if self.negatives not in NEGATIVES:
-            raise FastMFError(f"unknown negatives '{self.negatives}' (choose from {', '.join(NEGATIVES)})")
+    params = declare(
+        factors=hyper.FACTORS.but(default=64),
+        lr=Param(0.05, "SGD learning rate of the first epoch.", low=0.0, low_open=True),
+        decay=Param(0.98, "Learning rate factor per epoch.", low=0.0, high=1.0, low_open=True),
+        reg=Param(0.001, "L2 regularisation of factors and item biases.", low=0.0),
+        epochs=hyper.EPOCHS.but(default=50), threshold=hyper.THRESHOLD,
+        negatives=Param("uniform", "Negative sampling: uniform over the catalogue or by popularity.",
+                        choices=("uniform", "popularity")),
+        item_bias=Param(True, "Score with item biases b_i (false: U_u . V_i only)."),
+        init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
+        seed=hyper.SEED, backend=hyper.BACKEND)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
-        self._check_params()
         pos = self._fit_positives(train)
-        state = BPRState(pos, int(self.factors), self.negatives, self.backend, self.seed, self.init_std,
-                         self.item_bias)
+        state = BPRState(pos, int(self.factors), self.negatives, backend_of(self.backend), self.seed, self.init_std,
+                         self.item_bias, self.lr, self.decay, self.reg)
         self.samples_per_epoch_ = state.n_samples
         dtype = state.item_bias.dtype
         self.user_factors_ = state.user_factors
@@ -195,23 +172,19 @@ class BPR(Ranker):
         self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
         self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
         state.export(self.item_factors_, self.item_bias_)
-        task = None
+        self._epoch_task = None
         if eval_set is not None:
-            task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.seed)
-        for epoch in range(int(self.epochs)):
-            lr = self.lr * self.decay ** epoch
-            t0 = time.perf_counter()
-            loss = state.epoch(epoch, lr, self.reg)
-            seconds = time.perf_counter() - t0
-            if not np.isfinite(loss) or not state.finite():
-                raise DivergenceError(f"BPR diverged in epoch {epoch + 1} (loss {loss:g} at learning rate {lr:g}): "
-                                      "try a smaller --lr")
-            state.export(self.item_factors_, self.item_bias_)
-            record = {"epoch": epoch + 1, "seconds": seconds, "loss": loss, "lr": lr}
-            if task is not None:
-                report = ranking_report(self, task, seed=self.seed)
-                record.update(auc=report["auc"], sampled_auc=report["sampled_auc"])
-            self._log(record, callback)
+            self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.seed)
+        run_epochs(self, state, train, eval_set, None, callback)
+        del self._epoch_task
+
+    def _epoch_metrics(self, state: BPRState, train, eval_set) -> dict:
+        """Export the epoch's factors; with an ``eval_set``, the ranking AUCs on a fixed sample of its users."""
+        state.export(self.item_factors_, self.item_bias_)
+        if self._epoch_task is None:
+            return {}
+        report = ranking_report(self, self._epoch_task, seed=self.seed)
+        return {"auc": report["auc"], "sampled_auc": report["sampled_auc"]}
 
     def fold_in(self, ratings, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
         """Recommendations for a new user from liked items (a list) or ratings (``{item: rating}``).

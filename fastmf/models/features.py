@@ -40,13 +40,13 @@ import warnings
 
 import numpy as np
 
-from fastmf.als import ALS, ALSState
+from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.params import Param, declare
 from fastmf.data_prep.dataset import Dataset
-from fastmf.errors import FastMFError, ModelFileError
-from fastmf.kernels import features as kfeat
-from fastmf.kernels import metrics as km
 from fastmf.kernels import sparse as ksparse
-from fastmf.reference import features as ref
+from fastmf.models import hyper
+from fastmf.models.als import ALSFamily, ALSState
+from fastmf.models.backend import backend_of
 
 
 def unique_item_features(indptr, indices, n_features: int):
@@ -69,10 +69,10 @@ class FeatureState(ALSState):
     """:class:`ALSState` plus the feature vectors ``F`` (and genre biases ``g``) and the item prior means."""
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, item_feature_indptr, item_feature_indices,
-                 n_features, backend="numba", seed=42, lam=0.1, gamma=2.5, tau=1.0, beta=1.0,
-                 feature_bias=False, balance=True):
+                 n_features, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0, beta=1.0,
+                 feature_bias=False, work_split="balanced"):
         super().__init__(csr, csc, n_users, n_items, factors, mu, backend, seed, lam, gamma, tau,
-                         balance=balance)
+                         work_split=work_split)
         self.beta, self.feature_bias = float(beta), bool(feature_bias)
         dtype = self.item_factors.dtype
         self.item_feature_indptr, self.item_feature_indices = item_feature_indptr, item_feature_indices
@@ -95,7 +95,7 @@ class FeatureState(ALSState):
 
     def feature_step(self) -> None:
         """Step 3: a Gauss-Seidel cycle over the features, new prior means, cold items onto them."""
-        k = kfeat if self.backend == "numba" else ref
+        k = self.backend.features
         cycles = [(self.item_factors, self.item_prior_mean, self.feature_factors, self.tau)]
         if self.feature_bias:
             cycles.append((self.item_bias[:, None], self.item_prior_bias[:, None], self.feature_biases[:, None],
@@ -112,10 +112,7 @@ class FeatureState(ALSState):
         """``J`` of the module docstring on the training ratings (``sse``: their squared error, if known)."""
         if sse is None:
             sse, _ = self.error_sums(self.csr)
-        if self.backend == "numba":
-            sq = lambda x: km.sum_squares(x) if x.shape[0] else 0.0  # noqa: E731 (no features: empty F)
-        else:
-            sq = lambda x: float(np.sum(np.square(x, dtype=np.float64)))  # noqa: E731
+        sq = self._sq
         bias_dev = self.item_bias - self.item_prior_bias if self.feature_bias else self.item_bias
         return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(bias_dev))
                 + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors - self.item_prior_mean))
@@ -133,10 +130,10 @@ class FeatureState(ALSState):
             target[...] = src
 
 
-class FeatureALS(ALS):
+class FeatureALS(ALSFamily):
     """ALS whose item factors (and optionally biases) have priors centred on their features.
 
-    Parameters as :class:`fastmf.als.ALS` (the ML-32M report's D = 20, ``lam`` =
+    Hyperparameters as :class:`fastmf.models.als.ALS` (the ML-32M report's D = 20, ``lam`` =
     0.1, ``tau`` = 1, ``gamma`` = 2.5, 50 ``epochs``) plus ``beta`` = 1, the
     prior precision of the feature vectors (and of the genre biases), and
     ``feature_bias``: centre the item biases on genre biases too. Features are
@@ -151,21 +148,14 @@ class FeatureALS(ALS):
     """
 
     kind = "features"
-    _saved_arrays = ALS._saved_arrays + ("feature_factors_", "feature_bias_", "item_feature_indptr_",
-                                         "item_feature_indices_")
-
-    def __init__(self, factors: int = 20, lam: float = 0.1, gamma: float = 2.5, tau: float = 1.0,
-                 beta: float = 1.0, feature_bias: bool = False, epochs: int = 50, seed: int = 42,
-                 backend: str = "numba", patience: int | None = None, validation_frac: float = 0.05):
-        super().__init__(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, seed=seed,
-                         backend=backend, patience=patience, validation_frac=validation_frac)
-        self.beta = beta
-        self.feature_bias = feature_bias
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.beta <= 0:
-            raise FastMFError("beta must be positive")
+    _saved_arrays = ALSFamily._saved_arrays + ("feature_factors_", "feature_bias_", "item_feature_indptr_",
+                                               "item_feature_indices_")
+    params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU,
+                     beta=Param(1.0, "Prior precision beta of the feature vectors (and genre biases).", low=0.0,
+                                low_open=True),
+                     feature_bias=Param(False, "Centre the item biases on genre biases too."),
+                     epochs=hyper.EPOCHS.but(default=50), seed=hyper.SEED, backend=hyper.BACKEND,
+                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
 
     def _new_state(self, train: Dataset) -> FeatureState:
         indptr, indices, names = train.item_features()
@@ -174,9 +164,9 @@ class FeatureALS(ALS):
         self.feature_names_ = [str(n) for n in names]
         self.item_feature_indptr_, self.item_feature_indices_ = unique_item_features(indptr, indices, len(names))
         return FeatureState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                            self.item_feature_indptr_, self.item_feature_indices_, len(names), self.backend,
+                            self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
                             self.seed, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
-                            balance=getattr(self, "_balance", True))
+                            work_split=self.work_split)
 
     def _keep(self, state: FeatureState) -> None:
         super()._keep(state)
@@ -187,9 +177,9 @@ class FeatureALS(ALS):
     def _extra_header(self) -> dict:
         return {**super()._extra_header(), "feature_names": self.feature_names_}
 
-    def _load_extra(self, header: dict) -> None:
-        super()._load_extra(header)
-        self.feature_names_ = [str(n) for n in header.get("feature_names", [])]
+    def _load_extra(self, extra: dict) -> None:
+        super()._load_extra(extra)
+        self.feature_names_ = [str(n) for n in extra.get("feature_names", [])]
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)

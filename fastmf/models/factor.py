@@ -1,4 +1,4 @@
-"""Models with user/item factors and biases: shared prediction, scoring and persistence.
+"""Models with user/item factors and biases: shared prediction, scoring, fold-in and persistence.
 
 Prediction ``r^_ui = mu + b_u + b_i + U_u . V_i``; a user or item unseen in
 training is cold: its bias and factors are zero (the prior mean).
@@ -8,10 +8,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastmf.base import Recommender
-from fastmf.errors import FastMFError, ModelFileError
-from fastmf.evaluation import factor_squared_errors, rating_metrics
+from fastmf.common.errors import FastMFError, ModelFileError
 from fastmf.kernels import metrics as km
+from fastmf.metrics.rating import rating_metrics
+from fastmf.models.base import Recommender
+
+
+def map_new_user(v: np.ndarray, res: np.ndarray, lam: float, gamma: float, precision, extra=None):
+    """The MAP bias and factors of a new user against fixed items, in one exact solve.
+
+    Minimises ``lam/2 sum_i (res_i - b - u . v_i)^2 + lam/2 u^T E u + gamma/2 b^2 + 1/2 u^T P u``
+    over ``(b, u)`` with ``v`` the rated items' factors (``n x D``), ``res_i = r_i - mu - b_i``,
+    ``P = diag(precision)`` the factors' prior precision (a scalar or ``D`` values) and ``E``
+    (``extra``, ``D x D`` or ``None``) the items' summed posterior covariance (VI). With
+    ``z_i = (1, v_i)`` it solves ``(lam sum z z^T + diag(gamma, P) + lam diag(0, E)) (b, u) =
+    lam sum z_i res_i``. Returns ``(b, u, A)`` with ``A = P + lam (V^T V + E)`` the precision of
+    ``u`` given ``b``.
+    """
+    n, d = v.shape
+    z = np.empty((n, d + 1))
+    z[:, 0] = 1.0
+    z[:, 1:] = v
+    system = lam * (z.T @ z)
+    system[0, 0] += gamma
+    a = system[1:, 1:]
+    a[np.diag_indices(d)] += precision
+    if extra is not None:
+        a += lam * extra
+    x = np.linalg.solve(system, lam * (z.T @ res))
+    return float(x[0]), x[1:], a.copy()
 
 
 class FactorModel(Recommender):
@@ -22,8 +47,8 @@ class FactorModel(Recommender):
     def _extra_header(self) -> dict:
         return {"global_mean": float(self.global_mean_)}
 
-    def _load_extra(self, header: dict) -> None:
-        self.global_mean_ = float(header.get("global_mean", 0.0))
+    def _load_extra(self, extra: dict) -> None:
+        self.global_mean_ = float(extra.get("global_mean", 0.0))
 
     def _check_loaded(self, path: str) -> None:
         n_u, n_i = self.n_users, self.n_items
@@ -31,6 +56,10 @@ class FactorModel(Recommender):
                 or self.item_factors_.shape[0] != n_i or self.item_bias_.shape[0] != n_i
                 or self.user_factors_.shape[1] != self.item_factors_.shape[1]):
             raise ModelFileError(f"{path}: factor and bias arrays do not match the id maps")
+
+    def _epoch_metrics(self, state, train, eval_set) -> dict:
+        """The metrics of one history record (see :mod:`fastmf.models.training`)."""
+        return state.metrics(train, eval_set)
 
     # ------------------------------------------------------------------ prediction
     def _model_arrays(self):
@@ -54,16 +83,21 @@ class FactorModel(Recommender):
         return scores
 
     def _score_vector(self, state) -> np.ndarray:
-        bias, vector = state
+        bias, vector = state[0], state[1]
         scores = self.item_factors_ @ vector.astype(self.item_factors_.dtype) + self.item_bias_
         if self.rating_model:
             scores = scores + self.global_mean_ + bias
         return scores
 
+    def _fold_in_residuals(self, item_idx: np.ndarray, values: np.ndarray):
+        """``(V, r - mu - b_i)`` of a new user's rated items, in float64."""
+        return (self.item_factors_[item_idx].astype(np.float64),
+                values - self.global_mean_ - self.item_bias_[item_idx].astype(np.float64))
+
     # ------------------------------------------------------------------ evaluation
     def squared_errors(self, data) -> np.ndarray:
         """Per-rating squared errors on a dataset aligned to the training maps (CSR order)."""
-        return factor_squared_errors(self, data)
+        return km.squared_errors(data.indptr, data.indices, data.data, *self._model_arrays())
 
     def _evaluate(self, test) -> dict:
         return rating_metrics(self, test)

@@ -1,4 +1,4 @@
-"""A small counter-based random generator usable inside parallel Numba kernels.
+"""A small counter-based random generator inlined into parallel Numba kernels.
 
 SplitMix64 (Steele, Lea & Flood 2014): ``state += 0x9E3779B97F4A7C15`` and the
 output is a bijective mix of the state. Each stream keeps its state in a
@@ -63,50 +63,6 @@ def new_state(seed, stream):
     st = np.empty(1, dtype=np.uint64)
     st[0] = stream_seed(seed, stream)
     return st
-
-
-@njit(cache=True)
-def build_alias(weights):
-    """Vose's alias table for drawing ``k`` with probability ``weights[k] / sum(weights)``.
-
-    Returns ``(prob, alias)``: draw a uniform column ``k`` and a uniform ``x``;
-    the result is ``k`` if ``x < prob[k]`` else ``alias[k]``.
-    """
-    n = weights.shape[0]
-    total = 0.0
-    for k in range(n):
-        total += weights[k]
-    scaled = np.empty(n, dtype=np.float64)
-    for k in range(n):
-        scaled[k] = weights[k] * n / total
-    prob = np.ones(n, dtype=np.float64)
-    alias = np.arange(n).astype(np.int32)
-    small = np.empty(n, dtype=np.int64)
-    large = np.empty(n, dtype=np.int64)
-    ns = 0
-    nl = 0
-    for k in range(n):
-        if scaled[k] < 1.0:
-            small[ns] = k
-            ns += 1
-        else:
-            large[nl] = k
-            nl += 1
-    while ns > 0 and nl > 0:
-        ns -= 1
-        s = small[ns]
-        nl -= 1
-        g = large[nl]
-        prob[s] = scaled[s]
-        alias[s] = g
-        scaled[g] = scaled[g] + scaled[s] - 1.0
-        if scaled[g] < 1.0:
-            small[ns] = g
-            ns += 1
-        else:
-            large[nl] = g
-            nl += 1
-    return prob, alias
 
 
 @njit(cache=True, inline="always")

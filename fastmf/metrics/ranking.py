@@ -1,8 +1,8 @@
-"""Ranking evaluation for every model, and the base class of the implicit-feedback rankers.
+"""Ranking evaluation for every model.
 
 Positives are the ratings ``>= threshold`` (all ratings when ``threshold`` is
 None or 0), or every row of an implicit (user, item[, weight]) table
-(:func:`fastmf.data_prep.loaders.is_implicit`), whatever the threshold. A model is judged on the
+(``Dataset.implicit``), whatever the threshold. A model is judged on the
 *test positives* of each user: test ratings ``>= threshold`` that are not
 also training positives.
 
@@ -35,11 +35,10 @@ from functools import cached_property
 
 import numpy as np
 
-from fastmf.base import SCORE_BATCH
+from fastmf.common.errors import FastMFError
+from fastmf.common.keys import contains_sorted, positive_keys
+from fastmf.common.layout import SCORE_BATCH
 from fastmf.data_prep.dataset import Dataset
-from fastmf.data_prep.loaders import is_implicit
-from fastmf.errors import FastMFError, ModelFileError
-from fastmf.factor import FactorModel
 from fastmf.kernels import metrics as km
 from fastmf.kernels import ranking as kr
 from fastmf.kernels.topk import topk_rows
@@ -52,22 +51,9 @@ METRIC_NAMES = ("precision", "recall", "ndcg", "map")  # column order of kernels
 def positives(data: Dataset, threshold: float | None) -> Dataset:
     """The ratings ``>= threshold`` of ``data`` (all of them when ``threshold`` is None or 0 or ``data`` is an
     implicit table)."""
-    if not threshold or is_implicit(data):
+    if not threshold or data.implicit:
         return data
     return data.subset(data.data >= threshold)
-
-
-def positive_keys(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
-    """Keys ``u * n_items + i`` of the entries of a CSR matrix (sorted when its rows are)."""
-    return np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr)) * n_items + indices
-
-
-def contains_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Whether each of ``values`` occurs in the sorted array ``keys``."""
-    if keys.size == 0:
-        return np.zeros(values.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
-    return keys[at] == values
 
 
 @dataclass
@@ -230,95 +216,3 @@ def ranking_metrics(model, train, test, threshold: float | None = 4.0, ks=KS, se
         raise FastMFError("train holds users the model was not trained on: pass the model's training data")
     task = RankingTask.build(model, (train_pos.indptr, train_pos.indices), model.aligned(test), threshold)
     return ranking_report(model, task, ks, seed)
-
-
-def format_ranking(report: dict) -> list[str]:
-    """Text lines for the ranking metrics in ``report`` (empty if there are none)."""
-    if "auc" not in report:
-        return []
-    ks = sorted({int(k.split("@")[1]) for k in report if k.startswith("ndcg@")})
-    lines = [f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives; "
-             f"{report['ranking_unknown_positives']:,} on items without a training positive not ranked)",
-             f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible known items)",
-             f"{'sampled_auc':<12}{report['sampled_auc']:.4f}  (ML-32M report protocol: "
-             f"{SAMPLED_AUC_USERS:,} users x 1 positive + 1 negative, pooled)",
-             f"{'K':>4}" + "".join(f"{n + '@K':>14}" for n in METRIC_NAMES)]
-    for k in ks:
-        lines.append(f"{k:>4}" + "".join(f"{report[f'{n}@{k}']:>14.4f}" for n in METRIC_NAMES))
-    return lines
-
-
-class Ranker(FactorModel):
-    """A factor model fitted to positives only: scores ``b_i + U_u . V_i``, evaluated by ranking.
-
-    Keeps the training positives (``positive_indptr_``, ``positive_indices_``)
-    to exclude them when ranking; ``user_bias_`` stays zero and
-    ``global_mean_`` is 0 so the shared prediction, recommendation and
-    persistence code applies unchanged. Subclasses take ``threshold`` and ``seed``.
-    """
-
-    rating_model = False
-    _saved_arrays = FactorModel._saved_arrays + ("positive_indptr_", "positive_indices_")
-
-    def _fit_positives(self, train: Dataset) -> Dataset:
-        pos = positives(train, self.threshold)
-        if pos.n_ratings == 0:
-            raise FastMFError(f"no training ratings >= threshold {self.threshold} "
-                              "(for implicit data with every rating 1, use threshold 0)")
-        self.positive_indptr_, self.positive_indices_ = pos.indptr, pos.indices
-        self.global_mean_ = 0.0
-        return pos
-
-    def ranking_task(self, test: Dataset) -> RankingTask:
-        """The evaluation task of ``test`` (aligned to the model) against the training positives."""
-        return RankingTask.build(self, (self.positive_indptr_, self.positive_indices_), test, self.threshold)
-
-    def _evaluate(self, test: Dataset) -> dict:
-        return ranking_report(self, self.ranking_task(test), seed=self.seed)
-
-    def _check_loaded(self, path: str) -> None:
-        super()._check_loaded(path)
-        indptr, indices = self.positive_indptr_, self.positive_indices_
-        if (indptr.shape[0] != self.n_users + 1 or indptr[-1] != indices.shape[0]
-                or (indices.size and (indices.min() < 0 or indices.max() >= self.n_items))):
-            raise ModelFileError(f"{path}: the training positives do not match the id maps")
-
-
-def compare(kinds, train: Dataset, test: Dataset, params: dict | None = None, threshold: float | None = 4.0,
-            seed: int = 42, callback=None) -> list[dict]:
-    """Fit each model kind on ``train`` and rank ``test`` with the same positives: one row per model.
-
-    ``params`` maps a kind to its hyperparameters; every model gets ``seed``,
-    and rankers get ``threshold``. Rating models rank by predicted rating.
-    """
-    from fastmf.train import build_model, model_class
-
-    rows = []
-    for kind in kinds:
-        cls = model_class(kind)
-        given = {"seed": seed, **(params or {}).get(kind, {})}
-        if "threshold" in cls._param_names():
-            given.setdefault("threshold", threshold)
-        model = build_model(kind, given).fit(train)
-        if model.rating_model:
-            metrics = ranking_metrics(model, train, test, threshold, seed=seed)
-        else:
-            metrics = model.evaluate(test)
-        row = {"model": kind, "params": model.get_params(), "fit_seconds": model.fit_seconds_, **metrics}
-        rows.append(row)
-        if callback is not None:
-            callback(row)
-    return rows
-
-
-COMPARISON_COLUMNS = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10", "ndcg@20",
-                      "recall@20")
-
-
-def format_comparison(rows: list[dict]) -> str:
-    """A table with one line per model of :func:`compare` (every metric is in its rows)."""
-    lines = [f"{'model':<10}" + "".join(f"{c:>13}" for c in COMPARISON_COLUMNS) + f"{'fit s':>9}"]
-    for row in rows:
-        lines.append(f"{row['model']:<10}" + "".join(f"{row[c]:>13.4f}" for c in COMPARISON_COLUMNS)
-                     + f"{row['fit_seconds']:>9.2f}")
-    return "\n".join(lines)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from fastmf.data_prep.dataset import Dataset, IdMap
 from fastmf.data_prep.stats import loglog_slope
-from fastmf.errors import FastMFError
+from fastmf.common.errors import FastMFError
 
 NO_GENRE = "(no genre)"
 #: the ML-32M report's popularity adjustment of the embedding map: x + 0.1 b_i
@@ -240,30 +240,3 @@ def similar_items(model, item_index: int, k: int = 10, min_ratings: int = 0) -> 
 
 
 # --------------------------------------------------------------------------- text
-
-
-def _cell(row: dict | None, width: int, fmt: str) -> str:
-    if row is None:
-        return " " * width
-    text = f"{row['value']:{fmt}} {row['ratings']:>7,}  {row['title']}"
-    return (text[:width - 1] + "~") if len(text) > width else text.ljust(width)
-
-
-def format_polarizing(result: dict, width: int = 46) -> str:
-    """The three polarizing lists side by side (value, ratings, title)."""
-    cols = [("largest factor norm", result["largest_norm"], "7.3f"),
-            ("smallest factor norm", result["smallest_norm"], "7.3f"),
-            ("largest rating variance", result["largest_variance"], "7.3f")]
-    lines = [f"items with at least {result['min_ratings']:,} ratings "
-             "(norm: training ratings of the model; variance: ratings in DATA)",
-             "    " + "".join(f"{name:<{width}}" for name, _, _ in cols).rstrip()]
-    for r in range(max(len(rows) for _, rows, _ in cols)):
-        cells = "".join(_cell(rows[r] if r < len(rows) else None, width, fmt) for _, rows, fmt in cols)
-        lines.append(f"{r + 1:>3} {cells.rstrip()}")
-    return "\n".join(lines)
-
-
-def format_similar(query: str, rows: list[dict]) -> str:
-    lines = [f"items closest to {query} (cosine of item factors)"]
-    lines += [f"{r + 1:>3}. {row['cosine']:7.4f} {row['ratings']:>7,}  {row['title']}" for r, row in enumerate(rows)]
-    return "\n".join(lines)

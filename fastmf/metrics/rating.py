@@ -1,8 +1,10 @@
-"""Evaluation of fitted models on held-out ratings.
+"""Rating metrics of fitted models on held-out ratings.
 
-Rating metrics (RMSE, MAE) are computed by parallel kernels; test ratings are
-also split into strata by the item's number of *training* ratings
-(``0``, ``1-3``, ``4-20``, ``>20``) so cold-start accuracy is visible.
+``RMSE = sqrt(sum e^2 / n)`` and ``MAE = sum |e| / n`` over the test ratings
+(``e = r - r^``); test ratings are also split into strata by the item's number of
+*training* ratings (``0``, ``1-3``, ``4-20``, ``>20``) so cold-start accuracy is
+visible. A model is used through ``model.squared_errors(test)``, ``model.n_users``,
+``model.n_items``, ``model.item_counts_`` and ``model.seen_indptr_``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastmf.data_prep.dataset import Dataset
-from fastmf.kernels import metrics as km
+
+def rmse(sse: float, n: int) -> float:
+    """``sqrt(sse / n)``; NaN for no ratings."""
+    return float(np.sqrt(sse / n)) if n else float("nan")
+
 
 STRATA = (("0", 0, 0), ("1-3", 1, 3), ("4-20", 4, 20), (">20", 21, np.iinfo(np.int64).max))
 
@@ -52,42 +58,10 @@ def rmse_by_stratum(model, test: Dataset, squared_errors: np.ndarray | None = No
 def rating_metrics(model, test: Dataset) -> dict:
     """``test_rmse``, ``test_mae``, ``rmse_by_stratum`` and cold counts of a rating model on ``test``."""
     sq = model.squared_errors(test)
-    n = max(1, test.n_ratings)
+    n = test.n_ratings
     return {
-        "test_rmse": float(np.sqrt(sq.sum() / n)),
-        "test_mae": float(np.sqrt(sq).sum() / n),
+        "test_rmse": rmse(float(sq.sum()), n),
+        "test_mae": float(np.sqrt(sq).sum() / n) if n else float("nan"),
         "rmse_by_stratum": rmse_by_stratum(model, test, sq),
         "cold": cold_report(model, test),
     }
-
-
-def factor_squared_errors(model, test: Dataset) -> np.ndarray:
-    """Per-rating squared errors of ``mu + b_u + b_i + U_u.V_i`` (CSR order of ``test``)."""
-    return km.squared_errors(test.indptr, test.indices, test.data, *model._model_arrays())
-
-
-def als_baseline(model, train: Dataset, test: Dataset | None) -> dict:
-    """Plain ALS fitted with ``model``'s shared hyperparameters on the same ``train``; its metrics on ``test``.
-
-    Returns ``{"params", "fit_seconds", "test_rmse", "test_mae", "rmse_by_stratum", "cold"}`` (the
-    side-by-side baseline of ``fastmf train --compare-als``).
-    """
-    from fastmf.als import ALS
-    from fastmf.errors import FastMFError
-
-    if test is None or not model.rating_model:
-        raise FastMFError("--compare-als needs a rating model and test ratings (a split or --test)")
-    params = {k: v for k, v in model.get_params().items() if k in ALS._param_names()}
-    als = ALS(**params).fit(train)
-    return {"params": params, "fit_seconds": als.fit_seconds_, **als.evaluate(test)}
-
-
-def format_strata(rows: dict) -> str:
-    """A table of RMSE per stratum for one or more models: ``{model name: rmse_by_stratum}``."""
-    names = list(rows)
-    lines = ["item's training ratings " + "".join(f"{n:>16}" for n in names) + f"{'count':>10}"]
-    first = rows[names[0]]
-    for label, _, _ in STRATA:
-        cells = "".join(f"{rows[n][label]['rmse']:>16.4f}" for n in names)
-        lines.append(f"{label:<24}{cells}{first[label]['count']:>10,}")
-    return "\n".join(lines)

@@ -73,8 +73,8 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 from fastmf.data_prep.dataset import Dataset
-from fastmf.data_prep.prepared import atomic_file
-from fastmf.errors import FastMFError
+from fastmf.common.files import atomic_file
+from fastmf.common.errors import FastMFError
 from fastmf.kernels import synth as ksynth
 
 ASSIGNED = "assigned"
@@ -512,50 +512,4 @@ def verdict(report: dict) -> str:
                 line += (f" Detecting a difference of {size['effect']:.4f} with {size['power']:.0%} power "
                          f"would take about {size['per_arm']:,} users per arm.")
             lines.append(line)
-    return "\n".join(lines)
-
-
-def format_report(report: dict) -> str:
-    """The text report printed by ``fastmf abtest``."""
-    meta = report["meta"]
-    names = [v["name"] for v in meta["variants"]]
-    truth = ("planted expected ratings and simulated feedback" if meta["mode"] == "planted"
-             else f"held-out test ratings (positives >= {meta['threshold']:g})")
-    weights = "/".join(f"{100 * w:g}" for w in meta["weights"])
-    lines = [f"experiment {report['experiment']}  run {report['run']}",
-             f"salt '{meta['salt']}', traffic {weights}, top-{meta['k']} recommendations, truth: {truth}"]
-    for v in meta["variants"]:
-        setting = f", items with >= {v['min_item_ratings']} ratings" if v["min_item_ratings"] else ""
-        lines.append(f"  {v['name']}: {v['label'] or v['model']} ({v['model']}{setting})  "
-                     f"{report['counts'][v['name']]:,} users")
-    lines.append(f"sample ratio check: chi-square p = {report['sample_ratio_p']:.3g}")
-    head = f"{'metric':<16}" + "".join(f"{v + ' mean [CI]':>30}" for v in names)
-    head += "".join(f"{v + ' - ' + names[0] + ' [bootstrap CI]':>34}{'t':>8}{'p':>10}" for v in names[1:])
-    lines.append(head)
-    for m, r in report["metrics"].items():
-        row = f"{m:<16}"
-        for v in names:
-            a = r["arms"][v]
-            row += f"{a['mean']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}]".rjust(30)
-        for v in names[1:]:
-            c = r["versus_control"][v]
-            row += f"{c['diff']:+.4f} [{c['diff_ci'][0]:+.4f}, {c['diff_ci'][1]:+.4f}]".rjust(34)
-            row += f"{c['t']:>8.2f}{c['p']:>10.2g}"
-        lines.append(row)
-    fb = report["feedback"]
-    cells = []
-    for v in names:
-        like, dislike = fb["likes"][v], fb["dislikes"][v]
-        share = like / (like + dislike) if like + dislike else float("nan")
-        cells.append(f"{v} {like:,.0f}/{dislike:,.0f} ({share:.1%} liked)")
-    test = fb["test"]
-    chi = (f"chi-square {test['chi2']:.2f} (dof {test['dof']}), p = {test['p']:.2g} (items as independent "
-           "trials: optimistic; see like_rate)") if test else "chi-square: n/a"
-    lines.append("likes/dislikes: " + "   ".join(cells) + f"; {chi}")
-    size = report["sample_size"]
-    if size and size["per_arm"]:
-        lines.append(f"sample size: {size['per_arm']:,} users per arm detect a difference of {size['effect']:.4f} "
-                     f"in {size['metric']} (sd {size['sd']:.4f}) with {size['power']:.0%} power at "
-                     f"alpha {size['alpha']:g}")
-    lines.append("verdict: " + report["verdict"])
     return "\n".join(lines)

@@ -15,6 +15,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from fastmf.common.layout import CACHE_LINE_FLOATS
+
 # Reassociation lets LLVM vectorise reductions; no NaN/inf assumptions are made.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -122,32 +124,6 @@ def prefetch(typingctx, arr, idx):
 
 GRAM_BLOCK = 128
 PREFETCH_AHEAD = 32
-CACHE_LINE_FLOATS = 16  # 4-byte elements (float32, int32) per 64-byte cache line
-
-
-def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
-    """A zeroed C-contiguous array whose data starts on an ``align``-byte (cache-line) boundary.
-
-    Large NumPy allocations start 16 bytes past a page boundary, so rows whose
-    width is a multiple of a cache line would otherwise all straddle lines.
-    """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.zeros(nbytes + align, dtype=np.uint8)
-    offset = -buf.ctypes.data % align
-    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
-
-
-def aligned_copy(a: np.ndarray) -> np.ndarray:
-    """A cache-line aligned C-contiguous copy of ``a`` (see :func:`aligned_zeros`)."""
-    out = aligned_zeros(a.shape, a.dtype)
-    out[...] = a
-    return out
-
-
-def padded_width(n: int) -> int:
-    """``n`` rounded up to whole cache lines of 4-byte elements."""
-    return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
 
 
 @njit(cache=True, inline="always")
@@ -190,6 +166,43 @@ def gather_rows(x, factors, flat, indices, start, m, d):
         for p in range(d):
             x[p, jj] = 0.0
     return mm
+
+
+@njit(cache=True, inline="always")
+def gather_moments(start, end, indices, data, mu, other_bias, other_factors, flat, other_var, with_var, x, res, gram,
+                   s, t, vsum):
+    """The sums a half-sweep needs over one entity's ratings ``start:end``, accumulated from zero.
+
+    With ``r_j = data[j] - mu - other_bias[i_j]`` and ``V_i`` the rows of ``other_factors``:
+    ``gram = sum V_i V_i^T`` (lower triangle, padded to :func:`padded_dim`), ``s = sum V_i``,
+    ``t = sum V_i r_i`` and, with ``with_var``, ``vsum = sum other_var[i]`` (the diagonal
+    variational sweep's ``sum_i s_i``); returns ``(sum r, sum r^2)``. ``x`` (``dp x GRAM_BLOCK``)
+    and ``res`` (``GRAM_BLOCK``) are scratch; ``flat`` is ``other_factors`` flattened (prefetching).
+    """
+    d = other_factors.shape[1]
+    dp = gram.shape[0]
+    gram[:, :] = 0.0
+    s[:] = 0.0
+    t[:] = 0.0
+    if with_var:
+        vsum[:] = 0.0
+    c = 0.0
+    c2 = 0.0
+    for c0 in range(start, end, GRAM_BLOCK):
+        m = min(GRAM_BLOCK, end - c0)
+        mm = gather_rows(x, other_factors, flat, indices, c0, m, d)
+        for jj in range(m):
+            i = indices[c0 + jj]
+            r = data[c0 + jj] - mu - other_bias[i]
+            res[jj] = r
+            c += r
+            c2 += r * r
+            if with_var:
+                for p in range(d):
+                    vsum[p] += other_var[i, p]
+        moments_add(x, res, m, d, s, t)
+        gram_add(x, mm, dp, gram)
+    return c, c2
 
 
 @njit(cache=True, inline="always")

@@ -24,7 +24,15 @@ import subprocess
 import sys
 import time
 
-from fastmf.errors import FastMFError
+import numba
+import numpy as np
+
+from fastmf.common.errors import FastMFError
+from fastmf.common.threads import set_threads
+from fastmf.data_prep.dataset import load_dataset
+from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
+from fastmf.models import ALS
+from fastmf.registry import build_model, model_class
 
 SERIES = (0.125, 0.25, 0.5, 1.0)
 
@@ -35,8 +43,6 @@ def cache_dir() -> str:
 
 def synthetic_folder(scale: float, seed: int = 42, cache: str | None = None, log=None) -> str:
     """Path of the cached synthetic set at ``scale`` (generated on first use)."""
-    from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
-
     folder = os.path.join(cache or cache_dir(), f"synth-v{GENERATOR_VERSION}-ml32m-x{scale:g}-seed{seed}")
     if not os.path.exists(os.path.join(folder, "manifest.json")):
         if log:
@@ -48,21 +54,12 @@ def synthetic_folder(scale: float, seed: int = 42, cache: str | None = None, log
 
 def run_config(config: dict) -> dict:
     """Measure one configuration in this process (called in the worker subprocess)."""
-    import numba
-    import numpy as np
-
-    from fastmf.data_prep.dataset import load_dataset
-    from fastmf.threads import set_threads
-    from fastmf.train import build_model
-
     threads = set_threads(config["threads"])
     data = load_dataset(config["data"])
     params = dict(config.get("params", {}))
     params["backend"] = config["backend"]
     params["epochs"] = config["epochs"]
     model = build_model(config["model"], params)
-    if config.get("balance") is False:
-        model._balance = False
     t0 = time.perf_counter()
     model.fit(data)
     total = time.perf_counter() - t0
@@ -84,7 +81,7 @@ def run_config(config: dict) -> dict:
         record["samples_per_s"] = samples / steady
     else:
         record["ratings_per_s"] = data.n_ratings / steady
-    for key in ("balance", "series", "params_note"):
+    for key in ("series", "params_note"):
         if key in config:
             record[key] = config[key]
     for key, value in model.history_[-1].items():
@@ -95,7 +92,7 @@ def run_config(config: dict) -> dict:
 
 def run_subprocess(config: dict) -> dict:
     """Run :func:`run_config` in a fresh interpreter so peak RSS and first-call cost are its own."""
-    proc = subprocess.run([sys.executable, "-m", "fastmf.bench", json.dumps(config)],
+    proc = subprocess.run([sys.executable, "-m", "fastmf.drivers.bench", json.dumps(config)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
@@ -106,13 +103,9 @@ def run_subprocess(config: dict) -> dict:
 def plan(model: str, scale: float, factors, threads, backends, epochs: int, numpy_epochs: int,
          series: bool, data: str, series_data=None, extra_params=None, balance_check: bool = False) -> list[dict]:
     """The list of configurations to measure."""
-    import inspect
-
-    from fastmf.train import model_class
-
     configs = []
     base = dict(extra_params or {})
-    if "factors" not in inspect.signature(model_class(model).__init__).parameters:
+    if "factors" not in model_class(model).params:
         factors = [None]  # e.g. the bias-only model
     for d in factors:
         for backend in backends:
@@ -122,7 +115,8 @@ def plan(model: str, scale: float, factors, threads, backends, epochs: int, nump
                                 "params": _with_factors(base, d)})
         if balance_check and "numba" in backends:
             configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": data,
-                            "scale": scale, "epochs": epochs, "params": _with_factors(base, d), "balance": False})
+                            "scale": scale, "epochs": epochs,
+                            "params": {**_with_factors(base, d), "work_split": "naive"}})
     if series:
         for s, folder in (series_data or {}).items():
             configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": folder, "scale": s,
@@ -136,12 +130,7 @@ def companions(kind: str, configs: list[dict], scale, factors, threads, backends
     models whose target is a ratio to ALS (features, vi), and VI's other covariance option."""
     if kind not in ("features", "vi"):
         return configs
-    import inspect
-
-    from fastmf.als import ALS
-
-    accepted = set(inspect.signature(ALS.__init__).parameters)
-    als_extra = {k: v for k, v in extra.items() if k in accepted}
+    als_extra = {k: v for k, v in extra.items() if k in ALS.params}
     out = plan("als", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None, als_extra) + configs
     if kind == "vi" and "covariance" not in extra:
         out += plan("vi", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None,
@@ -153,9 +142,9 @@ def als_ratios(records: list[dict]) -> list[str]:
     """``vs_als`` (epoch time / ALS epoch time, same backend, D, threads and data) on non-ALS records."""
     lines = []
     for r in records:
-        if r["model"] == "als" or r.get("series") or r.get("balance") is False:
+        if r["model"] == "als" or _side_run(r):
             continue
-        same = [x for x in records if x["model"] == "als" and not x.get("series") and x.get("balance") is not False
+        same = [x for x in records if x["model"] == "als" and not _side_run(x)
                 and all(x[key] == r[key] for key in ("backend", "factors", "threads", "ratings"))]
         if same:
             r["vs_als"] = r["epoch_seconds"] / same[0]["epoch_seconds"]
@@ -172,7 +161,7 @@ def _with_factors(params: dict, d) -> dict:
 def add_ratios(records: list[dict]) -> None:
     """``speedup_vs_numpy`` on numba records: numpy epoch time / numba epoch time, same run and shape."""
     for r in records:
-        if r["backend"] != "numba" or r.get("series") or r.get("balance") is False:
+        if r["backend"] != "numba" or _side_run(r):
             continue
         ref = [x for x in records if x["backend"] == "numpy" and x["model"] == r["model"]
                and x["factors"] == r["factors"] and x["ratings"] == r["ratings"]]
@@ -180,21 +169,10 @@ def add_ratios(records: list[dict]) -> None:
             r["speedup_vs_numpy"] = ref[0]["epoch_seconds"] / r["epoch_seconds"]
 
 
-def format_table(records: list[dict]) -> str:
-    rate_key = "samples_per_s" if any("samples_per_s" in r for r in records) else "ratings_per_s"
-    head = (f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'ratings':>12}{'epoch s':>10}"
-            f"{'M ' + rate_key.split('_')[0] + '/s':>14}{'compile s':>11}{'peak MB':>9}{'x numpy':>9}  note")
-    lines = [head]
-    for r in records:
-        note = "series" if r.get("series") else ("unbalanced" if r.get("balance") is False else "")
-        extra = {k: v for k, v in r.get("params", {}).items() if k != "factors"}
-        note = " ".join([note] + [f"{k}={v}" for k, v in extra.items()]).strip()
-        ratio = f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else ""
-        lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
-                     f"{r['epoch_seconds']:>10.3f}{r.get(rate_key, 0) / 1e6:>14.2f}{r['compile_seconds']:>11.2f}"
-                     f"{r['peak_rss_mb']:>9.0f}{ratio:>9}  {note}")
-    return "\n".join(lines)
+def _side_run(record: dict) -> bool:
+    """Whether a record is a scaling-series or naive-split run (not compared with the others)."""
+    return bool(record.get("series")) or record.get("params", {}).get("work_split") == "naive"
 
 
-if __name__ == "__main__":  # worker entry point: python -m fastmf.bench CONFIG_JSON
+if __name__ == "__main__":  # worker entry point: python -m fastmf.drivers.bench CONFIG_JSON
     print(json.dumps(run_config(json.loads(sys.argv[1]))))

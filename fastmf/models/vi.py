@@ -40,22 +40,21 @@ from __future__ import annotations
 import contextlib
 from statistics import NormalDist
 
-import numba
 import numpy as np
 
-from fastmf.als import BLOCKS_PER_THREAD, _rmse, init_factors
+from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.layout import aligned_zeros, balanced_blocks, moments_width, pack_rows, scale_rows
+from fastmf.common.params import Param, declare
+from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
-from fastmf.errors import FastMFError, ModelFileError
-from fastmf.evaluation import STRATA, rating_metrics
-from fastmf.factor import FactorModel
-from fastmf.kernels import als as kals
-from fastmf.kernels import metrics as km
 from fastmf.kernels import vi as kvi
-from fastmf.kernels.linalg import aligned_zeros
-from fastmf.reference import als as ref_als
-from fastmf.reference import vi as ref
+from fastmf.metrics.rating import STRATA, rating_metrics, rmse
+from fastmf.models import hyper
+from fastmf.models.als import init_factors, work_blocks
+from fastmf.models.backend import backend_of
+from fastmf.models.factor import FactorModel, map_new_user
+from fastmf.models.training import run_epochs, validation_split
 
-COVARIANCES = ("full", "diagonal")
 #: item ranges per thread in the scattered item sweep (dynamically scheduled)
 SCATTER_PARTS_PER_THREAD = 4
 STRATEGIES = ("mean", "penalized", "ucb", "thompson")
@@ -67,7 +66,7 @@ Z90 = NormalDist().inv_cdf(0.95)
 class Posterior:
     """One side's ``q``: means ``(n, D)``, covariances ``(n, D, D)`` or variances ``(n, D)``,
     biases, ``log det S`` per entity, the rows read by the other side's full-covariance
-    sweep (numba only: packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.kernels.vi.pack_rows`)
+    sweep (packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.common.layout.pack_rows`)
     and each entity's share of the expected squared error from its last update (``esse``)."""
 
     def __init__(self, mean, cov, bias, dtype, packed: bool):
@@ -76,7 +75,7 @@ class Posterior:
         self.bias = np.ascontiguousarray(bias, dtype=dtype)
         diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
         self.logdet = np.log(diag.astype(np.float64)).sum(axis=1)  # the initial covariances are diagonal
-        self.rows = kvi.pack_rows(self.mean, self.cov, self.bias) if packed else None
+        self.rows = pack_rows(self.mean, self.cov, self.bias, dtype) if packed else None
         self.esse = np.zeros(self.mean.shape[0])
 
     def second_moments(self) -> np.ndarray:
@@ -86,25 +85,21 @@ class Posterior:
 
 
 class MomentScatter:
-    """Accumulators for the item half-sweep with full covariances (numba): the moments of
-    every item are summed by streaming the user rows once (:func:`fastmf.kernels.vi.scatter_moments`)
+    """Accumulators for the item half-sweep with full covariances: the moments of every item
+    are summed by streaming the user rows once (:func:`fastmf.kernels.vi.scatter_sweep_full`)
     instead of gathering a user row per rating; the user table is too large for the cache, the
-    item accumulators (popular items first) mostly are not. ``parts`` are item ranges of about
-    equal rating count, one task each."""
+    item accumulators (popular items first) mostly are not. ``cuts`` locate in every user row
+    the item ranges of about equal rating count, one task each."""
 
-    def __init__(self, csr, csc_indptr: np.ndarray, factors: int, n_parts: int):
-        width = kvi.moments_width(factors)
+    def __init__(self, csr, csc_indptr: np.ndarray, factors: int, backend):
+        width = moments_width(factors)
         n = csc_indptr.shape[0] - 1
         self.col_counts = np.diff(csc_indptr)
-        self.cuts = kvi.row_cuts(csr[0], csr[1], kals.balanced_blocks(csc_indptr, factors, n_parts))
-        self.factors = factors
+        parts = balanced_blocks(csc_indptr, factors, n_threads() * SCATTER_PARTS_PER_THREAD)
+        self.cuts = backend.vi.row_cuts(csr[0], csr[1], parts)
         self.acc32 = aligned_zeros((n, width), np.float32)
         self.acc64 = aligned_zeros((n, width), np.float64)
         self.counts = np.zeros(n, dtype=np.int32)
-
-    def run(self, csr, mu: float, user_rows: np.ndarray) -> None:
-        kvi.scatter_moments(csr[1], csr[2], mu, user_rows, self.cuts, self.acc32, self.acc64, self.counts,
-                            self.factors)
 
 
 class VIState:
@@ -117,7 +112,9 @@ class VIState:
     ``sum (r - mu - m_u . m_i)^2 + v (sum_u n_u |m_u|^2 + sum_i n_i |m_i|^2) + N D v^2``.
     """
 
-    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend="numba", seed=42, lam=0.1, gamma=2.5,
+    divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
+
+    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5,
                  tau=1.0, covariance="full", learn_hyper=False):
         self.backend = backend
         self.learn_hyper = bool(learn_hyper)
@@ -127,7 +124,6 @@ class VIState:
         self.lam, self.gamma = float(lam), float(gamma)
         self.tau = np.full(factors, float(tau))
         self.full = covariance == "full"
-        dtype = np.float32 if backend == "numba" else np.float64
         rng = np.random.default_rng(seed)
         means = [init_factors(n, factors, rng).astype(np.float32) for n in (n_users, n_items)]
         var0 = 1.0 / factors
@@ -135,51 +131,39 @@ class VIState:
         for n, m in zip((n_users, n_items), means):
             cov = np.broadcast_to(var0 * np.eye(factors), (n, factors, factors)) if self.full else np.full(
                 (n, factors), var0)
-            sides.append(Posterior(m, cov, np.zeros(n), dtype, packed=self.full and backend == "numba"))
+            sides.append(Posterior(m, cov, np.zeros(n), backend.FLOAT, packed=self.full))
         self.users, self.items = sides
         norms = [np.diff(mat[0]) @ np.square(m, dtype=np.float64).sum(axis=1) for mat, m in zip((csr, csc), means)]
         #: sum over the ratings of E_q[(r - mu - b_u - b_i - U_u . V_i)^2] for the current state
         self.esse = self.error_sums(csr)[0] + var0 * sum(norms) + self.n_ratings * factors * var0 ** 2
-        if backend == "numba":
-            blocks = numba.get_num_threads() * BLOCKS_PER_THREAD
-            self.user_blocks = kals.balanced_blocks(csr[0], factors, blocks)
-            self.item_blocks = kals.balanced_blocks(csc[0], factors, blocks)
-            if self.full:
-                self.scatter = MomentScatter(csr, csc[0], factors, numba.get_num_threads() * SCATTER_PARTS_PER_THREAD)
+        self.user_blocks = work_blocks(csr[0], factors)
+        self.item_blocks = work_blocks(csc[0], factors)
+        self.scatter = MomentScatter(csr, csc[0], factors, backend) if self.full else None
 
     # ------------------------------------------------------------------ coordinate ascent
     def user_step(self) -> None:
-        self._sweep(self.csr, self.users, self.items, getattr(self, "user_blocks", None))
+        us, it = self.users, self.items
+        if self.full:
+            self.backend.vi.half_sweep_full(*self.csr, self.mu, us.bias, us.mean, us.cov, us.rows, us.logdet, it.rows,
+                                            self.lam, self.gamma, self.tau, self.user_blocks, us.esse)
+        else:
+            self._sweep_diag(self.csr, us, it, self.user_blocks)
+        # every rating belongs to exactly one swept entity: their shares are the whole sum
+        self.esse = float(np.sum(us.esse))
 
     def item_step(self) -> None:
-        if getattr(self, "scatter", None) is None:
-            self._sweep(self.csc, self.items, self.users, getattr(self, "item_blocks", None))
-            return
-        it = self.items
-        with numba.parallel_chunksize(1):
-            self.scatter.run(self.csr, self.mu, self.users.rows)
-            kvi.finish_full(it.bias, it.mean, it.cov, it.rows, it.logdet, self.scatter.acc32, self.scatter.acc64,
-                            self.scatter.counts, self.scatter.col_counts, self.lam, self.gamma, self.tau,
-                            self.item_blocks, it.esse)
+        us, it, sc = self.users, self.items, self.scatter
+        if self.full:
+            self.backend.vi.scatter_sweep_full(self.csr[1], self.csr[2], self.mu, us.rows, sc.cuts, sc.acc32,
+                                               sc.acc64, sc.counts, sc.col_counts, it.bias, it.mean, it.cov, it.rows,
+                                               it.logdet, self.lam, self.gamma, self.tau, self.item_blocks, it.esse)
+        else:
+            self._sweep_diag(self.csc, it, us, self.item_blocks)
         self.esse = float(np.sum(it.esse))
 
-    def _sweep(self, mat, own, other, blocks) -> None:
-        indptr, indices, data = mat
-        if self.backend == "numpy":
-            ref.half_sweep(indptr, indices, data, self.mu, own.bias, other.bias, own.mean, own.cov, own.logdet,
-                           other.mean, other.cov, self.lam, self.gamma, self.tau, own.esse)
-        else:
-            with numba.parallel_chunksize(1):
-                if self.full:
-                    kvi.half_sweep_full(indptr, indices, data, self.mu, own.bias, own.mean, own.cov, own.rows,
-                                        own.logdet, other.rows, self.lam, self.gamma, self.tau, blocks,
-                                        own.esse, kvi.moments_width(own.mean.shape[1]))
-                else:
-                    kvi.half_sweep_diag(indptr, indices, data, self.mu, own.bias, other.bias, own.mean, own.cov,
-                                        own.logdet, other.mean, other.cov, self.lam, self.gamma, self.tau, blocks,
-                                        own.esse)
-        # every rating belongs to exactly one swept entity: their shares are the whole sum
-        self.esse = float(np.sum(own.esse))
+    def _sweep_diag(self, mat, own, other, blocks) -> None:
+        self.backend.vi.half_sweep_diag(*mat, self.mu, own.bias, other.bias, own.mean, own.cov, own.logdet, other.mean,
+                                        other.cov, self.lam, self.gamma, self.tau, blocks, own.esse)
 
     def bias_variances(self) -> tuple:
         """Variances of ``q(b_u)`` and ``q(b_i)``: with ``learn_hyper`` the biases have Gaussian
@@ -239,7 +223,7 @@ class VIState:
         side.cov *= np.outer(f, f) if side.cov.ndim == 3 else f * f
         side.logdet += 2.0 * float(np.sum(np.log(scale)))
         if side.rows is not None:
-            kvi.scale_rows(side.rows, scale)
+            scale_rows(side.rows, scale)
 
     def epoch(self) -> dict:
         """Users, then items, then (with ``learn_hyper``) ``lam``, ``gamma`` and ``tau``."""
@@ -252,7 +236,7 @@ class VIState:
         return {}
 
     def rmse(self, data: Dataset) -> float:
-        return _rmse(self.error_sums(data.csr)[0], data.n_ratings)
+        return rmse(self.error_sums(data.csr)[0], data.n_ratings)
 
     def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
         """``train_rmse``, ``test_rmse`` (with ``eval_set``), ``elbo`` and ``lam`` of one history record."""
@@ -262,6 +246,10 @@ class VIState:
         out["elbo"] = self.elbo()
         out["lam"] = self.lam
         return out
+
+    def finite(self, record: dict) -> bool:
+        """The ELBO sums every mean's and variance's contribution: finite iff they all are."""
+        return bool(np.isfinite(record["elbo"]))
 
     def snapshot(self):
         sides = tuple({k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(p).items()}
@@ -303,8 +291,7 @@ class VIState:
 
     def error_sums(self, mat) -> tuple:
         """``(SSE, SAE)`` of the predictive means on a CSR matrix."""
-        fn = km.error_sums if self.backend == "numba" else ref_als.error_sums
-        return fn(*mat, *self.arrays())
+        return self.backend.metrics.error_sums(*mat, *self.arrays())
 
 
 class VI(FactorModel):
@@ -331,40 +318,27 @@ class VI(FactorModel):
     _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_", "user_bias_var_",
                                                  "item_bias_var_")
 
-    def __init__(self, factors: int = 20, lam: float = 0.1, gamma: float = 2.5, tau: float = 1.0,
-                 epochs: int = 20, covariance: str = "full", learn_hyper: bool = False, seed: int = 42,
-                 backend: str = "numba", patience: int | None = None, validation_frac: float = 0.05):
-        self.factors = factors
-        self.lam = lam
-        self.gamma = gamma
-        self.tau = tau
-        self.epochs = epochs
-        self.covariance = covariance
-        self.learn_hyper = learn_hyper
-        self.seed = seed
-        self.backend = backend
-        self.patience = patience
-        self.validation_frac = validation_frac
+    params = declare(
+        factors=hyper.FACTORS.but(low=1), lam=hyper.LAM,
+        gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
+        covariance=Param("full", "Posterior covariance per user/item: full (D x D) or diagonal.",
+                         choices=("full", "diagonal")),
+        learn_hyper=Param(False, "Learn lam, gamma and a per-dimension tau by empirical Bayes."),
+        seed=hyper.SEED, backend=hyper.BACKEND, patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC)
 
-    def _check_params(self) -> None:
-        if int(self.factors) < 1 or self.epochs < 0:
-            raise FastMFError("factors must be at least 1 and epochs non-negative")
-        if self.lam <= 0 or self.tau <= 0 or self.gamma < 0:
-            raise FastMFError("lam and tau must be positive and gamma non-negative")
+    def _check_combination(self) -> None:
         if self.learn_hyper and self.gamma == 0:
             raise FastMFError("learn_hyper needs a positive starting gamma (the precision of the bias prior)")
-        if self.covariance not in COVARIANCES:
-            raise FastMFError(f"unknown covariance '{self.covariance}' (choose from {', '.join(COVARIANCES)})")
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
-        self._check_params()
-        train, validation = self._validation_split(train)
+        train, validation = validation_split(self, train)
         self.global_mean_ = train.global_mean
         state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                        self.backend, self.seed, self.lam, self.gamma, self.tau, self.covariance, self.learn_hyper)
+                        backend_of(self.backend), self.seed, self.lam, self.gamma, self.tau, self.covariance,
+                        self.learn_hyper)
         if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
             state.update_lam()
-        self.best_epoch_ = self._run_epochs(state, train, eval_set, validation, callback)
+        self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
         self.user_factors_, self.item_factors_ = state.users.mean, state.items.mean
         self.user_bias_, self.item_bias_ = state.users.bias, state.items.bias
         self.user_cov_ = state.users.cov.astype(np.float32, copy=False)
@@ -376,10 +350,10 @@ class VI(FactorModel):
     def _extra_header(self) -> dict:
         return {**super()._extra_header(), "lam": self.lam_, "gamma": self.gamma_}
 
-    def _load_extra(self, header: dict) -> None:
-        super()._load_extra(header)
-        self.lam_ = float(header.get("lam", self.lam))
-        self.gamma_ = float(header.get("gamma", self.gamma))
+    def _load_extra(self, extra: dict) -> None:
+        super()._load_extra(extra)
+        self.lam_ = float(extra.get("lam", self.lam))
+        self.gamma_ = float(extra.get("gamma", self.gamma))
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)
@@ -513,19 +487,15 @@ class VI(FactorModel):
                                  self.n_items + users)
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
-        """The new user's bias and ``q(U) = N(m, S)`` against the fixed items (a few alternations)."""
-        v = self.item_factors_[item_idx].astype(np.float64)
-        cov = self.item_cov_[item_idx].astype(np.float64).sum(axis=0)
+        """The new user's bias and ``q(U) = N(m, S)`` against the fixed items: the MAP of
+        :func:`~fastmf.models.factor.map_new_user` with the prior precision ``diag(tau)`` and the
+        items' summed covariances ``E`` (the expected squared error's extra term), and ``S = A^-1``
+        (its diagonal ``1/A_dd`` for diagonal posteriors) with ``A = diag(tau) + lam (V^T V + E)``."""
+        v, res = self._fold_in_residuals(item_idx, values)
         full = self.item_cov_.ndim == 3
-        a = np.diag(self.tau_) + self.lam_ * (v.T @ v + (cov if full else np.diag(cov)))
-        res = values - self.global_mean_ - self.item_bias_[item_idx]
-        m = np.zeros(v.shape[1])
-        b = 0.0
-        for _ in range(10):
-            b = self.lam_ * np.sum(res - v @ m) / (self.lam_ * len(item_idx) + self.gamma_)
-            m = np.linalg.solve(a, self.lam_ * v.T @ (res - b))
-        s = np.linalg.inv(a) if full else 1.0 / np.diag(a)
-        return b, m, s
+        cov = self.item_cov_[item_idx].astype(np.float64).sum(axis=0)
+        b, m, a = map_new_user(v, res, self.lam_, self.gamma_, self.tau_, cov if full else np.diag(cov))
+        return b, m, (np.linalg.inv(a) if full else 1.0 / np.diag(a))
 
     def _score_vector(self, state) -> np.ndarray:
         b, m, s = state
@@ -572,14 +542,3 @@ class VI(FactorModel):
         else:
             var = (mean_u ** 2 + cov_u) @ s_i.T + cov_u @ (m_i ** 2).T
         return np.maximum(var, 0.0) + self.item_bias_var_[None, :]
-
-
-def format_uncertainty(table: dict) -> str:
-    """The items with the smallest and largest posterior variance, as text."""
-    lines = [f"{'':<20}{'variance':>10}{'ratings':>9}  title"]
-    for label, key in (("most certain", "most_certain"), ("least certain", "least_certain")):
-        for j, row in enumerate(table[key]):
-            lines.append(f"{label if j == 0 else '':<20}{row['variance']:>10.5f}{row['ratings']:>9,}  {row['title']}")
-    means = "  ".join(f"{k}: {v['mean_variance']:.4f}" for k, v in table["by_count"].items() if v["items"])
-    lines.append(f"mean variance by training ratings  {means}")
-    return "\n".join(lines)

@@ -13,24 +13,22 @@ import time
 
 import numpy as np
 
+from fastmf.common.params import declare
 from fastmf.data_prep.dataset import Dataset
-from fastmf.ranking import Ranker
+from fastmf.models import hyper
+from fastmf.models.ranker import Ranker
 
 
 class MostPopular(Ranker):
     """Rank items by their number of training positives (ratings ``>= threshold``).
 
     ``seed`` only drives the sampled AUC of the evaluation. Counting is one
-    vectorised pass, so there is a single (NumPy) backend.
+    vectorised pass (no kernels, so no backend choice): its single history record
+    is that pass.
     """
 
     kind = "popular"
-    backend = "numpy"
-    epochs = 1  # one counting pass (for progress display)
-
-    def __init__(self, threshold: float | None = 4.0, seed: int = 42):
-        self.threshold = threshold
-        self.seed = seed
+    params = declare(threshold=hyper.THRESHOLD, seed=hyper.SEED)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         t0 = time.perf_counter()

@@ -5,7 +5,7 @@ imported only when a figure is drawn, and through its object-oriented API
 (``matplotlib.figure.Figure`` rendered by the Agg canvas), so no global
 backend is selected and no window is ever opened. Every file is written to a
 temporary name and renamed into place. The numbers behind the figures come
-from :mod:`fastmf.analysis`.
+from :mod:`fastmf.drivers.analysis`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-from fastmf import analysis as A
-from fastmf.data_prep.prepared import atomic_file
-from fastmf.errors import FastMFError
+from fastmf.drivers import analysis as A
+from fastmf.common.files import atomic_file
+from fastmf.common.errors import FastMFError
 
 INSTALL_HINT = "plotting needs matplotlib, which is not installed: pip install 'fastmf[plot]'"
 DPI = 110

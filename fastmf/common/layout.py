@@ -1,0 +1,91 @@
+"""Memory layouts and work splits shared by the backends and the models.
+
+Cache-line aligned arrays; the equal-cost entity blocks that the parallel
+half-sweeps hand out to threads; and the packed per-entity rows of the
+full-covariance variational sweeps (``m m^T + S``, ``m`` and the bias in one
+contiguous float32 row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CACHE_LINE_FLOATS = 16  # 4-byte elements (float32, int32) per 64-byte cache line
+#: users scored per batch when ranking many users (bounds the score matrix held at once)
+SCORE_BATCH = 512
+
+
+def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
+    """A zeroed C-contiguous array whose data starts on an ``align``-byte (cache-line) boundary.
+
+    Large NumPy allocations start 16 bytes past a page boundary, so rows whose
+    width is a multiple of a cache line would otherwise all straddle lines.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.zeros(nbytes + align, dtype=np.uint8)
+    offset = -buf.ctypes.data % align
+    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A cache-line aligned C-contiguous copy of ``a`` (see :func:`aligned_zeros`)."""
+    out = aligned_zeros(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def padded_width(n: int) -> int:
+    """``n`` rounded up to whole cache lines of 4-byte elements."""
+    return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
+
+
+def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:
+    """Boundaries of ``n_blocks`` contiguous entity ranges with about equal solve cost."""
+    n = indptr.shape[0] - 1
+    counts = np.diff(indptr).astype(np.float64)
+    cost = counts * (d * d + 2 * d + 4) + (d ** 3) / 3.0 + 8.0 * d + 16.0
+    cum = np.cumsum(cost)
+    total = cum[-1] if n else 0.0
+    cuts = np.searchsorted(cum, total * np.arange(1, n_blocks) / n_blocks, side="left") + 1
+    bounds = np.concatenate([[0], np.minimum(cuts, n), [n]]).astype(np.int64)
+    return np.maximum.accumulate(bounds)
+
+
+def uniform_blocks(n: int, n_blocks: int) -> np.ndarray:
+    """Equal-count entity ranges (the naive split, kept to measure load balancing)."""
+    return np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
+
+
+def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Per entity, in ``dtype``: packed lower triangle of ``m m^T + S`` (row-major), then ``m``, then
+    the bias, then zeros up to whole cache lines (:func:`row_width`); the table is cache-line aligned."""
+    d = mean.shape[1]
+    rows, cols = np.tril_indices(d)
+    out = aligned_zeros((mean.shape[0], row_width(d)), dtype)
+    for lo in range(0, mean.shape[0], 4096):
+        m = mean[lo:lo + 4096].astype(np.float64)
+        out[lo:lo + 4096, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + 4096][:, rows, cols]
+    out[:, rows.size:rows.size + d] = mean
+    out[:, rows.size + d] = bias
+    return out
+
+
+def scale_rows(rows: np.ndarray, scale: np.ndarray) -> None:
+    """Rescale packed rows (:func:`pack_rows`) in place for ``m -> C m``, ``S -> C S C`` with
+    ``C = diag(scale)``: ``P = m m^T + S`` becomes ``C P C``, entry ``(p, q)`` times ``c_p c_q``."""
+    d = scale.shape[0]
+    r, c = np.tril_indices(d)
+    rows[:, :r.size] *= (scale[r] * scale[c]).astype(rows.dtype)
+    rows[:, r.size:r.size + d] *= scale.astype(rows.dtype)
+
+
+def row_width(d: int) -> int:
+    """Floats per packed row: ``D(D+1)/2 + D + 1`` and two spare slots (:func:`_add_moments`),
+    rounded up to whole cache lines."""
+    return padded_width(d * (d + 1) // 2 + d + 3)
+
+
+def moments_width(d: int) -> int:
+    """Floats per moment accumulator (:func:`_add_moments`), in whole cache lines."""
+    return padded_width(row_width(d) + d)

@@ -1,0 +1,233 @@
+"""Explicit-feedback ALS: biased latent factors (``ALS``) and biases only (``BiasOnly``).
+
+Objective (minimised), with ``lam`` the data precision, ``gamma`` the bias and
+``tau`` the factor regulariser (the ML-32M report's parametrisation):
+
+    J = lam/2 sum_(u,i) (r_ui - mu - b_u - b_i - U_u.V_i)^2
+        + gamma/2 (sum b_u^2 + sum b_i^2) + tau/2 (sum |U_u|^2 + sum |V_i|^2)
+
+Each epoch updates every user (bias, then factors) and then every item, each
+an exact block minimisation of ``J`` (see ``fastmf.kernels.als``). The
+``numba`` backend runs those half-sweeps as parallel kernels in float32; the
+``numpy`` backend is the float64 reference.
+
+Besides the classes, :func:`fit_als` is a functional entry point over plain
+CSR arrays for libraries that want fastmf as a backend without its classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastmf.common.layout import balanced_blocks, uniform_blocks
+from fastmf.common.params import declare
+from fastmf.common.threads import n_threads
+from fastmf.data_prep.dataset import Dataset
+from fastmf.kernels import sparse as ksparse
+from fastmf.metrics.rating import rmse
+from fastmf.models import hyper
+from fastmf.models.backend import backend_of
+from fastmf.models.factor import FactorModel, map_new_user
+from fastmf.models.training import run_epochs, validation_split
+
+#: equal-cost entity blocks per thread, handed out dynamically
+BLOCKS_PER_THREAD = 16
+
+
+def init_factors(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """Factors drawn from N(0, (1/sqrt(D))^2) (standard deviation 1/sqrt(D))."""
+    return rng.normal(0.0, 1.0 / np.sqrt(d), size=(n, d)) if d else np.zeros((n, 0))
+
+
+def work_blocks(indptr: np.ndarray, d: int, work_split: str = "balanced") -> np.ndarray:
+    """Entity ranges handed to threads: ``BLOCKS_PER_THREAD`` equal-cost blocks per thread, or with
+    ``work_split="naive"`` one equal-count block per thread (what a plain ``prange`` does)."""
+    if work_split == "naive":
+        return uniform_blocks(indptr.shape[0] - 1, n_threads())
+    return balanced_blocks(indptr, d, n_threads() * BLOCKS_PER_THREAD)
+
+
+class ALSState:
+    """Parameters being fitted, in the backend's precision, plus the half-sweep machinery.
+
+    ``csr``/``csc`` are ``(indptr, indices, data)`` of the training ratings by user and by
+    item; ``backend`` the kernel package (:mod:`fastmf.models.backend`). Factors start from
+    N(0, 1/D) draws rounded to float32 (the same values on both backends), biases from zero.
+    """
+
+    divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
+
+    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0,
+                 fit_bias=True, work_split="balanced"):
+        self.backend = backend
+        self.csr, self.csc = csr, csc
+        self.mu = float(mu)
+        self.lam, self.gamma, self.tau, self.fit_bias = float(lam), float(gamma), float(tau), bool(fit_bias)
+        dtype = backend.FLOAT
+        rng = np.random.default_rng(seed)
+        self.user_factors = init_factors(n_users, factors, rng).astype(np.float32).astype(dtype)
+        self.item_factors = init_factors(n_items, factors, rng).astype(np.float32).astype(dtype)
+        self.user_bias = np.zeros(n_users, dtype=dtype)
+        self.item_bias = np.zeros(n_items, dtype=dtype)
+        # prior means of the item side (empty: zero); FeatureState centres them on features
+        self.item_prior_mean = np.zeros((0, factors), dtype=dtype)
+        self.item_prior_bias = np.zeros(0, dtype=dtype)
+        self._no_prior = (self.item_prior_mean, self.item_prior_bias)
+        self.user_blocks = work_blocks(csr[0], factors, work_split)
+        self.item_blocks = work_blocks(csc[0], factors, work_split)
+
+    def user_step(self) -> None:
+        self.backend.als.half_sweep(*self.csr, self.mu, self.user_bias, self.item_bias, self.user_factors,
+                                    self.item_factors, self.lam, self.gamma, self.tau, self.user_blocks,
+                                    self.fit_bias, *self._no_prior)
+
+    def item_step(self) -> None:
+        self.backend.als.half_sweep(*self.csc, self.mu, self.item_bias, self.user_bias, self.item_factors,
+                                    self.user_factors, self.lam, self.gamma, self.tau, self.item_blocks,
+                                    self.fit_bias, self.item_prior_mean, self.item_prior_bias)
+
+    def epoch(self) -> dict:
+        """One epoch of block updates; returns extra entries for the history record."""
+        self.user_step()
+        self.item_step()
+        return {}
+
+    def arrays(self):
+        return self.mu, self.user_bias, self.item_bias, self.user_factors, self.item_factors
+
+    def error_sums(self, mat) -> tuple:
+        return self.backend.metrics.error_sums(*mat, *self.arrays())
+
+    def _sq(self, x) -> float:
+        return self.backend.metrics.sum_squares(x) if x.size else 0.0
+
+    def objective(self, sse: float | None = None) -> float:
+        """``J`` of the module docstring on the training ratings (``sse``: their squared error, if known)."""
+        if sse is None:
+            sse, _ = self.error_sums(self.csr)
+        sq = self._sq
+        return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(self.item_bias))
+                + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors)))
+
+    def rmse(self, data: Dataset) -> float:
+        return rmse(self.error_sums(data.csr)[0], data.n_ratings)
+
+    def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
+        """``train_rmse``, ``test_rmse`` (with ``eval_set``) and the objective of one history record."""
+        sse, _ = self.error_sums(train.csr)
+        out = {"train_rmse": rmse(sse, train.n_ratings)}
+        if eval_set is not None:
+            out["test_rmse"] = self.rmse(eval_set)
+        out["objective"] = self.objective(sse)
+        return out
+
+    def finite(self, record: dict) -> bool:
+        """The objective sums every parameter's square: finite iff they all are (and the errors)."""
+        return bool(np.isfinite(record["objective"]))
+
+    def _fitted(self):
+        return self.user_factors, self.item_factors, self.user_bias, self.item_bias
+
+    def snapshot(self):
+        return tuple(a.copy() for a in self._fitted())
+
+    def restore(self, snap) -> None:
+        for target, src in zip(self._fitted(), snap):
+            target[...] = src
+
+
+def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5, tau=1.0, epochs=20,
+            seed=42, backend="numba", fit_bias=True) -> dict:
+    """Functional ALS over a user-by-item CSR matrix given as plain arrays.
+
+    Returns ``{"user_factors", "item_factors", "user_bias", "item_bias",
+    "global_mean", "objective"}`` (objective per epoch). ``factors=0`` fits the
+    bias-only model.
+    """
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    n_users = indptr.shape[0] - 1
+    n_items = int(indices.max()) + 1 if n_items is None else int(n_items)
+    csc = ksparse.transpose_csr(indptr, indices, data, n_items)
+    mu = float(data.mean(dtype=np.float64)) if data.size else 0.0
+    state = ALSState((indptr, indices, data), csc, n_users, n_items, factors, mu, backend_of(backend), seed,
+                     lam, gamma, tau, fit_bias)
+    objective = []
+    for _ in range(epochs):
+        state.epoch()
+        objective.append(state.objective())
+    return {"user_factors": state.user_factors, "item_factors": state.item_factors,
+            "user_bias": state.user_bias, "item_bias": state.item_bias, "global_mean": mu,
+            "objective": objective}
+
+
+class ALSFamily(FactorModel):
+    """What ALS, the bias-only and the feature model share: the fit through the shared epoch loop
+    (:mod:`fastmf.models.training`) and the exact fold-in of a new user (:func:`map_new_user`)."""
+
+    def _dimension(self) -> int:
+        """The latent dimension D (0 for the bias-only model)."""
+        return int(self.factors)
+
+    def _ridge(self) -> float:
+        """The factors' prior precision ``tau`` (none without factors)."""
+        return float(self.tau)
+
+    def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
+        train, validation = validation_split(self, train)
+        self.global_mean_ = train.global_mean
+        state = self._new_state(train)
+        self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
+        self._keep(state)
+
+    def _new_state(self, train: Dataset) -> ALSState:
+        return ALSState(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
+                        backend_of(self.backend), self.seed, self.lam, self.gamma, self._ridge(),
+                        work_split=self.work_split)
+
+    def _keep(self, state: ALSState) -> None:
+        """Store the fitted parameters as learned attributes."""
+        self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
+        self.user_bias_, self.item_bias_ = state.user_bias, state.item_bias
+
+    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
+        """The new user's MAP bias and factors against the fixed items (:func:`map_new_user`)."""
+        v, res = self._fold_in_residuals(item_idx, values)
+        b, u, _ = map_new_user(v, res, float(self.lam), float(self.gamma), self._ridge())
+        return b, u
+
+
+class ALS(ALSFamily):
+    """Biased matrix factorisation trained by alternating least squares.
+
+    Defaults follow the ML-32M report: D = 20, ``lam`` = 0.1 (data precision), ``gamma`` = 2.5
+    (bias regulariser), ``tau`` = 1.0 (factor regulariser), 20 ``epochs``; factors start from
+    N(0, 1/sqrt(D)) and biases from 0 with a fixed ``seed``. ``patience`` enables early stopping
+    on a validation split of ``validation_frac`` carved from the training data (the parameters of
+    the best validation epoch are kept).
+    """
+
+    kind = "als"
+    params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
+                     seed=hyper.SEED, backend=hyper.BACKEND, patience=hyper.PATIENCE,
+                     validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+
+
+class BiasOnly(ALSFamily):
+    """``r^_ui = mu + b_u + b_i``, trained by ALS (the ML-32M report's lam = 1.0, gamma = 0.1).
+
+    The same half-sweeps as :class:`ALS` with D = 0, so the updates reduce to
+    ``b_u = lam sum_i (r_ui - mu - b_i) / (lam n_u + gamma)`` and symmetrically for items.
+    """
+
+    kind = "bias"
+    params = declare(lam=hyper.LAM.but(default=1.0), gamma=hyper.GAMMA.but(default=0.1),
+                     epochs=hyper.EPOCHS.but(default=10), seed=hyper.SEED, backend=hyper.BACKEND,
+                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+
+    def _dimension(self) -> int:
+        return 0
+
+    def _ridge(self) -> float:
+        return 0.0

@@ -1,0 +1,299 @@
+"""The base class of every fastmf model: hyperparameters, fitting, recommending, fold-in and persistence.
+
+Conventions follow scikit-learn and implicit: hyperparameters are keyword arguments of
+the constructor, declared once per model in ``params`` (:mod:`fastmf.common.params`),
+``fit`` returns ``self`` and learned state lives in attributes ending in ``_``. A fitted
+model keeps the training id maps (``user_map_``, ``item_map_``), the training ratings'
+sparsity pattern (to exclude seen items), per-item training counts and titles, so it can
+recommend by original ids after :func:`fastmf.load_model`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.layout import SCORE_BATCH
+from fastmf.common.params import make_init
+from fastmf.data_prep.dataset import Dataset, IdMap, realign, to_dataset
+from fastmf.kernels.topk import topk_rows
+from fastmf.models import io
+
+#: arrays every saved model holds besides its own ``_saved_arrays``
+SHARED_ARRAYS = ("user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "item_counts_")
+
+
+class Recommender:
+    """Base of all models; subclasses declare ``params`` and implement ``_fit`` and ``_score_batch``."""
+
+    kind: str = ""
+    #: True for models that predict ratings (ALS, bias-only, VI), False for rankers (BPR).
+    rating_model: bool = True
+    #: the hyperparameter declaration (``fastmf.common.params.declare``); the constructor is made from it
+    params: dict = {}
+    #: learned arrays written by ``save`` (besides :data:`SHARED_ARRAYS`)
+    _saved_arrays: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "params" in cls.__dict__:
+            cls.__init__ = make_init(cls.params)
+
+    # ------------------------------------------------------------------ hyperparameters
+    def get_params(self, deep: bool = True) -> dict:
+        """The hyperparameters as ``{name: value}`` (``deep`` is accepted for scikit-learn)."""
+        return {name: getattr(self, name) for name in self.params}
+
+    def set_params(self, **params) -> "Recommender":
+        """Set hyperparameters by name, each validated; returns ``self``."""
+        for key, value in params.items():
+            if key not in self.params:
+                raise FastMFError(f"{type(self).__name__} has no parameter '{key}' (its parameters: "
+                                  f"{', '.join(self.params)})")
+            self.params[key].check(value, type(self).__name__)
+        for key, value in params.items():
+            setattr(self, key, value)
+        self._check_combination()
+        return self
+
+    def _check_params(self) -> None:
+        """Validate every hyperparameter again (attributes may have been assigned directly)."""
+        for name, p in self.params.items():
+            p.check(getattr(self, name), type(self).__name__)
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        """Constraints between hyperparameters (one parameter's range is checked by its declaration)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train, eval_set=None, callback=None) -> "Recommender":
+        """Fit on ``train``; ``eval_set`` is scored after every epoch (never used for fitting).
+
+        ``train``/``eval_set``: a Dataset, a scipy.sparse matrix or a pyarrow/pandas table of
+        (user, item, rating). ``callback(record)`` is called with each epoch's history record.
+        """
+        self._check_params()
+        train = to_dataset(train)
+        self._check_ratings(train)
+        eval_set = None if eval_set is None else train.align(to_dataset(eval_set))
+        self._remember_training(train)
+        self.history_ = []
+        start = time.perf_counter()
+        self._fit(train, eval_set, callback)
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _remember_training(self, train: Dataset) -> None:
+        self.user_map_ = train.user_map
+        self.item_map_ = train.item_map
+        self.seen_indptr_ = train.indptr
+        self.seen_indices_ = train.indices
+        self.item_counts_ = train.item_counts
+        titles = train.titles
+        self.item_titles_ = None if titles is None else np.asarray(
+            ["" if t is None else str(t) for t in titles])
+
+    def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
+        raise NotImplementedError
+
+    def _log(self, record: dict, callback) -> None:
+        self.history_.append(record)
+        if callback is not None:
+            callback(record)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_map_"):
+            raise FastMFError(f"this {type(self).__name__} is not fitted yet: call fit() or fastmf.load_model()")
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map_)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map_)
+
+    # ------------------------------------------------------------------ scoring
+    def _score_batch(self, users: np.ndarray) -> np.ndarray:
+        """Scores ``(len(users), n_items)`` of known user indices (higher = better)."""
+        raise NotImplementedError
+
+    def _score_vector(self, state) -> np.ndarray:
+        """Scores of all items for a folded-in user state (see ``fold_in``)."""
+        raise NotImplementedError
+
+    def _topk(self, scores, k, rows, exclude_seen, min_item_ratings, extra_exclude=None):
+        """Best ``k`` items of each score row: excluding the training items of user ``rows[q]`` (with
+        ``exclude_seen``) or the sorted item indices ``extra_exclude`` (for every row), and items with
+        fewer than ``min_item_ratings`` training ratings."""
+        k = int(k)
+        if k < 1:
+            raise FastMFError(f"k must be at least 1, got {k}")
+        scores = np.ascontiguousarray(scores, dtype=np.float32)
+        if extra_exclude is not None:
+            indptr = np.array([0, len(extra_exclude)], dtype=np.int64)
+            indices = np.sort(np.asarray(extra_exclude, dtype=np.int32))
+            rows = np.zeros(len(rows), dtype=np.int64)
+        elif exclude_seen:
+            indptr, indices = self.seen_indptr_, self.seen_indices_
+        else:
+            indptr, indices = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+            rows = np.full(len(rows), -1, dtype=np.int64)
+        out_idx = np.empty((scores.shape[0], k), dtype=np.int64)
+        out_score = np.empty((scores.shape[0], k), dtype=np.float64)
+        topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64),
+                  self.item_counts_ >= min_item_ratings, out_idx, out_score)
+        return out_idx, out_score
+
+    def user_index(self, user) -> int:
+        """Dense index of a user id; an error naming the id if it is unknown."""
+        self._check_fitted()
+        try:
+            return self.user_map_.index(user)
+        except KeyError:
+            raise FastMFError(f"unknown user id {user!r}") from None
+
+    def recommend(self, user, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
+        """Top-``k`` items for one user id: ``(item_ids, scores)``, best first.
+
+        Rating models score by predicted rating; rankers by their ranking score.
+        ``exclude_seen`` drops the user's training items; ``min_item_ratings``
+        keeps only items with at least that many training ratings.
+        """
+        u = self.user_index(user)
+        idx, score = self._topk(self._score_batch(np.array([u])), k, np.array([u]), exclude_seen, min_item_ratings)
+        keep = idx[0] >= 0
+        return self.item_map_.ids[idx[0][keep]], score[0][keep]
+
+    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, min_item_ratings: int = 0):
+        """Top-``k`` item *indices* and scores for many user indices (default: all users).
+
+        Returns ``(items, scores)`` of shape ``(n, k)``; convert indices to ids
+        with ``model.item_map_.ids[items]`` (slots beyond the eligible items are -1).
+        Users are scored in batches and selected by a parallel top-K kernel.
+        """
+        self._check_fitted()
+        users = np.arange(self.n_users) if users is None else np.asarray(users, dtype=np.int64)
+        out_idx = np.empty((users.size, int(k)), dtype=np.int64)
+        out_score = np.empty((users.size, int(k)), dtype=np.float64)
+        for lo in range(0, users.size, SCORE_BATCH):
+            batch = users[lo:lo + SCORE_BATCH]
+            idx, score = self._topk(self._score_batch(batch), k, batch, exclude_seen, min_item_ratings)
+            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = idx, score
+        return out_idx, out_score
+
+    def item_indices(self, items, what: str = "item") -> np.ndarray:
+        """Dense indices of item ids; an error naming the first unknown id."""
+        idx = self.item_map_.index_of(np.asarray(list(items)))
+        if (idx < 0).any():
+            bad = list(items)[int(np.flatnonzero(idx < 0)[0])]
+            raise FastMFError(f"unknown {what} id {bad!r}")
+        return idx
+
+    def fold_in(self, ratings: dict, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
+        """Recommendations for a new user described by ``{item_id: rating}`` (or liked items).
+
+        The new user's parameters are solved against the fixed item side (see
+        each model's ``_fold_in_state``); returns ``(item_ids, scores)`` and
+        excludes the given items when ``exclude_seen``.
+        """
+        self._check_fitted()
+        if not ratings:
+            raise FastMFError("fold_in needs at least one item")
+        if isinstance(ratings, dict):
+            items, values = list(ratings.keys()), np.asarray(list(ratings.values()), dtype=np.float64)
+        else:
+            items, values = list(ratings), np.ones(len(ratings))
+        idx = self.item_indices(items)
+        state = self._fold_in_state(idx, values)
+        scores = self._score_vector(state)[None, :]
+        top, score = self._topk(scores, k, np.array([0]), exclude_seen, min_item_ratings,
+                                extra_exclude=idx if exclude_seen else None)
+        keep = top[0] >= 0
+        return self.item_map_.ids[top[0][keep]], score[0][keep]
+
+    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ evaluation
+    def aligned(self, data) -> Dataset:
+        """``data`` re-indexed on the model's training id maps (new ids become cold indices)."""
+        self._check_fitted()
+        return realign(to_dataset(data), self.user_map_, self.item_map_)
+
+    def evaluate(self, test) -> dict:
+        """Metrics on held-out ratings (``test`` in any accepted form; ids unseen in training are cold)."""
+        test = self.aligned(test)
+        self._check_ratings(test)
+        return self._evaluate(test)
+
+    def _check_ratings(self, data: Dataset) -> None:
+        """Rating models refuse an implicit (user, item[, weight]) table: it has no ratings to fit or score."""
+        if self.rating_model and data.implicit:
+            raise FastMFError(f"{data.source or 'the data'} is an implicit (user, item[, weight]) table without "
+                              f"ratings: the rating model '{self.kind}' needs ratings (use bpr or popular)")
+
+    def _evaluate(self, test: Dataset) -> dict:
+        raise NotImplementedError
+
+    def title(self, item_index: int) -> str:
+        if self.item_titles_ is not None and self.item_titles_[item_index]:
+            return str(self.item_titles_[item_index])
+        return str(self.item_map_.ids[item_index])
+
+    # ------------------------------------------------------------------ persistence
+    def _extra_header(self) -> dict:
+        """State kept in the header's ``extra`` section (scalars and names, not arrays)."""
+        return {}
+
+    def _load_extra(self, extra: dict) -> None:
+        """Restore the state of :meth:`_extra_header`."""
+
+    def _check_loaded(self, path: str) -> None:
+        """Raise :class:`ModelFileError` if loaded arrays are inconsistent with each other."""
+
+    def save(self, path: str) -> str:
+        """Write the model to folder ``path`` (replaced atomically): ``.npy`` arrays and ``header.json``."""
+        self._check_fitted()
+        arrays = {name: getattr(self, name) for name in self._saved_arrays}
+        arrays.update({
+            "user_ids_": self.user_map_.ids, "item_ids_": self.item_map_.ids,
+            "seen_indptr_": self.seen_indptr_, "seen_indices_": self.seen_indices_,
+            "item_counts_": self.item_counts_,
+        })
+        if self.item_titles_ is not None:
+            arrays["item_titles_"] = self.item_titles_
+        io.write_model(path, self.kind, self.get_params(), arrays, getattr(self, "history_", []),
+                       getattr(self, "fit_seconds_", None), self._extra_header())
+        return path
+
+    @classmethod
+    def from_saved(cls, saved: io.SavedModel) -> "Recommender":
+        """The model held by a folder read with :func:`fastmf.models.io.read_model` (see
+        :func:`fastmf.load_model`); a :class:`ModelFileError` for anything inconsistent."""
+        try:
+            model = cls(**saved.params)
+        except (TypeError, FastMFError) as exc:
+            raise ModelFileError(f"{saved.header_path}: parameters do not match model '{cls.kind}' ({exc})") from None
+        arrays = dict(saved.arrays)
+        for required in (*SHARED_ARRAYS, *cls._saved_arrays):
+            if required not in arrays:
+                raise ModelFileError(f"{saved.header_path}: array '{required}' is not listed")
+        model.user_map_ = IdMap(arrays.pop("user_ids_"))
+        model.item_map_ = IdMap(arrays.pop("item_ids_"))
+        model.item_titles_ = arrays.pop("item_titles_", None)
+        for name, a in arrays.items():
+            setattr(model, name, a)
+        if model.seen_indptr_.shape[0] != model.n_users + 1 or model.item_counts_.shape[0] != model.n_items:
+            raise ModelFileError(f"{saved.path}: id maps and training arrays disagree in size")
+        model.history_ = saved.history
+        model.fit_seconds_ = saved.fit_seconds
+        model._load_extra(saved.extra)
+        model._check_loaded(saved.path)
+        return model
