@@ -59,8 +59,8 @@ def test_bpr_throughput(benchmark, synthetic, backend, factors, threads):
 
 def test_bpr_quality_ml_latest_small(benchmark):
     import fastmf
-    from fastmf.models.bpr import BPR
     from fastmf.data_prep.splits import random_split
+    from fastmf.models.bpr import BPR
     from fastmf.models.popular import MostPopular
 
     split = random_split(fastmf.load_dataset(), 0.1, seed=42)

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from fastmf.data_prep.loaders import COLUMN_ALIASES, ColumnSpec, RawData, load_raw
 from fastmf.common.errors import FastMFError
+from fastmf.data_prep.loaders import COLUMN_ALIASES, ColumnSpec, RawData, load_raw
 from fastmf.kernels import sparse as sk
-
 
 
 class DuplicateRatingsWarning(UserWarning):
@@ -66,7 +65,7 @@ class IdMap:
             raise KeyError(value)
         return idx
 
-    def extend(self, values) -> "IdMap":
+    def extend(self, values) -> IdMap:
         """A map with the ids of ``values`` not yet present appended (existing indices unchanged)."""
         values = self._coerce(values)
         new = np.unique(values[self.index_of(values) < 0])
@@ -86,7 +85,7 @@ class IdMap:
         return values
 
     @staticmethod
-    def factorize(column) -> tuple["IdMap", np.ndarray]:
+    def factorize(column) -> tuple[IdMap, np.ndarray]:
         """Dense codes (int32, in sorted-id order) for an Arrow or NumPy column of ids."""
         if isinstance(column, (pa.Array, pa.ChunkedArray)):
             if pa.types.is_integer(column.type):
@@ -215,7 +214,7 @@ class Dataset:
         title = self.titles[item_index]
         return str(self.item_map.ids[item_index]) if title is None else str(title)
 
-    def with_features(self, item_ids, feature_names_per_row) -> "Dataset":
+    def with_features(self, item_ids, feature_names_per_row) -> Dataset:
         """A copy whose item features come from (item id, feature) pairs instead of genres."""
         item_idx = self.item_map.index_of(np.asarray(item_ids))
         keep = item_idx >= 0
@@ -234,7 +233,7 @@ class Dataset:
         return out
 
     # ------------------------------------------------------------------ subsets
-    def subset(self, mask: np.ndarray) -> "Dataset":
+    def subset(self, mask: np.ndarray) -> Dataset:
         """The ratings where ``mask`` (over CSR entries) is true, with the same id maps and items."""
         mask = np.asarray(mask, dtype=bool)
         counts = np.bincount(self.user_of_entry[mask], minlength=self.n_users)
@@ -245,18 +244,18 @@ class Dataset:
         out.timestamps = None if self.timestamps is None else self.timestamps[mask]
         return out
 
-    def _copy(self) -> "Dataset":
+    def _copy(self) -> Dataset:
         return Dataset(self.user_map, self.item_map, self.indptr, self.indices, self.data, self.timestamps,
                        self.titles, self.feature_indptr, self.feature_indices, self.feature_names,
                        self.source, self.rating_range, self.items_table)
 
-    def align(self, other: "Dataset") -> "Dataset":
+    def align(self, other: Dataset) -> Dataset:
         """``other``'s ratings re-indexed on this dataset's id maps (unknown ids appended as cold)."""
         return realign(other, self.user_map, self.item_map, self.items_table)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_arrays(cls, users, items, ratings, timestamps=None, **kwargs) -> "Dataset":
+    def from_arrays(cls, users, items, ratings, timestamps=None, **kwargs) -> Dataset:
         """Build from parallel arrays of (user id, item id, rating[, timestamp])."""
         cols = {"user_id": np.asarray(users), "item_id": np.asarray(items),
                 "rating": np.asarray(ratings, dtype=np.float32)}
@@ -265,7 +264,7 @@ class Dataset:
         return build_dataset(pa.table(cols), **kwargs)
 
     @classmethod
-    def from_scipy(cls, matrix, **kwargs) -> "Dataset":
+    def from_scipy(cls, matrix, **kwargs) -> Dataset:
         """Build from a scipy.sparse matrix (rows = users, columns = items, ids = positions)."""
         coo = matrix.tocoo()
         n_users, n_items = matrix.shape
@@ -276,7 +275,7 @@ class Dataset:
             **kwargs)
 
     @classmethod
-    def from_table(cls, table, **kwargs) -> "Dataset":
+    def from_table(cls, table, **kwargs) -> Dataset:
         """Build from a pyarrow (or pandas) table with user, item and rating columns."""
         if not isinstance(table, pa.Table):
             table = pa.Table.from_pandas(table, preserve_index=False)

@@ -175,7 +175,8 @@ def detect_format(path: str) -> str:
             if release.find(name):
                 return fmt
         kind = "zip archive" if release.zip is not None else "folder"
-        raise InputError(path, f"unknown format: this {kind} holds no u.data, ratings.dat, ratings.csv or manifest.json")
+        raise InputError(path, f"unknown format: this {kind} holds no u.data, ratings.dat, ratings.csv or "
+                               "manifest.json")
     lower = path.lower()
     if lower.endswith((".parquet", ".pq")):
         return "parquet"
@@ -271,7 +272,8 @@ def _load_ml_dat(release: _Release) -> RawData:
         table = _read_csv_strings(_Source(msrc.display, data=_double_colon_to_unit_sep(text)), "\x1f", header=False,
                                   names=["movieId", "title", "genres"])
         items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=1)
-    return RawData(ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE, {"display": src.display, "first_line": 1})
+    return RawData(ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE,
+                   {"display": src.display, "first_line": 1})
 
 
 def _load_ml100k(release: _Release) -> RawData:
@@ -291,8 +293,10 @@ def _load_ml100k(release: _Release) -> RawData:
             genre_names = [ln.rsplit("|", 1)[0] for ln in lines]
         isrc = release.open(item_name)
         names = ["movieId", "title", "release", "video_release", "url"] + [f"g{k}" for k in range(len(genre_names))]
-        table = _read_csv_strings(_Source(isrc.display, data=_to_utf8(isrc.read_bytes())), "|", header=False, names=names)
-        flags = np.stack([pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False) for k in range(len(genre_names))], 1)
+        table = _read_csv_strings(_Source(isrc.display, data=_to_utf8(isrc.read_bytes())), "|", header=False,
+                                  names=names)
+        flags = np.stack([pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False)
+                          for k in range(len(genre_names))], 1)
         genre_strings = pa.array(
             ["|".join(genre_names[k] for k in np.flatnonzero(row) if genre_names[k] != "unknown") or NO_GENRES
              for row in flags]
@@ -470,8 +474,8 @@ def _read_csv_strings(src: _Source, sep: str, header: bool, names) -> pa.Table:
     read = pacsv.ReadOptions(column_names=names) if not header else pacsv.ReadOptions()
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False, newlines_in_values=False)
     try:
-        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse,
-                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])}))
+        convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])})
+        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise InputError(src.display, f"cannot parse: {_first_line(exc)}") from None
     return table

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fastmf._version import __version__
-from fastmf.common.jsonio import json_default
 from fastmf.common.files import atomic_dir
+from fastmf.common.jsonio import json_default
 
 SCHEMA_VERSION = 1
 

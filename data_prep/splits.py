@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastmf.data_prep.dataset import Dataset
 from fastmf.common.errors import FastMFError
+from fastmf.data_prep.dataset import Dataset
 
 SPLITS = ("random", "user", "time")
 

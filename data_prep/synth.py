@@ -26,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import erf
 
-from fastmf.data_prep.prepared import write_prepared
 from fastmf.common.errors import FastMFError
-from fastmf.kernels.sampling import build_alias
+from fastmf.data_prep.prepared import write_prepared
 from fastmf.kernels import sparse as sk
 from fastmf.kernels import synth as ks
+from fastmf.kernels.sampling import build_alias
 
 ML32M_SHAPE = {"users": 200_948, "items": 84_432, "ratings": 32_000_204}
 GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
@@ -61,7 +61,7 @@ class SynthConfig:
     seed: int = 42
 
     @classmethod
-    def scaled(cls, scale: float = 1.0, **kw) -> "SynthConfig":
+    def scaled(cls, scale: float = 1.0, **kw) -> SynthConfig:
         base = {k: max(1, int(round(v * scale))) for k, v in ML32M_SHAPE.items()}
         base.update({k: v for k, v in kw.items() if v is not None})
         return cls(**base)

@@ -4,31 +4,30 @@ from numba import njit
 
 
 @njit(cache=True, inline="always")
-def count_below(indices, start, end, value):
-    """Number of entries of the sorted slice ``indices[start:end]`` smaller than ``value``."""
+def bisect(values, start, end, value, right):
+    """The position in the sorted slice ``values[start:end]`` before which ``value`` would be inserted:
+    before its equals (``right`` False) or after them (``right`` True)."""
     lo = start
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
-        if indices[mid] < value:
+        if values[mid] < value or (right and values[mid] == value):
             lo = mid + 1
         else:
             hi = mid
-    return lo - start
+    return lo
+
+
+@njit(cache=True, inline="always")
+def count_below(indices, start, end, value):
+    """Number of entries of the sorted slice ``indices[start:end]`` smaller than ``value``."""
+    return bisect(indices, start, end, value, False) - start
 
 
 @njit(cache=True, inline="always")
 def first_above(values, start, end, value):
     """Position of the first entry ``> value`` in the sorted slice ``values[start:end]`` (``end`` if none)."""
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if values[mid] <= value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return bisect(values, start, end, value, True)
 
 
 @njit(cache=True, inline="always")

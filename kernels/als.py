@@ -28,11 +28,11 @@ Work is split into contiguous blocks of equal estimated cost
 on one thread (:func:`fastmf.common.layout.balanced_blocks`); each block allocates its scratch once.
 """
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels._linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gather_moments, padded_dim
+from fastmf.kernels._linalg import FAST, cho_solve, cholesky, gather_moments, gather_scratch
 
 __all__ = ["half_sweep"]
 
@@ -59,16 +59,10 @@ def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, ot
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
     has_bias_mean = prior_bias.shape[0] > 0
-    dp = padded_dim(d)
-    n_blocks = blocks.shape[0] - 1
     flat = other_factors.reshape(-1)
-    for blk in prange(n_blocks):
-        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
-        res = np.zeros(GRAM_BLOCK, dtype=np.float32)
-        gram = np.zeros((dp, dp), dtype=np.float32)
+    for blk in prange(blocks.shape[0] - 1):
+        x, res, gram, s, t = gather_scratch(d)
         a = np.empty((d, d), dtype=np.float64)
-        s = np.empty(d, dtype=np.float64)
-        t = np.empty(d, dtype=np.float64)
         rhs = np.empty(d, dtype=np.float64)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]

@@ -41,8 +41,8 @@ from numba import njit, prange
 
 from fastmf.common.layout import CACHE_LINE_FLOATS as LINE
 from fastmf.kernels._linalg import FAST, prefetch, prefetch_span
-from fastmf.kernels._search import row_contains
 from fastmf.kernels._rng import alias_draw, next_u64, randint, stream_seed, uniform
+from fastmf.kernels._search import row_contains
 
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64

@@ -28,7 +28,6 @@ because its O(nnz(W) D) work is too small to pay for waking a thread pool.
 import numpy as np
 from numba import njit
 
-
 __all__ = ["feature_cycle", "prior_means"]
 
 

@@ -43,8 +43,8 @@ def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr,
     ``scores[q]`` are the scores of all items for user ``rows[q]``; ``top[q]``
     its best ``max(ks)`` eligible items (-1 for unfilled slots); ``ks``
     ascending. Test and training positives are CSR matrices over users with
-    sorted rows; ``allowed`` (one flag per item) marks the items ranked. Writes ``out_metrics[q, m, metric]`` for ``K = ks[m]`` and
-    ``out_auc[q]``.
+    sorted rows; ``allowed`` (one flag per item) marks the items ranked. Writes
+    ``out_metrics[q, m, metric]`` for ``K = ks[m]`` and ``out_auc[q]``.
     """
     n_q, n_items = scores.shape
     n_k = ks.shape[0]

@@ -7,6 +7,12 @@ __all__ = ["topk_rows"]
 
 
 @njit(cache=True, inline="always")
+def _swap(keys, vals, a, b):
+    keys[a], keys[b] = keys[b], keys[a]
+    vals[a], vals[b] = vals[b], vals[a]
+
+
+@njit(cache=True, inline="always")
 def _sift_down(keys, vals, k, pos):
     """Restore the min-heap property (by ``keys``) of ``keys[:k]`` from ``pos`` down."""
     while True:
@@ -17,12 +23,21 @@ def _sift_down(keys, vals, k, pos):
         right = left + 1
         if right < k and keys[right] < keys[left]:
             small = right
-        if keys[small] < keys[pos]:
-            keys[small], keys[pos] = keys[pos], keys[small]
-            vals[small], vals[pos] = vals[pos], vals[small]
-            pos = small
-        else:
+        if keys[small] >= keys[pos]:
             return
+        _swap(keys, vals, small, pos)
+        pos = small
+
+
+@njit(cache=True, inline="always")
+def _sift_up(keys, vals, pos):
+    """Restore the min-heap property from ``pos`` up (after an insertion there)."""
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if keys[pos] >= keys[parent]:
+            return
+        _swap(keys, vals, pos, parent)
+        pos = parent
 
 
 @njit(cache=True, parallel=True)
@@ -56,19 +71,10 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
                 continue
             sc = scores[q, c]
             if filled < k:
-                # insert into the heap
-                pos = filled
-                keys[pos] = sc
-                vals[pos] = c
+                keys[filled] = sc
+                vals[filled] = c
+                _sift_up(keys, vals, filled)
                 filled += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if keys[pos] < keys[parent]:
-                        keys[pos], keys[parent] = keys[parent], keys[pos]
-                        vals[pos], vals[parent] = vals[parent], vals[pos]
-                        pos = parent
-                    else:
-                        break
             elif sc > keys[0]:
                 keys[0] = sc
                 vals[0] = c

@@ -26,24 +26,34 @@ ELBO after any half-sweep costs no extra pass over the ratings.
 
 The full-covariance sweep reads, per rating, one contiguous float32 row of the other
 side holding the packed lower triangle of ``P_i`` (``D(D+1)/2`` values), ``m_i`` and
-``b_i`` (:func:`fastmf.common.layout.pack_rows`), so ``sum_i P_i`` needs additions only (no Gram product). The
-user sweep gathers these rows (:func:`half_sweep_full`: the item table is small and its
-popular rows stay in cache); the item sweep scatters instead (:func:`scatter_sweep_full`): the user table is too large for the cache, so each user row is streamed
-once and added into the accumulators of the items it rated. The diagonal sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of
-:mod:`fastmf.kernels._linalg` plus ``sum_i s_i``. Work is split into blocks of equal cost
+``b_i`` (:func:`fastmf.common.layout.pack_rows`), so ``sum_i P_i`` needs additions only
+(no Gram product). The user sweep gathers these rows (:func:`half_sweep_full`: the item
+table is small and its popular rows stay in cache); the item sweep scatters instead
+(:func:`scatter_sweep_full`): the user table is too large for the cache, so each user row
+is streamed once and added into the accumulators of the items it rated. The diagonal
+sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of :mod:`fastmf.kernels._linalg`
+plus ``sum_i s_i``. Work is split into blocks of equal cost
 (:func:`fastmf.common.layout.balanced_blocks`); per-block scratch is allocated once.
 """
 
 import math
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
 from fastmf.common.layout import moments_width
 from fastmf.kernels import _rng as rng
-from fastmf.kernels._linalg import (FAST, GRAM_BLOCK, cho_inverse, cholesky, gather_moments, logdet_from_cholesky,
-                                   padded_dim, prefetch_span)
+from fastmf.kernels._linalg import (
+    FAST,
+    GRAM_BLOCK,
+    cho_inverse,
+    cholesky,
+    gather_moments,
+    gather_scratch,
+    logdet_from_cholesky,
+    prefetch_span,
+)
 from fastmf.kernels._search import count_below
 
 #: ratings between a packed row's prefetch and its use: a few rows of ~1 KB keep about as many
@@ -335,16 +345,10 @@ def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, 
     ``own_mean``, ``own_var``, ``own_logdet`` (``sum_d log s_ed``) and ``esse``.
     """
     d = own_mean.shape[1]
-    dp = padded_dim(d)
-    n_blocks = blocks.shape[0] - 1
     flat = other_mean.reshape(-1)
-    for blk in prange(n_blocks):
-        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
-        res = np.zeros(GRAM_BLOCK, dtype=np.float32)
-        gram = np.zeros((dp, dp), dtype=np.float32)
+    for blk in prange(blocks.shape[0] - 1):
+        x, res, gram, s, t = gather_scratch(d)
         vsum = np.empty(d, dtype=np.float64)
-        s = np.empty(d, dtype=np.float64)
-        t = np.empty(d, dtype=np.float64)
         m = np.empty(d, dtype=np.float64)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
@@ -398,6 +402,14 @@ def _pair_variance(mu_u, cov_u, mu_i, cov_i, d):
     return v
 
 
+@njit(cache=True, inline="always")
+def _posterior(e, bias, mean, cov, prior_mean, prior_cov):
+    """``(b_e, m_e, S_e)`` of entity ``e``; an index outside the arrays is cold: ``(0, prior)``."""
+    if 0 <= e < bias.shape[0]:
+        return float(bias[e]), mean[e], cov[e]
+    return 0.0, prior_mean, prior_cov
+
+
 @njit(cache=True, parallel=True)
 def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, item_mean, item_cov,
                  prior_mean, prior_cov, mean_out, var_out):
@@ -407,28 +419,10 @@ def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, it
     cold: zero bias and the prior ``N(prior_mean, prior_cov)`` for its factors.
     """
     d = user_mean.shape[1]
-    n_u = user_bias.shape[0]
-    n_i = item_bias.shape[0]
     for j in prange(users.shape[0]):
-        u = users[j]
-        i = items[j]
-        p = mu
-        ku = 0 <= u < n_u
-        ki = 0 <= i < n_i
-        if ku:
-            p += user_bias[u]
-            mu_u = user_mean[u]
-            cov_u = user_cov[u]
-        else:
-            mu_u = prior_mean
-            cov_u = prior_cov
-        if ki:
-            p += item_bias[i]
-            mu_i = item_mean[i]
-            cov_i = item_cov[i]
-        else:
-            mu_i = prior_mean
-            cov_i = prior_cov
+        b_u, mu_u, cov_u = _posterior(users[j], user_bias, user_mean, user_cov, prior_mean, prior_cov)
+        b_i, mu_i, cov_i = _posterior(items[j], item_bias, item_mean, item_cov, prior_mean, prior_cov)
+        p = mu + b_u + b_i
         for k in range(d):
             p += mu_u[k] * mu_i[k]
         mean_out[j] = p

@@ -9,9 +9,9 @@ distributions against them.
 import numpy as np
 from numba import njit
 
-from fastmf.kernels.bpr import draw_negative, multiply_likelihood, pick_positive, pick_user, product_loss, sgd_step
 from fastmf.kernels._linalg import FAST
 from fastmf.kernels._rng import next_u64, randint, stream_seed, uniform
+from fastmf.kernels.bpr import draw_negative, multiply_likelihood, pick_positive, pick_user, product_loss, sgd_step
 
 
 @njit(cache=True)

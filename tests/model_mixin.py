@@ -17,8 +17,8 @@ import pytest
 
 import fastmf
 from fastmf import load_model
-from fastmf.data_prep.splits import random_split
 from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.data_prep.splits import random_split
 
 
 @pytest.fixture(scope="session")

@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from scipy import stats
 
 import fastmf
-from fastmf.drivers import abtest as AB
-from fastmf.models.als import ALS, BiasOnly
 from fastmf import load_model
 from fastmf.cli import main
+from fastmf.common.errors import FastMFError
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.data_prep.synth import SynthConfig, expected_rating, generate
-from fastmf.common.errors import FastMFError
+from fastmf.drivers import abtest as AB
+from fastmf.models.als import ALS, BiasOnly
 
 # --------------------------------------------------------------------------- assignment
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.models.als import ALS, ALSState, BiasOnly, fit_als
 from fastmf.cli import main
 from fastmf.data_prep.splits import random_split
 from fastmf.kernels import sparse as ksparse
+from fastmf.models.als import ALS, ALSState, BiasOnly, fit_als
 from fastmf.models.backend import backend_of
 
 
@@ -46,8 +46,8 @@ def _random_problem(seed, n_users, n_items, density):
 def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return ALSState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend), seed,
-                    lam, gamma, tau)
+    return ALSState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
+                    seed, lam, gamma, tau)
 
 
 def test_user_update_is_the_least_squares_solution():

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import embedded_folder
 
+from fastmf.cli import main
+from fastmf.common.errors import FastMFError
+from fastmf.data_prep.splits import random_split
 from fastmf.drivers import analysis as A
 from fastmf.models.als import ALS, BiasOnly
-from fastmf.cli import main
-from fastmf.data_prep.splits import random_split
-from fastmf.common.errors import FastMFError
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,20 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES, make_zip
 
 import fastmf
 from fastmf.cli import main
 from fastmf.common.errors import InputError
-
-from conftest import FIXTURES, make_zip
 
 FASTMF = Path(sys.executable).parent / "fastmf"
 HEADER = "userId,movieId,rating,timestamp\n"

@@ -20,15 +20,15 @@ from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
 from fastmf import load_model
-from fastmf.models.backend import backend_of
-from fastmf.models.bpr import BPR, BPRState
 from fastmf.cli import main
+from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
-from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.kernels import bpr as kbpr
-from fastmf.models.popular import MostPopular
 from fastmf.metrics.ranking import positives
+from fastmf.models.backend import backend_of
+from fastmf.models.bpr import BPR, BPRState
+from fastmf.models.popular import MostPopular
 from fastmf.reference import _rng
 from fastmf.reference import bpr as ref
 

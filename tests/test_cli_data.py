@@ -11,11 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES, ML_LATEST_SMALL, RELEASES, dataset_triples, embedded_folder, make_zip, reference
 
 import fastmf
 from fastmf.cli import main
-
-from conftest import FIXTURES, ML_LATEST_SMALL, RELEASES, dataset_triples, embedded_folder, make_zip, reference
 
 
 def run_ok(args):

@@ -12,13 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
+from conftest import ML_LATEST_SMALL, dataset_triples, genres_of
 
 import fastmf
 from fastmf import Dataset, IdMap
 from fastmf.data_prep.dataset import DuplicateRatingsWarning
-
-from conftest import ML_LATEST_SMALL, dataset_triples, genres_of
-
 
 # --------------------------------------------------------------------------- embedded ml-latest-small
 

@@ -14,16 +14,16 @@ from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.models.als import ALS
 from fastmf import load_model
 from fastmf.cli import main
-from fastmf.data_prep.splits import Split
 from fastmf.common.errors import FastMFError
-from fastmf.models.features import FeatureALS, FeatureState, item_weights, unique_item_features
+from fastmf.data_prep.splits import Split
 from fastmf.kernels import features as kfeat
 from fastmf.kernels import sparse as ksparse
-from fastmf.reference import features as ref
+from fastmf.models.als import ALS
 from fastmf.models.backend import backend_of
+from fastmf.models.features import FeatureALS, FeatureState, item_weights, unique_item_features
+from fastmf.reference import features as ref
 
 
 class TestFeatureALS(ModelTestMixin):

@@ -12,12 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import FIXTURES, RELEASES, dataset_triples, genres_of, make_zip, reference
 
 import fastmf
 from fastmf import ColumnSpec, IdMap
 from fastmf.data_prep.loaders import detect_format, load_raw
-
-from conftest import FIXTURES, RELEASES, dataset_triples, genres_of, make_zip, reference
 
 RELEASE_NAMES = list(RELEASES)
 
@@ -184,7 +183,7 @@ def test_generic_custom_separator_without_timestamp():
 
 
 def test_parquet_with_string_user_ids(tmp_path):
-    users = ["u-%02d" % k for k in (5, 1, 5, 3, 1, 9, 3, 5)]
+    users = [f"u-{k:02d}" for k in (5, 1, 5, 3, 1, 9, 3, 5)]
     items = [10, 20, 30, 10, 40, 20, 50, 40]
     ratings = [4.0, 3.5, 2.0, 5.0, 1.0, 0.5, 4.5, 3.0]
     ts = [100, 101, 102, 103, 104, 105, 106, 107]
@@ -204,7 +203,7 @@ def test_parquet_with_string_user_ids(tmp_path):
 def test_parquet_timestamp_type_and_dictionary_ids(tmp_path):
     import datetime as dt
 
-    when = [dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=s) for s in (0, 60, 3600)]
+    when = [dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=s) for s in (0, 60, 3600)]
     table = pa.table({
         "user_id": pa.array(["x", "y", "x"]).dictionary_encode(),
         "item_id": pa.array([1, 2, 2], pa.int32()),
@@ -291,9 +290,9 @@ def test_implicit_duplicates_are_resolved_like_ratings(tmp_path):
 
 
 def test_rating_models_refuse_implicit_tables_through_the_api():
+    from fastmf.common.errors import FastMFError
     from fastmf.models.als import ALS
     from fastmf.models.bpr import BPR
-    from fastmf.common.errors import FastMFError
     from fastmf.models.vi import VI
 
     data = fastmf.load_dataset(str(FIXTURES / "implicit" / "clicks.csv"))

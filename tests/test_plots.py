@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastmf.models.als import ALS, BiasOnly
 from fastmf.cli import main
 from fastmf.data_prep.splits import random_split
+from fastmf.models.als import ALS, BiasOnly
 
 pytest.importorskip("matplotlib")
 

@@ -11,12 +11,12 @@ import scipy.stats
 from click.testing import CliRunner
 
 import fastmf
-from fastmf.models.als import ALS
 from fastmf.cli import main
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
-from fastmf.models.popular import MostPopular
 from fastmf.metrics.ranking import KS, RankingTask, pooled_auc, ranking_metrics, ranking_report, sampled_pairs
+from fastmf.models.als import ALS
+from fastmf.models.popular import MostPopular
 
 
 class ScoreTable:

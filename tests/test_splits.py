@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import dataset_triples
 
 from fastmf import Dataset
-from fastmf.data_prep.splits import cold_counts, leave_k_out, make_split, random_split, temporal_split
 from fastmf.common.errors import FastMFError
-
-from conftest import dataset_triples
+from fastmf.data_prep.splits import cold_counts, leave_k_out, make_split, random_split, temporal_split
 
 
 def _entries(d: Dataset) -> np.ndarray:

@@ -14,12 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import dataset_triples
 
 import fastmf
 from fastmf.cli import main
 from fastmf.data_prep.synth import GENRES, expected_rating
-
-from conftest import dataset_triples
 
 SHAPE = ["--users", "300", "--items", "200", "--ratings", "20000"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 
-import numba
 import numpy as np
 import pytest
 import scipy.linalg
@@ -23,16 +22,16 @@ from hypothesis import strategies as st
 from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
 
 import fastmf
-from fastmf.models.als import ALS
 from fastmf.cli import main
+from fastmf.common.errors import FastMFError
+from fastmf.common.layout import pack_rows
 from fastmf.data_prep.splits import random_split
 from fastmf.data_prep.synth import SynthConfig, generate
-from fastmf.common.errors import FastMFError
 from fastmf.kernels import sparse as ksparse
 from fastmf.kernels import vi as kvi
-from fastmf.models.vi import VI, VIState
-from fastmf.common.layout import pack_rows
+from fastmf.models.als import ALS
 from fastmf.models.backend import backend_of
+from fastmf.models.vi import VI, VIState
 
 
 class TestVI(ModelTestMixin):
@@ -68,8 +67,8 @@ def _random_problem(seed, n_users, n_items, density):
 def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend), seed,
-                   lam, gamma, tau, covariance, learn_hyper)
+    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
+                   seed, lam, gamma, tau, covariance, learn_hyper)
 
 
 def _covariances(side) -> np.ndarray:

@@ -10,10 +10,10 @@ import argparse
 
 import numpy as np
 
-from fastmf.models.bpr import BPR
+from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import load_dataset
 from fastmf.data_prep.splits import make_split
-from fastmf.common.threads import set_threads
+from fastmf.models.bpr import BPR
 
 SETTINGS = {
     "report settings": {},

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import click
-
 import os
+
+import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_abtest, format_polarizing, format_similar
-from fastmf.cli.options import (data_options, emit_json, load_data, output_options, prepare_split, resolve_item,
-                                split_options, threads_option)
+from fastmf.cli.options import (
+    data_options,
+    emit_json,
+    load_data,
+    output_options,
+    prepare_split,
+    resolve_item,
+    split_options,
+    threads_option,
+)
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.synth import load_planted
 from fastmf.drivers import abtest as AB
 from fastmf.drivers import analysis as A
 from fastmf.drivers import plots
 from fastmf.registry import load_model
-
 
 # --------------------------------------------------------------------------- analysis and experiments
 

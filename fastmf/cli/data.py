@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 import time
+
+import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_describe
@@ -13,7 +13,6 @@ from fastmf.common.errors import FastMFError
 from fastmf.data_prep.prepare import prepare as run_prepare
 from fastmf.data_prep.stats import describe
 from fastmf.data_prep.synth import SynthConfig, generate, write_synth
-
 
 # --------------------------------------------------------------------------- data commands
 

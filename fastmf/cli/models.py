@@ -6,17 +6,27 @@ import click
 import numpy as np
 
 from fastmf.cli import main
-from fastmf.cli.format import (epoch_printer, format_comparison, format_ranking, format_strata,
-                               format_uncertainty)
-from fastmf.cli.options import (data_options, emit_json, load_data, model_choice, model_options, output_options,
-                                pop_model_params, prepare_split, resolve_item, split_options, threads_option)
+from fastmf.cli.format import epoch_printer, format_comparison, format_ranking, format_strata, format_uncertainty
+from fastmf.cli.options import (
+    data_options,
+    emit_json,
+    load_data,
+    model_choice,
+    model_options,
+    output_options,
+    pop_model_params,
+    prepare_split,
+    resolve_item,
+    split_options,
+    threads_option,
+)
 from fastmf.common.errors import FastMFError
+from fastmf.common.threads import n_threads
 from fastmf.drivers.compare import als_baseline
 from fastmf.drivers.compare import compare as run_compare
 from fastmf.drivers.train import train_report
 from fastmf.drivers.tune import parse_grid, parse_setting
 from fastmf.drivers.tune import tune as run_tune
-from fastmf.common.threads import n_threads
 from fastmf.models.vi import STRATEGIES
 from fastmf.registry import build_model, load_model, model_class
 

@@ -16,7 +16,6 @@ from fastmf.data_prep.loaders import ColumnSpec, read_item_features
 from fastmf.data_prep.splits import train_test
 from fastmf.registry import MODELS, model_class
 
-
 # --------------------------------------------------------------------------- shared options
 
 

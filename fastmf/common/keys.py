@@ -20,3 +20,13 @@ def contains_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(values.shape, dtype=bool)
     at = np.minimum(np.searchsorted(keys, values), keys.size - 1)
     return keys[at] == values
+
+
+def row_entries(indptr, indices, rows):
+    """``(q, value)`` for every entry of CSR rows ``rows[q]``, grouped by ``q``, in CSR order."""
+    starts = indptr[rows].astype(np.int64)
+    counts = indptr[rows + 1].astype(np.int64) - starts
+    owner = np.repeat(np.arange(rows.shape[0]), counts)
+    first = np.cumsum(counts) - counts
+    pos = np.arange(owner.shape[0]) - first[owner] + starts[owner]
+    return owner, indices[pos].astype(np.int64)

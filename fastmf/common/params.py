@@ -50,7 +50,7 @@ class Param:
     def kind(self) -> type:
         return self.type or type(self.default)
 
-    def but(self, **changes) -> "Param":
+    def but(self, **changes) -> Param:
         """The same hyperparameter with some fields changed (a model whose default or range differs)."""
         return dataclasses.replace(self, **changes)
 

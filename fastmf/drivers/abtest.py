@@ -72,9 +72,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import stats
 
-from fastmf.data_prep.dataset import Dataset
-from fastmf.common.files import atomic_file
 from fastmf.common.errors import FastMFError
+from fastmf.common.files import atomic_file
+from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import synth as ksynth
 
 ASSIGNED = "assigned"
@@ -342,7 +342,7 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
             out = {(f"{name}@{k}" if name in ("precision", "ndcg") else name): x for name, x in out.items()}
         for name, values in out.items():
             metrics.setdefault(name, np.full(sample.size, np.nan))[rows] = values
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     run = now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
     experiment = experiment or salt
     meta = {"experiment": experiment, "run": run, "salt": salt, "weights": weights.tolist(),

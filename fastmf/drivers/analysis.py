@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fastmf.common.errors import FastMFError
 from fastmf.data_prep.dataset import Dataset, IdMap
 from fastmf.data_prep.stats import loglog_slope
-from fastmf.common.errors import FastMFError
 
 NO_GENRE = "(no genre)"
 #: the ML-32M report's popularity adjustment of the embedding map: x + 0.1 b_i

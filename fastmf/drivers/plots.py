@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-from fastmf.drivers import analysis as A
-from fastmf.common.files import atomic_file
 from fastmf.common.errors import FastMFError
+from fastmf.common.files import atomic_file
+from fastmf.drivers import analysis as A
 
 INSTALL_HINT = "plotting needs matplotlib, which is not installed: pip install 'fastmf[plot]'"
 DPI = 110

@@ -82,7 +82,7 @@ class RankingTask:
     unknown_positives: int
 
     @classmethod
-    def build(cls, model, train_pos: tuple, test: Dataset, threshold: float | None) -> "RankingTask":
+    def build(cls, model, train_pos: tuple, test: Dataset, threshold: float | None) -> RankingTask:
         """``train_pos = (indptr, indices)`` of the training positives; ``test`` aligned to the model."""
         train_indptr, train_indices = train_pos
         test = positives(test, threshold)
@@ -112,7 +112,7 @@ class RankingTask:
         want = users.astype(np.int64) * self.n_items + items
         return contains_sorted(self.keys[0], want) | contains_sorted(self.keys[1], want)
 
-    def sample_users(self, n: int, seed: int) -> "RankingTask":
+    def sample_users(self, n: int, seed: int) -> RankingTask:
         """The same task on at most ``n`` of its users, drawn once with ``seed``."""
         if self.users.size <= n:
             return self

@@ -13,6 +13,7 @@ import numpy as np
 
 from fastmf.data_prep.dataset import Dataset
 
+
 def rmse(sse: float, n: int) -> float:
     """``sqrt(sse / n)``; NaN for no ratings."""
     return float(np.sqrt(sse / n)) if n else float("nan")

@@ -46,7 +46,7 @@ class Recommender:
         """The hyperparameters as ``{name: value}`` (``deep`` is accepted for scikit-learn)."""
         return {name: getattr(self, name) for name in self.params}
 
-    def set_params(self, **params) -> "Recommender":
+    def set_params(self, **params) -> Recommender:
         """Set hyperparameters by name, each validated; returns ``self``."""
         for key, value in params.items():
             if key not in self.params:
@@ -72,7 +72,7 @@ class Recommender:
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train, eval_set=None, callback=None) -> "Recommender":
+    def fit(self, train, eval_set=None, callback=None) -> Recommender:
         """Fit on ``train``; ``eval_set`` is scored after every epoch (never used for fitting).
 
         ``train``/``eval_set``: a Dataset, a scipy.sparse matrix or a pyarrow/pandas table of
@@ -274,7 +274,7 @@ class Recommender:
         return path
 
     @classmethod
-    def from_saved(cls, saved: io.SavedModel) -> "Recommender":
+    def from_saved(cls, saved: io.SavedModel) -> Recommender:
         """The model held by a folder read with :func:`fastmf.models.io.read_model` (see
         :func:`fastmf.load_model`); a :class:`ModelFileError` for anything inconsistent."""
         try:

@@ -160,7 +160,8 @@ class FeatureALS(ALSFamily):
     def _new_state(self, train: Dataset) -> FeatureState:
         indptr, indices, names = train.item_features()
         if not len(names):
-            warnings.warn("the training data has no item features: the feature model reduces to plain ALS")
+            warnings.warn("the training data has no item features: the feature model reduces to plain ALS",
+                          stacklevel=3)
         self.feature_names_ = [str(n) for n in names]
         self.item_feature_indptr_, self.item_feature_indices_ = unique_item_features(indptr, indices, len(names))
         return FeatureState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
@@ -211,7 +212,7 @@ class FeatureALS(ALSFamily):
         c = w * self.feature_factors_[idx].astype(np.float64).sum(axis=0)
         return c, float(w * self.feature_bias_[idx].astype(np.float64).sum())
 
-    def add_items(self, items: dict) -> "FeatureALS":
+    def add_items(self, items: dict) -> FeatureALS:
         """Append new items known only by features, ``{item_id: [feature names]}``: ``V = c``, ``b = m``.
 
         They join the id maps (with no training ratings), so ``predict``,

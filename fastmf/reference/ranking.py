@@ -18,20 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastmf.common.keys import row_entries
+
 __all__ = ["user_metrics"]
 
 # metric columns of the per-user output (as in the kernel)
 PRECISION, RECALL, NDCG, AP = 0, 1, 2, 3
-
-
-def _row_entries(indptr, indices, rows):
-    """``(q, value)`` for every entry of CSR rows ``rows[q]``, grouped by ``q``, in CSR order."""
-    starts = indptr[rows].astype(np.int64)
-    counts = indptr[rows + 1].astype(np.int64) - starts
-    owner = np.repeat(np.arange(rows.shape[0]), counts)
-    first = np.cumsum(counts) - counts
-    pos = np.arange(owner.shape[0]) - first[owner] + starts[owner]
-    return owner, indices[pos].astype(np.int64)
 
 
 def _auc_numerators(pos_q, pos_s, neg_q, neg_s, n_q):
@@ -73,7 +65,7 @@ def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr,
     ks = np.asarray(ks, dtype=np.int64)
     kmax = int(ks[-1])
     n_pos = (test_indptr[rows + 1] - test_indptr[rows]).astype(np.int64)
-    pos_q, pos_c = _row_entries(test_indptr, test_indices, rows)
+    pos_q, pos_c = row_entries(test_indptr, test_indices, rows)
     is_test = np.zeros((n_q, n_items), dtype=bool)
     is_test[pos_q, pos_c] = True
 
@@ -95,7 +87,7 @@ def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr,
 
     # exact AUC over the eligible negatives: allowed, not a training positive, not a test positive
     negative = np.repeat(np.asarray(allowed, dtype=bool)[None, :n_items], n_q, axis=0) & ~is_test
-    train_q, train_c = _row_entries(train_indptr, train_indices, rows)
+    train_q, train_c = row_entries(train_indptr, train_indices, rows)
     inside = (train_c >= 0) & (train_c < n_items)
     negative[train_q[inside], train_c[inside]] = False
     neg_q, neg_c = np.nonzero(negative)

@@ -21,17 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastmf.common.keys import row_entries
+
 __all__ = ["topk_rows"]
-
-
-def _row_entries(indptr, indices, rows):
-    """``(q, value)`` for every entry of CSR rows ``rows[q]``, grouped by ``q``, in CSR order."""
-    starts = indptr[rows].astype(np.int64)
-    counts = indptr[rows + 1].astype(np.int64) - starts
-    owner = np.repeat(np.arange(rows.shape[0]), counts)
-    first = np.cumsum(counts) - counts
-    pos = np.arange(owner.shape[0]) - first[owner] + starts[owner]
-    return owner, indices[pos].astype(np.int64)
 
 
 def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score):
@@ -53,7 +45,7 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
     eligible = np.repeat(np.asarray(allowed, dtype=bool)[None, :n_cols], n_q, axis=0)
     rows = np.asarray(row_of_query, dtype=np.int64)
     has_excl = np.flatnonzero((rows >= 0) & (rows < excl_indptr.shape[0] - 1))
-    owner, cols = _row_entries(excl_indptr, excl_indices, rows[has_excl])
+    owner, cols = row_entries(excl_indptr, excl_indices, rows[has_excl])
     inside = (cols >= 0) & (cols < n_cols)
     eligible[has_excl[owner[inside]], cols[inside]] = False
     # ascending key: -score (NaN score -> +inf, i.e. ranked as -inf); NaN marks ineligible (sorts last)

@@ -1,0 +1,1 @@
+"""Metrics of fitted models on held-out data: rating errors (:mod:`.rating`) and ranking quality (:mod:`.ranking`)."""
