@@ -54,11 +54,11 @@ def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features,
             w = item_weight[i]
             den += precision * w * w
             for p in range(d):
-                num[p] += w * (float(values[i, p]) - float(prior[i, p]) + w * float(features[k, p]))
+                num[p] += w * (np.float64(values[i, p]) - np.float64(prior[i, p]) + w * np.float64(features[k, p]))
         for p in range(d):
-            old = float(features[k, p])
+            old = np.float64(features[k, p])
             features[k, p] = precision * num[p] / den
-            delta[p] = float(features[k, p]) - old
+            delta[p] = np.float64(features[k, p]) - old
         for j in range(start, end):
             i = feat_items[j]
             w = item_weight[i]

@@ -27,6 +27,16 @@ def predict_one(u, i, mu, user_bias, item_bias, user_factors, item_factors):
     return p
 
 
+@njit(cache=True)
+def _ordered_sum(values):
+    """``sum(values)`` left to right: a sequential function, so that a parallel caller's reduction
+    does not depend on how many threads ran it."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
 @njit(cache=True, parallel=True)
 def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
     """``(sum of squared errors, sum of absolute errors)`` over all ratings of the CSR matrix."""
@@ -42,7 +52,7 @@ def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, it
             s1 += abs(e)
         sq[u] = s2
         ab[u] = s1
-    return sq.sum(), ab.sum()
+    return _ordered_sum(sq), _ordered_sum(ab)
 
 
 @njit(cache=True, parallel=True)
@@ -81,6 +91,7 @@ def sum_squares(x):
     for r in prange(n):
         s = 0.0
         for k in range(flat.shape[1]):
-            s += float(flat[r, k]) * float(flat[r, k])
+            v = np.float64(flat[r, k])
+            s += v * v
         part[r] = s
-    return part.sum()
+    return _ordered_sum(part)

@@ -406,7 +406,7 @@ def _pair_variance(mu_u, cov_u, mu_i, cov_i, d):
 def _posterior(e, bias, mean, cov, prior_mean, prior_cov):
     """``(b_e, m_e, S_e)`` of entity ``e``; an index outside the arrays is cold: ``(0, prior)``."""
     if 0 <= e < bias.shape[0]:
-        return float(bias[e]), mean[e], cov[e]
+        return np.float64(bias[e]), mean[e], cov[e]
     return 0.0, prior_mean, prior_cov
 
 

@@ -36,7 +36,7 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--epochs", type=int, default=4, show_default=True, help="Epochs per numba run (first = compile).")
 @click.option("--numpy-epochs", type=int, default=1, show_default=True, help="Epochs per numpy run.")
 @click.option("--series/--no-series", default=True, show_default=True,
-              help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings.")
+              help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings (not with --data).")
 @click.option("--balance-check", is_flag=True, help="Also run numba with naive equal-count work splitting.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Extra model hyperparameter.")
 @click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
@@ -56,7 +56,10 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
             raise FastMFError(f"unknown backend '{b}' in --backends (choose from {', '.join(BACKENDS)})")
     extra = parse_grid(kind, " ".join(params), where="--param")[0] if params else {}
     folder = data or B.synthetic_folder(scale, cache=cache, log=log)
-    series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES} if series else None
+    series_data = None
+    if series and not data:  # the scaling series is one of synthetic sets
+        series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES}
+    scale = None if data else scale  # a given data set has no synthetic scale
     configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
                      balance_check)
     configs = B.companions(kind, configs, scale, dims, threads, chosen, epochs, numpy_epochs, folder, extra)

@@ -166,6 +166,8 @@ class ALSFamily(FactorModel):
     """What ALS, the bias-only and the feature model share: the fit through the shared epoch loop
     (:mod:`fastmf.models.training`) and the exact fold-in of a new user (:func:`map_new_user`)."""
 
+    _saved_scalars = FactorModel._saved_scalars + ("best_epoch_",)
+
     def _dimension(self) -> int:
         """The latent dimension D (0 for the bias-only model)."""
         return int(self.factors)

@@ -35,6 +35,8 @@ class Recommender:
     params: dict = {}
     #: learned arrays written by ``save`` (besides :data:`SHARED_ARRAYS`)
     _saved_arrays: tuple = ()
+    #: learned scalars written by ``save`` into the header's ``extra`` section (without the trailing ``_``)
+    _saved_scalars: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -249,11 +251,14 @@ class Recommender:
 
     # ------------------------------------------------------------------ persistence
     def _extra_header(self) -> dict:
-        """State kept in the header's ``extra`` section (scalars and names, not arrays)."""
-        return {}
+        """State kept in the header's ``extra`` section: the ``_saved_scalars`` (and names, not arrays)."""
+        return {name.rstrip("_"): getattr(self, name) for name in self._saved_scalars if hasattr(self, name)}
 
     def _load_extra(self, extra: dict) -> None:
         """Restore the state of :meth:`_extra_header`."""
+        for name in self._saved_scalars:
+            if name.rstrip("_") in extra:
+                setattr(self, name, extra[name.rstrip("_")])
 
     def _check_loaded(self, path: str) -> None:
         """Raise :class:`ModelFileError` if loaded arrays are inconsistent with each other."""

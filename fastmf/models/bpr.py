@@ -146,6 +146,7 @@ class BPR(Ranker):
     """
 
     kind = "bpr"
+    _saved_scalars = Ranker._saved_scalars + ("samples_per_epoch_",)
     epoch_eval_users = 2000
     fold_in_passes = 30
     fold_in_samples = 200

@@ -43,12 +43,7 @@ class FactorModel(Recommender):
     """Holds ``user_factors_``, ``item_factors_``, ``user_bias_``, ``item_bias_`` and ``global_mean_``."""
 
     _saved_arrays = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
-
-    def _extra_header(self) -> dict:
-        return {"global_mean": float(self.global_mean_)}
-
-    def _load_extra(self, extra: dict) -> None:
-        self.global_mean_ = float(extra.get("global_mean", 0.0))
+    _saved_scalars = ("global_mean_",)
 
     def _check_loaded(self, path: str) -> None:
         n_u, n_i = self.n_users, self.n_items

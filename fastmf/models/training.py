@@ -38,8 +38,9 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
 
     Each record holds ``epoch``, ``seconds``, the state's extra fields and the model's
     metrics, and with a ``validation`` set ``val_rmse``; after ``model.patience`` epochs
-    without a better one the best epoch's parameters are restored. An epoch that leaves
-    a parameter non-finite stops training with a :class:`DivergenceError`.
+    without a better one training stops, and the best epoch's parameters are restored (also
+    when the epochs run out after it). An epoch that leaves a parameter non-finite stops
+    training with a :class:`DivergenceError`.
     """
     best, best_epoch, since, snap = np.inf, int(model.epochs), 0, None
     for epoch in range(1, int(model.epochs) + 1):
@@ -60,6 +61,7 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
         else:
             since += 1
             if since >= model.patience:
-                state.restore(snap)
                 break
+    if since:
+        state.restore(snap)
     return best_epoch

@@ -317,6 +317,7 @@ class VI(FactorModel):
     strategies = STRATEGIES
     _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_", "user_bias_var_",
                                                  "item_bias_var_")
+    _saved_scalars = FactorModel._saved_scalars + ("lam_", "gamma_", "best_epoch_")
 
     params = declare(
         factors=hyper.FACTORS.but(low=1), lam=hyper.LAM,
@@ -347,14 +348,6 @@ class VI(FactorModel):
         self.lam_, self.gamma_, self.tau_ = float(state.lam), float(state.gamma), state.tau
 
     # ------------------------------------------------------------------ persistence
-    def _extra_header(self) -> dict:
-        return {**super()._extra_header(), "lam": self.lam_, "gamma": self.gamma_}
-
-    def _load_extra(self, extra: dict) -> None:
-        super()._load_extra(extra)
-        self.lam_ = float(extra.get("lam", self.lam))
-        self.gamma_ = float(extra.get("gamma", self.gamma))
-
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)
         d = self.user_factors_.shape[1]

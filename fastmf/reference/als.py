@@ -21,7 +21,7 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
     has_bias_mean = len(prior_bias) > 0
     for e in range(int(blocks[0]), int(blocks[-1])):
         idx = indices[indptr[e]:indptr[e + 1]]
-        res = data[indptr[e]:indptr[e + 1]] - mu - other_bias[idx]
+        res = data[indptr[e]:indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
         v = other_factors[idx]
         m = prior_bias[e] if has_bias_mean else 0.0
         b = 0.0

@@ -109,7 +109,7 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
     tau = np.asarray(tau, dtype=np.float64)
     for e in _entities(blocks):
         idx = indices[indptr[e]:indptr[e + 1]]
-        res = data[indptr[e]:indptr[e + 1]] - mu - other_bias[idx].astype(np.float64)
+        res = data[indptr[e]:indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
         v = other_mean[idx].astype(np.float64)
         var_sum = other_var[idx].astype(np.float64).sum(axis=0)
         b = lam * np.sum(res - v @ own_mean[e]) / (lam * idx.size + gamma) if idx.size else 0.0

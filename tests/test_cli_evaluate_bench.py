@@ -1,0 +1,103 @@
+"""``fastmf evaluate`` and ``fastmf bench`` end to end through the command line.
+
+``evaluate``'s metrics are recomputed from the saved model folder (``header.json`` and the
+``.npy`` arrays it lists, read with NumPy) and the bundled ratings parsed with the ``csv``
+module (the ``embedded_ref`` fixture of conftest.py); ``bench``'s records are checked for
+their fields, the numba/numpy ratio and against in-process fits of the same configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import fastmf
+from fastmf.cli import main
+
+
+def run(args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def read_saved_model(path):
+    """``(global mean, {array name: array})`` straight from a model folder."""
+    with open(os.path.join(path, "header.json")) as fh:
+        header = json.load(fh)
+    arrays = {name: np.load(os.path.join(path, name.rstrip("_") + ".npy"), allow_pickle=False)
+              for name in header["arrays"]}
+    return header, arrays
+
+
+def test_train_then_evaluate_json(tmp_path, embedded_ref):
+    out = tmp_path / "model"
+    trained = json.loads(run(["train", "--epochs", "2", "--factors", "4", "--out", out, "--json", "-q"]).stdout)
+    assert trained["model"] == "als" and len(trained["history"]) == 2
+    report = json.loads(run(["evaluate", out, "--json"]).stdout)
+    assert report["model"] == "als" and report["model_dir"] == str(out)
+
+    header, a = read_saved_model(out)
+    assert header["kind"] == "als" and header["params"]["factors"] == 4
+    mu = header["extra"]["global_mean"]
+    uidx = {v: k for k, v in enumerate(a["user_ids_"].tolist())}
+    iidx = {v: k for k, v in enumerate(a["item_ids_"].tolist())}
+    u = np.array([uidx.get(x, -1) for x in embedded_ref.users.tolist()])
+    i = np.array([iidx.get(x, -1) for x in embedded_ref.items.tolist()])
+    ku, ki = u >= 0, i >= 0
+    pred = np.full(u.size, mu)
+    pred[ku] += a["user_bias_"][u[ku]]
+    pred[ki] += a["item_bias_"][i[ki]]
+    both = ku & ki
+    pred[both] += np.einsum("nd,nd->n", a["user_factors_"][u[both]].astype(np.float64),
+                            a["item_factors_"][i[both]].astype(np.float64))
+    err = embedded_ref.ratings - pred
+    # every bundled rating is a test rating for evaluate (train's 90% included)
+    assert report["cold"]["test_ratings"] == embedded_ref.ratings.size
+    assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-6)
+    assert report["test_mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-6)
+    # the held-out 10% alone is worse than the whole (mostly training) set
+    assert trained["test_rmse"] > report["test_rmse"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench") / "synth"
+    run(["synth", folder, "--users", "300", "--items", "150", "--ratings", "8000", "--seed", "3"])
+    return str(folder)
+
+
+def test_bench_records(prepared, tmp_path):
+    out = tmp_path / "bench.json"
+    res = run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1", "--epochs", "2",
+               "--numpy-epochs", "1", "--no-series", "--json", out, "-q"])
+    with open(out) as fh:
+        records = json.load(fh)
+    assert sorted(r["backend"] for r in records) == ["numba", "numpy"]
+    data = fastmf.load_dataset(prepared)
+    by = {r["backend"]: r for r in records}
+    for backend, epochs in (("numba", 2), ("numpy", 1)):
+        r = by[backend]
+        assert {"model", "backend", "factors", "threads", "ratings", "epochs", "epoch_seconds", "compile_seconds",
+                "first_epoch_seconds", "fit_seconds", "peak_rss_mb", "ratings_per_s", "params",
+                "last_train_rmse", "last_objective"} <= set(r)
+        assert (r["model"], r["factors"], r["threads"], r["epochs"]) == ("als", 4, 1, epochs)
+        assert r["ratings"] == data.n_ratings == 8000
+        assert r["epoch_seconds"] > 0 and r["first_epoch_seconds"] > 0 and r["fit_seconds"] > 0
+        assert r["compile_seconds"] >= 0 and r["peak_rss_mb"] > 0
+        assert r["ratings_per_s"] == pytest.approx(r["ratings"] / r["epoch_seconds"])
+        # the worker fitted exactly this configuration: same training error as an in-process fit
+        model = fastmf.ALS(factors=4, epochs=epochs, backend=backend).fit(data)
+        assert r["last_train_rmse"] == pytest.approx(model.history_[-1]["train_rmse"], rel=1e-9)
+        assert r["last_objective"] == pytest.approx(model.history_[-1]["objective"], rel=1e-9)
+    assert by["numba"]["numba_threading_layer"] and by["numpy"]["numba_threading_layer"] is None
+    # the numba/numpy ratio of the same run, on the numba record only
+    assert "speedup_vs_numpy" not in by["numpy"]
+    assert by["numba"]["speedup_vs_numpy"] == pytest.approx(by["numpy"]["epoch_seconds"]
+                                                            / by["numba"]["epoch_seconds"])
+    assert by["numba"]["speedup_vs_numpy"] > 0
+    assert f"wrote {out}" in res.stdout and "numba" in res.stdout
