@@ -148,8 +148,6 @@ class BPR(Ranker):
     kind = "bpr"
     _saved_scalars = Ranker._saved_scalars + ("samples_per_epoch_",)
     epoch_eval_users = 2000
-    fold_in_passes = 30
-    fold_in_samples = 200
     params = declare(
         factors=hyper.FACTORS.but(default=64),
         lr=Param(0.05, "SGD learning rate of the first epoch.", low=0.0, low_open=True),
@@ -160,6 +158,8 @@ class BPR(Ranker):
                         choices=("uniform", "popularity")),
         item_bias=Param(True, "Score with item biases b_i (false: U_u . V_i only)."),
         init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
+        fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items.", low=1),
+        fold_in_samples=Param(200, "Triples per fold-in pass.", low=1),
         seed=hyper.SEED, backend=hyper.BACKEND)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
