@@ -79,4 +79,5 @@ def test_every_readme_block_runs_as_written(workdir):
             continue
         for run in runs:
             result = subprocess.run(run, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-            assert result.returncode == 0, f"README line {line}: {run[-1]}\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+            output = result.stdout[-2000:] + result.stderr[-3000:]
+            assert result.returncode == 0, f"README line {line}: {run[-1]}\n{output}"
