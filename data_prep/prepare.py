@@ -35,6 +35,6 @@ def prepare(source: str, out_dir: str, columns: ColumnSpec | None = None, force:
         "rating_range": None if raw.implicit else list(raw.rating_range),
         "has_timestamps": data.timestamps is not None,
     }
-    write_prepared(out_dir, ratings, items_table, manifest, force=force)
+    write_prepared(out_dir, ratings, items_table, manifest, force=force, protect=[source])
     manifest["ratings"] = data.n_ratings
     return manifest

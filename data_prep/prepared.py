@@ -16,14 +16,30 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fastmf._version import __version__
+from fastmf.common.errors import FastMFError
 from fastmf.common.files import atomic_dir
 from fastmf.common.jsonio import json_default
 
 SCHEMA_VERSION = 1
 
 
+def is_prepared(path: str) -> bool:
+    """Whether ``path`` is a folder written by ``fastmf prepare`` or ``fastmf synth`` (or an empty folder,
+    whose replacement loses nothing)."""
+    if not os.path.isdir(path):
+        return False
+    entries = os.listdir(path)
+    if not entries:
+        return True
+    try:
+        with open(os.path.join(path, "manifest.json"), "rb") as fh:
+            return b'"schema_version"' in fh.read(1 << 16) and "ratings.parquet" in entries
+    except OSError:
+        return False
+
+
 def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, manifest: dict,
-                   extra_files: dict | None = None, csv: bool = False, force: bool = False) -> None:
+                   extra_files: dict | None = None, csv: bool = False, force: bool = False, protect=()) -> None:
     """Write a prepared folder; ``extra_files`` maps file names to ``write(path)`` callables.
 
     With ``csv=True`` the folder also gets MovieLens-format ``ratings.csv`` and
@@ -46,7 +62,9 @@ def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, mani
             json.dump(manifest, fh, indent=2, default=json_default)
             fh.write("\n")
 
-    atomic_dir(out_dir, write, force=force)
+    if not force and os.path.isdir(out_dir) and os.listdir(out_dir) and is_prepared(out_dir):
+        raise FastMFError(f"{out_dir}: a prepared data folder is already there (use --force to replace it)")
+    atomic_dir(out_dir, write, replaceable=is_prepared, what="prepared data folder", protect=protect)
 
 
 def write_movielens_csv(folder: str, ratings: pa.Table, items: pa.Table | None) -> None:

@@ -6,7 +6,7 @@ and the command line, which find models here by name.
 
 from __future__ import annotations
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError
 from fastmf.models import ALS, BPR, VI, BiasOnly, FeatureALS, MostPopular
 from fastmf.models.base import Recommender
 from fastmf.models.io import read_model
@@ -34,8 +34,7 @@ def build_model(kind: str, params: dict) -> Recommender:
 
 
 def load_model(path: str) -> Recommender:
-    """Load a model folder written by ``save``; a clear error for a missing, truncated or mismatched file."""
-    saved = read_model(path)
-    if saved.kind not in MODELS:
-        raise ModelFileError(f"{saved.header_path}: unknown model kind {saved.kind!r}")
+    """Load a model written by ``save`` (or a model folder of fastmf 0.1); a one-line
+    :class:`~fastmf.common.errors.ModelFileError` for anything missing, truncated, corrupt or inconsistent."""
+    saved = read_model(path, {kind: cls.saved_arrays() for kind, cls in MODELS.items()})
     return MODELS[saved.kind].from_saved(saved)

@@ -184,7 +184,7 @@ def test_cli_analyze_errors(model_dir, tmp_path):
     runner = CliRunner()
     cases = [(["analyze", model_dir], "--polarizing"),
              (["analyze", model_dir, "--similar", "no such film at all"], "no item id or title"),
-             (["analyze", str(tmp_path / "nope"), "--polarizing"], "no such model folder")]
+             (["analyze", str(tmp_path / "nope"), "--polarizing"], "no such model file")]
     for args, message in cases:
         res = runner.invoke(main, args)
         assert res.exit_code == 1 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -262,11 +262,16 @@ def test_rating_models_refuse_implicit_tables(kind):
 def test_prepare_refuses_non_empty_output(tmp_path):
     out = tmp_path / "out"
     write(out / "keep.txt", "mine\n")
-    result = run(["prepare", FIXTURES / "ml-1m", out])
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "--force" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert (out / "keep.txt").read_text() == "mine\n"
-    assert sorted(os.listdir(tmp_path)) == ["out"]
+    for force in ([], ["--force"]):  # a folder fastmf did not write is never replaced
+        result = run(["prepare", FIXTURES / "ml-1m", out, *force])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "not a fastmf prepared data folder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert (out / "keep.txt").read_text() == "mine\n"
+        assert sorted(os.listdir(tmp_path)) == ["out"]
+    os.remove(out / "keep.txt")
+    assert run(["prepare", FIXTURES / "ml-1m", out]).exit_code == 0  # an empty folder is taken
+    result = run(["prepare", FIXTURES / "ml-1m", out])  # a prepared folder: only with --force
+    assert result.exit_code == 1 and "--force" in result.stderr
     # --force replaces it
     result = run(["prepare", FIXTURES / "ml-1m", out, "--force"])
     assert result.exit_code == 0, result.output

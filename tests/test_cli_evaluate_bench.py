@@ -9,7 +9,6 @@ their fields, the numba/numpy ratio and against in-process fits of the same conf
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -26,11 +25,16 @@ def run(args):
 
 
 def read_saved_model(path):
-    """``(global mean, {array name: array})`` straight from a model folder."""
-    with open(os.path.join(path, "header.json")) as fh:
-        header = json.load(fh)
-    arrays = {name: np.load(os.path.join(path, name.rstrip("_") + ".npy"), allow_pickle=False)
-              for name in header["arrays"]}
+    """``(header, {array name: array})`` straight from a model file, as the README describes the format:
+    8 magic bytes, the header's length (8 bytes, little-endian), the JSON header, then the arrays at
+    their offsets from the first 64-byte boundary after the header."""
+    raw = open(path, "rb").read()
+    assert raw[:8] == b"FASTMF\x00\x02"
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16:16 + length])
+    start = -(-(16 + length) // 64) * 64
+    arrays = {name: np.frombuffer(raw[start + m["offset"]:start + m["offset"] + m["nbytes"]],
+                                  dtype=m["dtype"]).reshape(m["shape"]) for name, m in header["arrays"].items()}
     return header, arrays
 
 

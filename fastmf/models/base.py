@@ -19,7 +19,7 @@ from fastmf.common.layout import SCORE_BATCH
 from fastmf.common.params import make_init
 from fastmf.data_prep.dataset import Dataset, IdMap, realign, to_dataset
 from fastmf.kernels.topk import topk_rows
-from fastmf.models import io
+from fastmf.models import checks, io
 
 #: arrays every saved model holds besides its own ``_saved_arrays``
 SHARED_ARRAYS = ("user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "item_counts_")
@@ -255,16 +255,24 @@ class Recommender:
         return {name.rstrip("_"): getattr(self, name) for name in self._saved_scalars if hasattr(self, name)}
 
     def _load_extra(self, extra: dict) -> None:
-        """Restore the state of :meth:`_extra_header`."""
+        """Restore the state of :meth:`_extra_header` (each value checked: a finite number, or None)."""
         for name in self._saved_scalars:
-            if name.rstrip("_") in extra:
-                setattr(self, name, extra[name.rstrip("_")])
+            key = name.rstrip("_")
+            if key not in extra:
+                continue
+            value = extra[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not np.isfinite(value)):
+                raise ValueError(f"{key} is {value!r}, not a finite number")
+            setattr(self, name, value)
 
     def _check_loaded(self, path: str) -> None:
-        """Raise :class:`ModelFileError` if loaded arrays are inconsistent with each other."""
+        """Raise :class:`ModelFileError` if loaded arrays are inconsistent with each other or non-finite
+        (:mod:`fastmf.models.checks`)."""
 
     def save(self, path: str) -> str:
-        """Write the model to folder ``path`` (replaced atomically): ``.npy`` arrays and ``header.json``."""
+        """Write the model to the file ``path`` (see :mod:`fastmf.models.io`): an existing fastmf model
+        there is replaced atomically, anything else is refused. Returns ``path``."""
         self._check_fitted()
         arrays = {name: getattr(self, name) for name in self._saved_arrays}
         arrays.update({
@@ -279,26 +287,37 @@ class Recommender:
         return path
 
     @classmethod
+    def saved_arrays(cls) -> tuple:
+        """``(required, optional)`` names of the arrays a saved model of this kind holds."""
+        return (*SHARED_ARRAYS, *cls._saved_arrays), ("item_titles_",)
+
+    @classmethod
     def from_saved(cls, saved: io.SavedModel) -> Recommender:
-        """The model held by a folder read with :func:`fastmf.models.io.read_model` (see
+        """The model held by a file read with :func:`fastmf.models.io.read_model` (see
         :func:`fastmf.load_model`); a :class:`ModelFileError` for anything inconsistent."""
+        path = saved.path
         try:
             model = cls(**saved.params)
         except (TypeError, FastMFError) as exc:
-            raise ModelFileError(f"{saved.header_path}: parameters do not match model '{cls.kind}' ({exc})") from None
+            raise ModelFileError(f"{path}: parameters do not match model '{cls.kind}' ({exc})") from None
         arrays = dict(saved.arrays)
-        for required in (*SHARED_ARRAYS, *cls._saved_arrays):
-            if required not in arrays:
-                raise ModelFileError(f"{saved.header_path}: array '{required}' is not listed")
+        for name in ("user_ids_", "item_ids_"):
+            checks.check_ids(arrays[name], name, path)
         model.user_map_ = IdMap(arrays.pop("user_ids_"))
         model.item_map_ = IdMap(arrays.pop("item_ids_"))
         model.item_titles_ = arrays.pop("item_titles_", None)
         for name, a in arrays.items():
             setattr(model, name, a)
-        if model.seen_indptr_.shape[0] != model.n_users + 1 or model.item_counts_.shape[0] != model.n_items:
-            raise ModelFileError(f"{saved.path}: id maps and training arrays disagree in size")
+        checks.check_csr(model.seen_indptr_, model.seen_indices_, model.n_users, model.n_items, "seen", path)
+        checks.check_shape(model.item_counts_, (model.n_items,), "item_counts", path, "iu")
+        checks.require(bool((model.item_counts_ >= 0).all()), path, "item_counts holds negative counts")
+        if model.item_titles_ is not None:
+            checks.check_shape(model.item_titles_, (model.n_items,), "item_titles", path, "U")
         model.history_ = saved.history
         model.fit_seconds_ = saved.fit_seconds
-        model._load_extra(saved.extra)
-        model._check_loaded(saved.path)
+        try:
+            model._load_extra(saved.extra)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: the header's extra state is malformed ({exc})") from None
+        model._check_loaded(path)
         return model

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError
 from fastmf.kernels import metrics as km
 from fastmf.metrics.rating import rating_metrics
+from fastmf.models import checks
 from fastmf.models.base import Recommender
 
 
@@ -46,11 +47,14 @@ class FactorModel(Recommender):
     _saved_scalars = ("global_mean_",)
 
     def _check_loaded(self, path: str) -> None:
-        n_u, n_i = self.n_users, self.n_items
-        if (self.user_factors_.shape[0] != n_u or self.user_bias_.shape[0] != n_u
-                or self.item_factors_.shape[0] != n_i or self.item_bias_.shape[0] != n_i
-                or self.user_factors_.shape[1] != self.item_factors_.shape[1]):
-            raise ModelFileError(f"{path}: factor and bias arrays do not match the id maps")
+        d = self.user_factors_.shape[1] if self.user_factors_.ndim == 2 else -1
+        checks.check_shape(self.user_factors_, (self.n_users, d), "user_factors", path)
+        checks.check_shape(self.item_factors_, (self.n_items, d), "item_factors", path)
+        checks.check_shape(self.user_bias_, (self.n_users,), "user_bias", path)
+        checks.check_shape(self.item_bias_, (self.n_items,), "item_bias", path)
+        checks.check_finite(path, user_factors=self.user_factors_, item_factors=self.item_factors_,
+                            user_bias=self.user_bias_, item_bias=self.item_bias_,
+                            global_mean=np.asarray(self.global_mean_, dtype=np.float64))
 
     def _epoch_metrics(self, state, train, eval_set) -> dict:
         """The metrics of one history record (see :mod:`fastmf.models.training`)."""

@@ -40,11 +40,11 @@ import warnings
 
 import numpy as np
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError
 from fastmf.common.params import Param, declare
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
-from fastmf.models import hyper
+from fastmf.models import checks, hyper
 from fastmf.models.als import ALSFamily, ALSState
 from fastmf.models.backend import backend_of
 
@@ -180,16 +180,19 @@ class FeatureALS(ALSFamily):
 
     def _load_extra(self, extra: dict) -> None:
         super()._load_extra(extra)
-        self.feature_names_ = [str(n) for n in extra.get("feature_names", [])]
+        names = extra.get("feature_names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("feature_names must be a list of names")
+        self.feature_names_ = names
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)
         n_f = len(self.feature_names_)
-        if (self.feature_factors_.shape != (n_f, self.item_factors_.shape[1]) or self.feature_bias_.shape != (n_f,)
-                or self.item_feature_indptr_.shape != (self.n_items + 1,)
-                or self.item_feature_indptr_[-1] != self.item_feature_indices_.shape[0]
-                or (self.item_feature_indices_.size and self.item_feature_indices_.max() >= n_f)):
-            raise ModelFileError(f"{path}: feature arrays do not match the feature names and items")
+        checks.check_shape(self.feature_factors_, (n_f, self.item_factors_.shape[1]), "feature_factors", path)
+        checks.check_shape(self.feature_bias_, (n_f,), "feature_bias", path)
+        checks.check_finite(path, feature_factors=self.feature_factors_, feature_bias=self.feature_bias_)
+        checks.check_csr(self.item_feature_indptr_, self.item_feature_indices_, self.n_items, n_f, "item features",
+                         path)
 
     # ------------------------------------------------------------------ cold start
     def feature_indices(self, names) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError
 from fastmf.data_prep.dataset import Dataset
 from fastmf.metrics.ranking import RankingTask, positives, ranking_report
+from fastmf.models import checks
 from fastmf.models.factor import FactorModel
 
 
@@ -38,7 +39,4 @@ class Ranker(FactorModel):
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)
-        indptr, indices = self.positive_indptr_, self.positive_indices_
-        if (indptr.shape[0] != self.n_users + 1 or indptr[-1] != indices.shape[0]
-                or (indices.size and (indices.min() < 0 or indices.max() >= self.n_items))):
-            raise ModelFileError(f"{path}: the training positives do not match the id maps")
+        checks.check_csr(self.positive_indptr_, self.positive_indices_, self.n_users, self.n_items, "positives", path)

@@ -42,14 +42,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError
 from fastmf.common.layout import aligned_zeros, balanced_blocks, moments_width, pack_rows, scale_rows
 from fastmf.common.params import Param, declare
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import vi as kvi
 from fastmf.metrics.rating import STRATA, rating_metrics, rmse
-from fastmf.models import hyper
+from fastmf.models import checks, hyper
 from fastmf.models.als import init_factors, work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.factor import FactorModel, map_new_user
@@ -352,11 +352,18 @@ class VI(FactorModel):
         super()._check_loaded(path)
         d = self.user_factors_.shape[1]
         tail = (d, d) if self.covariance == "full" else (d,)
-        if (self.user_cov_.shape != (self.n_users, *tail) or self.item_cov_.shape != (self.n_items, *tail)
-                or self.tau_.shape != (d,)):
-            raise ModelFileError(f"{path}: covariance or tau arrays do not match the factors")
-        if self.user_bias_var_.shape != (self.n_users,) or self.item_bias_var_.shape != (self.n_items,):
-            raise ModelFileError(f"{path}: bias variance arrays do not match the biases")
+        checks.check_shape(self.user_cov_, (self.n_users, *tail), "user_cov", path)
+        checks.check_shape(self.item_cov_, (self.n_items, *tail), "item_cov", path)
+        checks.check_shape(self.tau_, (d,), "tau", path)
+        checks.check_shape(self.user_bias_var_, (self.n_users,), "user_bias_var", path)
+        checks.check_shape(self.item_bias_var_, (self.n_items,), "item_bias_var", path)
+        variances = [c.diagonal(axis1=1, axis2=2) if c.ndim == 3 else c for c in (self.user_cov_, self.item_cov_)]
+        checks.check_positive(path, user_variances=variances[0], item_variances=variances[1], tau=self.tau_,
+                              lam=np.asarray(self.lam_))
+        checks.require(np.isfinite(self.gamma_) and self.gamma_ >= 0, path, "gamma must be finite and non-negative")
+        checks.check_finite(path, user_cov=self.user_cov_, item_cov=self.item_cov_)
+        checks.require(bool((self.user_bias_var_ >= 0).all() and (self.item_bias_var_ >= 0).all()), path,
+                       "bias variances must be non-negative")
 
     # ------------------------------------------------------------------ predictive distribution
     def _pair_moments(self, users: np.ndarray, items: np.ndarray):
