@@ -1,7 +1,7 @@
 """``fastmf evaluate`` and ``fastmf bench`` end to end through the command line.
 
-``evaluate``'s metrics are recomputed from the saved model folder (``header.json`` and the
-``.npy`` arrays it lists, read with NumPy) and the bundled ratings parsed with the ``csv``
+``evaluate``'s metrics are recomputed from the saved model file (read here with NumPy, following
+the format's description) and the bundled ratings parsed with the ``csv``
 module (the ``embedded_ref`` fixture of conftest.py); ``bench``'s records are checked for
 their fields, the numba/numpy ratio and against in-process fits of the same configurations.
 """
@@ -78,7 +78,7 @@ def prepared(tmp_path_factory):
 def test_bench_records(prepared, tmp_path):
     out = tmp_path / "bench.json"
     res = run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1", "--epochs", "2",
-               "--numpy-epochs", "1", "--no-series", "--json", out, "-q"])
+               "--numpy-epochs", "1", "--no-series", "--out", out, "-q"])
     with open(out) as fh:
         records = json.load(fh)
     assert sorted(r["backend"] for r in records) == ["numba", "numpy"]

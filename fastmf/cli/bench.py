@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_bench_table
-from fastmf.cli.options import model_choice
+from fastmf.cli.options import emit_json, model_choice, output_options
 from fastmf.common.errors import FastMFError
-from fastmf.common.files import atomic_file
-from fastmf.common.jsonio import json_default
+from fastmf.common.files import check_target
 from fastmf.common.threads import max_threads
 from fastmf.drivers import bench as B
 from fastmf.drivers.tune import parse_grid
@@ -40,12 +37,15 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--balance-check", is_flag=True, help="Also run numba with naive equal-count work splitting.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Extra model hyperparameter.")
 @click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
-@click.option("--json", "json_out", type=click.Path(), default=None, help="Write the records (a JSON list) here.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--out", "out_path", type=click.Path(), default=None,
+              help="Also write the records (a JSON list) to this file (replacing only a file of records).")
+@output_options
 def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
-          cache, json_out, quiet):
+          cache, out_path, as_json, quiet):
     """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
     kind = model_class(kind).kind
+    if out_path:
+        check_target(out_path, B.is_records, "benchmark record file")
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     all_threads = max_threads()
     threads = _int_list(threads_list, "--threads") if threads_list else sorted({1, all_threads})
@@ -73,11 +73,16 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
             failures.append(str(exc))
             log(f"fastmf: warning: {exc}")
     B.add_ratios(records)
-    click.echo(format_bench_table(records))
-    for line in B.als_ratios(records):
-        click.echo(line)
-    if json_out:
-        atomic_file(json_out, lambda tmp: open(tmp, "w").write(json.dumps(records, indent=2, default=json_default)))
-        click.echo(f"wrote {json_out}")
+    ratios = B.als_ratios(records)
+    if out_path:
+        B.write_records(out_path, records)
+    if as_json:
+        emit_json({"records": records, "failures": failures})
+    else:
+        click.echo(format_bench_table(records))
+        for line in ratios:
+            click.echo(line)
+        if out_path:
+            click.echo(f"wrote {out_path}")
     if failures:
         raise FastMFError(f"{len(failures)} of {len(configs)} configurations failed; first: {failures[0]}")

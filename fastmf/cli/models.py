@@ -10,6 +10,7 @@ from fastmf.cli.format import epoch_printer, format_comparison, format_ranking, 
 from fastmf.cli.options import (
     data_options,
     emit_json,
+    input_paths,
     load_data,
     model_choice,
     model_options,
@@ -21,12 +22,14 @@ from fastmf.cli.options import (
     threads_option,
 )
 from fastmf.common.errors import FastMFError
+from fastmf.common.files import check_target
 from fastmf.common.threads import n_threads
 from fastmf.drivers.compare import als_baseline
 from fastmf.drivers.compare import compare as run_compare
 from fastmf.drivers.train import train_report
 from fastmf.drivers.tune import parse_grid, parse_setting
 from fastmf.drivers.tune import tune as run_tune
+from fastmf.models.io import is_model
 from fastmf.models.vi import STRATEGIES
 from fastmf.registry import build_model, load_model, model_class
 
@@ -37,7 +40,8 @@ from fastmf.registry import build_model, load_model, model_class
 @model_options
 @split_options
 @data_options
-@click.option("--out", "out_dir", type=click.Path(), default=None, help="Save the fitted model to this folder.")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Save the fitted model to this file (replacing only a fastmf model there).")
 @click.option("--compare-als", is_flag=True,
               help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.")
 @click.option("--ranking", is_flag=True,
@@ -59,6 +63,7 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     if ranking and model_class(kind).rating_model:
         params.pop("threshold", None)  # for a rating model it only defines the positives of the ranking metrics
     model = build_model(kind, params)
+    replacing = out_dir and check_target(out_dir, is_model, "model", protect=input_paths(data, kw))
     train_set, test_set, info = prepare_split(data, kw)
     callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
     model.fit(train_set, eval_set=test_set, callback=callback)
@@ -92,7 +97,7 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     if "uncertainty" in report:
         click.echo(format_uncertainty(report["uncertainty"]))
     if out_dir:
-        click.echo(f"saved to {out_dir}")
+        click.echo(f"saved to {out_dir}" + (" (replacing the model that was there)" if replacing else ""))
 
 
 @main.command()

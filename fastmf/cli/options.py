@@ -11,7 +11,7 @@ import numpy as np
 from fastmf.common.errors import FastMFError
 from fastmf.common.jsonio import json_default
 from fastmf.common.threads import set_threads
-from fastmf.data_prep.dataset import load_dataset
+from fastmf.data_prep.dataset import embedded_path, load_dataset
 from fastmf.data_prep.loaders import ColumnSpec, read_item_features
 from fastmf.data_prep.splits import train_test
 from fastmf.registry import MODELS, model_class
@@ -159,6 +159,12 @@ def split_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def input_paths(data, kw) -> list[str]:
+    """The input files and folders of a command (DATA, --test, --item-features; the bundled data when no
+    DATA is given): an output may neither be nor contain one."""
+    return [p for p in (data or embedded_path(), kw.get("test_path"), kw.get("item_features")) if p]
 
 
 def prepare_split(data, kw):

@@ -28,6 +28,8 @@ import numba
 import numpy as np
 
 from fastmf.common.errors import FastMFError
+from fastmf.common.files import atomic_file
+from fastmf.common.jsonio import json_default
 from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import load_dataset
 from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
@@ -167,6 +169,23 @@ def add_ratios(records: list[dict]) -> None:
                and x["factors"] == r["factors"] and x["ratings"] == r["ratings"]]
         if ref:
             r["speedup_vs_numpy"] = ref[0]["epoch_seconds"] / r["epoch_seconds"]
+
+
+def is_records(path: str) -> bool:
+    """Whether ``path`` is a file of benchmark records written by :func:`write_records`."""
+    try:
+        with open(path) as fh:
+            records = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(records, list) and all(isinstance(r, dict) and {"model", "backend", "epoch_seconds"} <= r.keys()
+                                             for r in records)
+
+
+def write_records(path: str, records: list[dict]) -> None:
+    """Write the records as a JSON list (replacing only a file of records)."""
+    atomic_file(path, lambda tmp: open(tmp, "w").write(json.dumps(records, indent=2, default=json_default)),
+                replaceable=is_records, what="benchmark record file")
 
 
 def _side_run(record: dict) -> bool:

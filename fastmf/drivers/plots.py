@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
+from fastmf._version import __version__
 from fastmf.common.errors import FastMFError
-from fastmf.common.files import atomic_file
+from fastmf.common.files import atomic_file, check_target
 from fastmf.drivers import analysis as A
 
 INSTALL_HINT = "plotting needs matplotlib, which is not installed: pip install 'fastmf[plot]'"
@@ -35,12 +36,35 @@ def require_matplotlib():
     return Figure
 
 
-class _Writer:
-    """Saves figures as PNG files in ``out_dir`` and remembers what was written or skipped."""
+#: the files ``plot data`` and ``plot model`` may write
+DATA_FIGURES = ("user_activity.png", "item_popularity.png", "rating_histogram.png", "genre_mean_rating.png",
+                "genre_item_count.png", "top_items.png")
+MODEL_FIGURES = ("training_curves.png", "item_map.png", "genre_vectors.png")
+#: the PNG text chunk that marks a figure as fastmf's (an existing file is replaced only when it has it)
+SOFTWARE = f"fastmf {__version__}"
 
-    def __init__(self, out_dir: str):
+
+def is_figure(path: str) -> bool:
+    """Whether ``path`` is a PNG figure that fastmf drew."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00fastmf " in head
+
+
+class _Writer:
+    """Saves figures as PNG files in ``out_dir`` and remembers what was written or skipped.
+
+    Every file it may write (``names``) is checked before the first figure is drawn: an existing
+    file is replaced only when it is a figure fastmf drew, so nothing is half written."""
+
+    def __init__(self, out_dir: str, names):
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise FastMFError(f"{out_dir}: exists and is not a folder")
+        for name in names:
+            check_target(os.path.join(out_dir, name), is_figure, "figure")
         self.out_dir = out_dir
         self.figure = require_matplotlib()
         self.written: list[str] = []
@@ -52,7 +76,8 @@ class _Writer:
     def save(self, fig, name: str) -> None:
         path = os.path.join(self.out_dir, name)
         try:
-            atomic_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+            atomic_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": SOFTWARE}),
+                        replaceable=is_figure, what="figure")
         except OSError as exc:
             raise FastMFError(f"{path}: cannot write the figure: {exc.strerror or exc}") from None
         self.written.append(path)
@@ -68,7 +93,7 @@ def plot_data(data, out_dir: str) -> tuple[list[str], list[str]]:
     log-log axes with the fitted power law), ``rating_histogram.png``,
     ``genre_mean_rating.png``, ``genre_item_count.png`` and ``top_items.png``.
     """
-    w = _Writer(out_dir)
+    w = _Writer(out_dir, DATA_FIGURES)
     for name, degrees, who in (("user_activity.png", data.user_counts, "user"),
                                ("item_popularity.png", data.item_counts, "item")):
         w.save(_degree_figure(w, A.degree_fit(degrees), who), name)
@@ -142,7 +167,7 @@ def plot_model(model, out_dir: str, data=None, min_ratings: int = 100) -> tuple[
     PCA of ``feature_factors_`` labelled by ``feature_names_`` when the model
     has them.
     """
-    w = _Writer(out_dir)
+    w = _Writer(out_dir, MODEL_FIGURES)
     history = getattr(model, "history_", None) or []
     if history:
         w.save(_curves_figure(w, history, model.kind), "training_curves.png")
