@@ -19,10 +19,10 @@ from fastmf.common.threads import set_threads  # noqa: E402
 from fastmf.data_prep.dataset import Dataset, IdMap, load_dataset  # noqa: E402
 from fastmf.data_prep.loaders import ColumnSpec  # noqa: E402
 from fastmf.data_prep.splits import leave_k_out, random_split, temporal_split  # noqa: E402
-from fastmf.models import ALS, BPR, VI, BiasOnly, FeatureALS, MostPopular  # noqa: E402
+from fastmf.models import ALS, BPR, VI, WRMF, BiasOnly, FeatureALS, MostPopular  # noqa: E402
 from fastmf.models.als import fit_als  # noqa: E402
 from fastmf.registry import load_model  # noqa: E402
 
 __all__ = ["__version__", "Dataset", "IdMap", "load_dataset", "ColumnSpec", "set_threads", "load_model",
            "random_split", "leave_k_out", "temporal_split", "ALS", "BiasOnly", "FeatureALS", "VI", "BPR",
-           "MostPopular", "fit_als", "FastMFError", "InputError", "ModelFileError", "DivergenceError"]
+           "MostPopular", "WRMF", "fit_als", "FastMFError", "InputError", "ModelFileError", "DivergenceError"]

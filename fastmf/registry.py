@@ -7,11 +7,11 @@ and the command line, which find models here by name.
 from __future__ import annotations
 
 from fastmf.common.errors import FastMFError
-from fastmf.models import ALS, BPR, VI, BiasOnly, FeatureALS, MostPopular
+from fastmf.models import ALS, BPR, VI, WRMF, BiasOnly, FeatureALS, MostPopular
 from fastmf.models.base import Recommender
 from fastmf.models.io import read_model
 
-MODELS = {cls.kind: cls for cls in (BiasOnly, ALS, FeatureALS, VI, BPR, MostPopular)}
+MODELS = {cls.kind: cls for cls in (BiasOnly, ALS, FeatureALS, VI, BPR, WRMF, MostPopular)}
 
 
 def model_class(kind: str) -> type:

@@ -12,7 +12,19 @@ kernel is compiled with ``cache=True``; the thread count follows ``numba.set_num
 
 import numpy as np
 
-from fastmf.kernels import als, bpr, features, metrics, ranking, sampling, sparse, synth, topk, vi  # noqa: F401
+from fastmf.kernels import (  # noqa: F401
+    als,
+    bpr,
+    features,
+    metrics,
+    ranking,
+    sampling,
+    sparse,
+    synth,
+    topk,
+    vi,
+    wrmf,
+)
 
 #: precision of the parameters the kernels update
 FLOAT = np.float32

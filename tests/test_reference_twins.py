@@ -48,6 +48,7 @@ TWINS = {
     "synth": ["sample_items", "planted_ratings"],
     "topk": ["topk_rows"],
     "vi": ["half_sweep_full", "row_cuts", "scatter_sweep_full", "half_sweep_diag", "pair_moments", "draw"],
+    "wrmf": ["gram", "half_sweep", "observed_loss"],
 }
 PAIRS = [(m, f) for m, names in TWINS.items() for f in names]
 

@@ -6,5 +6,6 @@ from fastmf.models.bpr import BPR
 from fastmf.models.features import FeatureALS
 from fastmf.models.popular import MostPopular
 from fastmf.models.vi import VI
+from fastmf.models.wrmf import WRMF
 
-__all__ = ["ALS", "BiasOnly", "FeatureALS", "VI", "BPR", "MostPopular"]
+__all__ = ["ALS", "BiasOnly", "FeatureALS", "VI", "BPR", "MostPopular", "WRMF"]

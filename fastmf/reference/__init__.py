@@ -9,7 +9,19 @@ and benchmarked against.
 
 import numpy as np
 
-from fastmf.reference import als, bpr, features, metrics, ranking, sampling, sparse, synth, topk, vi  # noqa: F401
+from fastmf.reference import (  # noqa: F401
+    als,
+    bpr,
+    features,
+    metrics,
+    ranking,
+    sampling,
+    sparse,
+    synth,
+    topk,
+    vi,
+    wrmf,
+)
 
 #: precision of the parameters the reference updates
 FLOAT = np.float64

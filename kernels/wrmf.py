@@ -1,0 +1,237 @@
+"""Weighted matrix factorisation for implicit feedback (Hu, Koren and Volinsky 2008): the half-sweeps.
+
+Every (user, item) pair has a preference ``p_ui`` (1 for an observed interaction, 0 otherwise)
+and a confidence ``c_ui = 1 + alpha r_ui`` (or, with ``log_scaling``, ``1 + alpha log(1 + r_ui/eps)``)
+for an observed pair with value ``r_ui``, 1 for every other pair. The objective (minimised) is
+
+    J = sum_(u,i) c_ui (p_ui - x_u . y_i)^2 + lam (sum_u |x_u|^2 + sum_i |y_i|^2)
+
+over all pairs. Given the items, a user's block is a ridge problem solved by
+
+    x_u = (Y^T Y + lam I + sum_(i in N(u)) (c_ui - 1) y_i y_i^T)^-1 sum_(i in N(u)) c_ui y_i
+
+with ``Y^T Y`` computed once per half-sweep (:func:`gram`), so a user costs ``O(n_u D^2 + D^3)``
+with the exact solver (``cg_steps = 0``: a Cholesky factorisation); items symmetrically. The
+conjugate-gradient solver (Takacs, Pilaszy and Tikk 2011) runs ``cg_steps`` CG steps on the
+same system, warm-started from the current ``x_u``, at ``O(cg_steps (D^2 + n_u D))`` per user.
+Every CG iterate minimises the block's quadratic over a Krylov space containing the previous
+iterate, so neither solver ever increases ``J``.
+
+No sum over all pairs is formed: ``sum_(u,i) (x_u . y_i)^2 = tr(X^T X Y^T Y)``, so
+``J = sum_observed [c (1 - s)^2 - s^2] + tr(X^T X Y^T Y) + lam (|X|^2 + |Y|^2)`` with
+``s = x_u . y_i``; :func:`observed_loss` computes the first sum. Work is split into blocks
+of equal cost (:func:`fastmf.common.layout.balanced_blocks`), handed to threads one at a time;
+a block gathers each entity's rated rows once into contiguous scratch.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from fastmf.kernels._linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gram_add, padded_dim, prefetch_span
+
+__all__ = ["gram", "half_sweep", "observed_loss"]
+
+#: rows summed per task by :func:`gram`
+GRAM_ROWS = 4096
+
+
+@njit(cache=True, inline="always")
+def confidence(r, alpha, eps, log_scaling):
+    """``c = 1 + alpha r`` or ``1 + alpha log(1 + r / eps)``."""
+    if log_scaling:
+        return 1.0 + alpha * math.log(1.0 + r / eps)
+    return 1.0 + alpha * r
+
+
+def gram(factors):
+    """``F^T F`` (``D x D``, float64) of a factor matrix, summed over row blocks in a fixed order."""
+    d = factors.shape[1]
+    n_parts = max(1, -(-factors.shape[0] // GRAM_ROWS))
+    parts = np.zeros((n_parts, padded_dim(d), padded_dim(d)), dtype=np.float64)
+    _gram_parts(factors, parts)
+    total = np.zeros((d, d), dtype=np.float64)
+    for part in parts:  # fixed order: independent of the thread count
+        total += part[:d, :d]
+    return np.tril(total) + np.tril(total, -1).T
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _gram_parts(factors, parts):
+    """``parts[k]`` (lower triangle) = the Gram matrix of rows ``k GRAM_ROWS ..`` of ``factors``."""
+    n, d = factors.shape
+    dp = parts.shape[1]
+    for k in prange(parts.shape[0]):
+        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
+        acc = np.zeros((dp, dp), dtype=np.float32)
+        stop = min(n, (k + 1) * GRAM_ROWS)
+        for c0 in range(k * GRAM_ROWS, stop, GRAM_BLOCK):
+            m = min(GRAM_BLOCK, stop - c0)
+            for jj in range(m):
+                for p in range(d):
+                    x[p, jj] = factors[c0 + jj, p]
+            mm = (m + 15) // 16 * 16
+            for jj in range(m, mm):
+                for p in range(d):
+                    x[p, jj] = 0.0
+            gram_add(x, mm, dp, acc)
+            # flush the float32 run into the float64 part
+            for p in range(dp):
+                for q in range(p + 1):
+                    parts[k, p, q] += acc[p, q]
+                    acc[p, q] = 0.0
+
+
+def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
+               blocks):
+    """Update ``own_factors`` in place for every row of the CSR matrix of observed pairs (values ``data``).
+
+    ``gram`` is ``Y^T Y`` of ``other_factors`` (:func:`gram`); ``cg_steps`` 0 solves each block
+    exactly, more runs that many conjugate-gradient steps from the current factors.
+    """
+    with numba.parallel_chunksize(1):
+        _half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
+                    blocks)
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
+                blocks):
+    d = own_factors.shape[1]
+    dp = padded_dim(d)
+    flat = other_factors.reshape(-1)
+    n_total = indices.shape[0]
+    for blk in prange(blocks.shape[0] - 1):
+        longest = 0
+        for e in range(blocks[blk], blocks[blk + 1]):
+            longest = max(longest, indptr[e + 1] - indptr[e])
+        rows = np.empty((longest, d), dtype=np.float32)  # the entity's rated rows, gathered once
+        weight = np.empty(longest, dtype=np.float64)  # their c - 1
+        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
+        acc = np.zeros((dp, dp), dtype=np.float32)
+        a = np.empty((d, d), dtype=np.float64)
+        b = np.empty(d, dtype=np.float64)
+        u = np.empty(d, dtype=np.float64)
+        r = np.empty(d, dtype=np.float64)
+        p = np.empty(d, dtype=np.float64)
+        ap = np.empty(d, dtype=np.float64)
+        for e in range(blocks[blk], blocks[blk + 1]):
+            start = indptr[e]
+            n = indptr[e + 1] - start
+            b[:] = 0.0
+            for j in range(n):
+                ahead = start + j + 32
+                if ahead < n_total:
+                    prefetch_span(flat, indices[ahead] * d, d)
+                i = indices[start + j]
+                c = confidence(data[start + j], alpha, eps, log_scaling)
+                weight[j] = c - 1.0
+                for q in range(d):
+                    v = other_factors[i, q]
+                    rows[j, q] = v
+                    b[q] += c * v
+            if cg_steps == 0:
+                _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d)
+                for q in range(d):
+                    own_factors[e, q] = b[q]
+            else:
+                for q in range(d):
+                    u[q] = own_factors[e, q]
+                _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d)
+                for q in range(d):
+                    own_factors[e, q] = u[q]
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
+    """``b <- (gram + lam I + sum_j weight_j rows_j rows_j^T)^-1 b`` by Cholesky (the weighted Gram
+    accumulated in float32 runs of ``GRAM_BLOCK`` rows, each scaled by ``sqrt(weight)``)."""
+    for p in range(d):
+        for q in range(p + 1):
+            a[p, q] = gram[p, q]
+        a[p, p] += lam
+    for c0 in range(0, n, GRAM_BLOCK):
+        m = min(GRAM_BLOCK, n - c0)
+        for jj in range(m):
+            w = np.float32(math.sqrt(weight[c0 + jj]))
+            for p in range(d):
+                x[p, jj] = w * rows[c0 + jj, p]
+        mm = (m + 15) // 16 * 16
+        for jj in range(m, mm):
+            for p in range(d):
+                x[p, jj] = 0.0
+        acc[:, :] = 0.0
+        gram_add(x, mm, dp, acc)
+        for p in range(d):
+            for q in range(p + 1):
+                a[p, q] += acc[p, q]
+    cholesky(a, d)
+    cho_solve(a, b, d)
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def _times(rows, weight, n, gram, lam, v, out, d):
+    """``out = (gram + lam I + sum_j weight_j rows_j rows_j^T) v``."""
+    for p in range(d):
+        s = lam * v[p]
+        for q in range(d):
+            s += gram[p, q] * v[q]
+        out[p] = s
+    for j in range(n):
+        s = 0.0
+        for q in range(d):
+            s += rows[j, q] * v[q]
+        s *= weight[j]
+        for q in range(d):
+            out[q] += s * rows[j, q]
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, steps, d):
+    """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place)."""
+    _times(rows, weight, n, gram, lam, u, ap, d)
+    rs = 0.0
+    for q in range(d):
+        r[q] = b[q] - ap[q]
+        p[q] = r[q]
+        rs += r[q] * r[q]
+    for _ in range(steps):
+        if rs <= 1e-30:
+            return
+        _times(rows, weight, n, gram, lam, p, ap, d)
+        pap = 0.0
+        for q in range(d):
+            pap += p[q] * ap[q]
+        step = rs / pap
+        rs_new = 0.0
+        for q in range(d):
+            u[q] += step * p[q]
+            r[q] -= step * ap[q]
+            rs_new += r[q] * r[q]
+        for q in range(d):
+            p[q] = r[q] + (rs_new / rs) * p[q]
+        rs = rs_new
+
+
+@njit(cache=True, parallel=True)
+def observed_loss(indptr, indices, data, user_factors, item_factors, alpha, eps, log_scaling):
+    """``sum over observed pairs of c (1 - s)^2 - s^2`` with ``s = x_u . y_i`` (module docstring)."""
+    n_rows = indptr.shape[0] - 1
+    part = np.zeros(n_rows, dtype=np.float64)
+    d = user_factors.shape[1]
+    for u in prange(n_rows):
+        total = 0.0
+        for j in range(indptr[u], indptr[u + 1]):
+            i = indices[j]
+            s = 0.0
+            for q in range(d):
+                s += np.float64(user_factors[u, q]) * item_factors[i, q]
+            c = confidence(data[j], alpha, eps, log_scaling)
+            total += c * (1.0 - s) * (1.0 - s) - s * s
+        part[u] = total
+    out = 0.0
+    for v in part:  # sequential: independent of the thread count
+        out += v
+    return out
