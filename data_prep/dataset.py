@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.loaders import COLUMN_ALIASES, ColumnSpec, RawData, load_raw
+from fastmf.data_prep.validate import PYTHON_RANGE_HINT, Where, as_numbers, check_ratings, check_scale
 from fastmf.kernels import sparse as sk
 
 
@@ -51,11 +52,22 @@ class IdMap:
     def index_of(self, values, missing: int = -1) -> np.ndarray:
         """Dense indices of ``values``; ids not in the map get ``missing``."""
         values = self._coerce(values)
+        impossible = None
+        if self.is_int and values.dtype.kind in "iu" and values.dtype != self.ids.dtype:
+            # int64 against uint64 ids (or the reverse): compare exactly, never through floats
+            if self.ids.dtype.kind == "u" and values.dtype.kind == "i":
+                impossible = values < 0
+            elif self.ids.dtype.kind == "i" and values.dtype.kind == "u":
+                impossible = values > np.iinfo(np.int64).max
+            if impossible is not None:
+                values = np.where(impossible, 0, values).astype(self.ids.dtype)
         if len(self) == 0:
             return np.full(values.shape, missing, dtype=np.int32)
         pos = np.searchsorted(self._sorted, values)
         pos = np.minimum(pos, len(self) - 1)
         found = self._sorted[pos] == values
+        if impossible is not None:
+            found &= ~impossible
         return np.where(found, self._order[pos], missing).astype(np.int32)
 
     def index(self, value) -> int:
@@ -71,14 +83,32 @@ class IdMap:
         new = np.unique(values[self.index_of(values) < 0])
         if new.size == 0:
             return self
-        return IdMap(np.concatenate([self.ids, new.astype(self.ids.dtype if self.ids.size else new.dtype)]))
+        ids = self.ids
+        if ids.size == 0:
+            return IdMap(new)
+        if ids.dtype.kind in "iu" and new.dtype.kind in "iu" and ids.dtype != new.dtype:
+            # int64 and uint64 ids (past 2^63) together: one type that holds both exactly, or an error
+            both = (ids, new)
+            if all(a.dtype.kind == "i" or a.max() <= np.iinfo(np.int64).max for a in both):
+                ids, new = (a.astype(np.int64) for a in both)
+            elif all(a.dtype.kind == "u" or a.min() >= 0 for a in both):
+                ids, new = (a.astype(np.uint64) for a in both)
+            else:
+                raise FastMFError("ids mix negative numbers and numbers past 2^63 - 1, which no integer type "
+                                  "holds together: use string ids")
+        if ids.dtype.kind in "US":  # a string map widens to the longest id (astype would cut longer ones)
+            return IdMap(np.concatenate([ids, new.astype(str)]))
+        return IdMap(np.concatenate([ids, new.astype(ids.dtype)]))
 
     def _coerce(self, values) -> np.ndarray:
+        """``values`` as integers for an integer map (exactly: int64 or uint64), as strings for a string map."""
+        if self.ids.size and self.is_int and not (isinstance(values, np.ndarray) and values.dtype.kind in "iuf"):
+            values = _whole_numbers(values)
         values = np.asarray(values)
         if self.ids.size and self.is_int and values.dtype.kind not in "iu":
             try:
                 values = values.astype(np.int64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise FastMFError(f"ids {values[:3].tolist()} are not integers like this dataset's ids") from None
         if self.ids.size and not self.is_int and values.dtype.kind in "iu":
             values = values.astype(str)
@@ -110,6 +140,16 @@ class IdMap:
                 return IdMap(np.flatnonzero(present).astype(np.int64)), lut[values]
         uniques, codes = np.unique(values, return_inverse=True)
         return IdMap(uniques), codes.astype(np.int32).ravel()
+
+
+def _whole_numbers(values) -> np.ndarray:
+    """Integers (or their text) exactly: int64 when they fit, uint64 for ids past 2^63, else as given."""
+    for dtype in (np.int64, np.uint64):
+        try:
+            return np.asarray(values, dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            continue
+    return np.asarray(values)
 
 
 class Dataset:
@@ -254,31 +294,58 @@ class Dataset:
         return realign(other, self.user_map, self.item_map, self.items_table)
 
     # ------------------------------------------------------------------ constructors
+    # Every constructor goes through build_dataset, which validates the ratings (validate.check_ratings):
+    # no missing ids, no NaN/inf ratings, ratings inside ``rating_range`` (default 0.5..5; None for an
+    # implicit table, whose values are positive weights), no empty input. Problems raise one-line
+    # InputErrors naming the input ("the arrays", "the matrix", "the table"), the 0-based row and the column.
     @classmethod
     def from_arrays(cls, users, items, ratings, timestamps=None, **kwargs) -> Dataset:
-        """Build from parallel arrays of (user id, item id, rating[, timestamp])."""
-        cols = {"user_id": np.asarray(users), "item_id": np.asarray(items),
-                "rating": np.asarray(ratings, dtype=np.float32)}
+        """Build from parallel arrays of (user id, item id, rating[, timestamp]).
+
+        Keywords: ``rating_range=(lo, hi)`` (default 0.5..5; None: implicit weights), ``source``,
+        ``user_map``/``item_map`` (fixed id maps).
+        """
+        where = Where("the arrays", range_hint=PYTHON_RANGE_HINT,
+                      columns={"user_id": "users", "item_id": "items", "rating": "ratings", "timestamp": "timestamps"})
+        arrays = {"user_id": users, "item_id": items, "rating": ratings}
         if timestamps is not None:
-            cols["timestamp"] = np.asarray(timestamps, dtype=np.int64)
-        return build_dataset(pa.table(cols), **kwargs)
+            arrays["timestamp"] = timestamps
+        cols = {name: as_numbers(_arrow_array(values, name, where), name, where) for name, values in arrays.items()}
+        lengths = {where.column(name): len(col) for name, col in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise FastMFError(f"the arrays differ in length: {', '.join(f'{k} {v:,}' for k, v in lengths.items())}")
+        return build_dataset(pa.table(cols), where=where, **kwargs)
 
     @classmethod
     def from_scipy(cls, matrix, **kwargs) -> Dataset:
-        """Build from a scipy.sparse matrix (rows = users, columns = items, ids = positions)."""
+        """Build from a scipy.sparse matrix (rows = users, columns = items, ids = positions).
+
+        Every stored entry is a rating (an explicit zero too); ``rating_range`` as in :meth:`from_arrays`.
+        """
         coo = matrix.tocoo()
         n_users, n_items = matrix.shape
+        rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        where = Where("the matrix", range_hint=PYTHON_RANGE_HINT, empty="no ratings (no stored entries)",
+                      locate=lambda k: f"row {rows[k]}, column {cols[k]}")
         return build_dataset(
-            pa.table({"user_id": coo.row.astype(np.int64), "item_id": coo.col.astype(np.int64),
-                      "rating": coo.data.astype(np.float32)}),
+            pa.table({"user_id": rows, "item_id": cols,
+                      "rating": _arrow_array(coo.data.astype(np.float32) if coo.data.dtype == bool else coo.data,
+                                             "rating", where)}),
             user_map=IdMap(np.arange(n_users, dtype=np.int64)), item_map=IdMap(np.arange(n_items, dtype=np.int64)),
-            **kwargs)
+            where=where, **kwargs)
 
     @classmethod
     def from_table(cls, table, **kwargs) -> Dataset:
-        """Build from a pyarrow (or pandas) table with user, item and rating columns."""
+        """Build from a pyarrow (or pandas) table with user, item and rating columns.
+
+        Columns are found by their common spellings (``userId``, ``movieId``, ``stars``...); ratings
+        written as text are read as numbers. ``rating_range`` as in :meth:`from_arrays`.
+        """
         if not isinstance(table, pa.Table):
-            table = pa.Table.from_pandas(table, preserve_index=False)
+            try:
+                table = pa.Table.from_pandas(table, preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise FastMFError(f"the table: cannot convert it to Arrow: {str(exc).splitlines()[0]}") from None
         names = {}
         for logical in ("user_id", "item_id", "rating", "timestamp"):
             hit = next((a for a in COLUMN_ALIASES[logical] if a in table.column_names), None)
@@ -286,11 +353,9 @@ class Dataset:
                 raise FastMFError(f"table has no {logical} column (columns: {', '.join(table.column_names)})")
             if hit is not None:
                 names[logical] = hit
-        cols = [table[v] for v in names.values()]
-        renamed = pa.table(cols, names=list(names))
-        renamed = renamed.set_column(renamed.column_names.index("rating"), "rating",
-                                     pc.cast(renamed["rating"], pa.float32()))
-        return build_dataset(renamed, **kwargs)
+        where = Where("the table", columns=names, range_hint=PYTHON_RANGE_HINT)
+        cols = [as_numbers(table[actual], logical, where) for logical, actual in names.items()]
+        return build_dataset(pa.table(cols, names=list(names)), where=where, **kwargs)
 
 
 def to_dataset(data) -> Dataset:
@@ -315,20 +380,30 @@ def realign(other: Dataset, user_map: IdMap, item_map: IdMap, items_table: pa.Ta
     table = pa.table({"user_id": users, "item_id": items, "rating": other.data})
     if other.timestamps is not None:
         table = table.append_column("timestamp", pa.array(other.timestamps))
+    # ``other`` is a Dataset: its ratings were checked when it was built
     return build_dataset(table, items_table if items_table is not None else other.items_table,
                          source=other.source, rating_range=other.rating_range,
-                         user_map=user_map.extend(users), item_map=item_map.extend(items))
+                         user_map=user_map.extend(users), item_map=item_map.extend(items), checked=True)
 
 
 def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str = "",
                   rating_range=(0.5, 5.0), user_map: IdMap | None = None, item_map: IdMap | None = None,
-                  ) -> Dataset:
+                  where: Where | None = None, checked: bool = False) -> Dataset:
     """Vectorised construction of a :class:`Dataset` from an Arrow ratings table.
+
+    The ratings are validated first (:func:`fastmf.data_prep.validate.check_ratings`, the one
+    validation of every entry point; ``where`` says how to name the input in its messages,
+    "the table" by default), unless ``checked`` says a loader already did. ``rating_range``
+    None makes an implicit table (the ``rating`` column holds positive weights).
 
     Duplicate (user, item) pairs keep the rating with the latest timestamp (the
     last in file order when timestamps tie or are absent) and raise a
     :class:`DuplicateRatingsWarning` with their count.
     """
+    if not checked:
+        where = where or Where("the table", range_hint=PYTHON_RANGE_HINT)
+        rating_range = check_scale(rating_range, where.range_hint)
+        ratings = check_ratings(ratings, rating_range, where)
     if user_map is None:
         user_map, users = IdMap.factorize(ratings["user_id"])
     else:
@@ -358,6 +433,39 @@ def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str 
     titles, fptr, fidx, fnames = _item_metadata(items, item_map)
     return Dataset(user_map, item_map, indptr, indices, data, timestamps, titles, fptr, fidx, fnames,
                    source=source, rating_range=rating_range, items_table=items)
+
+
+def _arrow_array(values, name: str, where: Where) -> pa.Array:
+    """One of the parallel arrays of :meth:`Dataset.from_arrays` as an Arrow array (types checked later)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    given = values
+    values = np.asarray(values)
+    if name in ("user_id", "item_id") and values.dtype.kind == "f" and not isinstance(given, np.ndarray):
+        values = _exact_big_ints(given, values, where.column(name))
+    if values.ndim != 1:
+        raise FastMFError(f"the arrays: {where.column(name)} must be one-dimensional, got shape {values.shape}")
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise FastMFError(f"the arrays: cannot read {where.column(name)}: {str(exc).splitlines()[0]}") from None
+
+
+def _exact_big_ints(given, floats: np.ndarray, name: str) -> np.ndarray:
+    """Python ints past 2^63 - 1, which NumPy turns into (inexact) floats, as exact uint64."""
+    try:
+        np.asarray(given, dtype=np.int64)
+        return floats  # no overflow: they are floats indeed
+    except OverflowError:
+        pass
+    except (TypeError, ValueError):
+        return floats
+    try:
+        exact = np.asarray(given, dtype=np.uint64)
+    except (OverflowError, TypeError, ValueError):
+        raise FastMFError(f"the arrays: {name} mix negative ids and ids past 2^63 - 1, which no integer type "
+                          "holds together: pass them as strings") from None
+    return exact if np.array_equal(exact.astype(np.float64), floats) else floats
 
 
 def _numpy(column) -> np.ndarray:
@@ -396,7 +504,8 @@ def _item_metadata(items: pa.Table | None, item_map: IdMap):
 
 
 def dataset_from_raw(raw: RawData) -> Dataset:
-    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range)
+    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range,
+                         checked=raw.checked)
 
 
 def load_dataset(path: str | None = None, columns: ColumnSpec | None = None) -> Dataset:

@@ -41,6 +41,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fastmf.common.errors import InputError
+from fastmf.data_prep.validate import Where, as_numbers, check_ratings, first_failure
 
 MOVIELENS_RANGE = (0.5, 5.0)
 INTEGER_STAR_RANGE = (1.0, 5.0)
@@ -75,6 +76,8 @@ class RawData:
     #: the rating scale ``(lo, hi)``, or None for an implicit (user, item[, weight]) table
     rating_range: tuple[float, float] | None
     extra: dict = field(default_factory=dict)
+    #: the ratings passed :func:`fastmf.data_prep.validate.check_ratings` (every loader here checks them)
+    checked: bool = False
 
     @property
     def implicit(self) -> bool:
@@ -202,8 +205,10 @@ def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
         raw.source = os.path.abspath(path)
         if columns.rating_range is not None:
             raw.rating_range = columns.rating_range
-        _check_ratings(raw.ratings, raw.extra.pop("display"), raw.extra.pop("first_line"), raw.rating_range,
-                       columns=raw.extra.pop("columns", None))
+        where = Where(raw.extra.pop("display"), raw.extra.pop("first_line"), "line", raw.extra.pop("columns", None),
+                      empty="empty file: no ratings")
+        raw.ratings = check_ratings(raw.ratings, raw.rating_range, where)
+        raw.checked = True
         return raw
     if fmt == "parquet":
         return _load_generic_parquet(path, columns)
@@ -213,23 +218,96 @@ def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
 def load_prepared(path: str) -> RawData:
     """Read a folder written by ``fastmf prepare`` (ratings.parquet, items.parquet, manifest.json)."""
     manifest_path = os.path.join(path, "manifest.json")
-    try:
-        with open(manifest_path) as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError(manifest_path, f"unreadable manifest: {exc}") from None
+    manifest = _read_manifest(manifest_path)
+    scale = _manifest_scale(manifest, manifest_path)
     ratings_path = os.path.join(path, "ratings.parquet")
     ratings = _read_parquet(ratings_path)
     for name in ("user_id", "item_id", "rating"):
         if name not in ratings.column_names:
             raise InputError(ratings_path, "missing column in a prepared folder", column=name)
+    ratings = ratings.select([n for n in ("user_id", "item_id", "rating", "timestamp") if n in ratings.column_names])
+    hint = f" (the scale of {manifest_path})"
+    ratings = check_ratings(ratings, scale, Where(ratings_path, 1, "row", range_hint=hint, empty="empty: no ratings"))
     items_path = os.path.join(path, "items.parquet")
-    items = _read_parquet(items_path) if os.path.exists(items_path) else None
-    scale = manifest.get("rating_range", MOVIELENS_RANGE)
-    # an implicit table's scale is null (folders of fastmf 0.1 wrote the empty scale [0, 0])
-    scale = None if scale is None or list(scale) == [0, 0] else (float(scale[0]), float(scale[1]))
+    items = _check_items(_read_parquet(items_path), items_path) if os.path.exists(items_path) else None
     return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", scale,
-                   {"manifest": manifest})
+                   {"manifest": manifest}, checked=True)
+
+
+# manifest fields with the JSON type they must have when present (null allowed where listed)
+_MANIFEST_FIELDS = {"schema_version": (int, False), "users": (int, False), "items": (int, False),
+                    "ratings": (int, False), "listed_items": (int, True), "has_timestamps": (bool, False),
+                    "source": (str, False), "format": (str, False), "fastmf_version": (str, False)}
+
+
+def _read_manifest(manifest_path: str) -> dict:
+    """The manifest of a prepared folder: a JSON object whose known fields have their types."""
+    try:
+        with open(manifest_path, encoding="utf-8-sig") as fh:  # a byte order mark is allowed
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise InputError(manifest_path, f"unreadable manifest: {_first_line(exc)}") from None
+    if not isinstance(manifest, dict):
+        raise InputError(manifest_path, f"not a manifest: expected a JSON object, got {_json_kind(manifest)}")
+    for name, (kind, nullable) in _MANIFEST_FIELDS.items():
+        if name not in manifest or (nullable and manifest[name] is None):
+            continue
+        value = manifest[name]
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            expected = "a whole number >= 0"
+        else:
+            ok = isinstance(value, kind)
+            expected = {bool: "true or false", str: "a string"}[kind]
+        if not ok:
+            raise InputError(manifest_path, f"field '{name}' must be {expected}"
+                                            f"{' or null' if nullable else ''}, got {_json_kind(value)}")
+    return manifest
+
+
+def _manifest_scale(manifest: dict, manifest_path: str) -> tuple[float, float] | None:
+    """``rating_range`` of a manifest: ``[lo, hi]``, or null for an implicit table (folders of
+    fastmf 0.1 wrote the empty scale ``[0, 0]``); absent in the oldest folders, meaning 0.5..5."""
+    scale = manifest.get("rating_range", list(MOVIELENS_RANGE))
+    if scale is None:
+        return None
+    numbers = isinstance(scale, list) and len(scale) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
+    if numbers and scale == [0, 0]:
+        return None
+    if not numbers or not (np.isfinite(scale).all() and scale[0] < scale[1]):
+        raise InputError(manifest_path, "field 'rating_range' must be [lo, hi] with lo < hi, or null for an "
+                                        f"implicit table, got {_json_kind(scale)}")
+    return float(scale[0]), float(scale[1])
+
+
+def _json_kind(value) -> str:
+    """A JSON value for a message: short values as written, long ones by their kind."""
+    text = json.dumps(value)
+    if len(text) <= 40:
+        return text
+    kind = {dict: "an object", list: "a list", str: "a string"}.get(type(value), "a value")
+    return f"{kind} ({text[:30]}...)"
+
+
+def _check_items(items: pa.Table, items_path: str) -> pa.Table:
+    """items.parquet of a prepared folder: ``item_id`` (integers or strings), ``title`` (strings),
+    ``genres`` (lists of strings)."""
+    kinds = {"item_id": (lambda t: pa.types.is_integer(t) or pa.types.is_string(t), "integers or strings"),
+             "title": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t),
+                       "strings"),
+             "genres": (lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t))
+                        and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)),
+                        "lists of strings")}
+    for name, (ok, expected) in kinds.items():
+        if name not in items.column_names:
+            raise InputError(items_path, "missing column in a prepared folder", column=name)
+        if not ok(items[name].type):
+            raise InputError(items_path, f"column has type {items[name].type}: expected {expected}", column=name)
+    if items["item_id"].null_count:
+        row = int(np.argmax(items["item_id"].is_null().to_numpy(zero_copy_only=False)))
+        raise InputError(items_path, f"row {row + 1}: missing value", column="item_id")
+    return items.select(list(kinds))
 
 
 # --------------------------------------------------------------------------- MovieLens readers
@@ -246,7 +324,7 @@ def _load_ml_csv(release: _Release) -> RawData:
     items = None
     movies = release.find("movies.csv")
     if movies:
-        msrc = release.open(movies)
+        msrc = _text_source(release.open(movies))
         table = _read_csv_strings(msrc, ",", header=True, names=None)
         _require_columns(table, msrc.display, ("movieId", "title", "genres"))
         items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=2)
@@ -267,10 +345,9 @@ def _load_ml_dat(release: _Release) -> RawData:
     items = None
     movies = release.find("movies.dat")
     if movies:
-        msrc = release.open(movies)
-        text = _to_utf8(msrc.read_bytes())
-        table = _read_csv_strings(_Source(msrc.display, data=_double_colon_to_unit_sep(text)), "\x1f", header=False,
-                                  names=["movieId", "title", "genres"])
+        msrc = _text_source(release.open(movies))
+        table = _read_csv_strings(_Source(msrc.display, data=_double_colon_to_unit_sep(msrc.data)), "\x1f",
+                                  header=False, names=["movieId", "title", "genres"])
         items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=1)
     return RawData(ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE,
                    {"display": src.display, "first_line": 1})
@@ -289,12 +366,11 @@ def _load_ml100k(release: _Release) -> RawData:
         genre_names = list(ML100K_GENRES)
         genre_file = release.find("u.genre")
         if genre_file:
-            lines = [ln for ln in _to_utf8(release.open(genre_file).read_bytes()).decode().splitlines() if ln.strip()]
+            lines = [ln for ln in _text_source(release.open(genre_file)).data.decode().splitlines() if ln.strip()]
             genre_names = [ln.rsplit("|", 1)[0] for ln in lines]
-        isrc = release.open(item_name)
+        isrc = _text_source(release.open(item_name))
         names = ["movieId", "title", "release", "video_release", "url"] + [f"g{k}" for k in range(len(genre_names))]
-        table = _read_csv_strings(_Source(isrc.display, data=_to_utf8(isrc.read_bytes())), "|", header=False,
-                                  names=names)
+        table = _read_csv_strings(isrc, "|", header=False, names=names)
         flags = np.stack([pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False)
                           for k in range(len(genre_names))], 1)
         genre_strings = pa.array(
@@ -316,29 +392,23 @@ def _load_generic_csv(path: str, spec: ColumnSpec) -> RawData:
     wanted = _resolve_columns(header, spec, path)
     ratings = _read_delimited(src, sep, header=True, wanted=wanted, optional=("timestamp",))
     rng = _value_range(wanted, spec, path)
-    _check_ratings(ratings, path, 2, rng, columns=wanted)
-    return RawData(_with_values(ratings), None, os.path.abspath(path), "csv", rng)
+    ratings = check_ratings(ratings, rng, Where(path, 2, "line", wanted, empty="empty file: no ratings"))
+    return RawData(_with_values(ratings), None, os.path.abspath(path), "csv", rng, checked=True)
 
 
 def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
     table = _read_parquet(path)
     wanted = _resolve_columns(table.column_names, spec, path)
-    cols, names = [], []
-    for logical, actual in wanted.items():
-        col = table[actual]
-        try:
-            col = _cast_column(logical, col)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            line = _first_bad_row(col, logical)
-            raise InputError(path, f"cannot read {logical.replace('_', ' ')} value "
-                                   f"{_show(col, line)} as a number", line=(None if line is None else line + 1),
-                             column=actual) from None
-        cols.append(col)
-        names.append(logical)
-    ratings = pa.table(cols, names=names)
+    where = Where(path, 1, "row", wanted, empty="empty file: no ratings")
+    # text columns of numbers are read as numbers (a value that is not one is named)
+    ratings = pa.table([as_numbers(table[actual], logical, where) for logical, actual in wanted.items()],
+                       names=list(wanted))
     rng = _value_range(wanted, spec, path)
-    _check_ratings(ratings, path, 1, rng, row_word="row", columns=wanted)
-    return RawData(_with_values(ratings), None, os.path.abspath(path), "parquet", rng)
+    ratings = check_ratings(ratings, rng, where)
+    return RawData(_with_values(ratings), None, os.path.abspath(path), "parquet", rng, checked=True)
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _read_parquet(path: str) -> pa.Table:
@@ -351,7 +421,7 @@ def _read_parquet(path: str) -> pa.Table:
 
 
 def _header(src: _Source, sep: str) -> list[str]:
-    head = src.head()
+    head = src.head().removeprefix(_BOM)  # Arrow skips a UTF-8 byte order mark too
     if not head.strip():
         raise InputError(src.display, "empty file: no header and no ratings")
     first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
@@ -442,7 +512,7 @@ def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional
     inference, Arrow keeps every parsed block of those columns until the end of
     the file in case a later block needs a wider type (about 1.5 GB on ml-32m).
     """
-    if not src.head(4096).strip():
+    if not src.head(4096).removeprefix(_BOM).strip():
         raise InputError(src.display, "empty file: no ratings")
     if header:
         present = _header(src, sep)
@@ -462,7 +532,36 @@ def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional
         table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise _locate_csv_error(src, sep, header, wanted, names, exc, int_ids) from None
+    table = _exact_ids(src, table, read, parse, [wanted[k] for k in ("user_id", "item_id") if k in wanted])
     return pa.table([table[actual] for actual in wanted.values()], names=list(wanted.keys()))
+
+
+def _exact_ids(src: _Source, table: pa.Table, read, parse, id_columns) -> pa.Table:
+    """Id columns that Arrow read as floats, read again as text and kept exact.
+
+    Integers past the int64 range (unsigned 64-bit ids) are inferred as doubles, which
+    would merge distinct ids: whole numbers become uint64 when they fit, strings
+    otherwise. Ids that are not whole numbers (``1.5``) stay floats.
+    """
+    floats = [c for c in id_columns if pa.types.is_floating(table[c].type)]
+    if not floats:
+        return table
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in floats}, include_columns=floats,
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    text = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
+    for name in floats:
+        col = pc.utf8_trim_whitespace(text[name])
+        if not pc.all(pc.match_substring_regex(col, _INTEGER)).as_py():
+            continue
+        exact = col
+        for kind in (pa.int64(), pa.uint64()):
+            try:
+                exact = pc.cast(pc.replace_substring_regex(col, r"^\+", ""), kind)
+                break
+            except pa.ArrowInvalid:
+                continue
+        table = table.set_column(table.column_names.index(name), name, exact)
+    return table
 
 
 # ids keep the type Arrow infers (integers or strings); ratings and timestamps are converted.
@@ -471,14 +570,18 @@ _INT_IDS = {"user_id": pa.int64(), "item_id": pa.int64()}
 
 
 def _read_csv_strings(src: _Source, sep: str, header: bool, names) -> pa.Table:
-    read = pacsv.ReadOptions(column_names=names) if not header else pacsv.ReadOptions()
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False, newlines_in_values=False)
-    try:
-        convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])})
-        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        raise InputError(src.display, f"cannot parse: {_first_line(exc)}") from None
-    return table
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])})
+    for use_threads in (True, False):  # on an error, again single-threaded: Arrow then tells the row ("Row #n")
+        read = pacsv.ReadOptions(column_names=names, use_threads=use_threads) if not header else \
+            pacsv.ReadOptions(use_threads=use_threads)
+        try:
+            return pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            error = exc
+    m = re.search(r"Row #(\d+)", str(error))
+    message = re.sub(r"^CSV parse error: (Row #\d+: )?", "", _first_line(error))
+    raise InputError(src.display, f"cannot parse: {message}", line=int(m.group(1)) if m else None) from None
 
 
 def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names, exc,
@@ -515,17 +618,14 @@ def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names,
         value = table[actual][row].as_py()
         what = logical.replace("_id", " id")
         return InputError(src.display, f"{what} '{value}' is not a number", line=row + first_line, column=actual)
+    for logical, actual in wanted.items():  # whole numbers past the 64-bit range
+        if logical == "timestamp" or (int_ids and logical in _INT_IDS):
+            row = first_failure(table[actual], lambda part: pc.cast(part, pa.int64()))
+            if row is not None:
+                what = logical.replace("_id", " id")
+                return InputError(src.display, f"{what} '{table[actual][row].as_py()}' does not fit a 64-bit "
+                                               "integer", line=row + first_line, column=actual)
     return InputError(src.display, f"cannot parse: {msg}")
-
-
-def _cast_column(logical: str, col):
-    if logical in ("rating", "weight"):
-        return pc.cast(col, pa.float32())
-    if logical == "timestamp":
-        if pa.types.is_timestamp(col.type):
-            return pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
-        return pc.cast(col, pa.int64())
-    return col
 
 
 def _first_bad_row(col, logical) -> int | None:
@@ -546,51 +646,6 @@ def _require_columns(table: pa.Table, display: str, names) -> None:
     for name in names:
         if name not in table.column_names:
             raise InputError(display, f"missing column (header has: {', '.join(table.column_names)})", column=name)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_ratings(table: pa.Table, display: str, first_line: int, rating_range, row_word: str = "line",
-                   columns: dict | None = None) -> None:
-    """Reject empty tables, missing ids, NaN ratings and ratings outside ``rating_range``.
-
-    An implicit table (``rating_range`` None) has no ratings;
-    its weights, if any, must be positive and finite. ``columns`` maps the
-    logical names to the file's column names (for the messages).
-    """
-    if table.num_rows == 0:
-        raise InputError(display, "empty file: no ratings")
-
-    def fail(idx, column, message):
-        column = (columns or {}).get(column, column)
-        line = int(idx) + first_line
-        if row_word == "row":
-            raise InputError(display, f"row {line}: {message}", column=column)
-        raise InputError(display, message, line=line, column=column)
-
-    for name in table.column_names:
-        col = table[name]
-        if col.null_count:
-            idx = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0]
-            fail(idx, name, "missing value")
-    if rating_range is None:
-        if "weight" in table.column_names:
-            weight = table["weight"].to_numpy()
-            bad = ~(np.isfinite(weight) & (weight > 0))
-            if bad.any():
-                idx = np.flatnonzero(bad)[0]
-                fail(idx, "weight", f"weight {weight[idx]:g} is not a positive number")
-        return
-    rating = table["rating"].to_numpy()
-    finite = np.isfinite(rating)
-    if not finite.all():
-        fail(np.flatnonzero(~finite)[0], "rating", "rating is NaN or infinite")
-    lo, hi = rating_range
-    bad = (rating < lo) | (rating > hi)
-    if bad.any():
-        idx = np.flatnonzero(bad)[0]
-        fail(idx, "rating", f"rating {rating[idx]:g} is outside the scale {lo:g}..{hi:g}")
 
 
 # --------------------------------------------------------------------------- items and genres
@@ -627,12 +682,32 @@ def _double_colon_to_unit_sep(data: bytes) -> bytes:
     return data.replace(b"::", b"\x1f")
 
 
-def _to_utf8(data: bytes) -> bytes:
+def _to_utf8(data: bytes, display: str | None = None) -> bytes:
+    """UTF-8 text as it is, else latin-1 (ml-100k's u.item, ml-1m's and ml-10m's movies.dat) re-encoded.
+
+    With ``display`` (a file name), text that is not text (a NUL byte: UTF-16 or binary)
+    or that is UTF-8 up to a line that is not (mixed encodings, which latin-1 would
+    garble) raises one line naming the file and that line.
+    """
+    nul = data.find(b"\x00")
+    if display is not None and nul >= 0:
+        raise InputError(display, "not a text file: NUL byte (UTF-16 or binary?); save it as UTF-8",
+                         line=data.count(b"\n", 0, nul) + 1)
     try:
         data.decode("utf-8")
         return data
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        # UTF-8 up to here (a byte order mark, too, says UTF-8): mixed encodings, which latin-1 would garble
+        if display is not None and not data[:exc.start].isascii():
+            raise InputError(display, f"not UTF-8 text although the lines before are (byte {data[exc.start]:#04x}: "
+                                      "mixed encodings?); save it as UTF-8",
+                             line=data.count(b"\n", 0, exc.start) + 1) from None
         return data.decode("latin-1").encode("utf-8")
+
+
+def _text_source(src: _Source) -> _Source:
+    """A MovieLens metadata file (titles, genres) as UTF-8 bytes, decoded from its real encoding."""
+    return _Source(src.display, data=_to_utf8(src.read_bytes(), src.display))
 
 
 def _first_line(exc) -> str:
