@@ -23,7 +23,11 @@ Supported sources (the original zip or the unpacked folder):
   alignment and ``fastmf prepare``. Duplicate pairs are resolved as in rating files.
 
 Malformed input raises :class:`fastmf.common.errors.InputError` naming the file, the
-line and the column.
+line and the column. Every loader ends in :func:`fastmf.data_prep.validate.check_ratings`,
+the validation the in-memory constructors of :class:`~fastmf.data_prep.dataset.Dataset`
+share. Text metadata (movies, u.item, item features) is read as UTF-8, else latin-1 (the
+real encoding of ml-100k and ml-1m); a UTF-8 byte order mark is skipped; id columns keep
+integers past 2^63 exact (uint64).
 """
 
 from __future__ import annotations
@@ -723,7 +727,7 @@ def read_item_features(path: str) -> tuple[np.ndarray, list]:
         src = _Source(path, path=path)
         sep = "\t" if path.lower().endswith(".tsv") else ","
         _header(src, sep)
-        table = _read_csv_strings(src, sep, header=True, names=None)
+        table = _read_csv_strings(_text_source(src), sep, header=True, names=None)  # UTF-8 or latin-1
     else:
         raise InputError(path, "item features must be a CSV or Parquet file of (item, feature)")
     if table.num_columns < 2:

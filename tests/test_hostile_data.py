@@ -29,6 +29,7 @@ from fastmf import ALS, Dataset
 from fastmf.cli import main
 from fastmf.common.errors import FastMFError, InputError
 from fastmf.data_prep.dataset import DuplicateRatingsWarning
+from fastmf.data_prep.loaders import read_item_features
 
 HEADER = "userId,movieId,rating,timestamp\n"
 BOM = b"\xef\xbb\xbf"
@@ -381,6 +382,23 @@ def test_unparseable_movies_file_is_one_line_with_its_line(tmp_path):
     (folder / "ratings.dat").write_text("1::1::5::978300760\n")
     (folder / "movies.dat").write_bytes("1::Misérables (1995)::Drama\n2::no genres\n".encode("latin-1"))
     cli_refuses(folder, tmp_path, folder / "movies.dat", "line 2", "cannot parse")
+
+
+def test_latin1_item_features_file(tmp_path):
+    """``--item-features`` files are decoded like MovieLens metadata (before: an Arrow traceback)."""
+    path = tmp_path / "features.csv"
+    path.write_bytes("item,feature\n1,Café\n2,Noir\n".encode("latin-1"))
+    before = snapshot(tmp_path)
+    items, features = read_item_features(str(path))
+    assert items.to_pylist() == [1, 2] and features.to_pylist() == ["Café", "Noir"]
+    assert snapshot(tmp_path) == before
+
+
+def test_generic_csv_id_that_is_not_utf8(tmp_path):
+    """A ratings file is not guessed at: a latin-1 id is one line naming its line and column."""
+    path = tmp_path / "r.csv"
+    path.write_bytes("user,item,rating\nana,1,3\nJosé,1,4\n".encode("latin-1"))
+    cli_refuses(path, tmp_path, path, "line 3", "column 'user'", "not valid UTF-8")
 
 
 # --------------------------------------------------------------------------- 5. malformed manifest.json
