@@ -79,7 +79,7 @@ def format_uncertainty(table: dict) -> str:
 
 def format_bench_table(records: list[dict]) -> str:
     """One line per benchmark record of :func:`fastmf.drivers.bench.run_config`."""
-    rate_key = "samples_per_s" if any("samples_per_s" in r for r in records) else "ratings_per_s"
+    rate_key = next((k for k in ("samples_per_s", "positives_per_s") if any(k in r for r in records)), "ratings_per_s")
     head = (f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'ratings':>12}{'epoch s':>10}"
             f"{'M ' + rate_key.split('_')[0] + '/s':>14}{'compile s':>11}{'peak MB':>9}{'x numpy':>9}  note")
     lines = [head]

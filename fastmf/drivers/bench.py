@@ -6,7 +6,8 @@ cache folder, ``--scale`` to shrink it), fits a few epochs and reports:
 
 * ``epoch_seconds``: median epoch time excluding the first epoch (which pays
   JIT compilation or cache loading); the NumPy backend runs a single epoch;
-* ``ratings_per_s`` (``samples_per_s`` for BPR): training ratings / samples per second;
+* ``ratings_per_s`` (``samples_per_s`` for BPR, ``positives_per_s`` for WRMF): training ratings,
+  sampled triples or positives per second;
 * ``compile_seconds``: first epoch minus the median (Numba's first-call cost);
 * ``peak_rss_mb``: the subprocess's peak resident memory (data loading included).
 
@@ -78,9 +79,12 @@ def run_config(config: dict) -> dict:
         "scale": config.get("scale"),
         "params": {k: v for k, v in params.items() if k not in ("backend", "epochs")},
     }
-    if samples is not None:
+    if samples is not None:  # BPR: sampled triples
         record["samples"] = int(samples)
         record["samples_per_s"] = samples / steady
+    elif not model.rating_model:  # other rankers: the training positives
+        record["positives"] = int(model.positive_indices_.size)
+        record["positives_per_s"] = record["positives"] / steady
     else:
         record["ratings_per_s"] = data.n_ratings / steady
     for key in ("series", "params_note"):
