@@ -26,10 +26,11 @@ def fitted(embedded):
 
 
 @pytest.fixture(scope="module")
-def first_genre():
-    """movieId -> first listed genre, read from movies.csv."""
+def movie_genres():
+    """movieId -> listed genres, read from movies.csv."""
     with open(embedded_folder() / "movies.csv", newline="", encoding="utf-8") as fh:
-        return {int(r["movieId"]): r["genres"].split("|")[0] for r in csv.DictReader(fh)}
+        return {int(r["movieId"]): [g for g in r["genres"].split("|") if g != "(no genres listed)"]
+                for r in csv.DictReader(fh)}
 
 
 # --------------------------------------------------------------------------- data
@@ -70,12 +71,102 @@ def test_top_items_match_the_csv(embedded, embedded_ref):
     assert got[0]["title"] == embedded_ref.movies[expected[0][0]][0]
 
 
-def test_primary_genre_is_the_first_listed(embedded, first_genre):
-    ids = embedded.item_map.ids[::37]
+def test_primary_genre_is_the_rarest_of_the_items_genres(embedded, movie_genres):
+    frequency = Counter(g for genres in movie_genres.values() for g in set(genres))
+    ids = embedded.item_map.ids[::7]
     got = A.primary_genres(embedded, ids)
-    want = [first_genre[i] if first_genre[i] != "(no genres listed)" else A.NO_GENRE for i in ids.tolist()]
-    assert got.tolist() == want
+
+    def rarest(genres):
+        ranked = sorted(genres, key=lambda g: (g in A.FORMAT_TAGS, frequency[g], g))
+        return ranked[0] if ranked else A.NO_GENRE
+
+    assert got.tolist() == [rarest(movie_genres[i]) for i in ids.tolist()]
     assert A.primary_genres(embedded, np.array([-5]))[0] == A.NO_GENRE
+    by_id = dict(zip([1, 260, 2571, 296], A.primary_genres(embedded, [1, 260, 2571, 296])))
+    # Toy Story, Star Wars IV, The Matrix, Pulp Fiction: not their alphabetically first genre
+    assert by_id == {1: "Animation", 260: "Sci-Fi", 2571: "Sci-Fi", 296: "Crime"}
+
+
+def test_primary_genre_is_spread_over_genres_not_mostly_action(embedded):
+    """On main the map's colour was the alphabetically first genre: half the popular films were Action."""
+    popular = embedded.item_map.ids[embedded.item_counts >= 100]
+    counts = Counter(A.primary_genres(embedded, popular).tolist())
+    assert counts.most_common(1)[0][1] < 0.3 * popular.size
+    assert "IMAX" not in counts  # a release format, chosen only for items without another genre
+
+
+def test_primary_genre_without_an_items_table_uses_the_feature_matrix(embedded):
+    from fastmf.data_prep.dataset import Dataset
+
+    bare = Dataset(embedded.user_map, embedded.item_map, embedded.indptr, embedded.indices, embedded.data,
+                   feature_indptr=embedded.feature_indptr, feature_indices=embedded.feature_indices,
+                   feature_names=embedded.feature_names)
+    fptr, fidx, names = embedded.item_features()
+    frequency = np.bincount(fidx, minlength=len(names))
+    ids = embedded.item_map.ids[::11]
+    want = []
+    for i in embedded.item_map.index_of(ids).tolist():
+        genres = [names[f] for f in fidx[fptr[i]:fptr[i + 1]]]
+        ranked = sorted(genres, key=lambda g: (g in A.FORMAT_TAGS, frequency[names.index(g)], g))
+        want.append(ranked[0] if ranked else A.NO_GENRE)
+    assert A.primary_genres(bare, ids).tolist() == want
+
+
+# --------------------------------------------------------------------------- power law
+
+
+def discrete_power_law(rng, alpha, xmin, n):
+    """Integers whose tail P(X >= x) is ((x - 1/2) / (xmin - 1/2))^(1 - alpha) (inverse transform)."""
+    u = rng.random(n)
+    return np.floor((xmin - 0.5) * (1.0 - u) ** (-1.0 / (alpha - 1.0)) + 0.5).astype(np.int64)
+
+
+def test_power_law_alpha_is_the_clauset_estimator():
+    x = discrete_power_law(np.random.default_rng(3), 2.3, 5, 4000)
+    x = np.concatenate([x, [1, 2, 3, 4, 0, 0]])
+    fit = A.power_law_fit(x, xmin=5)
+    tail = x[x >= 5].astype(float)
+    assert fit["alpha"] == pytest.approx(1 + tail.size / np.sum(np.log(tail / 4.5)), rel=1e-12)
+    assert fit["n_tail"] == tail.size and fit["n"] == np.sum(x > 0) and fit["xmin"] == 5
+    assert fit["sigma"] == pytest.approx((fit["alpha"] - 1) / np.sqrt(tail.size))
+    # the KS distance by brute force over every integer of the tail's range
+    grid = np.arange(5, tail.max() + 2)
+    emp = np.array([np.mean(tail <= k) for k in grid])
+    model = 1 - ((grid + 0.5) / 4.5) ** (1 - fit["alpha"])
+    assert fit["ks"] == pytest.approx(np.max(np.abs(emp - model)), abs=1e-12)
+
+
+@pytest.mark.parametrize("alpha, xmin", [(1.8, 10), (2.5, 20), (3.2, 6)])
+def test_power_law_fit_recovers_exponent_and_lower_bound(alpha, xmin):
+    rng = np.random.default_rng(int(alpha * 10))
+    tail = discrete_power_law(rng, alpha, xmin, 6000)
+    head = rng.integers(1, xmin, 3000)  # not a power law below xmin
+    fit = A.power_law_fit(np.concatenate([head, tail]))
+    assert abs(fit["alpha"] - alpha) < 4 * fit["sigma"] + 0.02
+    assert 0.6 * xmin <= fit["xmin"] <= 1.6 * xmin
+    assert fit["ks"] < 0.03
+
+
+def test_power_law_line_goes_through_the_user_activity_tail(embedded):
+    """The figure's line is the fitted CCDF: it meets the data at xmin and stays near it (on main the
+    least-squares line through the histogram missed the points by a factor of 3)."""
+    fit = A.degree_fit(embedded.user_counts)
+    pl = fit["power_law"]
+    assert np.isfinite(pl["alpha"]) and 1.2 < pl["alpha"] < 4 and pl["n_tail"] >= A.MIN_TAIL
+    tail = fit["values"] >= pl["xmin"]
+    model = A.power_law_ccdf(pl, fit["values"][tail])
+    assert model[0] == pytest.approx(fit["ccdf"][tail][0])
+    assert np.max(np.abs(model - fit["ccdf"][tail])) <= pl["ks"] * pl["n_tail"] / pl["n"] + 1e-9
+    # the empirical CCDF, P(X >= k), from the raw counts
+    counts = embedded.user_counts
+    assert fit["ccdf"].tolist() == pytest.approx([np.mean(counts >= k) for k in fit["values"]])
+
+
+def test_power_law_fit_of_degenerate_data():
+    assert np.isnan(A.power_law_fit(np.array([5, 5, 5]))["alpha"])
+    assert np.isnan(A.power_law_fit(np.array([], dtype=int))["alpha"])
+    small = A.power_law_fit(np.array([1, 1, 2, 3, 8]))
+    assert small["xmin"] == 1 and small["n_tail"] == 5 and np.isfinite(small["alpha"])
 
 
 # --------------------------------------------------------------------------- model

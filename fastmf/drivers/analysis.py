@@ -1,10 +1,12 @@
 """Analyses that make a data set and a fitted model readable (``fastmf plot``, ``fastmf analyze``).
 
-Data: degree distributions with their log-log power-law fit, per-genre counts
-and mean ratings, the most-rated items. Model: a 2-D PCA map of the item
+Data: degree distributions with two power-law fits (the log-log least-squares
+slope that ``fastmf info`` and the reports quote, and the maximum-likelihood
+fit of Clauset, Shalizi & Newman that the figures draw), per-genre counts and
+mean ratings, the most-rated items. Model: a 2-D PCA map of the item
 factors (the ML-32M report's picture), polarizing items by two measures and
 nearest items by cosine similarity. Everything here is NumPy; the figures are
-drawn by :mod:`fastmf.plots`.
+drawn by :mod:`fastmf.drivers.plots`.
 
 Polarizing items, side by side:
 
@@ -36,19 +38,109 @@ BIAS_SHIFT = 0.1
 
 
 def degree_fit(degrees: np.ndarray) -> dict:
-    """Degree distribution and its power-law fit on log-log axes.
+    """Degree distribution with its two power-law fits.
 
     ``values``/``counts``: each degree ``k >= 1`` that occurs and the number of
-    entities with it; ``slope`` and ``intercept`` of the least-squares line
-    ``log10 count = intercept + slope log10 k`` (the slope is
-    :func:`fastmf.data_prep.stats.loglog_slope`).
+    entities with it; ``ccdf``: the empirical ``P(X >= k)`` at each value.
+
+    * ``slope`` and ``intercept``: the least-squares line
+      ``log10 count = intercept + slope log10 k`` through the histogram on
+      log-log axes (:func:`fastmf.data_prep.stats.loglog_slope`, the number
+      ``fastmf info`` prints and the ML-32M report quotes). It is easy to read
+      but biased: every degree weighs the same, so the sparse tail of counts
+      1 and 2 pulls the line flat.
+    * ``power_law``: the maximum-likelihood fit of :func:`power_law_fit`
+      (exponent ``alpha``, lower bound ``xmin``), which the figures draw.
     """
     degrees = np.asarray(degrees)
     values, counts = np.unique(degrees[degrees > 0], return_counts=True)
     slope = loglog_slope(degrees)
     intercept = (float(np.mean(np.log10(counts)) - slope * np.mean(np.log10(values)))
                  if np.isfinite(slope) else float("nan"))
-    return {"values": values, "counts": counts, "slope": slope, "intercept": intercept}
+    n = counts.sum()
+    ccdf = (n - np.concatenate([[0], np.cumsum(counts)[:-1]])) / max(n, 1)
+    return {"values": values, "counts": counts, "ccdf": ccdf, "slope": slope, "intercept": intercept,
+            "power_law": power_law_fit(degrees)}
+
+
+#: ``power_law_fit`` only considers lower bounds that leave at least this many entities in the tail
+MIN_TAIL = 50
+
+
+def power_law_fit(degrees: np.ndarray, xmin: int | None = None, min_tail: int = MIN_TAIL) -> dict:
+    """Maximum-likelihood fit of a discrete power law ``p(x) ~ x^-alpha`` for ``x >= xmin``.
+
+    Clauset, Shalizi & Newman (2009, SIAM Review 51:661, eq. 3.7): for the
+    ``n`` degrees ``x_i >= xmin``,
+
+        alpha = 1 + n / sum_i ln(x_i / (xmin - 1/2)),
+
+    the maximum-likelihood estimator of the discrete power law in its
+    continuous approximation (a power law on ``[xmin - 1/2, inf)`` binned to
+    integers), whose tail is ``P(X >= x) = ((x - 1/2) / (xmin - 1/2))^(1 - alpha)``.
+    The standard error is ``(alpha - 1) / sqrt(n)``.
+
+    ``xmin`` (when not given) is chosen as in the paper: the value among the
+    observed degrees that minimises the Kolmogorov-Smirnov distance ``ks``
+    between the tail's empirical distribution and the fitted one; only values
+    leaving at least ``min_tail`` entities are tried (all values when fewer
+    entities than that, down to the smallest). Degrees ``<= 0`` are ignored.
+
+    Returns ``alpha``, ``xmin``, ``n_tail`` (entities with ``x >= xmin``), ``n``
+    (entities with ``x >= 1``), ``ks`` and ``sigma``; ``alpha`` is NaN when the
+    tail has fewer than two distinct values.
+    """
+    x = np.asarray(degrees)
+    x = x[x > 0]
+    values, counts = np.unique(x, return_counts=True)
+    n = int(counts.sum())
+    nan = {"alpha": float("nan"), "xmin": int(values[0]) if values.size else 1, "n_tail": n, "n": n,
+           "ks": float("nan"), "sigma": float("nan")}
+    if values.size < 2:
+        return nan
+    logs = np.log(values.astype(np.float64))
+    tail_n = np.cumsum(counts[::-1])[::-1]                       # entities with x >= values[k]
+    tail_log = np.cumsum((counts * logs)[::-1])[::-1]            # sum of ln x_i over them
+    if xmin is not None:
+        candidates = np.flatnonzero(values >= xmin)[:1]
+        if candidates.size == 0 or candidates[0] > values.size - 2:
+            return {**nan, "xmin": int(xmin), "n_tail": int(np.sum(x >= xmin))}
+        lower = np.array([float(xmin)])
+    else:
+        usable = (tail_n >= min(min_tail, n)) & (np.arange(values.size) <= values.size - 2)
+        candidates = np.flatnonzero(usable)
+        lower = values[candidates].astype(np.float64)
+    best = None
+    for k, lo in zip(candidates, lower):
+        nt = tail_n[k]
+        alpha = 1.0 + nt / (tail_log[k] - nt * np.log(lo - 0.5))
+        ks = _ks_distance(values[k:], counts[k:], lo, alpha)
+        if best is None or ks < best[0]:
+            best = (ks, lo, alpha, nt)
+    ks, lo, alpha, nt = best
+    return {"alpha": float(alpha), "xmin": int(lo), "n_tail": int(nt), "n": n, "ks": float(ks),
+            "sigma": float((alpha - 1.0) / np.sqrt(nt))}
+
+
+def _ks_distance(values: np.ndarray, counts: np.ndarray, xmin: float, alpha: float) -> float:
+    """``max_x |S(x) - P(x)|`` between the empirical and fitted distributions of the tail ``x >= xmin``.
+
+    Both are step functions on the integers; the largest gap lies at an observed
+    value, either just before its step (``P(X >= v)``) or just after it (``P(X <= v)``)."""
+    n = counts.sum()
+    base = xmin - 0.5
+    emp_ge = 1.0 - (np.cumsum(counts) - counts) / n
+    emp_le = np.cumsum(counts) / n
+    fit_ge = ((values - 0.5) / base) ** (1.0 - alpha)
+    fit_le = 1.0 - ((values + 0.5) / base) ** (1.0 - alpha)
+    return float(max(np.max(np.abs(emp_ge - fit_ge)), np.max(np.abs(emp_le - fit_le))))
+
+
+def power_law_ccdf(fit: dict, x) -> np.ndarray:
+    """The fitted ``P(X >= x)`` over all entities (``x >= xmin``): the tail's share ``n_tail / n``
+    times ``((x - 1/2) / (xmin - 1/2))^(1 - alpha)``, the line drawn over the empirical CCDF."""
+    x = np.asarray(x, dtype=np.float64)
+    return fit["n_tail"] / fit["n"] * ((x - 0.5) / (fit["xmin"] - 0.5)) ** (1.0 - fit["alpha"])
 
 
 def rating_histogram(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -81,11 +173,24 @@ def top_items(data: Dataset, k: int = 10) -> list[dict]:
              "mean_rating": float(sums[i] / counts[i])} for i in order]
 
 
-def primary_genres(data: Dataset, item_ids) -> np.ndarray:
-    """The first listed genre of each item id (``NO_GENRE`` when it has none or is unknown).
+#: MovieLens lists these among the genres, but they name a release format: an item gets one as its
+#: primary genre only when it has no other genre
+FORMAT_TAGS = frozenset({"IMAX"})
+#: how :func:`primary_genres` chooses, for legends and captions
+PRIMARY_GENRE_RULE = "rarest of the item's genres"
 
-    The order is the one of the items file (``items_table``); a data set
-    without one falls back to its item-feature matrix (genres in name order).
+
+def primary_genres(data: Dataset, item_ids) -> np.ndarray:
+    """The most specific genre of each item id: of its genres, the one the fewest items carry.
+
+    MovieLens lists an item's genres alphabetically, so its first genre says
+    little (about half the popular films would be "Action" or "Adventure");
+    the rarest one is the most telling ("Sci-Fi" for *Action|Sci-Fi|Thriller*,
+    "Animation" for *Toy Story*). Frequencies count the items of ``data``'s
+    items file (``items_table``) carrying each genre, or, without one, the
+    rows of its item-feature matrix. Ties go to the genre first in name order;
+    :data:`FORMAT_TAGS` come last. ``NO_GENRE`` for items without genres or
+    unknown to ``data``.
     """
     item_ids = np.asarray(item_ids)
     out = np.full(item_ids.shape[0], NO_GENRE, dtype=object)
@@ -93,19 +198,30 @@ def primary_genres(data: Dataset, item_ids) -> np.ndarray:
     if table is not None and "genres" in table.column_names:
         genres = table["genres"]
         genres = genres.combine_chunks() if isinstance(genres, pa.ChunkedArray) else genres
+        owner_ids = np.asarray(table["item_id"].to_numpy())
+        parent = np.asarray(pc.list_parent_indices(genres).to_numpy(), dtype=np.int64)
         flat = np.asarray(pc.list_flatten(genres).to_pylist(), dtype=object)
-        parent = pc.list_parent_indices(genres).to_numpy()
-        rows, first = np.unique(parent, return_index=True)
-        owners = IdMap(np.asarray(table["item_id"].to_numpy())[rows])
-        names = flat[first]
     else:
         fptr, fidx, feature_names = data.item_features()
-        has = np.flatnonzero(np.diff(fptr) > 0)
-        owners = IdMap(data.item_map.ids[has])
-        names = np.asarray(feature_names, dtype=object)[fidx[fptr[has]]] if has.size else np.zeros(0, object)
+        owner_ids = data.item_map.ids
+        parent = np.repeat(np.arange(data.n_items), np.diff(fptr))
+        flat = np.asarray(feature_names, dtype=object)[fidx] if fidx.size else np.zeros(0, object)
+    if flat.size == 0:
+        return out
+    names, codes = np.unique(flat.astype(str), return_inverse=True)
+    # an item listing a genre twice counts once
+    pairs = np.unique(np.stack([parent, codes]), axis=1)
+    parent, codes = pairs
+    frequency = np.bincount(codes, minlength=names.size)
+    is_format = np.isin(names, list(FORMAT_TAGS))
+    # per item: format tags last, then the rarest, then by name (codes follow name order)
+    order = np.lexsort((codes, frequency[codes], is_format[codes], parent))
+    rows, first = np.unique(parent[order], return_index=True)
+    owners = IdMap(owner_ids[rows])
+    chosen = names[codes[order][first]].astype(object)
     pos = owners.index_of(item_ids) if len(owners) else np.full(item_ids.shape[0], -1)
     found = pos >= 0
-    out[found] = names[pos[found]]
+    out[found] = chosen[pos[found]]
     return out
 
 
@@ -164,8 +280,9 @@ def embedding_map(model, data: Dataset | None, min_ratings: int = 100, bias_shif
     """2-D map of the item factors of items with at least ``min_ratings`` training ratings.
 
     ``x = PC1 + bias_shift * b_i`` (the ML-32M report shifts popular items
-    right by ``0.1 b_i``), ``y = PC2``; ``genre`` is each item's first genre
-    in ``data`` (``NO_GENRE`` for all when ``data`` is None). Returns item indices, ``x``, ``y``, ``genre``, ``titles``,
+    right by ``0.1 b_i``), ``y = PC2``; ``genre`` is each item's most specific
+    genre in ``data`` (:func:`primary_genres`; ``NO_GENRE`` for all when ``data``
+    is None). Returns item indices, ``x``, ``y``, ``genre``, ``titles``,
     ``counts`` and ``explained`` (variance share of the two axes).
     """
     v = item_factors(model)
