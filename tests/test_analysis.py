@@ -196,6 +196,16 @@ def test_embedding_map_shifts_by_item_bias(fitted, embedded):
         A.embedding_map(model, embedded, min_ratings=10**6)
 
 
+def test_embedding_map_refuses_factors_shrunk_to_zero(fitted, embedded):
+    """VI's fixed report setting leaves item factors of about 1e-10: their PCA would be rounding noise."""
+    import copy
+
+    model = copy.copy(fitted[0])
+    model.item_factors_ = fitted[0].item_factors_ * np.float32(1e-10)
+    with pytest.raises(FastMFError, match="all zero"):
+        A.embedding_map(model, embedded, min_ratings=50)
+
+
 def test_polarizing_lists_match_brute_force(fitted, embedded, embedded_ref):
     model, _ = fitted
     result = A.polarizing(model, embedded, min_ratings=100, k=5)

@@ -32,6 +32,8 @@ from fastmf.data_prep.stats import loglog_slope
 NO_GENRE = "(no genre)"
 #: the ML-32M report's popularity adjustment of the embedding map: x + 0.1 b_i
 BIAS_SHIFT = 0.1
+#: item factors all smaller than this (in absolute value) have collapsed to zero: nothing to map
+COLLAPSED = 1e-6
 
 
 # --------------------------------------------------------------------------- data
@@ -283,13 +285,20 @@ def embedding_map(model, data: Dataset | None, min_ratings: int = 100, bias_shif
     right by ``0.1 b_i``), ``y = PC2``; ``genre`` is each item's most specific
     genre in ``data`` (:func:`primary_genres`; ``NO_GENRE`` for all when ``data``
     is None). Returns item indices, ``x``, ``y``, ``genre``, ``titles``,
-    ``counts`` and ``explained`` (variance share of the two axes).
+    ``counts`` and ``explained`` (variance share of the two axes). An error when
+    fewer than three items qualify, or when their factors are all below
+    :data:`COLLAPSED` (VI's fixed report setting shrinks them to about 1e-10:
+    their principal axes would be rounding noise).
     """
     v = item_factors(model)
     items = np.flatnonzero(model.item_counts_ >= min_ratings)
     if items.size < 3:
         raise FastMFError(f"only {items.size} items have at least {min_ratings} training ratings: "
                           "lower --min-ratings to draw the item map")
+    largest = float(np.max(np.abs(v[items])))
+    if largest < COLLAPSED:
+        raise FastMFError(f"the item factors of the {items.size:,} items with at least {min_ratings} training ratings "
+                          f"are all zero (largest |V| {largest:.1e}): the model shrank them away, so there is no map")
     coords, explained = pca_2d(v[items])
     bias = getattr(model, "item_bias_", None)
     shift = bias_shift * np.asarray(bias, dtype=np.float64)[items] if bias is not None else 0.0
