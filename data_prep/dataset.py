@@ -11,6 +11,7 @@ over ratings.
 from __future__ import annotations
 
 import importlib.resources
+import os
 import warnings
 from functools import cached_property
 
@@ -359,9 +360,12 @@ class Dataset:
 
 
 def to_dataset(data) -> Dataset:
-    """Accept a Dataset, a scipy.sparse matrix or a pyarrow/pandas table of (user, item, rating)."""
+    """Accept a Dataset, a path (anything :func:`load_dataset` reads), a scipy.sparse matrix or a
+    pyarrow/pandas table of (user, item, rating)."""
     if isinstance(data, Dataset):
         return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(os.fspath(data))
     if hasattr(data, "tocoo") and hasattr(data, "shape"):
         return Dataset.from_scipy(data)
     if hasattr(data, "column_names") or hasattr(data, "columns"):

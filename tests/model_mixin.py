@@ -86,17 +86,45 @@ class ModelTestMixin:
         idx = small_split.train.item_map.index_of(items)
         assert np.all(small_split.train.item_counts[idx] >= 30)
 
-    def test_recommend_all_matches_recommend(self, fitted, small_split):
-        users = np.array([0, 5, 17])
-        idx, scores = fitted.recommend_all(k=7, users=users)
-        for row, u in enumerate(users):
-            ids, sc = fitted.recommend(small_split.train.user_map.ids[u], k=7)
-            assert np.array_equal(fitted.item_map_.ids[idx[row]], ids)
-            np.testing.assert_allclose(scores[row], sc, rtol=1e-6)
+    def test_batch_calls_match_single_calls(self, fitted, small_split):
+        uids = small_split.train.user_map.ids[[0, 5, 17]]
+        batch_ids, batch_scores = fitted.recommend(uids, k=7)
+        all_ids, all_scores = fitted.recommend_all(k=7)
+        assert batch_ids.shape == (3, 7) and all_ids.shape == (fitted.n_users, 7)
+        for row, uid in enumerate(uids):
+            ids, sc = fitted.recommend(uid, k=7)
+            assert np.array_equal(batch_ids[row], ids) and np.array_equal(all_ids[fitted.user_index(uid)], ids)
+            np.testing.assert_allclose(batch_scores[row], sc, rtol=1e-6)
+        # allow and deny lists, and k past the catalogue
+        top = fitted.recommend(uids[0], k=7)[0]
+        ids, _ = fitted.recommend(uids[0], k=5, deny=top[:2])
+        assert not set(ids.tolist()) & set(top[:2].tolist()) and ids[0] == top[2]
+        allowed = small_split.train.item_map.ids[:40]
+        ids, _ = fitted.recommend(uids[0], k=10**9, allow=allowed, exclude_seen=False)
+        assert set(ids.tolist()) == set(allowed.tolist())
+
+    def test_dataframes_on_request(self, fitted, small_split):
+        pd = pytest.importorskip("pandas")
+        uids = small_split.train.user_map.ids[[0, 5]]
+        frame = fitted.recommend(uids, k=3, as_frame=True)
+        assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["user", "rank", "item", "score"]
+        assert frame["user"].tolist() == [uids[0]] * 3 + [uids[1]] * 3 and frame["rank"].tolist() == [1, 2, 3] * 2
+        np.testing.assert_array_equal(frame["item"].to_numpy()[:3], fitted.recommend(uids[0], k=3)[0])
 
     def test_recommend_unknown_user_is_an_error(self, fitted):
         with pytest.raises(FastMFError, match="unknown user"):
             fitted.recommend(-123456)
+
+    def test_fold_in_a_batch_of_new_users(self, fitted, small_split):
+        train = small_split.train
+        popular = train.item_map.ids[np.argsort(-train.item_counts)[:6]]
+        users = [{int(i): 5.0 for i in popular[:3]}, {int(i): 4.5 for i in popular[3:]}]
+        ids, scores = fitted.fold_in(users, k=5)
+        assert ids.shape == (2, 5)
+        for row, user in enumerate(users):
+            one, sc = fitted.fold_in(user, k=5)
+            assert np.array_equal(ids[row], one) and not set(user) & set(one.tolist())
+            np.testing.assert_allclose(scores[row], sc, rtol=1e-6)
 
     def test_fold_in_excludes_given_items(self, fitted, small_split):
         train = small_split.train
@@ -135,8 +163,8 @@ class ModelTestMixin:
 
     # ------------------------------------------------------------------ determinism and backends
     def test_same_seed_same_model(self, small_split):
-        a = self.make_model(seed=3).fit(small_split.train)
-        b = self.make_model(seed=3).fit(small_split.train)
+        a = self.make_model(random_state=3).fit(small_split.train)
+        b = self.make_model(random_state=3).fit(small_split.train)
         uid = small_split.train.user_map.ids[0]
         assert np.array_equal(a.recommend(uid, k=10)[0], b.recommend(uid, k=10)[0])
 

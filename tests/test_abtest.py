@@ -128,7 +128,7 @@ def synthetic():
 @pytest.fixture(scope="module")
 def synthetic_models(synthetic):
     split, _ = synthetic
-    good = ALS(factors=6, epochs=8, seed=1).fit(split.train)
+    good = ALS(factors=6, epochs=8, random_state=1).fit(split.train)
     poor = BiasOnly(epochs=4).fit(split.train)
     return good, poor
 
@@ -136,7 +136,7 @@ def synthetic_models(synthetic):
 def test_planted_outcomes_use_the_true_expectation_and_simulate_likes(synthetic, synthetic_models):
     split, planted = synthetic
     users = np.arange(0, 1200, 2)
-    rec, _ = synthetic_models[0].recommend_all(10, users=users)
+    rec, _ = synthetic_models[0].recommend_indices(users, 10)
     ids_u = split.train.user_map.ids[users] - 1
     item_index = split.train.item_map.ids - 1
     out = AB.planted_outcomes(rec, ids_u, item_index, planted, 4.0, seed=11)

@@ -234,7 +234,7 @@ def test_similar_items_by_cosine(fitted):
            for j in range(model.n_items) if j != q and model.item_counts_[j] >= 20}
     best = sorted(cos, key=lambda j: -cos[j])[:5]
     assert [r["item_id"] for r in got] == model.item_map_.ids[best].tolist()
-    assert [r["cosine"] for r in got] == pytest.approx([cos[j] for j in best], rel=1e-5)
+    assert [r["similarity"] for r in got] == pytest.approx([cos[j] for j in best], rel=1e-5)
 
 
 def test_bias_only_model_has_no_factors_to_analyse(fitted):

@@ -60,7 +60,7 @@ class TestBPR(ModelTestMixin):
 
     def test_same_seed_same_model(self, small_split):
         # with one thread a seeded fit is reproducible bit for bit
-        a, b, c = single_thread(lambda: [self.make_model(seed=s).fit(small_split.train) for s in (3, 3, 4)])
+        a, b, c = single_thread(lambda: [self.make_model(random_state=s).fit(small_split.train) for s in (3, 3, 4)])
         np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
         np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
         assert not np.array_equal(a.item_factors_, c.item_factors_)
@@ -309,7 +309,7 @@ def test_fold_in_ranks_the_liked_items_first(small_split):
     model = single_thread(lambda: BPR(factors=16, epochs=10).fit(small_split.train))
     u = int(np.argmax(np.diff(model.positive_indptr_)))
     liked = model.positive_indices_[model.positive_indptr_[u]:model.positive_indptr_[u + 1]]
-    state = model._fold_in_state(liked, np.ones(liked.size))
+    state = model._fold_in_state(liked, None)
     scores = model._score_vector(state)
     others = np.setdiff1d(np.arange(model.n_items), liked)
     auc = (scores[liked][:, None] > scores[others][None, :]).mean()

@@ -68,7 +68,7 @@ def test_early_stopping_keeps_the_best_epoch(request, name):
     assert min(vals[best:]) > vals[best - 1]
 
     # the same fit data the model used: the validation share carved with seed + 1 left out
-    carved = fastmf.random_split(data, model.validation_frac, model.seed + 1).train
+    carved = fastmf.random_split(data, model.validation_frac, model.random_state + 1).train
     fresh = make(epochs=best, patience=None).fit(carved)
     # the fresh run retraces the early-stopped one epoch by epoch (same fit data)
     assert [r["train_rmse"] for r in fresh.history_] == [r["train_rmse"] for r in model.history_[:best]]
@@ -97,5 +97,5 @@ def test_best_epoch_is_kept_when_the_epochs_run_out_within_the_patience(request,
     model = make(epochs=best + 1, patience=PATIENCE).fit(data)
     if not (model.best_epoch_ == best and len(model.history_) == best + 1):
         pytest.fail("precondition: the shorter run should retrace the longer one")
-    carved = fastmf.random_split(data, model.validation_frac, model.seed + 1).train
+    carved = fastmf.random_split(data, model.validation_frac, model.random_state + 1).train
     assert_same_parameters(model, make(epochs=best, patience=None).fit(carved), f"{name}: kept vs best epoch")

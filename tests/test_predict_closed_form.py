@@ -169,7 +169,7 @@ EPOCH_ATOL = {"numpy": 2e-6, "numba": 1e-5}
 def test_als_epochs_match_the_closed_forms(small_split, backend, epochs):
     train = small_split.train
     assert (train.item_counts == 0).any()  # items without training ratings are covered too
-    model = fastmf.ALS(factors=5, epochs=epochs, backend=backend, seed=3).fit(train)
+    model = fastmf.ALS(factors=5, epochs=epochs, backend=backend, random_state=3).fit(train)
     user_f, item_f, user_b, item_b = reference_als(train, 5, epochs, 3, model.lam, model.gamma, model.tau)
     atol = EPOCH_ATOL[backend]
     assert model.global_mean_ == pytest.approx(float(np.mean(train.data, dtype=np.float64)), rel=1e-12)

@@ -428,8 +428,8 @@ def test_ranking_strategies(fitted_vi, small_split):
         var = sd ** 2 - 1.0 / model.lam_ - model.user_bias_var_[10]
         expected = mean / (1.0 + var) if strategy == "penalized" else mean + 2.0 * np.sqrt(var)
         np.testing.assert_allclose(scores, expected, rtol=1e-4)
-        idx, sc = model.recommend_all(k=8, users=[10], strategy=strategy, beta=2.0)
-        np.testing.assert_array_equal(model.item_map_.ids[idx[0]], items)
+        ids, sc = model.recommend_all(k=8, users=[uid], strategy=strategy, beta=2.0)
+        np.testing.assert_array_equal(ids[0], items)
     a = model.recommend(uid, k=8, strategy="thompson", seed=1)
     b = model.recommend(uid, k=8, strategy="thompson", seed=1)
     c = model.recommend(uid, k=8, strategy="thompson", seed=2)

@@ -48,7 +48,7 @@ def quality(args) -> list[dict]:
     rows = []
     for solver in ("cg", "cholesky"):
         ours = fastmf.WRMF(factors=args.factors, lam=args.lam, alpha=args.alpha, epochs=args.epochs, solver=solver,
-                           cg_steps=args.cg_steps, threshold=args.threshold, seed=args.seed).fit(split.train)
+                           cg_steps=args.cg_steps, threshold=args.threshold, random_state=args.seed).fit(split.train)
         theirs = implicit_model(args, solver == "cg", args.epochs)
         theirs.fit(user_items(split.train), show_progress=False)
         shell = fastmf.WRMF(factors=args.factors, epochs=0, threshold=args.threshold).fit(split.train)

@@ -117,7 +117,8 @@ def format_polarizing(result: dict, width: int = 46) -> str:
 
 def format_similar(query: str, rows: list[dict]) -> str:
     lines = [f"items closest to {query} (cosine of item factors)"]
-    lines += [f"{r + 1:>3}. {row['cosine']:7.4f} {row['ratings']:>7,}  {row['title']}" for r, row in enumerate(rows)]
+    lines += [f"{r + 1:>3}. {row['similarity']:7.4f} {row['ratings']:>7,}  {row['title']}"
+              for r, row in enumerate(rows)]
     return "\n".join(lines)
 
 

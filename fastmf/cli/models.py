@@ -58,7 +58,7 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
     """
     kind = model_class(kind).kind
     params = pop_model_params(kw, kind)
-    params["seed"] = kw["seed"]
+    params["random_state"] = kw["seed"]
     threshold = 4.0 if params.get("threshold") is None else params["threshold"]
     if ranking and model_class(kind).rating_model:
         params.pop("threshold", None)  # for a rating model it only defines the positives of the ranking metrics
@@ -237,7 +237,7 @@ def tune(data, kind, grid, score_frac, as_json, quiet, **kw):
     """Grid search scored on a validation split carved from the training data (never the test set)."""
     kind = model_class(kind).kind
     base = pop_model_params(kw, kind)
-    base["seed"] = kw["seed"]
+    base["random_state"] = kw["seed"]
     points = parse_grid(kind, grid)
     build_model(kind, base)  # refuse flags that do not apply before any work
     train_set, test_set, info = prepare_split(data, kw)

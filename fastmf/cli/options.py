@@ -82,8 +82,8 @@ def load_data(path, kw):
 
 # --------------------------------------------------------------------------- models
 
-#: hyperparameters whose flag is not a model flag: ``--seed`` seeds the split and the model together
-SHARED_FLAGS = ("seed",)
+#: hyperparameters whose flag is not a model flag: ``--seed`` seeds the split and the model (``random_state``)
+SHARED_FLAGS = ("random_state",)
 
 
 def _declarations() -> dict:

@@ -27,6 +27,10 @@ class InputError(FastMFError):
         super().__init__(f"{', '.join(where)}: {message}")
 
 
+class NotFittedError(FastMFError, AttributeError):
+    """A model used before ``fit`` (a ``ValueError`` and an ``AttributeError``, like scikit-learn's)."""
+
+
 class ModelFileError(FastMFError):
     """A saved model folder that is missing, truncated or inconsistent."""
 

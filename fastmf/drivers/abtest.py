@@ -333,8 +333,7 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
         rows = np.flatnonzero(variant == v)
         if rows.size == 0:
             continue
-        rec, _ = arm.model.recommend_all(k, users=sample[rows], exclude_seen=True,
-                                         min_item_ratings=arm.min_item_ratings)
+        rec, _ = arm.model.recommend_indices(sample[rows], k, min_item_ratings=arm.min_item_ratings)
         if mode == "planted":
             out = planted_outcomes(rec, planted_users[sample[rows]], planted_items, planted, threshold, feedback_seed)
         else:

@@ -350,19 +350,13 @@ def polarizing(model, data: Dataset, min_ratings: int = 100, k: int = 10) -> dic
 
 
 def similar_items(model, item_index: int, k: int = 10, min_ratings: int = 0) -> list[dict]:
-    """The ``k`` items whose factor vectors have the largest cosine ``V_i.V_j / (|V_i| |V_j|)``
-    with item ``item_index`` (itself excluded; only items with ``>= min_ratings``
-    training ratings; zero vectors have cosine 0)."""
-    v = item_factors(model)
-    norms = np.linalg.norm(v, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(norms > 0, (v @ v[item_index]) / (norms * norms[item_index]), 0.0)
-    if norms[item_index] == 0:
-        cos[:] = 0.0
-    candidates = np.flatnonzero((model.item_counts_ >= min_ratings) & (np.arange(model.n_items) != item_index))
-    best = candidates[np.lexsort((candidates, -cos[candidates]))][:k]
-    return [{"item_id": model.item_map_.ids[j].item(), "title": model.title(j), "cosine": float(cos[j]),
-             "ratings": int(model.item_counts_[j])} for j in best]
+    """The ``k`` items most similar to item ``item_index`` (:meth:`~fastmf.models.factor.FactorModel.similar_items`:
+    cosine of the item factors), as rows with their title, ``similarity`` and training ratings."""
+    item_factors(model)  # a clear error for models without factors
+    ids, sims = model.similar_items(model.item_map_.ids[item_index], k, min_item_ratings=min_ratings)
+    idx = model.item_map_.index_of(ids)
+    return [{"item_id": model.item_map_.ids[j].item(), "title": model.title(j), "similarity": float(s),
+             "ratings": int(model.item_counts_[j])} for j, s in zip(idx, sims)]
 
 
 # --------------------------------------------------------------------------- text

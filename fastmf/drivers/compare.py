@@ -22,7 +22,7 @@ def compare(kinds, train: Dataset, test: Dataset, params: dict | None = None, th
     classes = [model_class(kind) for kind in kinds]
     models = []
     for cls in classes:
-        given = {"seed": seed, **(params or {}).get(cls.kind, {})}
+        given = {"random_state": seed, **(params or {}).get(cls.kind, {})}
         if "threshold" in cls.params:
             given.setdefault("threshold", threshold)
         models.append(build_model(cls.kind, given))

@@ -31,5 +31,5 @@ def train_report(model: Recommender, train: Dataset, test: Dataset | None, extra
     if test is not None:
         out.update(model.evaluate(test))
         if ranking and model.rating_model:
-            out.update(ranking_metrics(model, train, test, threshold, seed=model.seed))
+            out.update(ranking_metrics(model, train, test, threshold, seed=model.random_state))
     return out

@@ -185,7 +185,7 @@ class ALSFamily(FactorModel):
 
     def _new_state(self, train: Dataset) -> ALSState:
         return ALSState(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
-                        backend_of(self.backend), self.seed, self.lam, self.gamma, self._ridge(),
+                        backend_of(self.backend), self.random_state, self.lam, self.gamma, self._ridge(),
                         work_split=self.work_split)
 
     def _keep(self, state: ALSState) -> None:
@@ -212,7 +212,7 @@ class ALS(ALSFamily):
 
     kind = "als"
     params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
-                     seed=hyper.SEED, backend=hyper.BACKEND, patience=hyper.PATIENCE,
+                     random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
                      validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
 
 
@@ -225,7 +225,7 @@ class BiasOnly(ALSFamily):
 
     kind = "bias"
     params = declare(lam=hyper.LAM.but(default=1.0), gamma=hyper.GAMMA.but(default=0.1),
-                     epochs=hyper.EPOCHS.but(default=10), seed=hyper.SEED, backend=hyper.BACKEND,
+                     epochs=hyper.EPOCHS.but(default=10), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
                      patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
 
     def _dimension(self) -> int:

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from fastmf.common.errors import FastMFError, ModelFileError
+from fastmf.common.errors import FastMFError, ModelFileError, NotFittedError
 from fastmf.common.layout import SCORE_BATCH
 from fastmf.common.params import make_init
 from fastmf.data_prep.dataset import Dataset, IdMap, realign, to_dataset
@@ -77,8 +77,9 @@ class Recommender:
     def fit(self, train, eval_set=None, callback=None) -> Recommender:
         """Fit on ``train``; ``eval_set`` is scored after every epoch (never used for fitting).
 
-        ``train``/``eval_set``: a Dataset, a scipy.sparse matrix or a pyarrow/pandas table of
-        (user, item, rating). ``callback(record)`` is called with each epoch's history record.
+        ``train``/``eval_set``: a Dataset, a path (CSV/TSV/Parquet file, MovieLens release,
+        prepared folder), a pandas or pyarrow table of (user, item, rating), or a scipy.sparse
+        matrix. ``callback(record)`` is called with each epoch's history record.
         """
         self._check_params()
         train = to_dataset(train)
@@ -111,7 +112,7 @@ class Recommender:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_map_"):
-            raise FastMFError(f"this {type(self).__name__} is not fitted yet: call fit() or fastmf.load_model()")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() or fastmf.load_model()")
 
     @property
     def n_users(self) -> int:
@@ -130,95 +131,163 @@ class Recommender:
         """Scores of all items for a folded-in user state (see ``fold_in``)."""
         raise NotImplementedError
 
-    def _topk(self, scores, k, rows, exclude_seen, min_item_ratings, extra_exclude=None):
-        """Best ``k`` items of each score row: excluding the training items of user ``rows[q]`` (with
-        ``exclude_seen``) or the sorted item indices ``extra_exclude`` (for every row), and items with
-        fewer than ``min_item_ratings`` training ratings."""
-        k = int(k)
-        if k < 1:
-            raise FastMFError(f"k must be at least 1, got {k}")
+    def _check_k(self, k) -> int:
+        """``k`` as an int in ``[1, n_items]`` (a larger ``k`` returns every eligible item)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise FastMFError(f"k must be a positive integer, got {k!r}")
+        return int(min(k, max(1, self.n_items)))
+
+    def _eligible(self, allow, deny, min_item_ratings) -> np.ndarray:
+        """The items a recommendation may hold: ``allow`` (ids; default every item) minus ``deny`` (ids),
+        with at least ``min_item_ratings`` training ratings."""
+        ok = self.item_counts_ >= min_item_ratings
+        if allow is not None:
+            only = np.zeros(self.n_items, dtype=bool)
+            only[self.item_indices(np.atleast_1d(allow), "allowed item")] = True
+            ok &= only
+        if deny is not None:
+            ok[self.item_indices(np.atleast_1d(deny), "denied item")] = False
+        return ok
+
+    def _topk(self, scores, k, rows, exclude, eligible, extra_exclude=None):
+        """Best ``k`` eligible items of each score row, excluding the training items of user ``rows[q]``
+        (with ``exclude``) and the item indices ``extra_exclude[q]`` (one array per row, for folded-in users)."""
         scores = np.ascontiguousarray(scores, dtype=np.float32)
         if extra_exclude is not None:
-            indptr = np.array([0, len(extra_exclude)], dtype=np.int64)
-            indices = np.sort(np.asarray(extra_exclude, dtype=np.int32))
-            rows = np.zeros(len(rows), dtype=np.int64)
-        elif exclude_seen:
+            lengths = [len(x) for x in extra_exclude]
+            indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            indices = np.concatenate([np.sort(np.asarray(x, dtype=np.int32)) for x in extra_exclude]).astype(np.int32)
+            rows = np.arange(len(extra_exclude), dtype=np.int64)
+        elif exclude:
             indptr, indices = self.seen_indptr_, self.seen_indices_
         else:
             indptr, indices = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
             rows = np.full(len(rows), -1, dtype=np.int64)
         out_idx = np.empty((scores.shape[0], k), dtype=np.int64)
         out_score = np.empty((scores.shape[0], k), dtype=np.float64)
-        topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64),
-                  self.item_counts_ >= min_item_ratings, out_idx, out_score)
+        topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64), eligible, out_idx, out_score)
         return out_idx, out_score
 
     def user_index(self, user) -> int:
         """Dense index of a user id; an error naming the id if it is unknown."""
+        return int(self.user_indices([user])[0])
+
+    def user_indices(self, users) -> np.ndarray:
+        """Dense indices of user ids; an error naming the first unknown id."""
         self._check_fitted()
-        try:
-            return self.user_map_.index(user)
-        except KeyError:
-            raise FastMFError(f"unknown user id {user!r}") from None
-
-    def recommend(self, user, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
-        """Top-``k`` items for one user id: ``(item_ids, scores)``, best first.
-
-        Rating models score by predicted rating; rankers by their ranking score.
-        ``exclude_seen`` drops the user's training items; ``min_item_ratings``
-        keeps only items with at least that many training ratings.
-        """
-        u = self.user_index(user)
-        idx, score = self._topk(self._score_batch(np.array([u])), k, np.array([u]), exclude_seen, min_item_ratings)
-        keep = idx[0] >= 0
-        return self.item_map_.ids[idx[0][keep]], score[0][keep]
-
-    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, min_item_ratings: int = 0):
-        """Top-``k`` item *indices* and scores for many user indices (default: all users).
-
-        Returns ``(items, scores)`` of shape ``(n, k)``; convert indices to ids
-        with ``model.item_map_.ids[items]`` (slots beyond the eligible items are -1).
-        Users are scored in batches and selected by a parallel top-K kernel.
-        """
-        self._check_fitted()
-        users = np.arange(self.n_users) if users is None else np.asarray(users, dtype=np.int64)
-        out_idx = np.empty((users.size, int(k)), dtype=np.int64)
-        out_score = np.empty((users.size, int(k)), dtype=np.float64)
-        for lo in range(0, users.size, SCORE_BATCH):
-            batch = users[lo:lo + SCORE_BATCH]
-            idx, score = self._topk(self._score_batch(batch), k, batch, exclude_seen, min_item_ratings)
-            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = idx, score
-        return out_idx, out_score
+        users = np.atleast_1d(np.asarray(users))
+        idx = self.user_map_.index_of(users)
+        if (idx < 0).any():
+            raise FastMFError(f"unknown user id {users[int(np.flatnonzero(idx < 0)[0])].item()!r}")
+        return idx.astype(np.int64)
 
     def item_indices(self, items, what: str = "item") -> np.ndarray:
         """Dense indices of item ids; an error naming the first unknown id."""
-        idx = self.item_map_.index_of(np.asarray(list(items)))
+        self._check_fitted()
+        items = np.atleast_1d(np.asarray(list(items) if not isinstance(items, np.ndarray) else items))
+        idx = self.item_map_.index_of(items)
         if (idx < 0).any():
-            bad = list(items)[int(np.flatnonzero(idx < 0)[0])]
-            raise FastMFError(f"unknown {what} id {bad!r}")
+            raise FastMFError(f"unknown {what} id {items[int(np.flatnonzero(idx < 0)[0])].item()!r}")
         return idx
 
-    def fold_in(self, ratings: dict, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
-        """Recommendations for a new user described by ``{item_id: rating}`` (or liked items).
+    def recommend(self, users, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
+                  min_item_ratings: int = 0, as_frame: bool = False):
+        """The ``k`` best items of one user id or of many, best first.
 
-        The new user's parameters are solved against the fixed item side (see
-        each model's ``_fold_in_state``); returns ``(item_ids, scores)`` and
-        excludes the given items when ``exclude_seen``.
+        One id gives ``(item_ids, scores)``; a sequence of ids gives two arrays of shape
+        ``(len(users), k)`` whose slots beyond a user's eligible items hold the fill id (-1, or
+        "" for text ids) and score ``-inf``. ``exclude_seen`` drops each user's training items
+        (implicit's ``filter_already_liked_items``), ``allow`` keeps only the given item ids
+        (implicit's ``items``), ``deny`` drops them (``filter_items``), ``min_item_ratings``
+        keeps items with at least that many training ratings. ``as_frame`` returns a pandas
+        DataFrame with one row per recommendation: ``user``, ``rank``, ``item``, ``score``.
+        Rating models score by predicted rating, rankers by their ranking score.
+        """
+        return self._recommend(users, k, exclude_seen, allow, deny, min_item_ratings, as_frame)
+
+    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, allow=None, deny=None,
+                      min_item_ratings: int = 0, as_frame: bool = False):
+        """:meth:`recommend` for many user ids at once (default: every user, in ``user_map_.ids`` order):
+        ``(item_ids, scores)`` of shape ``(n, k)``, or a DataFrame with ``as_frame``."""
+        self._check_fitted()
+        users = self.user_map_.ids if users is None else np.asarray(users)
+        return self._recommend(np.atleast_1d(users), k, exclude_seen, allow, deny, min_item_ratings, as_frame)
+
+    def _recommend(self, users, k, exclude_seen, allow, deny, min_item_ratings, as_frame):
+        idx = self.user_indices(users)
+        top, scores = self.recommend_indices(idx, k, exclude_seen, allow, deny, min_item_ratings)
+        return self._results(users, self.user_map_.ids[idx], top, scores, as_frame)
+
+    def recommend_indices(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
+                          min_item_ratings: int = 0):
+        """:meth:`recommend` on the model's dense user indices, returning dense item *indices* (-1 past
+        the eligible items) and scores, for code that works on indices. Users are scored in batches of
+        ``SCORE_BATCH`` and selected by the parallel top-K kernel."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        eligible = self._eligible(allow, deny, min_item_ratings)
+        k = self._check_k(k)
+        out_idx = np.empty((users.size, k), dtype=np.int64)
+        out_score = np.empty((users.size, k), dtype=np.float64)
+        for lo in range(0, users.size, SCORE_BATCH):
+            batch = users[lo:lo + SCORE_BATCH]
+            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = self._topk(
+                self._score_batch(batch), k, batch, exclude_seen, eligible)
+        return out_idx, out_score
+
+    def _results(self, query, row_ids, top: np.ndarray, scores: np.ndarray, as_frame: bool, ids=None):
+        """Item indices and scores as ids: 1-D (trimmed) for a single query, ``(n, k)`` padded with the
+        fill id otherwise, or a long DataFrame (``as_frame``) with ``row_ids`` in its first column."""
+        ids = self.item_map_.ids if ids is None else ids
+        if as_frame:
+            import pandas as pd  # optional: only for as_frame
+
+            keep = top >= 0
+            rows, ranks = np.nonzero(keep)
+            return pd.DataFrame({"user": np.asarray(row_ids)[rows], "rank": ranks + 1, "item": ids[top[keep]],
+                                 "score": scores[keep]})
+        if np.ndim(query) == 0 or isinstance(query, dict):
+            keep = top[0] >= 0
+            return ids[top[0][keep]], scores[0][keep]
+        fill = "" if ids.dtype.kind == "U" else (np.iinfo(ids.dtype).max if ids.dtype.kind == "u" else -1)
+        out = np.full(top.shape, fill, dtype=ids.dtype if ids.size else np.int64)
+        out[top >= 0] = ids[top[top >= 0]]
+        return out, scores
+
+    def fold_in(self, ratings, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
+                min_item_ratings: int = 0, as_frame: bool = False):
+        """Recommendations for new users, each described by ``{item_id: rating}`` (or a list of the
+        items they interacted with, for rankers), without refitting.
+
+        Each new user's parameters are solved against the fixed items (each model's
+        ``_fold_in_state``). One user (a dict or a list) gives ``(item_ids, scores)``; a list of
+        dicts gives ``(n, k)`` arrays as :meth:`recommend`, and ``as_frame`` a DataFrame whose
+        ``user`` column is the user's position in the list. ``exclude_seen`` excludes each user's
+        given items; ``allow``, ``deny`` and ``min_item_ratings`` as in :meth:`recommend`.
         """
         self._check_fitted()
+        batch = isinstance(ratings, (list, tuple)) and len(ratings) > 0 and all(isinstance(r, dict) for r in ratings)
+        users = list(ratings) if batch else [ratings]
+        k = self._check_k(k)
+        eligible = self._eligible(allow, deny, min_item_ratings)
+        scores, given = [], []
+        for one in users:
+            idx, values = self._fold_in_input(one)
+            scores.append(self._score_vector(self._fold_in_state(idx, values)))
+            given.append(idx if exclude_seen else np.zeros(0, dtype=np.int32))
+        top, best = self._topk(np.vstack(scores), k, np.arange(len(users)), False, eligible, extra_exclude=given)
+        return self._results(users if batch else ratings, np.arange(len(users)), top, best, as_frame)
+
+    def _fold_in_input(self, ratings):
+        """``(item indices, values)`` of one new user: ``{item: value}``, or a list of items (values None)."""
         if not ratings:
             raise FastMFError("fold_in needs at least one item")
         if isinstance(ratings, dict):
-            items, values = list(ratings.keys()), np.asarray(list(ratings.values()), dtype=np.float64)
-        else:
-            items, values = list(ratings), np.ones(len(ratings))
-        idx = self.item_indices(items)
-        state = self._fold_in_state(idx, values)
-        scores = self._score_vector(state)[None, :]
-        top, score = self._topk(scores, k, np.array([0]), exclude_seen, min_item_ratings,
-                                extra_exclude=idx if exclude_seen else None)
-        keep = top[0] >= 0
-        return self.item_map_.ids[top[0][keep]], score[0][keep]
+            values = np.asarray(list(ratings.values()), dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise FastMFError("fold_in values must be finite numbers")
+            return self.item_indices(list(ratings)), values
+        return self.item_indices(list(ratings)), None
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         raise NotImplementedError
@@ -296,8 +365,11 @@ class Recommender:
         """The model held by a file read with :func:`fastmf.models.io.read_model` (see
         :func:`fastmf.load_model`); a :class:`ModelFileError` for anything inconsistent."""
         path = saved.path
+        params = dict(saved.params)
+        if "seed" in params and "seed" not in cls.params:  # fastmf 0.1 named random_state "seed"
+            params["random_state"] = params.pop("seed")
         try:
-            model = cls(**saved.params)
+            model = cls(**params)
         except (TypeError, FastMFError) as exc:
             raise ModelFileError(f"{path}: parameters do not match model '{cls.kind}' ({exc})") from None
         arrays = dict(saved.arrays)

@@ -160,12 +160,12 @@ class BPR(Ranker):
         init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
         fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items.", low=1),
         fold_in_samples=Param(200, "Triples per fold-in pass.", low=1),
-        seed=hyper.SEED, backend=hyper.BACKEND)
+        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)
-        state = BPRState(pos, int(self.factors), self.negatives, backend_of(self.backend), self.seed, self.init_std,
-                         self.item_bias, self.lr, self.decay, self.reg)
+        state = BPRState(pos, int(self.factors), self.negatives, backend_of(self.backend), self.random_state,
+                         self.init_std, self.item_bias, self.lr, self.decay, self.reg)
         self.samples_per_epoch_ = state.n_samples
         dtype = state.item_bias.dtype
         self.user_factors_ = state.user_factors
@@ -175,7 +175,7 @@ class BPR(Ranker):
         state.export(self.item_factors_, self.item_bias_)
         self._epoch_task = None
         if eval_set is not None:
-            self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.seed)
+            self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.random_state)
         run_epochs(self, state, train, eval_set, None, callback)
         del self._epoch_task
 
@@ -184,32 +184,22 @@ class BPR(Ranker):
         state.export(self.item_factors_, self.item_bias_)
         if self._epoch_task is None:
             return {}
-        report = ranking_report(self, self._epoch_task, seed=self.seed)
+        report = ranking_report(self, self._epoch_task, seed=self.random_state)
         return {"auc": report["auc"], "sampled_auc": report["sampled_auc"]}
 
-    def fold_in(self, ratings, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0):
-        """Recommendations for a new user from liked items (a list) or ratings (``{item: rating}``).
-
-        With ratings, the items rated ``>= threshold`` are the liked ones; all
-        given items are excluded when ``exclude_seen``. The user's vector is
-        fitted by SGD on ``ln sigma(x_ui - x_uj)`` (liked ``i``, uniform
-        non-liked ``j`` of the training catalogue) with the items fixed, ``fold_in_passes`` passes of
-        ``fold_in_samples`` triples.
-        """
-        if isinstance(ratings, dict):
-            liked = {item: float(not self.threshold or value >= self.threshold) for item, value in ratings.items()}
-        else:
-            liked = {item: 1.0 for item in ratings}
-        return super().fold_in(liked, k, exclude_seen, min_item_ratings)
-
-    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
-        liked = np.unique(item_idx[values > 0])
+    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray | None):
+        """A new user's vector fitted by SGD on ``ln sigma(x_ui - x_uj)`` (liked ``i``: the given items,
+        or with ratings those ``>= threshold``; uniform non-liked ``j`` of the training catalogue) with
+        the items fixed: ``fold_in_passes`` passes of ``fold_in_samples`` triples."""
+        if values is not None and self.threshold:
+            item_idx = item_idx[values >= self.threshold]
+        liked = np.unique(item_idx)
         if liked.size == 0:
             raise FastMFError(f"fold_in needs at least one liked item (rating >= {self.threshold})")
         others = np.setdiff1d(self.positive_indices_, liked)  # the catalogue's other items
         if others.size == 0:
             return 0.0, np.zeros(self.item_factors_.shape[1])
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.random_state)
         v = self.item_factors_.astype(np.float64)
         b = self.item_bias_.astype(np.float64)
         vec = np.zeros(v.shape[1])

@@ -88,8 +88,28 @@ class FactorModel(Recommender):
             scores = scores + self.global_mean_ + bias
         return scores
 
-    def _fold_in_residuals(self, item_idx: np.ndarray, values: np.ndarray):
+    def similar_items(self, items, k: int = 10, allow=None, deny=None, min_item_ratings: int = 0,
+                      as_frame: bool = False):
+        """The ``k`` items most similar to each given item id: the largest cosines
+        ``V_i . V_j / (|V_i| |V_j|)`` of the item factors (the item itself excluded; a zero vector
+        has cosine 0). One id gives ``(item_ids, similarities)``; a sequence of ids ``(n, k)``
+        arrays; ``as_frame`` a DataFrame (``user`` is then the query item). ``allow``, ``deny``
+        and ``min_item_ratings`` as in :meth:`recommend`."""
+        idx = self.item_indices(np.atleast_1d(items))
+        v = self.item_factors_.astype(np.float64)
+        if v.shape[1] == 0:
+            raise FastMFError(f"model '{self.kind}' has no item factors to compare")
+        norms = np.linalg.norm(v, axis=1)
+        safe = np.where(norms > 0, norms, 1.0)
+        cosine = ((v[idx] / safe[idx, None]) @ (v / safe[:, None]).T) * ((norms[idx] > 0)[:, None] & (norms > 0))
+        top, sims = self._topk(cosine, self._check_k(k), idx, False, self._eligible(allow, deny, min_item_ratings),
+                               extra_exclude=[[i] for i in idx])
+        return self._results(items, self.item_map_.ids[idx], top, sims, as_frame)
+
+    def _fold_in_residuals(self, item_idx: np.ndarray, values: np.ndarray | None):
         """``(V, r - mu - b_i)`` of a new user's rated items, in float64."""
+        if values is None:
+            raise FastMFError(f"a '{self.kind}' model folds in ratings: give {{item_id: rating}}")
         return (self.item_factors_[item_idx].astype(np.float64),
                 values - self.global_mean_ - self.item_bias_[item_idx].astype(np.float64))
 

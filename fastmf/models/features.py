@@ -154,7 +154,7 @@ class FeatureALS(ALSFamily):
                      beta=Param(1.0, "Prior precision beta of the feature vectors (and genre biases).", low=0.0,
                                 low_open=True),
                      feature_bias=Param(False, "Centre the item biases on genre biases too."),
-                     epochs=hyper.EPOCHS.but(default=50), seed=hyper.SEED, backend=hyper.BACKEND,
+                     epochs=hyper.EPOCHS.but(default=50), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
                      patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
 
     def _new_state(self, train: Dataset) -> FeatureState:
@@ -166,7 +166,7 @@ class FeatureALS(ALSFamily):
         self.item_feature_indptr_, self.item_feature_indices_ = unique_item_features(indptr, indices, len(names))
         return FeatureState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
                             self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
-                            self.seed, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
+                            self.random_state, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
                             work_split=self.work_split)
 
     def _keep(self, state: FeatureState) -> None:
@@ -263,7 +263,8 @@ class FeatureALS(ALSFamily):
         v = self.item_factors_.astype(np.float64)
         norms = np.linalg.norm(v, axis=1)
         cos = np.divide(v @ c, norms * norm_c, out=np.zeros(v.shape[0]), where=norms > 0)
-        idx, score = self._topk(cos[None, :], k, np.array([0]), False, min_item_ratings)
+        idx, score = self._topk(cos[None, :], self._check_k(k), np.array([0]), False,
+                                self._eligible(None, None, min_item_ratings))
         keep = idx[0] >= 0
         return self.item_map_.ids[idx[0][keep]], score[0][keep]
 

@@ -14,7 +14,8 @@ LAM = Param(0.1, "Data (noise) precision lambda of the squared-error term.", low
 GAMMA = Param(2.5, "Bias regulariser gamma (the precision of the biases' zero-mean prior).", low=0.0)
 TAU = Param(1.0, "Factor regulariser tau (the precision of the factors' prior).", low=0.0, low_open=True)
 EPOCHS = Param(20, "Training epochs.", low=0)
-SEED = Param(42, "Seed of the initial factors (and of any sampling).", low=0, high=2 ** 63 - 1)
+RANDOM_STATE = Param(42, "Seed of the initial factors and of any sampling (scikit-learn's random_state).", low=0,
+                     high=2 ** 63 - 1)
 BACKEND = Param("numba", "numba kernels (default) or the NumPy reference backend.", choices=tuple(BACKENDS))
 PATIENCE = Param(None, "Early stopping: epochs without a better validation RMSE before stopping "
                  "(validation carved from the training data; none: no early stopping).",

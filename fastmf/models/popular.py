@@ -28,7 +28,7 @@ class MostPopular(Ranker):
     """
 
     kind = "popular"
-    params = declare(threshold=hyper.THRESHOLD, seed=hyper.SEED)
+    params = declare(threshold=hyper.THRESHOLD, random_state=hyper.RANDOM_STATE)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         t0 = time.perf_counter()

@@ -35,7 +35,7 @@ class Ranker(FactorModel):
         return RankingTask.build(self, (self.positive_indptr_, self.positive_indices_), test, self.threshold)
 
     def _evaluate(self, test: Dataset) -> dict:
-        return ranking_report(self, self.ranking_task(test), seed=self.seed)
+        return ranking_report(self, self.ranking_task(test), seed=self.random_state)
 
     def _check_loaded(self, path: str) -> None:
         super()._check_loaded(path)

@@ -28,7 +28,7 @@ def validation_split(model, train: Dataset):
     ``train`` is held out for early stopping (the test set is never used); else ``(train, None)``."""
     if getattr(model, "patience", None) is None:
         return train, None
-    split = random_split(train, model.validation_frac, model.seed + 1)
+    split = random_split(train, model.validation_frac, model.random_state + 1)
     return split.train, split.test
 
 

@@ -325,7 +325,8 @@ class VI(FactorModel):
         covariance=Param("full", "Posterior covariance per user/item: full (D x D) or diagonal.",
                          choices=("full", "diagonal")),
         learn_hyper=Param(False, "Learn lam, gamma and a per-dimension tau by empirical Bayes."),
-        seed=hyper.SEED, backend=hyper.BACKEND, patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC)
+        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
+        validation_frac=hyper.VALIDATION_FRAC)
 
     def _check_combination(self) -> None:
         if self.learn_hyper and self.gamma == 0:
@@ -335,7 +336,7 @@ class VI(FactorModel):
         train, validation = validation_split(self, train)
         self.global_mean_ = train.global_mean
         state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                        backend_of(self.backend), self.seed, self.lam, self.gamma, self.tau, self.covariance,
+                        backend_of(self.backend), self.random_state, self.lam, self.gamma, self.tau, self.covariance,
                         self.learn_hyper)
         if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
             state.update_lam()
@@ -444,9 +445,9 @@ class VI(FactorModel):
                 "uncertainty": self.uncertainty_table()}
 
     # ------------------------------------------------------------------ ranking with uncertainty
-    def recommend(self, user, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0,
-                  strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
-        """Top-``k`` items for a user id, ranked by ``strategy``:
+    def recommend(self, users, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None,
+                  **options):
+        """:meth:`~fastmf.models.base.Recommender.recommend`, ranked by ``strategy``:
 
         ``mean`` (predicted rating), ``penalized`` (``mean / (1 + var)``, the ML-32M
         report's), ``ucb`` (``mean + beta * sd``) or ``thompson`` (the rating under one
@@ -455,19 +456,19 @@ class VI(FactorModel):
         user's bias variance are the same for every item and are left out).
         """
         with self._ranking(strategy, beta, seed):
-            return super().recommend(user, k, exclude_seen, min_item_ratings)
+            return super().recommend(users, k, **options)
 
-    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, min_item_ratings: int = 0,
-                      strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
+    def recommend_all(self, k: int = 10, users=None, *, strategy: str = "mean", beta: float = 1.0,
+                      seed: int | None = None, **options):
         """As the base class, ranked by ``strategy`` (see :meth:`recommend`; one draw per call)."""
         with self._ranking(strategy, beta, seed):
-            return super().recommend_all(k, users, exclude_seen, min_item_ratings)
+            return super().recommend_all(k, users, **options)
 
-    def fold_in(self, ratings: dict, k: int = 10, exclude_seen: bool = True, min_item_ratings: int = 0,
-                strategy: str = "mean", beta: float = 1.0, seed: int | None = None):
+    def fold_in(self, ratings, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None,
+                **options):
         """As the base class, ranked by ``strategy`` (see :meth:`recommend`)."""
         with self._ranking(strategy, beta, seed):
-            return super().fold_in(ratings, k, exclude_seen, min_item_ratings)
+            return super().fold_in(ratings, k, **options)
 
     @contextlib.contextmanager
     def _ranking(self, strategy: str, beta: float, seed: int | None):
@@ -486,7 +487,7 @@ class VI(FactorModel):
         return self._rank_scores(scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users],
                                  self.n_items + users)
 
-    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
+    def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray | None):
         """The new user's bias and ``q(U) = N(m, S)`` against the fixed items: the MAP of
         :func:`~fastmf.models.factor.map_new_user` with the prior precision ``diag(tau)`` and the
         items' summed covariances ``E`` (the expected squared error's extra term), and ``S = A^-1``

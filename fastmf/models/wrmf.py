@@ -95,7 +95,7 @@ class WRMF(Ranker):
         cg_steps=Param(3, "Conjugate-gradient steps per block (--solver cg).", low=1, high=100),
         epochs=hyper.EPOCHS.but(default=15), threshold=hyper.THRESHOLD,
         init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
-        seed=hyper.SEED, backend=hyper.BACKEND)
+        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)
@@ -103,14 +103,14 @@ class WRMF(Ranker):
         csr = (pos.indptr, pos.indices, values)
         csc = ksparse.transpose_csr(pos.indptr, pos.indices, values, train.n_items)
         state = WRMFState(csr, csc, train.n_users, train.n_items, int(self.factors),
-                          backend_of(self.backend), self.seed, self.lam, self.alpha, self.eps,
+                          backend_of(self.backend), self.random_state, self.lam, self.alpha, self.eps,
                           self.confidence == "log", self._cg_steps(), self.init_std)
         self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
         self.user_bias_ = np.zeros(train.n_users, dtype=state.user_factors.dtype)
         self.item_bias_ = np.zeros(train.n_items, dtype=state.user_factors.dtype)
         self._epoch_task = None
         if eval_set is not None:
-            self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.seed)
+            self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.random_state)
         run_epochs(self, state, train, eval_set, None, callback)
         del self._epoch_task
 
@@ -122,14 +122,16 @@ class WRMF(Ranker):
         """With an ``eval_set``: the ranking AUCs on a fixed sample of its users."""
         if self._epoch_task is None:
             return {}
-        report = ranking_report(self, self._epoch_task, seed=self.seed)
+        report = ranking_report(self, self._epoch_task, seed=self.random_state)
         return {"auc": report["auc"], "sampled_auc": report["sampled_auc"]}
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         """A new user's factors from interactions with values ``r`` (``{item: rating}`` of a rating
         model: the ratings ``>= threshold`` count, with ``r = 1``), solved exactly against the items:
         ``x = (Y^T Y + lam I + sum (c - 1) y y^T)^-1 sum c y`` (implicit's ``recalculate_user``)."""
-        if self.threshold:
+        if values is None:
+            values = np.ones(item_idx.size)
+        elif self.threshold:
             keep = values >= self.threshold
             item_idx, values = item_idx[keep], np.ones(int(keep.sum()))
         if item_idx.size == 0:
