@@ -42,8 +42,9 @@ def test_train_then_evaluate_json(tmp_path, embedded_ref):
     out = tmp_path / "model"
     trained = json.loads(run(["train", "--epochs", "2", "--factors", "4", "--out", out, "--json", "-q"]).stdout)
     assert trained["model"] == "als" and len(trained["history"]) == 2
-    report = json.loads(run(["evaluate", out, "--json"]).stdout)
+    report = json.loads(run(["evaluate", out, "--json", "--include-training"]).stdout)
     assert report["model"] == "als" and report["model_dir"] == str(out)
+    held_out = json.loads(run(["evaluate", out, "--json"]).stdout)
 
     header, a = read_saved_model(out)
     assert header["kind"] == "als" and header["params"]["factors"] == 4
@@ -60,11 +61,14 @@ def test_train_then_evaluate_json(tmp_path, embedded_ref):
     pred[both] += np.einsum("nd,nd->n", a["user_factors_"][u[both]].astype(np.float64),
                             a["item_factors_"][i[both]].astype(np.float64))
     err = embedded_ref.ratings - pred
-    # every bundled rating is a test rating for evaluate (train's 90% included)
-    assert report["cold"]["test_ratings"] == embedded_ref.ratings.size
+    # with --include-training every bundled rating is scored (train's 90% included)
+    assert report["cold"]["test_ratings"] == report["scored_ratings"] == embedded_ref.ratings.size
+    assert report["training_ratings"] == trained["train_ratings"] and report["training_ratings_scored"]
     assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-6)
     assert report["test_mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-6)
-    # the held-out 10% alone is worse than the whole (mostly training) set
+    # by default only the held-out 10% is scored: exactly train's test split and its RMSE
+    assert held_out["scored_ratings"] == embedded_ref.ratings.size - trained["train_ratings"]
+    assert held_out["test_rmse"] == pytest.approx(trained["test_rmse"], rel=1e-9)
     assert trained["test_rmse"] > report["test_rmse"]
 
 

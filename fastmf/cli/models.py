@@ -105,14 +105,25 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
 @click.argument("data", required=False, type=click.Path())
 @data_options
 @threads_option
+@click.option("--include-training", is_flag=True,
+              help="Also score the ratings the model was trained on (optimistic; a warning says so).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-def evaluate(model_dir, data, as_json, **kw):
-    """Evaluate a saved model on DATA (all of it is treated as test ratings)."""
+def evaluate(model_dir, data, include_training, as_json, **kw):
+    """Evaluate a saved model on DATA (default: the bundled ml-latest-small).
+
+    Only ratings the model was not trained on are scored: on the data the model was split
+    from, that is its held-out part. The output says how many ratings were scored and how
+    many were training ratings.
+    """
     model = load_model(model_dir)
-    report = {"model": model.kind, "model_dir": model_dir, **model.evaluate(load_data(data, kw))}
+    report = {"model": model.kind, "model_dir": model_dir,
+              **model.evaluate(load_data(data, kw), include_training=include_training)}
     if as_json:
         emit_json(report)
         return
+    trained = report["training_ratings"]
+    what = ("including" if report["training_ratings_scored"] else "leaving out") + f" {trained:,} it was trained on"
+    click.echo(f"scored {report['scored_ratings']:,} ratings of {data or 'the bundled data'} ({what})")
     width = max((len(k) for k, v in report.items() if isinstance(v, float)), default=0) + 2
     for key, value in report.items():
         if isinstance(value, float):

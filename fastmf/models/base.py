@@ -11,10 +11,12 @@ recommend by original ids after :func:`fastmf.load_model`.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
 from fastmf.common.errors import FastMFError, ModelFileError, NotFittedError
+from fastmf.common.keys import contains_sorted, positive_keys
 from fastmf.common.layout import SCORE_BATCH
 from fastmf.common.params import make_init
 from fastmf.data_prep.dataset import Dataset, IdMap, realign, to_dataset
@@ -298,11 +300,38 @@ class Recommender:
         self._check_fitted()
         return realign(to_dataset(data), self.user_map_, self.item_map_)
 
-    def evaluate(self, test) -> dict:
-        """Metrics on held-out ratings (``test`` in any accepted form; ids unseen in training are cold)."""
+    def evaluate(self, test, include_training: bool = False) -> dict:
+        """Metrics on held-out ratings (``test`` in any accepted form; ids unseen in training are cold).
+
+        Ratings of (user, item) pairs the model was trained on are left out, so that a model
+        evaluated on the whole data it was split from is scored on its held-out part only;
+        ``include_training`` scores them too, with a warning that the metrics are then
+        optimistic. The report counts both: ``scored_ratings`` and ``training_ratings``
+        (skipped, or scored with ``include_training``).
+        """
         test = self.aligned(test)
         self._check_ratings(test)
-        return self._evaluate(test)
+        trained = self._trained_pairs(test)
+        n_trained = int(trained.sum())
+        if n_trained and include_training:
+            warnings.warn(f"{n_trained:,} of the {test.n_ratings:,} ratings scored are ratings the model was trained "
+                          "on: its metrics are optimistic", stacklevel=2)
+        elif n_trained:
+            test = test.subset(~trained)
+        report = self._evaluate(test)
+        report.update(scored_ratings=test.n_ratings, training_ratings=n_trained,
+                      training_ratings_scored=bool(include_training and n_trained))
+        return report
+
+    def _trained_pairs(self, data: Dataset) -> np.ndarray:
+        """Whether each rating of ``data`` (aligned to the model) is of a pair in the training data."""
+        n_items = max(self.n_items, data.n_items)
+        users = data.user_of_entry.astype(np.int64)
+        known = users < self.n_users
+        mask = np.zeros(data.n_ratings, dtype=bool)
+        mask[known] = contains_sorted(positive_keys(self.seen_indptr_, self.seen_indices_, n_items),
+                                      users[known] * n_items + data.indices[known])
+        return mask
 
     def _check_ratings(self, data: Dataset) -> None:
         """Rating models refuse an implicit (user, item[, weight]) table: it has no ratings to fit or score."""
