@@ -7,6 +7,7 @@ import click
 from fastmf.cli import main
 from fastmf.cli.format import format_bench_table
 from fastmf.cli.options import emit_json, model_choice, output_options
+from fastmf.cli.progress import Progress
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import check_target
 from fastmf.common.threads import max_threads
@@ -41,7 +42,7 @@ def _int_list(text: str, what: str) -> list[int]:
               help="Also write the records (a JSON list) to this file (replacing only a file of records).")
 @output_options
 def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
-          cache, out_path, as_json, quiet):
+          cache, out_path, as_json, quiet, forced_progress):
     """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
     kind = model_class(kind).kind
     if out_path:
@@ -64,14 +65,14 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
                      balance_check)
     configs = B.companions(kind, configs, scale, dims, threads, chosen, epochs, numpy_epochs, folder, extra)
     records, failures = [], []
-    for cfg in configs:
-        log(f"running {cfg['model']} {cfg['backend']} D={cfg['params'].get('factors')} threads={cfg['threads']} "
-            f"on {cfg['data']}")
-        try:
-            records.append(B.run_subprocess(cfg))
-        except FastMFError as exc:  # keep the other measurements
-            failures.append(str(exc))
-            log(f"fastmf: warning: {exc}")
+    with Progress(len(configs), f"bench {kind}", "run", quiet, forced_progress) as progress:
+        for cfg in configs:
+            try:
+                records.append(B.run_subprocess(cfg))
+            except FastMFError as exc:  # keep the other measurements
+                failures.append(str(exc))
+                progress.note(f"warning: {exc}")
+            progress.step(**({"epoch_s": records[-1]["epoch_seconds"]} if records else {}))
     B.add_ratios(records)
     ratios = B.als_ratios(records)
     if out_path:

@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from fastmf.metrics.ranking import METRIC_NAMES, SAMPLED_AUC_USERS
 from fastmf.metrics.rating import STRATA
-
-
-def epoch_printer(total: int, stream=None):
-    """A ``fit`` callback that prints one line per epoch on stderr."""
-    stream = stream or sys.stderr
-
-    def show(record: dict) -> None:
-        parts = [f"epoch {record['epoch']:>3}/{total}"]
-        for key, value in record.items():
-            if key in ("epoch", "seconds") or not isinstance(value, (int, float)):
-                continue
-            parts.append(f"{key} {value:.5g}")
-        parts.append(f"{record['seconds']:.2f} s")
-        print("  ".join(parts), file=stream, flush=True)
-
-    return show
 
 
 def format_ranking(report: dict) -> list[str]:

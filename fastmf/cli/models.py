@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from fastmf.cli import main
-from fastmf.cli.format import epoch_printer, format_comparison, format_ranking, format_strata, format_uncertainty
+from fastmf.cli.format import format_comparison, format_ranking, format_strata, format_uncertainty
 from fastmf.cli.options import (
     data_options,
     emit_json,
@@ -21,6 +21,7 @@ from fastmf.cli.options import (
     split_options,
     threads_option,
 )
+from fastmf.cli.progress import Progress
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import check_target
 from fastmf.common.threads import n_threads
@@ -48,7 +49,7 @@ from fastmf.registry import build_model, load_model, model_class
               help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
 @threads_option
 @output_options
-def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
+def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, forced_progress, **kw):
     """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
 
     With --json one object goes to stdout: parameters, per-epoch history, final
@@ -64,15 +65,15 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
         params.pop("threshold", None)  # for a rating model it only defines the positives of the ranking metrics
     model = build_model(kind, params)
     replacing = out_dir and check_target(out_dir, is_model, "model", protect=input_paths(data, kw))
-    train_set, test_set, info = prepare_split(data, kw)
-    callback = None if quiet else epoch_printer(model.epochs if hasattr(model, "epochs") else 0)
-    model.fit(train_set, eval_set=test_set, callback=callback)
+    train_set, test_set, info = prepare_split(data, kw, [kind])
+    epochs = model.epochs if "epochs" in model.params else None
+    with Progress(epochs, kind, "epoch", quiet, forced_progress) as progress:
+        model.fit(train_set, eval_set=test_set, callback=progress.epoch)
     report = train_report(model, train_set, test_set, {**info, "threads": n_threads()},
                           ranking=ranking, threshold=threshold)
     if compare_als:
-        if not quiet:
-            click.echo("fitting plain ALS for comparison", err=True)
-        report["compare_als"] = als_baseline(model, train_set, test_set)
+        with Progress(None, "plain als", "epoch", quiet, forced_progress) as progress:
+            report["compare_als"] = als_baseline(model, train_set, test_set, progress.epoch)
     if out_dir:
         model.save(out_dir)
         report["model_dir"] = out_dir
@@ -80,8 +81,13 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, **kw):
         emit_json(report)
         return
     backend = f", backend {model.backend}" if "backend" in model.params else ""
-    click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s on {train_set.n_ratings:,} ratings "
+    compiled = (f", of which {report['compile_seconds']:.1f} s compiling kernels (first run only)"
+                if report["compile_seconds"] >= 0.05 else "")
+    click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s{compiled} on {train_set.n_ratings:,} ratings "
                f"({report['threads']} threads{backend})")
+    if "best_epoch" in report:
+        click.echo(f"early stopping: kept epoch {report['best_epoch']} (best validation RMSE) of "
+                   f"{report['epochs_run']} run")
     for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
         if key in report:
             click.echo(f"{key:<12}{report[key]:.4f}")
@@ -244,21 +250,17 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
 @data_options
 @threads_option
 @output_options
-def tune(data, kind, grid, score_frac, as_json, quiet, **kw):
+def tune(data, kind, grid, score_frac, as_json, quiet, forced_progress, **kw):
     """Grid search scored on a validation split carved from the training data (never the test set)."""
     kind = model_class(kind).kind
     base = pop_model_params(kw, kind)
     base["random_state"] = kw["seed"]
     points = parse_grid(kind, grid)
     build_model(kind, base)  # refuse flags that do not apply before any work
-    train_set, test_set, info = prepare_split(data, kw)
-
-    def show(row):
-        if not quiet:
-            click.echo("  ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                       err=True)
-
-    result = run_tune(kind, train_set, test_set, points, base, score_frac, kw["seed"], show)
+    train_set, test_set, info = prepare_split(data, kw, [kind])
+    with Progress(len(points), f"tune {kind}", "fit", quiet, forced_progress) as progress:
+        result = run_tune(kind, train_set, test_set, points, base, score_frac, kw["seed"],
+                          lambda row: progress.step(**{k: v for k, v in row.items() if k.startswith("val_")}))
     result.pop("model")
     result.update(info)
     if as_json:
@@ -285,7 +287,7 @@ def tune(data, kind, grid, score_frac, as_json, quiet, **kw):
 @data_options
 @threads_option
 @output_options
-def compare(data, models, params, threshold, as_json, quiet, **kw):
+def compare(data, models, params, threshold, as_json, quiet, forced_progress, **kw):
     """Ranking metrics of several models on one split, side by side (rating models rank by predicted rating)."""
     kinds = [model_class(k).kind for k in models.split(",") if k.strip()]
     per_model = {}
@@ -299,12 +301,12 @@ def compare(data, models, params, threshold, as_json, quiet, **kw):
             raise FastMFError(f"--param {spec}: '{kind}' is not one of --models {models}")
         key, parsed = parse_setting(kind, name, value, where="--param")
         per_model.setdefault(kind, {})[key] = parsed
-    train_set, test_set, info = prepare_split(data, kw)
+    train_set, test_set, info = prepare_split(data, kw, kinds)
     if test_set is None:
         raise FastMFError("compare needs test ratings: use a --test-frac above 0 or --test")
-    show = None if quiet else (lambda row: click.echo(f"{row['model']}: fitted in {row['fit_seconds']:.2f} s",
-                                                       err=True))
-    rows = run_compare(kinds, train_set, test_set, per_model, threshold, kw["seed"], show)
+    with Progress(len(kinds), "compare", "model", quiet, forced_progress) as progress:
+        rows = run_compare(kinds, train_set, test_set, per_model, threshold, kw["seed"],
+                           lambda row: progress.step(**{"ndcg@10": row["ndcg@10"]}))
     if as_json:
         emit_json({**info, "threshold": threshold, "models": rows})
         return

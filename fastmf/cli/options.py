@@ -67,7 +67,9 @@ def threads_option(f):
 
 
 def output_options(f):
-    f = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(f)
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress or notes on stderr.")(f)
+    f = click.option("--progress", "forced_progress", is_flag=True,
+                     help="Progress bars even when stderr is not a terminal.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(f)
     return f
 
@@ -149,7 +151,7 @@ def split_options(f):
                      help="Share of ratings held out for testing (default 0.1; 0 with --test)."),
         click.option("--split", type=click.Choice(["random", "user", "time"]), default="random", show_default=True,
                      help="random: per rating; user: leave-k-out per user; time: latest ratings."),
-        click.option("--leave-k", type=int, default=1, show_default=True, help="k of --split user."),
+        click.option("--leave-k", type=int, default=None, help="k of --split user (default 1)."),
         click.option("--test", "test_path", type=click.Path(), default=None,
                      help="Evaluate on this data set instead of a split of DATA."),
         click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split and the model."),
@@ -167,8 +169,13 @@ def input_paths(data, kw) -> list[str]:
     return [p for p in (data or embedded_path(), kw.get("test_path"), kw.get("item_features")) if p]
 
 
-def prepare_split(data, kw):
-    """Load DATA (and --test) and split; returns (train, test, split info)."""
+def prepare_split(data, kw, kinds=None):
+    """Load DATA (and --test) and split; returns (train, test, split info). ``kinds`` are the models the
+    command trains: a flag none of them uses is refused before any work."""
+    if kw.get("leave_k") is not None and kw["split"] != "user":
+        raise FastMFError("--leave-k applies to --split user only")
+    if kw.get("item_features") and kinds is not None and not any(model_class(k).uses_item_features for k in kinds):
+        raise FastMFError(f"--item-features applies to --model features only, not {', '.join(kinds)}")
     columns = column_spec(kw)
     full = load_dataset(data, columns)
     features_path = kw.pop("item_features", None)
@@ -177,9 +184,13 @@ def prepare_split(data, kw):
     test_path = kw.pop("test_path")
     given = load_dataset(test_path, columns) if test_path else None
     check_implicit(full, given)
-    train, test = train_test(full, given, kw.pop("split"), kw.pop("test_frac"), kw["seed"], kw.pop("leave_k"))
+    split, frac, leave_k = kw.pop("split"), kw.pop("test_frac"), kw.pop("leave_k")
+    train, test = train_test(full, given, split, frac, kw["seed"], 1 if leave_k is None else leave_k)
     info = {"data": full.source, "test_data": given.source if given is not None else None,
-            "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items}
+            "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items,
+            "split": {"kind": "given" if given is not None else split, "seed": kw["seed"],
+                      "test_frac": (0.0 if given is not None else 0.1) if frac is None else frac,
+                      **({"leave_k": 1 if leave_k is None else leave_k} if split == "user" else {})}}
     return train, test, info
 
 

@@ -40,7 +40,7 @@ def compare(kinds, train: Dataset, test: Dataset, params: dict | None = None, th
     return rows
 
 
-def als_baseline(model: Recommender, train: Dataset, test: Dataset | None) -> dict:
+def als_baseline(model: Recommender, train: Dataset, test: Dataset | None, callback=None) -> dict:
     """Plain ALS fitted with ``model``'s shared hyperparameters on the same ``train``; its metrics on ``test``.
 
     Returns ``{"params", "fit_seconds", "test_rmse", "test_mae", "rmse_by_stratum", "cold"}`` (the
@@ -49,5 +49,5 @@ def als_baseline(model: Recommender, train: Dataset, test: Dataset | None) -> di
     if test is None or not model.rating_model:
         raise FastMFError("--compare-als needs a rating model and test ratings (a split or --test)")
     params = {k: v for k, v in model.get_params().items() if k in ALS.params}
-    als = ALS(**params).fit(train)
+    als = ALS(**params).fit(train, callback=callback)
     return {"params": params, "fit_seconds": als.fit_seconds_, **als.evaluate(test)}

@@ -17,7 +17,7 @@ def train_report(model: Recommender, train: Dataset, test: Dataset | None, extra
     history = model.history_
     out = {"model": model.kind, "params": model.get_params(), **(extra or {}),
            "train_ratings": train.n_ratings, "history": history,
-           "fit_seconds": model.fit_seconds_}
+           "fit_seconds": model.fit_seconds_, "compile_seconds": model.compile_seconds_}
     if history:
         out["epochs_run"] = len(history)
         last = history[-1]

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from fastmf.common.errors import FastMFError, ModelFileError, NotFittedError
+from fastmf.common.jit import watch_compiles
 from fastmf.common.keys import contains_sorted, positive_keys
 from fastmf.common.layout import SCORE_BATCH
 from fastmf.common.params import make_init
@@ -33,12 +34,14 @@ class Recommender:
     kind: str = ""
     #: True for models that predict ratings (ALS, bias-only, VI), False for rankers (BPR).
     rating_model: bool = True
+    #: True for models that use the items' features (genres or ``--item-features``)
+    uses_item_features: bool = False
     #: the hyperparameter declaration (``fastmf.common.params.declare``); the constructor is made from it
     params: dict = {}
     #: learned arrays written by ``save`` (besides :data:`SHARED_ARRAYS`)
     _saved_arrays: tuple = ()
     #: learned scalars written by ``save`` into the header's ``extra`` section (without the trailing ``_``)
-    _saved_scalars: tuple = ()
+    _saved_scalars: tuple = ("compile_seconds_",)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -81,7 +84,10 @@ class Recommender:
 
         ``train``/``eval_set``: a Dataset, a path (CSV/TSV/Parquet file, MovieLens release,
         prepared folder), a pandas or pyarrow table of (user, item, rating), or a scipy.sparse
-        matrix. ``callback(record)`` is called with each epoch's history record.
+        matrix. ``callback(record)`` is called with each epoch's history record, and once with
+        ``{"event": "compiling"}`` when kernels start compiling (the first run after installing
+        or changing fastmf; later runs load them from the cache). ``fit_seconds_`` is the whole
+        fit, ``compile_seconds_`` the part of it spent compiling.
         """
         self._check_params()
         train = to_dataset(train)
@@ -90,8 +96,11 @@ class Recommender:
         self._remember_training(train)
         self.history_ = []
         start = time.perf_counter()
-        self._fit(train, eval_set, callback)
+        announce = None if callback is None else (lambda: callback({"event": "compiling"}))
+        with watch_compiles(announce) as compiling:
+            self._fit(train, eval_set, callback)
         self.fit_seconds_ = time.perf_counter() - start
+        self.compile_seconds_ = compiling.seconds
         return self
 
     def _remember_training(self, train: Dataset) -> None:

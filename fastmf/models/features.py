@@ -148,6 +148,7 @@ class FeatureALS(ALSFamily):
     """
 
     kind = "features"
+    uses_item_features = True
     _saved_arrays = ALSFamily._saved_arrays + ("feature_factors_", "feature_bias_", "item_feature_indptr_",
                                                "item_feature_indices_")
     params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU,

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from fastmf.common.errors import DivergenceError
+from fastmf.common.jit import watch_compiles
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 
@@ -36,7 +37,8 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
                callback) -> int:
     """Run ``model.epochs`` epochs of ``state``; returns the epoch whose parameters are kept.
 
-    Each record holds ``epoch``, ``seconds``, the state's extra fields and the model's
+    Each record holds ``epoch``, ``seconds`` (the epoch's updates, without any kernel
+    compilation, which is ``compile_seconds`` when it happened), the state's extra fields and the model's
     metrics, and with a ``validation`` set ``val_rmse``; after ``model.patience`` epochs
     without a better one training stops, and the best epoch's parameters are restored (also
     when the epochs run out after it). An epoch that leaves a parameter non-finite stops
@@ -45,9 +47,12 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
     best, best_epoch, since, snap = np.inf, int(model.epochs), 0, None
     for epoch in range(1, int(model.epochs) + 1):
         t0 = time.perf_counter()
-        extra = state.epoch()
-        record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **extra,
-                  **model._epoch_metrics(state, train, eval_set)}
+        with watch_compiles() as compiling:
+            extra = state.epoch()
+        record = {"epoch": epoch, "seconds": time.perf_counter() - t0 - compiling.seconds, **extra}
+        if compiling.count:
+            record["compile_seconds"] = compiling.seconds
+        record.update(model._epoch_metrics(state, train, eval_set))
         if not state.finite(record):
             raise DivergenceError(f"{model.kind} diverged in epoch {epoch} (non-finite parameters): "
                                   f"{state.divergence_hint}")
