@@ -291,7 +291,7 @@ def test_cli_abtest_logs_and_reports(real_models, tmp_path):
     assert np.allclose(units, assigned["outcome"].to_numpy())
     report = CliRunner().invoke(main, ["abtest", "--report", str(log), "--json", "--bootstrap", "300"])
     assert report.exit_code == 0, report.output
-    runs = json.loads(report.stdout)
+    runs = json.loads(report.stdout)["runs"]
     assert len(runs) == 2
     again = next(r for r in runs if r["run"] == live["run"])
     assert again["metrics"] == live["metrics"] and again["verdict"] == live["verdict"]

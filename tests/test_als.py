@@ -187,8 +187,10 @@ def test_cli_train_json_and_recommend(tmp_path):
     assert sum(v["count"] for v in report["rmse_by_stratum"].values()) == report["cold"]["test_ratings"]
     rec = runner.invoke(main, ["recommend", str(out), "--rate", "Toy Story (1995)=5", "-k", "5", "--json"])
     assert rec.exit_code == 0, rec.output
-    rows = json.loads(rec.stdout)
+    out = json.loads(rec.stdout)
+    rows = out["recommendations"]
     assert len(rows) == 5 and all(r["item_id"] != 1 for r in rows)
+    assert out["rated"] == [{"item_id": 1, "title": "Toy Story (1995)", "rating": 5.0}]
     bad = runner.invoke(main, ["train", "--model", "bias", "--factors", "3"])
     assert bad.exit_code != 0 and "does not apply" in bad.output
 

@@ -360,7 +360,7 @@ def test_cli_train_json_save_and_recommend(tmp_path):
     assert isinstance(model, BPR) and not model.item_bias_.any()
     rec = runner.invoke(main, ["recommend", str(out), "--rate", "Toy Story (1995)=5", "-k", "5", "--json"])
     assert rec.exit_code == 0, rec.output
-    assert len(json.loads(rec.stdout)) == 5
+    assert len(json.loads(rec.stdout)["recommendations"]) == 5
     text = runner.invoke(main, ["train", "--model", "bpr", "--factors", "4", "--epochs", "1", "--backend", "numpy"])
     assert text.exit_code == 0 and "ndcg@K" in text.output and "sampled_auc" in text.output
     bad = runner.invoke(main, ["train", "--model", "als", "--lr", "0.1"])

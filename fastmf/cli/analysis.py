@@ -33,7 +33,10 @@ def plot():
     """PNG figures of a data set or a saved model (needs matplotlib: pip install 'fastmf[plot]')."""
 
 
-def _echo_plots(written, skipped, quiet):
+def _echo_plots(written, skipped, quiet, as_json):
+    if as_json:
+        emit_json({"written": written, "skipped": skipped})
+        return
     for path in written:
         click.echo(f"wrote {path}")
     for note in skipped if not quiet else ():
@@ -45,10 +48,11 @@ def _echo_plots(written, skipped, quiet):
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for the PNG files.")
 @data_options
 @click.option("--quiet", "-q", is_flag=True, help="Do not list skipped figures on stderr.")
-def plot_data(data, out_dir, quiet, **kw):
+@click.option("--json", "as_json", is_flag=True, help="Print the written and skipped figures as JSON.")
+def plot_data(data, out_dir, quiet, as_json, **kw):
     """Degree distributions with power-law fits, rating histogram, genres and top items of DATA."""
     plots.require_matplotlib()
-    _echo_plots(*plots.plot_data(load_data(data, kw), out_dir), quiet)
+    _echo_plots(*plots.plot_data(load_data(data, kw), out_dir), quiet, as_json)
 
 
 @plot.command("model")
@@ -59,12 +63,13 @@ def plot_data(data, out_dir, quiet, **kw):
               help="Items in the embedding map need this many training ratings.")
 @data_options
 @click.option("--quiet", "-q", is_flag=True, help="Do not list skipped figures on stderr.")
-def plot_model(model_dir, data, out_dir, min_ratings, quiet, **kw):
+@click.option("--json", "as_json", is_flag=True, help="Print the written and skipped figures as JSON.")
+def plot_model(model_dir, data, out_dir, min_ratings, quiet, as_json, **kw):
     """Training curves, item-factor map coloured by genre (genres from DATA) and genre vectors."""
     plots.require_matplotlib()
     model, dataset = load_model(model_dir), load_data(data, kw)
     A.check_same_items(model, dataset)
-    _echo_plots(*plots.plot_model(model, out_dir, dataset, min_ratings), quiet)
+    _echo_plots(*plots.plot_model(model, out_dir, dataset, min_ratings), quiet, as_json)
 
 
 @main.command()
@@ -145,7 +150,7 @@ def abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, thresh
         reports = [_run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold,
                                (min_ratings_a, min_ratings_b), alpha, power, effect, n_boot, log_dir, quiet, kw)]
     if as_json:
-        emit_json(reports if report_log is not None else reports[0])
+        emit_json({"runs": reports} if report_log is not None else reports[0])
         return
     click.echo("\n\n".join(format_abtest(r) for r in reports))
 

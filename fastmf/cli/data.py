@@ -22,13 +22,17 @@ from fastmf.data_prep.synth import SynthConfig, generate, write_synth
 @click.argument("out_dir", type=click.Path())
 @data_options
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
-def prepare(source, out_dir, force, **kw):
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
+def prepare(source, out_dir, force, as_json, **kw):
     """Convert SOURCE (MovieLens zip/folder, CSV or Parquet) to a prepared folder OUT_DIR.
 
     Writes ratings.parquet (user_id, item_id, rating float32[, timestamp]),
     items.parquet (item_id, title, genres) with zstd, and manifest.json.
     """
     manifest = run_prepare(source, out_dir, column_spec(kw), force=force)
+    if as_json:
+        emit_json({"out_dir": out_dir, **manifest})
+        return
     click.echo(f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
                f"{manifest['items']:,} items")
 

@@ -192,9 +192,15 @@ def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, be
     idx = model.item_map_.index_of(items)
     rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
             for r in range(len(items))]
+    rated = [] if user is not None else [
+        {"item_id": item, "title": model.title(model.item_map_.index_of(np.asarray([item]))[0]), "rating": value}
+        for item, value in ratings.items()]
     if as_json:
-        emit_json(rows)
+        emit_json({"model": model.kind, "user": None if user is None else _user_id(model, user), "rated": rated,
+                   "recommendations": rows})
         return
+    for row in rated:
+        click.echo(f"rated {row['rating']:g}: {row['title']} (id {row['item_id']})")
     for row in rows:
         click.echo(f"{row['rank']:>3}. {row['score']:8.4f}  {row['item_id']!s:>8}  {row['title']}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 
@@ -228,9 +229,12 @@ def resolve_item(model, item: str):
     exact = np.flatnonzero(titles == item.lower())
     hits = exact if exact.size else np.flatnonzero(np.char.find(titles, item.lower()) >= 0)
     if hits.size == 0:
-        raise FastMFError(f"no item id or title matches '{item}'")
+        close = difflib.get_close_matches(item.lower(), titles.tolist(), n=3, cutoff=0.5)
+        hint = "; did you mean " + " or ".join(f"'{model.item_titles_[np.flatnonzero(titles == c)[0]]}'"
+                                              for c in close) + "?" if close else ""
+        raise FastMFError(f"no item id or title matches '{item}'{hint}")
     if hits.size > 1:
-        shown = "; ".join(model.item_titles_[h] for h in hits[:5])
-        raise FastMFError(f"'{item}' matches {hits.size} titles ({shown}{'; ...' if hits.size > 5 else ''}): "
-                          "be more specific or use the id")
+        shown = "; ".join(f"{model.item_titles_[h]} (id {ids[h]})" for h in hits[:5])
+        raise FastMFError(f"'{item}' matches {hits.size} titles: {shown}{'; ...' if hits.size > 5 else ''}; "
+                          "give more of the title or the id")
     return ids[hits[0]].item()
