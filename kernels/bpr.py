@@ -51,7 +51,9 @@ LAG = 4
 STAGES = 4
 RING = 1 << (STAGES * LAG).bit_length()
 TINY_LIKELIHOOD = 1e-300
-RENORMALISE = 1e-200
+#: the running product is renormalised below this; RENORMALISE * TINY_LIKELIHOOD must stay a normal
+#: double (> 2.2e-308), or one very unlikely triple underflows the product to 0 and the loss to inf
+RENORMALISE = 1e-4
 LN2 = math.log(2.0)
 
 __all__ = ["hogwild_epoch"]
