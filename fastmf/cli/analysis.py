@@ -161,6 +161,7 @@ def _run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, t
         weights = [float(x) for x in traffic.split(",")]
     except ValueError:
         raise FastMFError(f"--traffic expects two comma-separated weights, got '{traffic}'") from None
+    AB.experiment_weights(weights, 2, "--traffic")  # before loading anything
     models = {path: load_model(path) for path in dict.fromkeys((model_a, model_b))}
     arms = [AB.Arm(models[path], m, path) for path, m in zip((model_a, model_b), min_ratings)]
     split = {"split": kw["split"], "test_frac": kw["test_frac"], "leave_k": kw["leave_k"]}

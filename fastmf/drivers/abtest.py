@@ -106,6 +106,19 @@ def normalise_weights(weights) -> np.ndarray:
     return w / w.sum()
 
 
+def experiment_weights(weights, n_arms: int, what: str = "traffic weights") -> np.ndarray:
+    """The normalised traffic weights of an experiment with ``n_arms`` arms: exactly one finite, positive
+    weight per arm (an arm with weight 0 would get no users, and its comparison would be empty)."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    shown = ",".join(f"{x:g}" for x in w)
+    if w.size != n_arms:
+        raise FastMFError(f"{what}: expected {n_arms} weights, one per arm, got {w.size} ({shown})")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise FastMFError(f"{what}: every weight must be a finite positive number (an arm with weight 0 gets "
+                          f"no users to compare), got {shown}")
+    return w / w.sum()
+
+
 def variant_of(units: np.ndarray, weights) -> np.ndarray:
     """Variant index (0 = control) of each ``u``: the first ``v`` with ``u < w_1 + ... + w_v``."""
     cum = np.cumsum(normalise_weights(weights))
@@ -301,9 +314,7 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
     """
     if len(arms) < 2 or len(arms) > len(VARIANT_NAMES):
         raise FastMFError(f"an experiment needs 2 to {len(VARIANT_NAMES)} arms, got {len(arms)}")
-    weights = normalise_weights([1.0] * len(arms) if weights is None else weights)
-    if weights.size != len(arms):
-        raise FastMFError(f"{weights.size} traffic weights for {len(arms)} arms")
+    weights = experiment_weights([1.0] * len(arms) if weights is None else weights, len(arms))
     if n_users < 2 or k < 1:
         raise FastMFError("--users must be at least 2 and -k at least 1")
     for v, arm in enumerate(arms):
@@ -327,6 +338,12 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
     user_ids = train.user_map.ids[sample]
     units = hash_unit(salt, user_ids)
     variant = variant_of(units, weights)
+    per_arm = np.bincount(variant, minlength=len(arms))
+    if per_arm.min() < 2:
+        v = int(np.argmin(per_arm))
+        raise FastMFError(f"arm {VARIANT_NAMES[v]} got {per_arm[v]} of the {sample.size} sampled users (traffic "
+                          f"{'/'.join(f'{100 * w:g}' for w in weights)}); each arm needs at least 2 to be compared: "
+                          "sample more users or give that arm more traffic")
     metrics: dict[str, np.ndarray] = {}
     feedback_seed = int.from_bytes(hashlib.sha256(f"{salt}:{seed}:feedback".encode()).digest()[:4], "big")
     for v, arm in enumerate(arms):
@@ -497,7 +514,11 @@ def verdict(report: dict) -> str:
     for v in names[1:]:
         c = r["versus_control"][v]
         a, b = r["arms"][names[0]]["mean"], r["arms"][v]["mean"]
-        if np.isfinite(c["p"]) and c["p"] < level:
+        if not np.isfinite(c["p"]):
+            n_a, n_b = r["arms"][names[0]]["n"], r["arms"][v]["n"]
+            lines.append(f"cannot compare {v} with {names[0]} on {primary}: {n_b} and {n_a} users with outcomes "
+                         "(the test needs at least 2 per arm, with some variation).")
+        elif c["p"] < level:
             better, worse = (v, names[0]) if c["diff"] > 0 else (names[0], v)
             means = {names[0]: a, v: b}
             lines.append(f"{better} beats {worse} on {primary}: {means[better]:.4f} vs {means[worse]:.4f} "
