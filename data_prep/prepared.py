@@ -7,7 +7,6 @@ leaves a half-written folder behind.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pyarrow as pa
@@ -16,9 +15,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fastmf._version import __version__
+from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import atomic_dir
-from fastmf.common.jsonio import json_default
 
 SCHEMA_VERSION = 1
 
@@ -59,7 +58,7 @@ def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, mani
         if csv:
             write_movielens_csv(tmp, ratings, items)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            json.dump(manifest, fh, indent=2, default=json_default)
+            fh.write(jsonio.dumps(manifest, indent=2))
             fh.write("\n")
 
     if not force and os.path.isdir(out_dir) and os.listdir(out_dir) and is_prepared(out_dir):

@@ -6,7 +6,7 @@ import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_bench_table
-from fastmf.cli.options import emit_json, model_choice, output_options
+from fastmf.cli.options import check_threads, emit_json, model_choice, output_options
 from fastmf.cli.progress import Progress
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import check_target
@@ -50,7 +50,12 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     all_threads = max_threads()
     threads = _int_list(threads_list, "--threads") if threads_list else sorted({1, all_threads})
+    for n in threads:
+        check_threads(n)
     dims = _int_list(factors, "--factors")
+    if "factors" in model_class(kind).params:  # the declared range, before any data is generated
+        for d in dims:
+            model_class(kind).params["factors"].check(d, owner="--factors:")
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     for b in chosen:
         if b not in BACKENDS:

@@ -8,7 +8,7 @@ import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_describe
-from fastmf.cli.options import column_spec, data_options, emit_json, load_data, threads_option
+from fastmf.cli.options import check_seed, column_spec, data_options, emit_json, load_data, threads_option
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.prepare import prepare as run_prepare
 from fastmf.data_prep.stats import describe
@@ -58,7 +58,7 @@ def info(data, as_json, **kw):
 @click.option("--ratings", type=int, default=None, help="Number of ratings (overrides --scale).")
 @click.option("--rank", type=int, default=8, show_default=True, help="Rank of the planted factors.")
 @click.option("--sigma", type=float, default=0.8, show_default=True, help="Noise standard deviation.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, callback=check_seed)
 @click.option("--csv", is_flag=True, help="Also write MovieLens-format ratings.csv and movies.csv.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
 @threads_option

@@ -8,6 +8,7 @@ import numpy as np
 from fastmf.cli import main
 from fastmf.cli.format import format_comparison, format_ranking, format_strata, format_uncertainty
 from fastmf.cli.options import (
+    check_seed,
     data_options,
     emit_json,
     input_paths,
@@ -90,7 +91,7 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, forced_prog
                    f"{report['epochs_run']} run")
     for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
         if key in report:
-            click.echo(f"{key:<12}{report[key]:.4f}")
+            click.echo(f"{key:<12}{_metric(report[key])}")
     for line in format_ranking(report):
         click.echo(line)
     if "cold" in report:
@@ -133,9 +134,14 @@ def evaluate(model_dir, data, include_training, as_json, **kw):
     width = max((len(k) for k, v in report.items() if isinstance(v, float)), default=0) + 2
     for key, value in report.items():
         if isinstance(value, float):
-            click.echo(f"{key:<{width}}{value:.4f}")
+            click.echo(f"{key:<{width}}{_metric(value)}")
     if "rmse_by_stratum" in report:
         click.echo(format_strata({model.kind: report["rmse_by_stratum"]}))
+
+
+def _metric(value: float) -> str:
+    """A metric in text output: 4 decimals, or ``n/a`` when it is not available (an empty test set)."""
+    return f"{value:.4f}" if np.isfinite(value) else "n/a"
 
 
 def _parse_rating(spec: str, model):
@@ -168,7 +174,8 @@ def _user_id(model, user: str):
               help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
                    "ucb mean+beta*sd, or thompson (one posterior draw).")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the sd in --strategy ucb.")
-@click.option("--seed", type=int, default=None, help="Seed of --strategy thompson (default: a fresh draw).")
+@click.option("--seed", type=int, default=None, callback=check_seed,
+              help="Seed of --strategy thompson (default: a fresh draw).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, beta, seed, as_json):
     """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""

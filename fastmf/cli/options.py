@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 
 import click
 import numpy as np
 
+from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
-from fastmf.common.jsonio import json_default
 from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import embedded_path, load_dataset
 from fastmf.data_prep.loaders import ColumnSpec, read_item_features
 from fastmf.data_prep.splits import train_test
+from fastmf.models.hyper import SEED
 from fastmf.registry import MODELS, model_class
 
 # --------------------------------------------------------------------------- shared options
@@ -57,14 +57,32 @@ def column_spec(kw: dict) -> ColumnSpec:
                       implicit=bool(kw.pop("implicit", False)))
 
 
+def check_threads(threads: int | None, flag: str = "--threads") -> None:
+    """One line naming the flag for a negative thread count (0 or none: all cores)."""
+    if threads is not None and threads < 0:
+        raise FastMFError(f"{flag} must be a non-negative integer (0: all cores), got {threads}")
+
+
 def threads_option(f):
-    @click.option("--threads", type=int, default=None, help="Threads for the parallel kernels (default: all cores).")
+    @click.option("--threads", type=int, default=None,
+                  help="Threads for the parallel kernels (default or 0: all cores).")
     @functools.wraps(f)
     def wrapper(*args, threads=None, **kw):
+        check_threads(threads)
         set_threads(threads)
         return f(*args, **kw)
 
     return wrapper
+
+
+def check_seed(ctx, param, value):
+    """Click callback of a ``--seed`` flag: the range of the models' ``seed``, or one line naming the flag."""
+    if value is not None:
+        try:
+            SEED.check(value)
+        except FastMFError:
+            raise FastMFError(f"{param.opts[0]} must be {SEED.describe()}, got {value}") from None
+    return value
 
 
 def output_options(f):
@@ -76,7 +94,8 @@ def output_options(f):
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=json_default))
+    """``obj`` as strict JSON on stdout: a metric that is not available (NaN, infinite) is null."""
+    click.echo(jsonio.dumps(obj, indent=2))
 
 
 def load_data(path, kw):
@@ -155,7 +174,8 @@ def split_options(f):
         click.option("--leave-k", type=int, default=None, help="k of --split user (default 1)."),
         click.option("--test", "test_path", type=click.Path(), default=None,
                      help="Evaluate on this data set instead of a split of DATA."),
-        click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split and the model."),
+        click.option("--seed", type=int, default=42, show_default=True, callback=check_seed,
+                     help="Seed of the split and the model."),
         click.option("--item-features", type=click.Path(), default=None,
                      help="CSV/Parquet of (item, feature) pairs replacing the genres as item features."),
     ]

@@ -28,9 +28,9 @@ import time
 import numba
 import numpy as np
 
+from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import atomic_file
-from fastmf.common.jsonio import json_default
 from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import load_dataset
 from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
@@ -188,8 +188,11 @@ def is_records(path: str) -> bool:
 
 def write_records(path: str, records: list[dict]) -> None:
     """Write the records as a JSON list (replacing only a file of records)."""
-    atomic_file(path, lambda tmp: open(tmp, "w").write(json.dumps(records, indent=2, default=json_default)),
-                replaceable=is_records, what="benchmark record file")
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.write(jsonio.dumps(records, indent=2))
+
+    atomic_file(path, write, replaceable=is_records, what="benchmark record file")
 
 
 def _side_run(record: dict) -> bool:
