@@ -277,7 +277,7 @@ def test_untouched_rows_stay_cold(negatives, backend):
 
 def test_divergence_is_a_clear_error(small_split):
     with pytest.raises(DivergenceError, match=r"epoch 1 .*smaller --lr"):
-        BPR(factors=4, epochs=3, lr=1e20).fit(small_split.train)
+        BPR(factors=4, epochs=3, lr=10.0, reg=100.0).fit(small_split.train)  # lr * reg > 2: the shrinkage overshoots
 
 
 def test_implicit_tables_use_every_interaction():
@@ -365,7 +365,7 @@ def test_cli_train_json_save_and_recommend(tmp_path):
     assert text.exit_code == 0 and "ndcg@K" in text.output and "sampled_auc" in text.output
     bad = runner.invoke(main, ["train", "--model", "als", "--lr", "0.1"])
     assert bad.exit_code != 0 and "--lr does not apply" in bad.output
-    diverged = runner.invoke(main, ["train", "--model", "bpr", "--lr", "1e20", "--epochs", "2", "-q"])
+    diverged = runner.invoke(main, ["train", "--model", "bpr", "--lr", "10", "--reg", "100", "--epochs", "2", "-q"])
     assert diverged.exit_code == 1 and "smaller --lr" in diverged.output and "Traceback" not in diverged.output
 
 

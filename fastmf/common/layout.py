@@ -13,6 +13,8 @@ import numpy as np
 CACHE_LINE_FLOATS = 16  # 4-byte elements (float32, int32) per 64-byte cache line
 #: users scored per batch when ranking many users (bounds the score matrix held at once)
 SCORE_BATCH = 512
+#: entries per temporary when covariances are packed into rows (:func:`pack_rows`): 32 MB of float64
+PACK_CHUNK = 1 << 22
 
 
 def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
@@ -63,9 +65,10 @@ def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray, dtype=np.floa
     d = mean.shape[1]
     rows, cols = np.tril_indices(d)
     out = aligned_zeros((mean.shape[0], row_width(d)), dtype)
-    for lo in range(0, mean.shape[0], 4096):
-        m = mean[lo:lo + 4096].astype(np.float64)
-        out[lo:lo + 4096, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + 4096][:, rows, cols]
+    step = max(1, min(4096, PACK_CHUNK // max(rows.size, 1)))  # temporaries of about PACK_CHUNK floats each
+    for lo in range(0, mean.shape[0], step):
+        m = mean[lo:lo + step].astype(np.float64)
+        out[lo:lo + step, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + step][:, rows, cols]
     out[:, rows.size:rows.size + d] = mean
     out[:, rows.size + d] = bias
     return out

@@ -59,13 +59,23 @@ class Param:
         if self.choices:
             return "one of " + ", ".join(self.choices)
         word = _TYPE_WORDS[self.kind]
+        low, high = self._show(self.low), self._show(self.high)
         if self.low is not None and self.high is not None:
-            bound = f"{word} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            bound = f"{word} in {'(' if self.low_open else '['}{low}, {high}]"
         elif self.low is not None:
-            bound = f"{word} {'>' if self.low_open else '>='} {self.low:g}"
+            bound = f"{word} {'>' if self.low_open else '>='} {low}"
+        elif self.high is not None:
+            bound = f"{word} <= {high}"
         else:
             bound = word
         return bound + (" or none" if self.optional else "")
+
+    def _show(self, bound) -> str:
+        """A bound as written in messages: integers exactly (a seed's 9223372036854775807), numbers
+        in short form (1e-08)."""
+        if bound is None:
+            return ""
+        return str(int(bound)) if self.kind is int else f"{bound:g}"
 
     def check(self, value, owner: str = "") -> None:
         """Raise :class:`FastMFError` (one line naming the hyperparameter) unless ``value`` is valid."""
@@ -86,8 +96,9 @@ class Param:
             raise bad
         if kind is int and not isinstance(value, numbers.Integral):
             raise bad
-        x = float(value)
-        if not math.isfinite(x):
+        # integers are compared exactly (a float of 10**400 overflows; 2**63 rounds onto 2**63 - 1)
+        x = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if isinstance(x, float) and not math.isfinite(x):
             raise bad
         if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
             raise bad

@@ -25,8 +25,9 @@ from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
 from fastmf.metrics.rating import rmse
-from fastmf.models import hyper
+from fastmf.models import budget, hyper
 from fastmf.models.backend import backend_of
+from fastmf.models.budget import Cost, Shape
 from fastmf.models.factor import FactorModel, map_new_user
 from fastmf.models.training import run_epochs, validation_split
 
@@ -149,6 +150,12 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
     data = np.ascontiguousarray(data, dtype=np.float32)
     n_users = indptr.shape[0] - 1
     n_items = int(indices.max()) + 1 if n_items is None else int(n_items)
+    # the hyperparameters' ranges and the memory and time budget of the ALS class
+    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, seed=seed, backend=backend)
+    counts = np.diff(indptr)
+    shape = Shape(n_users, n_items, int(data.shape[0]),
+                  max(int(counts.max(initial=0)), int(np.bincount(indices, minlength=1).max())))
+    budget.check(model._budget_label(factors), lambda k: model.training_cost(shape, k), factors, shape.ratings)
     csc = ksparse.transpose_csr(indptr, indices, data, n_items)
     mu = float(data.mean(dtype=np.float64)) if data.size else 0.0
     state = ALSState((indptr, indices, data), csc, n_users, n_items, factors, mu, backend_of(backend), seed,
@@ -175,6 +182,37 @@ class ALSFamily(FactorModel):
     def _ridge(self) -> float:
         """The factors' prior precision ``tau`` (none without factors)."""
         return float(self.tau)
+
+    def training_cost(self, shape: Shape, factors: int | None = None) -> Cost:
+        """ALS's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend
+        (4 numba, 8 numpy), ``E`` users + items, ``R`` ratings, ``T`` threads:
+
+        * memory: the factors and biases ``E (D + 1) s`` (twice with ``patience``: the best epoch's
+          snapshot), the float64 draws they start from and their float32 rounding, ``12 D`` bytes per
+          row of the larger side, per thread the ``D x D`` system (float64) and Gram matrix (float32)
+          and a ``D x 128`` gather buffer, with numpy the largest entity's ``n_e x D`` factors (float64),
+          and ``PER_RATING_BYTES R``;
+        * arithmetic per epoch: ``2 R (D^2 + 2D)`` for both half-sweeps' Gram sums and right-hand
+          sides and ``E (D^3/3 + 2 D^2)`` for the Cholesky solves.
+        """
+        d = self._dimension() if factors is None else int(factors)
+        s = np.dtype(backend_of(self.backend).FLOAT).itemsize
+        state = shape.entities * (d + 1) * s + self._extra_floats(shape, d) * s
+        snapshots = 2 if getattr(self, "patience", None) is not None else 1
+        start = 12.0 * d * max(shape.users, shape.items)
+        scratch = n_threads() * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
+        gather = 8.0 * shape.largest * d if self.backend == "numpy" else 0.0
+        memory = snapshots * state + start + scratch + gather + budget.PER_RATING_BYTES * shape.ratings
+        flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d ** 3 / 3 + 2 * d * d)
+        return Cost(bytes=memory, flops=flops + self._extra_flops(shape, d))
+
+    def _extra_floats(self, shape: Shape, d: int) -> float:
+        """State beyond the factors and biases, in floats (the feature model's priors)."""
+        return 0.0
+
+    def _extra_flops(self, shape: Shape, d: int) -> float:
+        """Arithmetic per epoch beyond the two half-sweeps (the feature model's feature step)."""
+        return 0.0
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         train, validation = validation_split(self, train)

@@ -10,6 +10,7 @@ recommend by original ids after :func:`fastmf.load_model`.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -22,10 +23,26 @@ from fastmf.common.layout import SCORE_BATCH
 from fastmf.common.params import make_init
 from fastmf.data_prep.dataset import Dataset, IdMap, realign, to_dataset
 from fastmf.kernels.topk import topk_rows
-from fastmf.models import checks, io
+from fastmf.models import budget, checks, io
 
 #: arrays every saved model holds besides its own ``_saved_arrays``
 SHARED_ARRAYS = ("user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "item_counts_")
+
+
+#: the rating scale of models saved without ``rating_range_`` (fastmf 0.1: MovieLens stars)
+DEFAULT_SCALE = (0.5, 5.0)
+
+
+def training_scale(train: Dataset) -> list | None:
+    """The rating scale a model keeps as ``rating_range_``, ``[lo, hi]`` (a list, as a saved header
+    holds it): the data's declared scale, widened to the ratings actually present (a table or scipy
+    matrix given in Python carries the default scale whatever its values); None for an implicit table."""
+    if train.rating_range is None:
+        return None
+    lo, hi = train.rating_range
+    if train.n_ratings:
+        lo, hi = min(lo, float(train.data.min())), max(hi, float(train.data.max()))
+    return [float(lo), float(hi)]
 
 
 class Recommender:
@@ -93,17 +110,57 @@ class Recommender:
         train = to_dataset(train)
         self._check_ratings(train)
         eval_set = None if eval_set is None else train.align(to_dataset(eval_set))
+        self._check_budget(train)
+        self._forget()
         self._remember_training(train)
         self.history_ = []
         start = time.perf_counter()
         announce = None if callback is None else (lambda: callback({"event": "compiling"}))
-        with watch_compiles(announce) as compiling:
-            self._fit(train, eval_set, callback)
+        try:
+            with watch_compiles(announce) as compiling:
+                self._fit(train, eval_set, callback)
+        except BaseException:  # a diverged or interrupted fit leaves no half-fitted (NaN) model behind
+            self._forget()
+            raise
         self.fit_seconds_ = time.perf_counter() - start
         self.compile_seconds_ = compiling.seconds
         return self
 
+    def _forget(self) -> None:
+        """Drop every learned attribute (those ending in ``_``): the model is unfitted again."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)
+
+    # ------------------------------------------------------------------ memory and time budget
+    def training_cost(self, shape: budget.Shape, factors: int | None = None) -> budget.Cost:
+        """Estimated peak bytes of the training state and floating-point operations per epoch on data of
+        this ``shape``, at latent dimension ``factors`` (default: the model's); see :mod:`fastmf.models.budget`.
+        This base estimate counts per-entity biases and per-rating temporaries only."""
+        return budget.Cost(bytes=16.0 * shape.entities + budget.PER_RATING_BYTES * shape.ratings,
+                           flops=10.0 * shape.ratings)
+
+    def _budget_factors(self) -> int | None:
+        """The latent dimension the budget may suggest lowering (None: the model has none)."""
+        return int(self.factors) if "factors" in self.params else None
+
+    def _budget_label(self, factors: int | None) -> str:
+        """The run in the budget's message: ``ALS with D=64``."""
+        return type(self).__name__ + ("" if factors is None else f" with D={factors}")
+
+    def _budget_alternatives(self, shape: budget.Shape) -> tuple:
+        """Remedies besides a smaller D, as ``(flag, Cost)`` pairs (:func:`fastmf.models.budget.check`)."""
+        return ()
+
+    def _check_budget(self, train: Dataset) -> None:
+        """Refuse, before allocating anything, training that would not fit in memory or in the epoch time budget."""
+        largest = max(int(np.diff(train.indptr).max(initial=0)), int(train.item_counts.max(initial=0)))
+        shape = budget.Shape(train.n_users, train.n_items, train.n_ratings, largest)
+        d = self._budget_factors()
+        budget.check(self._budget_label(d), lambda k: self.training_cost(shape, factors=k), d, train.n_ratings,
+                     self._budget_alternatives(shape))
+
     def _remember_training(self, train: Dataset) -> None:
+        self.rating_range_ = training_scale(train)
         self.user_map_ = train.user_map
         self.item_map_ = train.item_map
         self.seen_indptr_ = train.indptr
@@ -178,6 +235,13 @@ class Recommender:
         out_score = np.empty((scores.shape[0], k), dtype=np.float64)
         topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64), eligible, out_idx, out_score)
         return out_idx, out_score
+
+    @staticmethod
+    def _check_k(k) -> int:
+        k = int(k)
+        if k < 1:
+            raise FastMFError(f"k must be at least 1, got {k}")
+        return k
 
     def user_index(self, user) -> int:
         """Dense index of a user id; an error naming the id if it is unknown."""
@@ -294,14 +358,37 @@ class Recommender:
         if not ratings:
             raise FastMFError("fold_in needs at least one item")
         if isinstance(ratings, dict):
-            values = np.asarray(list(ratings.values()), dtype=np.float64)
-            if not np.isfinite(values).all():
-                raise FastMFError("fold_in values must be finite numbers")
-            return self.item_indices(list(ratings)), values
+            self._check_fold_in_ratings(ratings)
+            return self.item_indices(list(ratings)), np.asarray(list(ratings.values()), dtype=np.float64)
         return self.item_indices(list(ratings)), None
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         raise NotImplementedError
+
+    def _rating_scale(self):
+        """The training rating scale ``(lo, hi)``, None for an implicit table; models saved before
+        ``rating_range_`` was kept (fastmf 0.1) were trained on the default MovieLens scale."""
+        scale = getattr(self, "rating_range_", DEFAULT_SCALE)
+        return None if scale is None else (float(scale[0]), float(scale[1]))
+
+    def _check_fold_in_ratings(self, ratings) -> None:
+        """Refuse fold-in ratings off the training scale (``rating_range_``): NaN, infinite or out of range
+        values, or for a model trained on an implicit table, weights that are not finite and positive."""
+        if not isinstance(ratings, dict):
+            return
+        scale = self._rating_scale()
+        for item, value in ratings.items():
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                raise FastMFError(f"the rating of item {item!r} must be a number, got {value!r}") from None
+            if scale is None:
+                if not (math.isfinite(x) and x > 0):
+                    raise FastMFError(f"the weight of item {item!r} must be a finite positive number (the model was "
+                                      f"trained on an implicit table), got {value!r}")
+            elif not scale[0] <= x <= scale[1]:
+                raise FastMFError(f"the rating of item {item!r} must be within the training scale "
+                                  f"{scale[0]:g}..{scale[1]:g}, got {value!r}")
 
     # ------------------------------------------------------------------ evaluation
     def aligned(self, data) -> Dataset:

@@ -45,8 +45,9 @@ from fastmf.common.params import Param, declare
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.metrics.ranking import ranking_report
-from fastmf.models import hyper
+from fastmf.models import budget, hyper
 from fastmf.models.backend import backend_of
+from fastmf.models.budget import Cost, Shape
 from fastmf.models.ranker import Ranker
 from fastmf.models.training import run_epochs
 
@@ -150,17 +151,37 @@ class BPR(Ranker):
     epoch_eval_users = 2000
     params = declare(
         factors=hyper.FACTORS.but(default=64),
-        lr=Param(0.05, "SGD learning rate of the first epoch.", low=0.0, low_open=True),
+        lr=Param(0.05, "SGD learning rate of the first epoch (at most 10; useful rates lie below 1, larger "
+                 "ones usually stop with a divergence error).", low=0.0, high=10.0, low_open=True),
         decay=Param(0.98, "Learning rate factor per epoch.", low=0.0, high=1.0, low_open=True),
-        reg=Param(0.001, "L2 regularisation of factors and item biases.", low=0.0),
+        reg=Param(0.001, "L2 regularisation of factors and item biases (at most 100; with lr * reg > 2 the "
+                  "shrinkage overshoots and training diverges).", low=0.0, high=100.0),
         epochs=hyper.EPOCHS.but(default=50), threshold=hyper.THRESHOLD,
         negatives=Param("uniform", "Negative sampling: uniform over the catalogue or by popularity.",
                         choices=("uniform", "popularity")),
         item_bias=Param(True, "Score with item biases b_i (false: U_u . V_i only)."),
-        init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
-        fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items.", low=1),
-        fold_in_samples=Param(200, "Triples per fold-in pass.", low=1),
+        init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2) (at most 10; scores of D such "
+                       "terms already saturate the sigmoid).", low=0.0, high=10.0),
+        fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items (at most 1000).", low=1,
+                             high=1000),
+        fold_in_samples=Param(200, "Triples per fold-in pass (at most 100000).", low=1, high=100_000),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
+
+    def training_cost(self, shape: Shape, factors: int | None = None) -> Cost:
+        """BPR's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend
+        (4 numba, 8 numpy), ``E`` users + items and ``R`` ratings (an upper bound of the positives):
+
+        * memory: the factors ``E D s``, drawn in float64 and rounded to float32 (12 bytes per value),
+          then converted and copied into aligned arrays (``4 + 2s``), one side after the other, and the
+          model's item arrays ``I (D + 1) s``;
+        * arithmetic per epoch: about ``12 D`` per sampled triple (two dot products and three
+          ``D``-vector updates), one triple per positive: ``12 R D``.
+        """
+        d = int(self.factors) if factors is None else int(factors)
+        s = np.dtype(backend_of(self.backend).FLOAT).itemsize
+        start = (max(12.0, 4.0 + 2 * s) - s) * max(shape.users, shape.items) * d
+        memory = shape.entities * d * s + start + shape.items * (d + 1) * s
+        return Cost(bytes=memory + budget.PER_RATING_BYTES * shape.ratings, flops=12.0 * shape.ratings * max(d, 1))
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)

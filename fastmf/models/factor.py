@@ -44,7 +44,7 @@ class FactorModel(Recommender):
     """Holds ``user_factors_``, ``item_factors_``, ``user_bias_``, ``item_bias_`` and ``global_mean_``."""
 
     _saved_arrays = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
-    _saved_scalars = Recommender._saved_scalars + ("global_mean_",)
+    _saved_scalars = Recommender._saved_scalars + ("global_mean_", "rating_range_")
 
     def _check_loaded(self, path: str) -> None:
         d = self.user_factors_.shape[1] if self.user_factors_.ndim == 2 else -1

@@ -152,11 +152,19 @@ class FeatureALS(ALSFamily):
     _saved_arrays = ALSFamily._saved_arrays + ("feature_factors_", "feature_bias_", "item_feature_indptr_",
                                                "item_feature_indices_")
     params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU,
-                     beta=Param(1.0, "Prior precision beta of the feature vectors (and genre biases).", low=0.0,
-                                low_open=True),
+                     beta=Param(1.0, "Prior precision beta of the feature vectors (and genre biases; 1e-8 to "
+                                "1e8, as the other precisions).", low=hyper.PRECISION_MIN, high=hyper.PRECISION_MAX),
                      feature_bias=Param(False, "Centre the item biases on genre biases too."),
                      epochs=hyper.EPOCHS.but(default=50), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
                      patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+
+    def _extra_floats(self, shape, d: int) -> float:
+        """The items' prior means and the feature vectors (counted as at most one per item), ``2 I D``."""
+        return 2.0 * shape.items * (d + 1)
+
+    def _extra_flops(self, shape, d: int) -> float:
+        """The feature cycle and the new prior means: a few passes over the item-feature pairs, ``~ 8 I D``."""
+        return 8.0 * shape.items * d
 
     def _new_state(self, train: Dataset) -> FeatureState:
         indptr, indices, names = train.item_features()

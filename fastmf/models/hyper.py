@@ -2,6 +2,13 @@
 
 A model takes them into its own declaration, with :meth:`~fastmf.common.params.Param.but`
 where its default differs (BPR's ``factors`` is 64, the feature model trains 50 ``epochs``).
+
+Ranges are finite on purpose. The precisions (``lam``, ``tau``, ``beta``, a positive ``gamma``)
+stay within ``[1e-8, 1e8]``: their ratios enter float32 systems such as ``lam V^T V + tau I``,
+whose solves lose every digit beyond a ratio of about 1e16 (and ``1e30`` overflows float32 outright);
+real settings lie within ``[1e-4, 1e4]``. ``factors <= 4096`` (one ``D x D`` solve per user and
+item per epoch; the time and memory of a given data set are checked in ``fit``, see
+:mod:`fastmf.models.budget`) and ``epochs <= 100000``.
 """
 
 from __future__ import annotations
@@ -9,11 +16,21 @@ from __future__ import annotations
 from fastmf.common.params import Param
 from fastmf.models.backend import BACKENDS
 
-FACTORS = Param(20, "Latent dimension D.", low=0)
-LAM = Param(0.1, "Data (noise) precision lambda of the squared-error term.", low=0.0, low_open=True)
-GAMMA = Param(2.5, "Bias regulariser gamma (the precision of the biases' zero-mean prior).", low=0.0)
-TAU = Param(1.0, "Factor regulariser tau (the precision of the factors' prior).", low=0.0, low_open=True)
-EPOCHS = Param(20, "Training epochs.", low=0)
+#: the range of every precision hyperparameter (module docstring)
+PRECISION_MIN, PRECISION_MAX = 1e-8, 1e8
+#: the largest latent dimension accepted
+MAX_FACTORS = 4096
+MAX_EPOCHS = 100_000
+
+FACTORS = Param(20, f"Latent dimension D (at most {MAX_FACTORS}; whether the data's training fits in memory "
+                "and in an hour per epoch is checked before training).", low=0, high=MAX_FACTORS)
+LAM = Param(0.1, "Data (noise) precision lambda of the squared-error term (1e-8 to 1e8: beyond, the float32 "
+            "solves lose all precision).", low=PRECISION_MIN, high=PRECISION_MAX)
+GAMMA = Param(2.5, "Bias regulariser gamma (the precision of the biases' zero-mean prior; 0, or up to 1e8).",
+              low=0.0, high=PRECISION_MAX)
+TAU = Param(1.0, "Factor regulariser tau (the precision of the factors' prior; 1e-8 to 1e8: beyond, the float32 "
+            "solves lose all precision).", low=PRECISION_MIN, high=PRECISION_MAX)
+EPOCHS = Param(20, f"Training epochs (at most {MAX_EPOCHS:,}).", low=0, high=MAX_EPOCHS)
 RANDOM_STATE = Param(42, "Seed of the initial factors and of any sampling (scikit-learn's random_state).", low=0,
                      high=2 ** 63 - 1)
 BACKEND = Param("numba", "numba kernels (default) or the NumPy reference backend.", choices=tuple(BACKENDS))

@@ -47,12 +47,13 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
     best, best_epoch, since, snap = np.inf, int(model.epochs), 0, None
     for epoch in range(1, int(model.epochs) + 1):
         t0 = time.perf_counter()
-        with watch_compiles() as compiling:
-            extra = state.epoch()
-        record = {"epoch": epoch, "seconds": time.perf_counter() - t0 - compiling.seconds, **extra}
-        if compiling.count:
-            record["compile_seconds"] = compiling.seconds
-        record.update(model._epoch_metrics(state, train, eval_set))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging epoch is reported once, below
+            with watch_compiles() as compiling:
+                extra = state.epoch()
+            record = {"epoch": epoch, "seconds": time.perf_counter() - t0 - compiling.seconds, **extra}
+            if compiling.count:
+                record["compile_seconds"] = compiling.seconds
+            record.update(model._epoch_metrics(state, train, eval_set))
         if not state.finite(record):
             raise DivergenceError(f"{model.kind} diverged in epoch {epoch} (non-finite parameters): "
                                   f"{state.divergence_hint}")

@@ -43,20 +43,33 @@ from statistics import NormalDist
 import numpy as np
 
 from fastmf.common.errors import FastMFError
-from fastmf.common.layout import aligned_zeros, balanced_blocks, moments_width, pack_rows, scale_rows
+from fastmf.common.layout import (
+    PACK_CHUNK,
+    aligned_zeros,
+    balanced_blocks,
+    moments_width,
+    pack_rows,
+    row_width,
+    scale_rows,
+)
 from fastmf.common.params import Param, declare
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import vi as kvi
 from fastmf.metrics.rating import STRATA, rating_metrics, rmse
-from fastmf.models import checks, hyper
+from fastmf.models import budget, checks, hyper
 from fastmf.models.als import init_factors, work_blocks
 from fastmf.models.backend import backend_of
+from fastmf.models.budget import Cost, Shape
 from fastmf.models.factor import FactorModel, map_new_user
 from fastmf.models.training import run_epochs, validation_split
 
 #: item ranges per thread in the scattered item sweep (dynamically scheduled)
 SCATTER_PARTS_PER_THREAD = 4
+#: ratings an item's float32 moments take before the scatter flushes them into float64 (the kernels' GRAM_BLOCK)
+SCATTER_FLUSH = 128
+#: bytes of the temporaries that pack the covariances into rows (:func:`fastmf.common.layout.pack_rows`)
+PACK_TEMPORARIES = 6.0 * 8 * PACK_CHUNK
 STRATEGIES = ("mean", "penalized", "ucb", "thompson")
 #: half-widths, in predictive standard deviations, of the central 50% and 90% intervals
 Z50 = NormalDist().inv_cdf(0.75)
@@ -329,8 +342,60 @@ class VI(FactorModel):
         validation_frac=hyper.VALIDATION_FRAC)
 
     def _check_combination(self) -> None:
-        if self.learn_hyper and self.gamma == 0:
-            raise FastMFError("learn_hyper needs a positive starting gamma (the precision of the bias prior)")
+        if self.learn_hyper and self.gamma < hyper.PRECISION_MIN:
+            raise FastMFError(f"learn_hyper needs a starting gamma of at least {hyper.PRECISION_MIN:g} (the "
+                              f"precision of the bias prior), got {self.gamma!r}")
+
+    # ------------------------------------------------------------------ memory and time budget
+    def training_cost(self, shape: Shape, factors: int | None = None, covariance: str | None = None) -> Cost:
+        """VI's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend
+        (4 numba, 8 numpy), ``E`` users + items, ``I`` items, ``R`` ratings, ``T`` threads:
+
+        * full covariance, memory: per entity the ``D x D`` covariance, its packed row of
+          ``m m^T + S`` (``D(D+1)/2 + D + 1`` floats, cache-line padded) and the mean, ``E (D^2 + D^2/2 + 2D) s``
+          (twice with ``patience``); the items' moment accumulators of ``W`` floats (the padded width of a
+          packed row plus ``D``), float32 for every item and float64 for at most ``R / 128`` of them (only
+          items with 128 ratings or more flush into them); per thread three ``D x D`` float64 matrices;
+          the float64 draws the means start from; with numpy, instead of the accumulators, the largest
+          entity's gathered rows and the float32 copies of the covariances kept by the model. Arithmetic per epoch:
+          ``2 R (D^2 + 3D)`` for the moments of both half-sweeps and ``E (4/3 D^3 + 4 D^2)`` for the
+          Cholesky factor, the inverse and the mean;
+        * diagonal, memory: means and variances ``2 E D s`` and per thread a ``D x D`` Gram matrix;
+          arithmetic ``2 R (D^2 + 4D) + 2 E D^2`` (the Gram matrix and one coordinate pass).
+        """
+        d = int(self.factors) if factors is None else int(factors)
+        full = (covariance or self.covariance) == "full"
+        s = np.dtype(backend_of(self.backend).FLOAT).itemsize
+        snapshots = 2 if self.patience is not None else 1
+        threads = n_threads()
+        start = 12.0 * d * max(shape.users, shape.items)
+        per_rating = budget.PER_RATING_BYTES * shape.ratings
+        if full:
+            rows = row_width(d)
+            state = shape.entities * (d * d + rows + d + 4) * s
+            if self.backend == "numpy":  # gathers per entity; keeps float32 copies of the covariances
+                extra = (8.0 + s) * rows * shape.largest + 4.0 * d * d * shape.entities + 16.0 * shape.ratings
+            else:  # the scatter's accumulators: float32 for every item, float64 for those with >= 128 ratings
+                width = moments_width(d)
+                extra = (4.0 * shape.items + 8.0 * min(shape.items, shape.ratings / SCATTER_FLUSH)) * width
+                extra += threads * (24.0 * d * d + 12.0 * width + 8.0 * SCATTER_PARTS_PER_THREAD * shape.users)
+            memory = snapshots * state + extra + start + per_rating + PACK_TEMPORARIES
+            flops = 2.0 * shape.ratings * (d * d + 3 * d) + shape.entities * (4.0 / 3.0 * d ** 3 + 4.0 * d * d)
+        else:
+            state = shape.entities * (2 * d + 4) * s
+            scratch = threads * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
+            gather = 8.0 * shape.largest * d if self.backend == "numpy" else 0.0
+            memory = snapshots * state + scratch + start + gather + per_rating
+            flops = 2.0 * shape.ratings * (d * d + 4 * d) + 2.0 * shape.entities * d * d
+        return Cost(bytes=memory, flops=flops)
+
+    def _budget_label(self, factors: int | None) -> str:
+        return f"VI with D={factors} {self.covariance} covariance"
+
+    def _budget_alternatives(self, shape: Shape) -> tuple:
+        if self.covariance != "full":
+            return ()
+        return (("--covariance diagonal", self.training_cost(shape, covariance="diagonal")),)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         train, validation = validation_split(self, train)
