@@ -343,6 +343,7 @@ def test_json_output_is_strict_and_unavailable_metrics_are_null(tmp_path, monkey
     assert res.exit_code == 0, res.output
     report = strict_json(res.stdout)
     assert report["test_rmse"] is None and report["test_mae"] is None and report["mean_sd"] is None
+    assert report["coverage_50"] is None and report["coverage_90"] is None  # not 0% coverage
     assert report["cold"]["test_ratings"] == 0
     assert all(r["test_rmse"] is None for r in report["history"])
     text = cli("train", "--model", "bias", "--epochs", "1", "--test-frac", "0.000001", "-q")

@@ -471,10 +471,12 @@ class VI(FactorModel):
         mean, var = self._pair_moments(test.user_of_entry, test.indices)
         sd = np.sqrt(var + 1.0 / self.lam_)
         z = np.abs(test.data - mean) / sd
-        n = max(1, test.n_ratings)
+        if not test.n_ratings:  # not available (null in JSON), not 0% coverage
+            return {"coverage_50": float("nan"), "coverage_90": float("nan"), "mean_sd": float("nan")}
+        n = test.n_ratings
         return {"coverage_50": float(np.count_nonzero(z <= Z50) / n),
                 "coverage_90": float(np.count_nonzero(z <= Z90) / n),
-                "mean_sd": float(sd.mean()) if test.n_ratings else float("nan")}
+                "mean_sd": float(sd.mean())}
 
     def _evaluate(self, test) -> dict:
         return {**rating_metrics(self, test), **self.calibration(test)}
