@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+import fastmf
 from fastmf.data_prep.dataset import build_dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.models import ALS, BPR, VI, FeatureALS, MostPopular
@@ -46,13 +47,17 @@ def small(embedded):
 def models(small):
     split = random_split(small, 0.1, 42)
     train, test = split.train, split.test
-    return {
-        "als": ALS(factors=4, epochs=4).fit(train, eval_set=test),
-        "features": FeatureALS(factors=4, epochs=4).fit(train, eval_set=test),
-        "vi": VI(factors=4, epochs=4, learn_hyper=True).fit(train, eval_set=test),
-        "bpr": BPR(factors=8, epochs=4).fit(train, eval_set=test),
-        "popular": MostPopular().fit(train, eval_set=test),
-    }
+    fastmf.set_threads(1)  # Hogwild BPR is reproducible on one thread: the same curves, the same layout
+    try:
+        return {
+            "als": ALS(factors=4, epochs=4).fit(train, eval_set=test),
+            "features": FeatureALS(factors=4, epochs=4).fit(train, eval_set=test),
+            "vi": VI(factors=4, epochs=4, learn_hyper=True).fit(train, eval_set=test),
+            "bpr": BPR(factors=8, epochs=4).fit(train, eval_set=test),
+            "popular": MostPopular().fit(train, eval_set=test),
+        }
+    finally:
+        fastmf.set_threads(None)
 
 
 @pytest.fixture(scope="module")

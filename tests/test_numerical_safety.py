@@ -229,11 +229,11 @@ def test_bad_seeds_and_thread_counts_are_one_precise_line(tmp_path, args, messag
     extra = ["--out", out] if args[0] == "train" else []
     assert one_line_error(cli(*args, *extra, "-q"), message) == f"fastmf: error: {message}"
     assert not out.exists()
-    with pytest.raises(FastMFError, match=re.escape("BPR seed must be an integer in [0, 9223372036854775807], got "
-                                                    f"{2 ** 64}")):
-        fastmf.BPR(seed=2 ** 64)
-    with pytest.raises(FastMFError, match=r"seed must be an integer in \[0, 9223372036854775807\], got -1"):
-        fastmf.ALS(seed=-1)
+    with pytest.raises(FastMFError, match=re.escape("BPR random_state must be an integer in "
+                                                    f"[0, 9223372036854775807], got {2 ** 64}")):
+        fastmf.BPR(random_state=2 ** 64)
+    with pytest.raises(FastMFError, match=r"random_state must be an integer in \[0, 9223372036854775807\], got -1"):
+        fastmf.ALS(random_state=-1)
     with pytest.raises(FastMFError, match="threads must be a non-negative integer"):
         fastmf.set_threads(-1)
 
@@ -292,7 +292,7 @@ def test_recommend_k_is_capped_at_the_catalogue(tmp_path):
     model.save(str(path))
     res = cli("recommend", path, "--user", "0", "-k", "1000000000", "--json")
     assert res.exit_code == 0, res.output
-    assert len(strict_json(res.stdout)) == model.n_items - seen[0]
+    assert len(strict_json(res.stdout)["recommendations"]) == model.n_items - seen[0]
 
 
 # --------------------------------------------------------------------------- 4. fold-in ratings
@@ -364,10 +364,11 @@ def test_json_output_is_strict_and_unavailable_metrics_are_null(tmp_path, monkey
               "ratings_per_s": float("inf")}
     monkeypatch.setattr(B, "run_subprocess", lambda cfg: dict(record, threads=cfg["threads"]))
     target = tmp_path / "bench.json"
-    res = cli("bench", "--data", one, "--factors", "2", "--threads", "1", "--backends", "numba", "--json", target,
-              "-q")
+    res = cli("bench", "--data", one, "--factors", "2", "--threads", "1", "--backends", "numba", "--out", target,
+              "--json", "-q")
     assert res.exit_code == 0, res.output
     assert strict_json(target.read_text())[0]["ratings_per_s"] is None
+    assert strict_json(res.stdout)["records"][0]["compile_seconds"] is None
     # the encoder: nested, NumPy and tuple values
     text = jsonio.dumps({"a": [np.float32("nan"), (1.5, -np.inf)], "b": np.array([1.0, np.nan]), "c": np.int64(3)})
     assert strict_json(text) == {"a": [None, [1.5, None]], "b": [1.0, None], "c": 3}

@@ -14,7 +14,7 @@ from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import embedded_path, load_dataset
 from fastmf.data_prep.loaders import ColumnSpec, read_item_features
 from fastmf.data_prep.splits import train_test
-from fastmf.models.hyper import SEED
+from fastmf.models.hyper import RANDOM_STATE
 from fastmf.registry import MODELS, model_class
 
 # --------------------------------------------------------------------------- shared options
@@ -79,9 +79,9 @@ def check_seed(ctx, param, value):
     """Click callback of a ``--seed`` flag: the range of the models' ``seed``, or one line naming the flag."""
     if value is not None:
         try:
-            SEED.check(value)
+            RANDOM_STATE.check(value)
         except FastMFError:
-            raise FastMFError(f"{param.opts[0]} must be {SEED.describe()}, got {value}") from None
+            raise FastMFError(f"{param.opts[0]} must be {RANDOM_STATE.describe()}, got {value}") from None
     return value
 
 

@@ -151,7 +151,7 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
     n_users = indptr.shape[0] - 1
     n_items = int(indices.max()) + 1 if n_items is None else int(n_items)
     # the hyperparameters' ranges and the memory and time budget of the ALS class
-    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, seed=seed, backend=backend)
+    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, random_state=seed, backend=backend)
     counts = np.diff(indptr)
     shape = Shape(n_users, n_items, int(data.shape[0]),
                   max(int(counts.max(initial=0)), int(np.bincount(indices, minlength=1).max())))

@@ -236,13 +236,6 @@ class Recommender:
         topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64), eligible, out_idx, out_score)
         return out_idx, out_score
 
-    @staticmethod
-    def _check_k(k) -> int:
-        k = int(k)
-        if k < 1:
-            raise FastMFError(f"k must be at least 1, got {k}")
-        return k
-
     def user_index(self, user) -> int:
         """Dense index of a user id; an error naming the id if it is unknown."""
         return int(self.user_indices([user])[0])
@@ -449,14 +442,17 @@ class Recommender:
         return {name.rstrip("_"): getattr(self, name) for name in self._saved_scalars if hasattr(self, name)}
 
     def _load_extra(self, extra: dict) -> None:
-        """Restore the state of :meth:`_extra_header` (each value checked: a finite number, or None)."""
+        """Restore the state of :meth:`_extra_header` (each value checked: a finite number, a list of
+        them, or None)."""
+        def finite(x) -> bool:
+            return not isinstance(x, bool) and isinstance(x, (int, float)) and bool(np.isfinite(x))
+
         for name in self._saved_scalars:
             key = name.rstrip("_")
             if key not in extra:
                 continue
             value = extra[key]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not np.isfinite(value)):
+            if not (value is None or finite(value) or (isinstance(value, list) and all(map(finite, value)))):
                 raise ValueError(f"{key} is {value!r}, not a finite number")
             setattr(self, name, value)
 

@@ -212,8 +212,8 @@ class BPR(Ranker):
         """A new user's vector fitted by SGD on ``ln sigma(x_ui - x_uj)`` (liked ``i``: the given items,
         or with ratings those ``>= threshold``; uniform non-liked ``j`` of the training catalogue) with
         the items fixed: ``fold_in_passes`` passes of ``fold_in_samples`` triples."""
-        if values is not None and self.threshold:
-            item_idx = item_idx[values >= self.threshold]
+        if values is not None and self.threshold and self._rating_scale() is not None:
+            item_idx = item_idx[values >= self.threshold]  # (every row of an implicit table is a positive)
         liked = np.unique(item_idx)
         if liked.size == 0:
             raise FastMFError(f"fold_in needs at least one liked item (rating >= {self.threshold})")

@@ -23,10 +23,11 @@ import numpy as np
 
 from fastmf.common.errors import FastMFError
 from fastmf.common.params import Param, declare
+from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
 from fastmf.metrics.ranking import ranking_report
-from fastmf.models import hyper
+from fastmf.models import budget, hyper
 from fastmf.models.als import work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.ranker import Ranker
@@ -85,16 +86,19 @@ class WRMF(Ranker):
     epoch_eval_users = 2000
     params = declare(
         factors=hyper.FACTORS.but(default=64),
-        lam=Param(0.01, "Ridge lambda of the user and item factors.", low=0.0, low_open=True),
-        alpha=Param(1.0, "Confidence slope: c = 1 + alpha r (or 1 + alpha log(1 + r/eps)).", low=0.0),
+        lam=hyper.LAM.but(default=0.01, help="Ridge lambda of the user and item factors (1e-8 to 1e8)."),
+        alpha=Param(1.0, "Confidence slope: c = 1 + alpha r (or 1 + alpha log(1 + r/eps); at most 1e8).", low=0.0,
+                    high=hyper.PRECISION_MAX),
         confidence=Param("linear", "Confidence scaling of the observed values: linear or log.",
                          choices=("linear", "log")),
-        eps=Param(1.0, "The eps of the log confidence scaling.", low=0.0, low_open=True),
+        eps=Param(1.0, "The eps of the log confidence scaling (1e-8 to 1e8).", low=hyper.PRECISION_MIN,
+                  high=hyper.PRECISION_MAX),
         solver=Param("cg", "Block solver: cg (conjugate gradient, warm-started) or cholesky (exact).",
                      choices=("cg", "cholesky")),
         cg_steps=Param(3, "Conjugate-gradient steps per block (--solver cg).", low=1, high=100),
         epochs=hyper.EPOCHS.but(default=15), threshold=hyper.THRESHOLD,
-        init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2).", low=0.0),
+        init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2) (at most 10).", low=0.0,
+                       high=10.0),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
@@ -114,6 +118,24 @@ class WRMF(Ranker):
         run_epochs(self, state, train, eval_set, None, callback)
         del self._epoch_task
 
+    def training_cost(self, shape: budget.Shape, factors: int | None = None) -> budget.Cost:
+        """WRMF's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend,
+        ``E`` users + items, ``R`` observed pairs, ``L`` the longest row, ``T`` threads, ``k`` the CG steps:
+
+        * memory: the factors ``E D s``, their float32 draws, two ``D x D`` Gram matrices, per thread the
+          gathered rows ``L D`` (float32) and the ``D x D`` system, and ``PER_RATING_BYTES R``;
+        * arithmetic per epoch: the Gram matrices ``2 E D^2``; with CG ``(k + 1) (2 E D^2 + 4 R D)``, exactly
+          ``2 R D^2 + E D^3 / 3`` (the weighted Gram sums and the Cholesky solves).
+        """
+        d = int(self.factors) if factors is None else int(factors)
+        s = np.dtype(backend_of(self.backend).FLOAT).itemsize
+        scratch = n_threads() * (4.0 * shape.largest * d + 16.0 * (d + 3) ** 2 + 512.0 * (d + 3))
+        memory = shape.entities * d * (s + 4.0) + 16.0 * d * d + scratch + budget.PER_RATING_BYTES * shape.ratings
+        steps = self._cg_steps()
+        solve = (steps + 1) * (2.0 * shape.entities * d * d + 4.0 * shape.ratings * d) if steps else (
+            2.0 * shape.ratings * d * d + shape.entities * d ** 3 / 3)
+        return budget.Cost(bytes=memory, flops=2.0 * shape.entities * d * d + solve)
+
     def _cg_steps(self) -> int:
         """The kernels' solver switch: 0 for the exact solve, else the CG steps."""
         return 0 if self.solver == "cholesky" else int(self.cg_steps)
@@ -126,12 +148,13 @@ class WRMF(Ranker):
         return {"auc": report["auc"], "sampled_auc": report["sampled_auc"]}
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
-        """A new user's factors from interactions with values ``r`` (``{item: rating}`` of a rating
-        model: the ratings ``>= threshold`` count, with ``r = 1``), solved exactly against the items:
+        """A new user's factors from interactions with values ``r`` (weights, for a model trained on an
+        implicit table; for one trained on ratings, the ratings ``>= threshold`` count with ``r = 1``; a
+        list of items: ``r = 1``), solved exactly against the items:
         ``x = (Y^T Y + lam I + sum (c - 1) y y^T)^-1 sum c y`` (implicit's ``recalculate_user``)."""
         if values is None:
             values = np.ones(item_idx.size)
-        elif self.threshold:
+        elif self._rating_scale() is not None and self.threshold:  # ratings: the positives count, r = 1
             keep = values >= self.threshold
             item_idx, values = item_idx[keep], np.ones(int(keep.sum()))
         if item_idx.size == 0:
