@@ -223,22 +223,15 @@ def welch(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def bootstrap_diff(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0):
-    """Percentile bootstrap interval ``[lo, hi]`` of ``mean(b) - mean(a)``."""
+    """Percentile bootstrap interval ``[lo, hi]`` of ``mean(b) - mean(a)``, the two arms resampled
+    independently (``scipy.stats.bootstrap``; NaN for an empty arm)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size == 0 or b.size == 0 or n_boot < 1:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-
-    def means(x):
-        out = np.empty(n_boot)
-        chunk = max(1, (1 << 22) // x.size)
-        for lo in range(0, n_boot, chunk):
-            m = min(chunk, n_boot - lo)
-            out[lo:lo + m] = x[rng.integers(0, x.size, size=(m, x.size))].mean(axis=1)
-        return out
-
-    diff = means(b) - means(a)
-    return [float(v) for v in np.quantile(diff, [alpha / 2, 1 - alpha / 2])]
+    result = stats.bootstrap((a, b), lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+                             n_resamples=n_boot, confidence_level=1 - alpha, method="percentile", vectorized=True,
+                             random_state=np.random.default_rng(seed), batch=max(1, (1 << 22) // (a.size + b.size)))
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
 def chi_square(likes, dislikes) -> dict | None:
