@@ -17,6 +17,11 @@ factor with the new bias:
 ``tau/2 |U_e - c_e|^2`` and ``gamma/2 (b_e - m_e)^2``. An entity without
 ratings gets its prior means: ``U_e = c_e``, ``b_e = m_e``.
 
+Weighted-lambda regularisation (ALS-WR, Zhou et al. 2008) scales both ridges of
+entity ``e`` by ``s_e`` (``ridge_scale``; its rating count ``n_e``, at least 1):
+``gamma`` and ``tau`` above become ``gamma s_e`` and ``tau s_e``, and so do the
+objective's prior terms of that entity. An empty ``ridge_scale`` means ``s_e = 1``.
+
 Both come from one pass over the entity's ratings, accumulating
 ``G = sum V_i V_i^T``, ``s = sum V_i``, ``t = sum V_i (r - mu - b_i)`` and
 ``c = sum (r - mu - b_i)``: then ``U_e . sum_i V_i = U_e . s`` gives the bias,
@@ -36,29 +41,34 @@ from fastmf.kernels._linalg import FAST, cho_solve, cholesky, gather_moments, ga
 
 __all__ = ["half_sweep"]
 
+#: ``ridge_scale`` of an unscaled half-sweep (``s_e = 1`` for every entity)
+NO_SCALE = np.zeros(0, dtype=np.float64)
+
 
 def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-               lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias):
+               lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias, ridge_scale=None):
     """Update ``own_bias`` and ``own_factors`` in place for every row of the CSR matrix.
 
     ``blocks`` are entity-range boundaries (:func:`fastmf.common.layout.balanced_blocks`), handed
     to threads one at a time; with ``fit_bias`` False the biases stay at zero. ``prior_mean``
     (rows x D) and ``prior_bias`` (rows) are the prior means ``c_e`` and ``m_e``; pass empty
-    arrays (0 rows) for zero means.
+    arrays (0 rows) for zero means. ``ridge_scale`` (rows, float64) scales entity ``e``'s ``gamma`` and
+    ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled.
     """
     with numba.parallel_chunksize(1):
         _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors, lam, gamma, tau,
-                    blocks, fit_bias, prior_mean, prior_bias)
+                    blocks, fit_bias, prior_mean, prior_bias, NO_SCALE if ridge_scale is None else ridge_scale)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-                lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias):
+                lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias, ridge_scale):
     """:func:`half_sweep`; per block the scratch (a transposed gather buffer, the Gram matrix, the
     system) is allocated once."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
     has_bias_mean = prior_bias.shape[0] > 0
+    scaled = ridge_scale.shape[0] > 0
     flat = other_factors.reshape(-1)
     for blk in prange(blocks.shape[0] - 1):
         x, res, gram, s, t = gather_scratch(d)
@@ -70,13 +80,16 @@ def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, ot
             c, _ = gather_moments(start, end, indices, data, mu, other_bias, other_factors, flat, other_factors,
                                   False, x, res, gram, s, t, s)
             n = end - start
+            scale = ridge_scale[e] if scaled else 1.0
+            gamma_e = gamma * scale
+            tau_e = tau * scale
             mb = prior_bias[e] if has_bias_mean else 0.0
             b = 0.0
             if fit_bias and n > 0:
                 dot = 0.0
                 for p in range(d):
                     dot += own_factors[e, p] * s[p]
-                b = (lam * (c - dot) + gamma * mb) / (lam * n + gamma)
+                b = (lam * (c - dot) + gamma_e * mb) / (lam * n + gamma_e)
             elif fit_bias:
                 b = mb
             own_bias[e] = b
@@ -85,10 +98,10 @@ def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, ot
             for p in range(d):
                 for q in range(p + 1):
                     a[p, q] = lam * gram[p, q]
-                a[p, p] += tau
+                a[p, p] += tau_e
                 rhs[p] = lam * (t[p] - b * s[p])
                 if has_mean:
-                    rhs[p] += tau * prior_mean[e, p]
+                    rhs[p] += tau_e * prior_mean[e, p]
             cholesky(a, d)
             cho_solve(a, rhs, d)
             for p in range(d):

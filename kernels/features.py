@@ -19,6 +19,10 @@ objective never increases. Cost per cycle: two passes over the non-zeros of
 ``W`` times D. The same kernels serve the item biases (one column, with
 ``gamma`` for ``tau``).
 
+With weighted-lambda regularisation item ``i``'s prior precision is ``tau s_i``
+(``item_scale``, its rating count): every ``tau`` inside the sums above becomes
+``tau s_i``; an empty ``item_scale`` means ``s_i = 1``.
+
 Both kernels run serially: the cycle because features depend on each other
 through ``c`` (which also keeps results independent of the thread count), and
 :func:`prior_means`, which recomputes ``c = W F`` exactly after the cycle,
@@ -32,13 +36,15 @@ __all__ = ["feature_cycle", "prior_means"]
 
 
 @njit(cache=True)
-def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features, precision, beta):
+def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features, precision, beta, item_scale):
     """One Gauss-Seidel cycle over the rows of ``features`` (in place; ``prior`` kept current).
 
     ``feat_indptr``/``feat_items``: the items of every feature (feature-major
     CSR); ``item_weight``: ``w_i``; ``values`` (items x D): the item vectors
-    ``V``; ``prior`` (items x D): ``c = W F`` on entry, updated in place.
+    ``V``; ``prior`` (items x D): ``c = W F`` on entry, updated in place;
+    ``item_scale``: ``s_i`` (empty: 1).
     """
+    scaled = item_scale.shape[0] > 0
     n_features, d = features.shape
     num = np.empty(d, dtype=np.float64)
     delta = np.empty(d, dtype=np.float64)
@@ -52,9 +58,10 @@ def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features,
         for j in range(start, end):
             i = feat_items[j]
             w = item_weight[i]
-            den += precision * w * w
+            ws = w * item_scale[i] if scaled else w
+            den += precision * ws * w
             for p in range(d):
-                num[p] += w * (np.float64(values[i, p]) - np.float64(prior[i, p]) + w * np.float64(features[k, p]))
+                num[p] += ws * (np.float64(values[i, p]) - np.float64(prior[i, p]) + w * np.float64(features[k, p]))
         for p in range(d):
             old = np.float64(features[k, p])
             features[k, p] = precision * num[p] / den

@@ -43,16 +43,18 @@ def _random_problem(seed, n_users, n_items, density):
     return m
 
 
-def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9):
+def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, reg_scaling="none"):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return ALSState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
-                    seed, lam, gamma, tau)
+                    seed, lam, gamma, tau, reg_scaling=reg_scaling)
 
 
-def test_user_update_is_the_least_squares_solution():
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
+def test_user_update_is_the_least_squares_solution(reg_scaling, backend):
     m = _random_problem(1, 30, 40, 0.3)
-    st_ = _state(m, 5, "numba")
+    st_ = _state(m, 5, backend, reg_scaling=reg_scaling)
     u0 = st_.user_factors.astype(np.float64).copy()
     v, bi, mu = st_.item_factors.astype(np.float64), st_.item_bias.astype(np.float64), st_.mu
     st_.user_step()
@@ -60,6 +62,9 @@ def test_user_update_is_the_least_squares_solution():
     for u in (0, 7, 29):
         idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
         r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        # weighted-lambda: both ridges of user u scaled by its rating count
+        n_u = idx.size if reg_scaling == "count" else 1
+        gamma, tau = st_.gamma * n_u, st_.tau * n_u
         # bias: minimiser of lam/2 sum (r - mu - b - b_i - u0.v_i)^2 + gamma/2 b^2, a 1-D ridge problem
         res = r - mu - bi[idx] - v[idx] @ u0[u]
         a = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
@@ -75,9 +80,10 @@ def test_user_update_is_the_least_squares_solution():
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), d=st.integers(0, 6), n_users=st.integers(2, 25), n_items=st.integers(2, 25),
        density=st.floats(0.05, 0.9), lam=st.floats(0.01, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.01, 5),
-       backend=st.sampled_from(["numba", "numpy"]))
-def test_objective_never_increases_per_half_sweep(seed, d, n_users, n_items, density, lam, gamma, tau, backend):
-    st_ = _state(_random_problem(seed, n_users, n_items, density), d, backend, seed, lam, gamma, tau)
+       backend=st.sampled_from(["numba", "numpy"]), reg_scaling=st.sampled_from(["none", "count"]))
+def test_objective_never_increases_per_half_sweep(seed, d, n_users, n_items, density, lam, gamma, tau, backend,
+                                                  reg_scaling):
+    st_ = _state(_random_problem(seed, n_users, n_items, density), d, backend, seed, lam, gamma, tau, reg_scaling)
     previous = st_.objective()
     for _ in range(3):
         for step in (st_.user_step, st_.item_step):
@@ -228,3 +234,47 @@ def test_cli_test_data_is_used_instead_of_a_split(tmp_path):
     train_items = set(split.train.item_map.ids[np.unique(split.train.indices)].tolist())
     cold_items = sum(1 for i in split.test.item_map.ids[split.test.indices] if i not in train_items)
     assert report["cold"]["cold_item_ratings"] == cold_items
+
+
+def test_count_scaled_objective_is_the_weighted_penalty():
+    m = _random_problem(6, 20, 15, 0.4)
+    st_ = _state(m, 3, "numpy", reg_scaling="count")
+    st_.user_step()
+    st_.item_step()
+    n_u, n_i = np.diff(m.indptr), np.diff(m.tocsc().indptr)
+    pred = (st_.mu + st_.user_bias[:, None] + st_.item_bias[None, :] + st_.user_factors @ st_.item_factors.T)
+    sse = float(np.sum((m.toarray() - pred)[m.toarray() != 0] ** 2))
+    expected = (0.5 * st_.lam * sse
+                + 0.5 * st_.gamma * (n_u @ st_.user_bias ** 2 + np.maximum(n_i, 1) @ st_.item_bias ** 2)
+                + 0.5 * st_.tau * (n_u @ (st_.user_factors ** 2).sum(1)
+                                   + np.maximum(n_i, 1) @ (st_.item_factors ** 2).sum(1)))
+    assert st_.objective() == pytest.approx(expected, rel=1e-9)
+
+
+def test_count_scaling_backends_agree_and_differ_from_fixed_ridge(small_split):
+    runs = {b: ALS(factors=6, epochs=4, reg_scaling="count", lam=1.0, tau=0.05, gamma=0.05,
+                   backend=b).fit(small_split.train, eval_set=small_split.test) for b in ("numba", "numpy")}
+    for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
+        assert a["objective"] == pytest.approx(b["objective"], rel=1e-4)
+        assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
+    fixed = ALS(factors=6, epochs=4, lam=1.0, tau=0.05, gamma=0.05).fit(small_split.train)
+    assert np.abs(fixed.user_factors_ - runs["numba"].user_factors_).max() > 1e-2
+
+
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
+def test_fold_in_of_a_training_user_repeats_its_user_step(small_split, reg_scaling):
+    """With the items fixed, folding in a user's own ratings gives the joint minimum over its bias and
+    factors, the point that repeated user steps (alternating between the two) converge to."""
+    model = ALS(factors=4, epochs=3, reg_scaling=reg_scaling, backend="numpy").fit(small_split.train)
+    train = small_split.train
+    u = 3
+    idx = train.indices[train.indptr[u]:train.indptr[u + 1]]
+    state = model._new_state(train)
+    state.user_factors[...] = model.user_factors_
+    state.item_factors[...], state.item_bias[...] = model.item_factors_, model.item_bias_
+    state.user_bias[...] = model.user_bias_
+    for _ in range(300):
+        state.user_step()
+    b, f = model._fold_in_state(idx, train.data[train.indptr[u]:train.indptr[u + 1]].astype(np.float64))
+    assert b == pytest.approx(state.user_bias[u], abs=1e-6)
+    np.testing.assert_allclose(f, state.user_factors[u], atol=1e-6)

@@ -51,11 +51,12 @@ def _random_problem(seed, n_users, n_items, density, n_features, cold_items=0):
 
 
 def _state(m, fptr, fidx, n_features, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, beta=1.1,
-           feature_bias=True):
+           feature_bias=True, reg_scaling="none"):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return FeatureState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), fptr, fidx,
-                        n_features, backend_of(backend), seed, lam, gamma, tau, beta, feature_bias)
+                        n_features, backend_of(backend), seed, lam, gamma, tau, beta, feature_bias,
+                        reg_scaling=reg_scaling)
 
 
 def _w_matrix(fptr, fidx, n_features):
@@ -122,17 +123,36 @@ def test_feature_cycle_converges_to_the_joint_ridge_solution(module):
     rest = w[:, 1:] @ feats[1:]
     has0 = w[:, 0] > 0
     expected0 = tau * w[has0, 0] @ (v[has0] - rest[has0]) / (beta + tau * np.sum(w[has0, 0] ** 2))
-    module.feature_cycle(fptr_t, items, weights, v, prior, feats, tau, beta)
+    module.feature_cycle(fptr_t, items, weights, v, prior, feats, tau, beta, np.zeros(0))
     np.testing.assert_allclose(feats[0], expected0, rtol=1e-10)
     np.testing.assert_allclose(prior, w @ feats, rtol=1e-9, atol=1e-12)  # c kept current
     for _ in range(300):
-        module.feature_cycle(fptr_t, items, weights, v, prior, feats, tau, beta)
+        module.feature_cycle(fptr_t, items, weights, v, prior, feats, tau, beta, np.zeros(0))
     # minimiser of tau/2 |V - W F|^2 + beta/2 |F|^2, solved independently
     joint = np.linalg.solve(beta * np.eye(n_f) + tau * w.T @ w, tau * w.T @ v)
     np.testing.assert_allclose(feats, joint, rtol=1e-6, atol=1e-8)
     out = np.empty_like(prior)
     module.prior_means(fptr, fidx, weights, feats, out)
     np.testing.assert_allclose(out, w @ feats, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("module", [kfeat, ref], ids=["numba", "numpy"])
+def test_count_weighted_feature_cycle_converges_to_the_weighted_ridge_solution(module):
+    """With item scales s_i the feature step minimises tau/2 sum_i s_i |V_i - c_i|^2 + beta/2 |F|^2."""
+    n_items, n_f, d, tau, beta = 30, 5, 2, 0.6, 1.3
+    _, fptr, fidx = _random_problem(9, 10, n_items, 0.3, n_f)
+    fptr, fidx = unique_item_features(fptr, fidx, n_f)
+    rng = np.random.default_rng(1)
+    v, feats = rng.normal(size=(n_items, d)), np.zeros((n_f, d))
+    scale = rng.integers(1, 20, n_items).astype(np.float64)
+    w = _w_matrix(fptr, fidx, n_f)
+    fptr_t, perm = ksparse.counting_sort(fidx, n_f)
+    items = ksparse.row_ids(fptr)[perm]
+    prior = w @ feats
+    for _ in range(500):
+        module.feature_cycle(fptr_t, items, item_weights(fptr), v, prior, feats, tau, beta, scale)
+    joint = np.linalg.solve(beta * np.eye(n_f) + tau * w.T @ (scale[:, None] * w), tau * w.T @ (scale[:, None] * v))
+    np.testing.assert_allclose(feats, joint, rtol=1e-6, atol=1e-8)
 
 
 def test_numba_feature_kernels_equal_the_reference():
@@ -148,7 +168,7 @@ def test_numba_feature_kernels_equal_the_reference():
     for module in (kfeat, ref):
         f, p = feats.copy(), _w_matrix(fptr, fidx, n_f) @ feats
         for _ in range(3):
-            module.feature_cycle(fptr_t, items, weights, v, p, f, 1.3, 0.6)
+            module.feature_cycle(fptr_t, items, weights, v, p, f, 1.3, 0.6, np.zeros(0))
         outs.append((f, p))
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-12, atol=1e-13)
@@ -166,11 +186,11 @@ def test_repeated_item_features_are_dropped():
 @given(seed=st.integers(0, 10_000), d=st.integers(0, 5), n_users=st.integers(2, 20), n_items=st.integers(2, 20),
        n_features=st.integers(1, 6), density=st.floats(0.05, 0.9), lam=st.floats(0.01, 5), gamma=st.floats(0.0, 5),
        tau=st.floats(0.01, 5), beta=st.floats(0.01, 5), feature_bias=st.booleans(), cold=st.integers(0, 2),
-       backend=st.sampled_from(["numba", "numpy"]))
+       backend=st.sampled_from(["numba", "numpy"]), reg_scaling=st.sampled_from(["none", "count"]))
 def test_objective_never_increases_per_step(seed, d, n_users, n_items, n_features, density, lam, gamma, tau, beta,
-                                            feature_bias, cold, backend):
+                                            feature_bias, cold, backend, reg_scaling):
     m, fptr, fidx = _random_problem(seed, n_users, n_items, density, n_features, cold_items=min(cold, n_items - 1))
-    st_ = _state(m, fptr, fidx, n_features, d, backend, seed, lam, gamma, tau, beta, feature_bias)
+    st_ = _state(m, fptr, fidx, n_features, d, backend, seed, lam, gamma, tau, beta, feature_bias, reg_scaling)
     previous = st_.objective()
     for _ in range(3):
         for step in (st_.user_step, st_.item_step, st_.feature_step):

@@ -6,6 +6,10 @@ Objective (minimised), with ``lam`` the data precision, ``gamma`` the bias and
     J = lam/2 sum_(u,i) (r_ui - mu - b_u - b_i - U_u.V_i)^2
         + gamma/2 (sum b_u^2 + sum b_i^2) + tau/2 (sum |U_u|^2 + sum |V_i|^2)
 
+With ``reg_scaling="count"`` (weighted-lambda, Zhou et al. 2008) each user's and
+item's ridges are scaled by its number of training ratings ``n_e`` (at least 1):
+the prior terms become ``gamma/2 sum_e n_e b_e^2`` and ``tau/2 sum_e n_e |U_e|^2``.
+
 Each epoch updates every user (bias, then factors) and then every item, each
 an exact block minimisation of ``J`` (see ``fastmf.kernels.als``). The
 ``numba`` backend runs those half-sweeps as parallel kernels in float32; the
@@ -48,18 +52,37 @@ def work_blocks(indptr: np.ndarray, d: int, work_split: str = "balanced") -> np.
     return balanced_blocks(indptr, d, n_threads() * BLOCKS_PER_THREAD)
 
 
+def ridge_scale(indptr: np.ndarray, reg_scaling: str):
+    """Per-entity ridge multipliers ``s_e``: ``None`` (all 1) for ``"none"``, the rating counts
+    ``max(n_e, 1)`` (float64) of the CSR rows for ``"count"``."""
+    if reg_scaling == "none":
+        return None
+    return np.maximum(np.diff(indptr), 1).astype(np.float64)
+
+
+def weighted_squares(x: np.ndarray, scale) -> float:
+    """``sum_e s_e |x_e|^2`` in float64 over the rows of ``x`` (``s_e = 1`` when ``scale`` is None)."""
+    if x.size == 0:
+        return 0.0
+    rows = np.square(x, dtype=np.float64)
+    if rows.ndim == 2:
+        rows = rows.sum(axis=1)
+    return float(rows.sum() if scale is None else rows @ scale)
+
+
 class ALSState:
     """Parameters being fitted, in the backend's precision, plus the half-sweep machinery.
 
     ``csr``/``csc`` are ``(indptr, indices, data)`` of the training ratings by user and by
     item; ``backend`` the kernel package (:mod:`fastmf.models.backend`). Factors start from
     N(0, 1/D) draws rounded to float32 (the same values on both backends), biases from zero.
+    ``reg_scaling`` ``"count"`` scales each entity's ridges by its rating count (:func:`ridge_scale`).
     """
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0,
-                 fit_bias=True, work_split="balanced"):
+                 fit_bias=True, work_split="balanced", reg_scaling="none"):
         self.backend = backend
         self.csr, self.csc = csr, csc
         self.mu = float(mu)
@@ -74,18 +97,19 @@ class ALSState:
         self.item_prior_mean = np.zeros((0, factors), dtype=dtype)
         self.item_prior_bias = np.zeros(0, dtype=dtype)
         self._no_prior = (self.item_prior_mean, self.item_prior_bias)
+        self.user_scale, self.item_scale = ridge_scale(csr[0], reg_scaling), ridge_scale(csc[0], reg_scaling)
         self.user_blocks = work_blocks(csr[0], factors, work_split)
         self.item_blocks = work_blocks(csc[0], factors, work_split)
 
     def user_step(self) -> None:
         self.backend.als.half_sweep(*self.csr, self.mu, self.user_bias, self.item_bias, self.user_factors,
                                     self.item_factors, self.lam, self.gamma, self.tau, self.user_blocks,
-                                    self.fit_bias, *self._no_prior)
+                                    self.fit_bias, *self._no_prior, self.user_scale)
 
     def item_step(self) -> None:
         self.backend.als.half_sweep(*self.csc, self.mu, self.item_bias, self.user_bias, self.item_factors,
                                     self.user_factors, self.lam, self.gamma, self.tau, self.item_blocks,
-                                    self.fit_bias, self.item_prior_mean, self.item_prior_bias)
+                                    self.fit_bias, self.item_prior_mean, self.item_prior_bias, self.item_scale)
 
     def epoch(self) -> dict:
         """One epoch of block updates; returns extra entries for the history record."""
@@ -102,13 +126,19 @@ class ALSState:
     def _sq(self, x) -> float:
         return self.backend.metrics.sum_squares(x) if x.size else 0.0
 
+    def _penalty(self, precision: float, user_values, item_values) -> float:
+        """``precision/2 (sum_u s_u |user_values_u|^2 + sum_i s_i |item_values_i|^2)``."""
+        if self.user_scale is None:
+            return 0.5 * precision * (self._sq(user_values) + self._sq(item_values))
+        return 0.5 * precision * (weighted_squares(user_values, self.user_scale)
+                                  + weighted_squares(item_values, self.item_scale))
+
     def objective(self, sse: float | None = None) -> float:
         """``J`` of the module docstring on the training ratings (``sse``: their squared error, if known)."""
         if sse is None:
             sse, _ = self.error_sums(self.csr)
-        sq = self._sq
-        return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(self.item_bias))
-                + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors)))
+        return (0.5 * self.lam * sse + self._penalty(self.gamma, self.user_bias, self.item_bias)
+                + self._penalty(self.tau, self.user_factors, self.item_factors))
 
     def rmse(self, data: Dataset) -> float:
         return rmse(self.error_sums(data.csr)[0], data.n_ratings)
@@ -138,12 +168,12 @@ class ALSState:
 
 
 def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5, tau=1.0, epochs=20,
-            seed=42, backend="numba", fit_bias=True) -> dict:
+            seed=42, backend="numba", fit_bias=True, reg_scaling="none") -> dict:
     """Functional ALS over a user-by-item CSR matrix given as plain arrays.
 
     Returns ``{"user_factors", "item_factors", "user_bias", "item_bias",
     "global_mean", "objective"}`` (objective per epoch). ``factors=0`` fits the
-    bias-only model.
+    bias-only model; ``reg_scaling="count"`` the weighted-lambda ridges.
     """
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.ascontiguousarray(indices, dtype=np.int32)
@@ -151,7 +181,8 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
     n_users = indptr.shape[0] - 1
     n_items = int(indices.max()) + 1 if n_items is None else int(n_items)
     # the hyperparameters' ranges and the memory and time budget of the ALS class
-    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, random_state=seed, backend=backend)
+    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, random_state=seed, backend=backend,
+                reg_scaling=reg_scaling)
     counts = np.diff(indptr)
     shape = Shape(n_users, n_items, int(data.shape[0]),
                   max(int(counts.max(initial=0)), int(np.bincount(indices, minlength=1).max())))
@@ -159,7 +190,7 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
     csc = ksparse.transpose_csr(indptr, indices, data, n_items)
     mu = float(data.mean(dtype=np.float64)) if data.size else 0.0
     state = ALSState((indptr, indices, data), csc, n_users, n_items, factors, mu, backend_of(backend), seed,
-                     lam, gamma, tau, fit_bias)
+                     lam, gamma, tau, fit_bias, reg_scaling=reg_scaling)
     objective = []
     for _ in range(epochs):
         state.epoch()
@@ -224,7 +255,7 @@ class ALSFamily(FactorModel):
     def _new_state(self, train: Dataset) -> ALSState:
         return ALSState(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
                         backend_of(self.backend), self.random_state, self.lam, self.gamma, self._ridge(),
-                        work_split=self.work_split)
+                        work_split=self.work_split, reg_scaling=self.reg_scaling)
 
     def _keep(self, state: ALSState) -> None:
         """Store the fitted parameters as learned attributes."""
@@ -234,7 +265,8 @@ class ALSFamily(FactorModel):
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         """The new user's MAP bias and factors against the fixed items (:func:`map_new_user`)."""
         v, res = self._fold_in_residuals(item_idx, values)
-        b, u, _ = map_new_user(v, res, float(self.lam), float(self.gamma), self._ridge())
+        scale = max(len(item_idx), 1) if self.reg_scaling == "count" else 1
+        b, u, _ = map_new_user(v, res, float(self.lam), scale * float(self.gamma), scale * self._ridge())
         return b, u
 
 
@@ -245,13 +277,15 @@ class ALS(ALSFamily):
     (bias regulariser), ``tau`` = 1.0 (factor regulariser), 20 ``epochs``; factors start from
     N(0, 1/sqrt(D)) and biases from 0 with a fixed ``seed``. ``patience`` enables early stopping
     on a validation split of ``validation_frac`` carved from the training data (the parameters of
-    the best validation epoch are kept).
+    the best validation epoch are kept). ``reg_scaling="count"`` scales each user's and item's
+    ``tau`` and ``gamma`` by its number of ratings (weighted-lambda, ALS-WR).
     """
 
     kind = "als"
     params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
                      random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
-                     validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+                     validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
+                     work_split=hyper.WORK_SPLIT)
 
 
 class BiasOnly(ALSFamily):
@@ -264,7 +298,8 @@ class BiasOnly(ALSFamily):
     kind = "bias"
     params = declare(lam=hyper.LAM.but(default=1.0), gamma=hyper.GAMMA.but(default=0.1),
                      epochs=hyper.EPOCHS.but(default=10), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
-                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
+                     work_split=hyper.WORK_SPLIT)
 
     def _dimension(self) -> int:
         return 0

@@ -16,6 +16,10 @@ and with ``feature_bias`` also ``b_i ~ N(m_i, gamma^-1)``, ``m_i = w_i sum_{f in
         + gamma/2 (sum_u b_u^2 + sum_i (b_i - m_i)^2) + tau/2 (sum_u |U_u|^2 + sum_i |V_i - c_i|^2)
         + beta/2 (sum_f |F_f|^2 + sum_f g_f^2)
 
+With ``reg_scaling="count"`` every user's and item's ``gamma`` and ``tau`` terms are
+scaled by its rating count ``n_e`` (at least 1), in the objective and in the updates
+below (the feature step then weights item ``i`` by ``n_i``).
+
 Each epoch makes three exact block minimisations of ``J``, so it never increases:
 
 1. users: ``b_u`` then ``U_u``, as in ALS;
@@ -70,9 +74,9 @@ class FeatureState(ALSState):
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, item_feature_indptr, item_feature_indices,
                  n_features, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0, beta=1.0,
-                 feature_bias=False, work_split="balanced"):
+                 feature_bias=False, work_split="balanced", reg_scaling="none"):
         super().__init__(csr, csc, n_users, n_items, factors, mu, backend, seed, lam, gamma, tau,
-                         work_split=work_split)
+                         work_split=work_split, reg_scaling=reg_scaling)
         self.beta, self.feature_bias = float(beta), bool(feature_bias)
         dtype = self.item_factors.dtype
         self.item_feature_indptr, self.item_feature_indices = item_feature_indptr, item_feature_indices
@@ -100,9 +104,10 @@ class FeatureState(ALSState):
         if self.feature_bias:
             cycles.append((self.item_bias[:, None], self.item_prior_bias[:, None], self.feature_biases[:, None],
                            self.gamma))
+        scale = np.zeros(0) if self.item_scale is None else self.item_scale
         for values, prior, feats, precision in cycles:
             k.feature_cycle(self.feature_indptr, self.feature_items, self.item_weight, values, prior, feats,
-                            precision, self.beta)
+                            precision, self.beta, scale)
             k.prior_means(self.item_feature_indptr, self.item_feature_indices, self.item_weight, feats, prior)
         self.item_factors[self.cold_items] = self.item_prior_mean[self.cold_items]
         if self.feature_bias:
@@ -114,8 +119,8 @@ class FeatureState(ALSState):
             sse, _ = self.error_sums(self.csr)
         sq = self._sq
         bias_dev = self.item_bias - self.item_prior_bias if self.feature_bias else self.item_bias
-        return (0.5 * self.lam * sse + 0.5 * self.gamma * (sq(self.user_bias) + sq(bias_dev))
-                + 0.5 * self.tau * (sq(self.user_factors) + sq(self.item_factors - self.item_prior_mean))
+        return (0.5 * self.lam * sse + self._penalty(self.gamma, self.user_bias, bias_dev)
+                + self._penalty(self.tau, self.user_factors, self.item_factors - self.item_prior_mean)
                 + 0.5 * self.beta * (sq(self.feature_factors) + sq(self.feature_biases)))
 
     def _fitted(self):
@@ -156,7 +161,8 @@ class FeatureALS(ALSFamily):
                                 "1e8, as the other precisions).", low=hyper.PRECISION_MIN, high=hyper.PRECISION_MAX),
                      feature_bias=Param(False, "Centre the item biases on genre biases too."),
                      epochs=hyper.EPOCHS.but(default=50), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
-                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, work_split=hyper.WORK_SPLIT)
+                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
+                     work_split=hyper.WORK_SPLIT)
 
     def _extra_floats(self, shape, d: int) -> float:
         """The items' prior means and the feature vectors (counted as at most one per item), ``2 I D``."""
@@ -176,7 +182,7 @@ class FeatureALS(ALSFamily):
         return FeatureState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
                             self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
                             self.random_state, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
-                            work_split=self.work_split)
+                            work_split=self.work_split, reg_scaling=self.reg_scaling)
 
     def _keep(self, state: FeatureState) -> None:
         super()._keep(state)

@@ -40,6 +40,9 @@ PATIENCE = Param(None, "Early stopping: epochs without a better validation RMSE 
 VALIDATION_FRAC = Param(0.05, "Share of the training ratings held out for early stopping (with patience).",
                         low=0.0, high=1.0, low_open=True)
 THRESHOLD = Param(4.0, "Ratings >= this are positives (0 or none: every rating).", low=0.0, optional=True)
+REG_SCALING = Param("none", "Ridge scaling: none (the same tau and gamma for every user and item) or count "
+                    "(entity e's ridges tau n_e and gamma n_e with n_e its number of training ratings: ALS-WR, "
+                    "Spark MLlib's weighted-lambda).", choices=("none", "count"))
 WORK_SPLIT = Param("balanced", "How entities are split among threads: balanced (blocks of equal cost, "
                    "handed out dynamically) or naive (one equal-count block per thread; to measure balancing).",
                    choices=("balanced", "naive"))
