@@ -29,7 +29,8 @@ from fastmf.common.threads import n_threads
 from fastmf.drivers.compare import als_baseline
 from fastmf.drivers.compare import compare as run_compare
 from fastmf.drivers.train import train_report
-from fastmf.drivers.tune import parse_grid, parse_setting
+from fastmf.drivers.tune import DEFAULT_BUDGET, is_params_file, parse_grid, parse_setting, read_params, write_params
+from fastmf.drivers.tune import search as run_search
 from fastmf.drivers.tune import tune as run_tune
 from fastmf.models.io import is_model
 from fastmf.models.vi import STRATEGIES
@@ -38,7 +39,10 @@ from fastmf.registry import build_model, load_model, model_class
 
 @main.command()
 @click.argument("data", required=False, type=click.Path())
-@click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
+@click.option("--model", "kind", type=model_choice(), default=None,
+              help="The model (default: that of --params, else als).")
+@click.option("--params", "params_file", type=click.Path(), default=None,
+              help="Hyperparameters from a file written by tune --save-params (flags given here override them).")
 @model_options
 @split_options
 @data_options
@@ -50,7 +54,7 @@ from fastmf.registry import build_model, load_model, model_class
               help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
 @threads_option
 @output_options
-def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, forced_progress, **kw):
+def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet, forced_progress, **kw):
     """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
 
     With --json one object goes to stdout: parameters, per-epoch history, final
@@ -58,8 +62,11 @@ def train(data, kind, out_dir, compare_als, ranking, as_json, quiet, forced_prog
     (bpr, popular), and rating models with --ranking, report auc, sampled_auc
     and precision/recall/ndcg/map@K for K = 5, 10, 20.
     """
-    kind = model_class(kind).kind
-    params = pop_model_params(kw, kind)
+    saved_kind, saved = read_params(params_file) if params_file else (None, {})
+    kind = model_class(kind or saved_kind or "als").kind
+    if saved_kind is not None and saved_kind != kind:
+        raise FastMFError(f"{params_file}: holds hyperparameters of --model {saved_kind}, not {kind}")
+    params = {**saved, **{k: v for k, v in pop_model_params(kw, kind).items() if v is not None}}
     params["random_state"] = kw["seed"]
     threshold = 4.0 if params.get("threshold") is None else params["threshold"]
     if ranking and model_class(kind).rating_model:
@@ -255,39 +262,82 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
 @main.command()
 @click.argument("data", required=False, type=click.Path())
 @click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
-@click.option("--grid", required=True, help='Space-separated name=v1,v2 lists, e.g. "lam=0.05,0.1 tau=1,2".')
+@click.option("--grid", default=None, help='Search this grid: space-separated name=v1,v2 lists, e.g. '
+              '"lam=0.05,0.1 tau=1,2" (without it, tune searches by itself within --budget fits).')
+@click.option("--budget", type=click.IntRange(1, 10_000), default=None,
+              help=f"Fits of the search by itself (default {DEFAULT_BUDGET}): settings drawn log-uniformly from the "
+                   "model's search ranges, trained by successive halving with early stopping on the validation split.")
 @click.option("--score-frac", type=float, default=0.1, show_default=True,
-              help="Share of the training ratings held out to score the grid.")
+              help="Share of the training ratings held out to score the settings.")
+@click.option("--save-params", "params_out", type=click.Path(), default=None,
+              help="Write the best settings to this JSON file, for train --params.")
 @model_options
 @split_options
 @data_options
 @threads_option
 @output_options
-def tune(data, kind, grid, score_frac, as_json, quiet, forced_progress, **kw):
-    """Grid search scored on a validation split carved from the training data (never the test set)."""
+def tune(data, kind, grid, budget, score_frac, params_out, as_json, quiet, forced_progress, **kw):
+    """Find good hyperparameters, scored on a validation split carved from the training data (never the
+    test set); the best setting is then refit on all the training data and evaluated on the test set.
+
+    Without --grid, searches the model's ranges (D, tau, gamma and the ridge scaling for ALS) within
+    --budget fits; hyperparameters given as flags stay fixed. Rating models are scored by RMSE, rankers
+    by NDCG@10.
+    """
     kind = model_class(kind).kind
     base = pop_model_params(kw, kind)
     base["random_state"] = kw["seed"]
-    points = parse_grid(kind, grid)
+    if grid is not None and budget is not None:
+        raise FastMFError("give --grid (search that grid) or --budget (search by itself), not both")
+    points = parse_grid(kind, grid) if grid is not None else None
     build_model(kind, base)  # refuse flags that do not apply before any work
+    budget = DEFAULT_BUDGET if points is None and budget is None else budget
+    if params_out:
+        check_target(params_out, is_params_file, "parameters file", protect=input_paths(data, kw))
     train_set, test_set, info = prepare_split(data, kw, [kind])
-    with Progress(len(points), f"tune {kind}", "fit", quiet, forced_progress) as progress:
-        result = run_tune(kind, train_set, test_set, points, base, score_frac, kw["seed"],
-                          lambda row: progress.step(**{k: v for k, v in row.items() if k.startswith("val_")}))
+    with Progress(len(points) if points is not None else budget, f"tune {kind}", "fit", quiet,
+                  forced_progress) as progress:
+        def report(row):
+            progress.step(**{k: v for k, v in row.items() if k.startswith("val_")})
+
+        if points is not None:
+            result = run_tune(kind, train_set, test_set, points, base, score_frac, kw["seed"], report)
+        else:
+            result = run_search(kind, train_set, test_set, budget, base, score_frac, kw["seed"], report)
     result.pop("model")
     result.update(info)
+    if params_out:
+        scores = {k: v for k, v in result["best"].items() if k != "params"}
+        write_params(params_out, kind, result["best"]["params"], scores)
+        result["params_file"] = params_out
     if as_json:
         emit_json(result)
         return
-    names = list(points[0])
+    _print_tune(result, list(points[0]) if points is not None else result["search"]["searched"])
+    if params_out:
+        click.echo(f"best settings written to {params_out} (use: fastmf train --params {params_out})")
+
+
+def _print_tune(result: dict, names: list) -> None:
+    """The table of scored settings (best first; per rung for a search) and the best one."""
     val, test = f"val_{result['metric']}", f"test_{result['metric']}"  # rmse (rating models) or ndcg@10
-    click.echo("".join(f"{n:>10}" for n in names) + f"{val:>12}{'seconds':>10}")
-    for row in sorted(result["rows"], key=lambda r: r[val], reverse=result["metric"] != "rmse"):
-        click.echo("".join(f"{row[n]!s:>10}" for n in names) + f"{row[val]:>12.4f}{row['seconds']:>10.1f}")
+    searched = "rung" in (result["rows"][0] if result["rows"] else {})
+    cols = (["rung", "epochs"] if searched else []) + names
+    click.echo("".join(f"{n:>12}" for n in cols) + f"{val:>12}{'seconds':>10}")
+    order = sorted(result["rows"], key=lambda r: (-r.get("rung", 0), np.isnan(r[val]),
+                                                  r[val] if result["metric"] == "rmse" else -r[val]))
+    for row in order:
+        cells = "".join(f"{_cell(row.get(n)):>12}" for n in cols)
+        score = f"{row[val]:>12.4f}" if not np.isnan(row[val]) else f"{'failed':>12}"
+        click.echo(cells + score + f"{row['seconds']:>10.1f}")
     best = result["best"]
     extra = f", {test} {best[test]:.4f}" if test in best else ""
-    click.echo(f"best: {' '.join(f'{k}={v}' for k, v in best['params'].items())} "
-               f"({val} {best[val]:.4f}{extra})")
+    shown = {k: v for k, v in best["params"].items() if k in names or k == "epochs"}
+    click.echo(f"best: {' '.join(f'{k}={v}' for k, v in shown.items())} ({val} {best[val]:.4f}{extra})")
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @main.command()

@@ -25,6 +25,7 @@ import numpy as np
 
 from fastmf.common.layout import balanced_blocks, uniform_blocks
 from fastmf.common.params import declare
+from fastmf.common.search import Ridge
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
@@ -286,6 +287,8 @@ class ALS(ALSFamily):
                      random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
                      validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
                      work_split=hyper.WORK_SPLIT)
+    search_space = {"factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU, "gamma": hyper.SEARCH_GAMMA,
+                    "reg_scaling": hyper.SEARCH_REG_SCALING}
 
 
 class BiasOnly(ALSFamily):
@@ -300,6 +303,8 @@ class BiasOnly(ALSFamily):
                      epochs=hyper.EPOCHS.but(default=10), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
                      patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
                      work_split=hyper.WORK_SPLIT)
+    #: the default gamma / lam is 0.1
+    search_space = {"gamma": Ridge(0.003, 30.0), "reg_scaling": hyper.SEARCH_REG_SCALING}
 
     def _dimension(self) -> int:
         return 0

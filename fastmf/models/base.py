@@ -55,6 +55,9 @@ class Recommender:
     uses_item_features: bool = False
     #: the hyperparameter declaration (``fastmf.common.params.declare``); the constructor is made from it
     params: dict = {}
+    #: where ``fastmf tune --budget`` searches (``{name: range}`` of :mod:`fastmf.common.search`); empty:
+    #: nothing to tune
+    search_space: dict = {}
     #: learned arrays written by ``save`` (besides :data:`SHARED_ARRAYS`)
     _saved_arrays: tuple = ()
     #: learned scalars written by ``save`` into the header's ``extra`` section (without the trailing ``_``)

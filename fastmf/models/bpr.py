@@ -42,6 +42,7 @@ import numpy as np
 from fastmf.common.errors import FastMFError
 from fastmf.common.layout import aligned_copy
 from fastmf.common.params import Param, declare
+from fastmf.common.search import Choice, LogUniform
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.metrics.ranking import ranking_report
@@ -166,6 +167,8 @@ class BPR(Ranker):
                              high=1000),
         fold_in_samples=Param(200, "Triples per fold-in pass (at most 100000).", low=1, high=100_000),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
+    search_space = {"factors": LogUniform(16, 256, integer=True), "lr": LogUniform(0.005, 0.3),
+                    "reg": LogUniform(1e-5, 0.1), "negatives": Choice(("uniform", "popularity"))}
 
     def training_cost(self, shape: Shape, factors: int | None = None) -> Cost:
         """BPR's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend

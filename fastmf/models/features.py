@@ -46,6 +46,7 @@ import numpy as np
 
 from fastmf.common.errors import FastMFError
 from fastmf.common.params import Param, declare
+from fastmf.common.search import LogUniform
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
 from fastmf.models import checks, hyper
@@ -163,6 +164,9 @@ class FeatureALS(ALSFamily):
                      epochs=hyper.EPOCHS.but(default=50), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
                      patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
                      work_split=hyper.WORK_SPLIT)
+    search_space = {**ALSFamily.search_space, "factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU,
+                    "gamma": hyper.SEARCH_GAMMA, "beta": LogUniform(0.01, 100.0),
+                    "reg_scaling": hyper.SEARCH_REG_SCALING}
 
     def _extra_floats(self, shape, d: int) -> float:
         """The items' prior means and the feature vectors (counted as at most one per item), ``2 I D``."""

@@ -14,6 +14,7 @@ item per epoch; the time and memory of a given data set are checked in ``fit``, 
 from __future__ import annotations
 
 from fastmf.common.params import Param
+from fastmf.common.search import Choice, LogUniform, Ridge
 from fastmf.models.backend import BACKENDS
 
 #: the range of every precision hyperparameter (module docstring)
@@ -46,3 +47,12 @@ REG_SCALING = Param("none", "Ridge scaling: none (the same tau and gamma for eve
 WORK_SPLIT = Param("balanced", "How entities are split among threads: balanced (blocks of equal cost, "
                    "handed out dynamically) or naive (one equal-count block per thread; to measure balancing).",
                    choices=("balanced", "naive"))
+
+# where ``fastmf tune --budget`` searches (see :mod:`fastmf.common.search`): ranges that hold the good
+# settings of MovieLens-like data with room on both sides
+SEARCH_FACTORS = LogUniform(8, 128, integer=True)
+#: ``tau / lam`` (per typical rating count under ``reg_scaling="count"``); ALS's default is 10
+SEARCH_TAU = Ridge(0.1, 300.0)
+#: ``gamma / lam``; ALS's default is 25
+SEARCH_GAMMA = Ridge(0.03, 300.0)
+SEARCH_REG_SCALING = Choice(("none", "count"))

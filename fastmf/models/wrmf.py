@@ -23,6 +23,7 @@ import numpy as np
 
 from fastmf.common.errors import FastMFError
 from fastmf.common.params import Param, declare
+from fastmf.common.search import Choice, LogUniform
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import sparse as ksparse
@@ -100,6 +101,8 @@ class WRMF(Ranker):
         init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2) (at most 10).", low=0.0,
                        high=10.0),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
+    search_space = {"factors": LogUniform(16, 256, integer=True), "lam": LogUniform(1e-3, 10.0),
+                    "alpha": LogUniform(0.1, 100.0), "confidence": Choice(("linear", "log"))}
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)
