@@ -61,6 +61,11 @@ def ridge_scale(indptr: np.ndarray, reg_scaling: str):
     return np.maximum(np.diff(indptr), 1).astype(np.float64)
 
 
+def fold_in_scale(n_ratings: int, reg_scaling: str) -> int:
+    """The ridge multiplier of a new entity with ``n_ratings`` ratings (:func:`ridge_scale` of one row)."""
+    return max(n_ratings, 1) if reg_scaling == "count" else 1
+
+
 def weighted_squares(x: np.ndarray, scale) -> float:
     """``sum_e s_e |x_e|^2`` in float64 over the rows of ``x`` (``s_e = 1`` when ``scale`` is None)."""
     if x.size == 0:
@@ -266,7 +271,7 @@ class ALSFamily(FactorModel):
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         """The new user's MAP bias and factors against the fixed items (:func:`map_new_user`)."""
         v, res = self._fold_in_residuals(item_idx, values)
-        scale = max(len(item_idx), 1) if self.reg_scaling == "count" else 1
+        scale = fold_in_scale(len(item_idx), self.reg_scaling)
         b, u, _ = map_new_user(v, res, float(self.lam), scale * float(self.gamma), scale * self._ridge())
         return b, u
 
