@@ -9,6 +9,11 @@ given the other side's posteriors ``(m_i, S_i)`` and their second moments
     b_e = lam sum_i (r_ei - mu - b_i - m_e . m_i) / (lam n_e + gamma)
     A_e = diag(tau) + lam sum_i P_i,   S_e = A_e^-1,   m_e = S_e lam sum_i m_i (r_ei - mu - b_e - b_i)
 
+Weighted-lambda regularisation gives entity ``e`` the prior ``N(0, (rho_e diag(tau))^-1)`` and
+the bias penalty ``gamma rho_e/2 b^2`` (``prior_scale``: ``rho_e`` is its rating count, at
+least 1): ``gamma`` and ``diag(tau)`` in every update become ``gamma rho_e`` and
+``rho_e diag(tau)``. An empty ``prior_scale`` means ``rho_e = 1``.
+
 Each is the exact maximiser of the ELBO in that block, so the ELBO never decreases.
 With a diagonal (mean-field per dimension) posterior ``q(U_e) = prod_d N(m_ed, s_ed)``
 the optimum is ``s_ed = 1/A_dd`` (not ``(A^-1)_dd``) with ``A`` built from the other
@@ -109,14 +114,15 @@ def _add_moments4(dst, rows, indices, data, j, mu, wd, d):
 
 @njit(cache=True, inline="always", fastmath=FAST)
 def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, a, scratch,
-                 cov, m):
+                 cov, m, scale):
     """The full-covariance update of entity ``e`` from its ``n`` ratings' moments.
 
     ``acc`` holds the float64 sums of :func:`_add_moments` (``r_i = r_ei - mu - b_i``);
-    ``a``, ``scratch``, ``cov`` (``D x D``) and ``m`` (``D``) are scratch. Computes
+    ``a``, ``scratch``, ``cov`` (``D x D``) and ``m`` (``D``) are scratch; ``scale`` is the
+    entity's prior scale ``rho_e``. Computes
 
-        b = lam (c - m_old . s) / (lam n + gamma),   t = sum_i m_i (r_i - b)
-        A = diag(tau) + lam sum_i P_i = L L^T,   S = A^-1,   m = lam S t,   log det S = -log det A
+        b = lam (c - m_old . s) / (lam n + gamma rho_e),   t = sum_i m_i (r_i - b)
+        A = rho_e diag(tau) + lam sum_i P_i = L L^T,   S = A^-1,   m = lam S t,   log det S = -log det A
         esse = c2 - 2 b c + n b^2 - 2 m . t + sum_pq (m_p m_q + S_pq) (sum_i P_i)_pq
 
     and writes the bias, ``m_e``, ``S_e``, the packed row of ``P_e``, ``log det S_e`` and
@@ -133,7 +139,7 @@ def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, l
         dot = 0.0
         for p in range(d):
             dot += own_mean[e, p] * acc[w + p]
-        b = lam * (c - dot) / (lam * n + gamma)
+        b = lam * (c - dot) / (lam * n + gamma * scale)
     own_bias[e] = b
     k = 0
     for p in range(d):
@@ -141,7 +147,7 @@ def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, l
         for q in range(p + 1):
             a[p, q] = lam * acc[k]
             k += 1
-        a[p, p] += tau[p]
+        a[p, p] += tau[p] * scale
     cholesky(a, d)
     own_logdet[e] = -logdet_from_cholesky(a, d)
     cho_inverse(a, scratch, cov, d)
@@ -181,38 +187,41 @@ def _update_scratch(d, width):
 
 
 def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse):
+                    lam, gamma, tau, blocks, esse, prior_scale):
     """Full-covariance update of every row entity of the CSR matrix, in place, by gathering the other
-    side's packed rows (:func:`_half_sweep_full`); ``blocks`` are handed to threads one at a time."""
+    side's packed rows (:func:`_half_sweep_full`); ``blocks`` are handed to threads one at a time.
+    ``prior_scale`` (rows, float64; empty: all 1) scales entity ``e``'s ``gamma`` and ``tau`` by ``rho_e``."""
     with numba.parallel_chunksize(1):
         _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                         lam, gamma, tau, blocks, esse, moments_width(own_mean.shape[1]))
+                         lam, gamma, tau, blocks, esse, prior_scale, moments_width(own_mean.shape[1]))
 
 
 def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts, col_counts, own_bias, own_mean,
-                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse):
+                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse, prior_scale):
     """Full-covariance update of every *column* entity of a CSR matrix (``indices``, ``data``), in place:
     the moments are scattered from the streamed row entities' packed rows (:func:`_scatter_moments`,
     over the column ranges ``cuts`` of :func:`row_cuts`) into the zeroed accumulators ``acc32``,
     ``acc64``, ``counts``, then every column entity is updated from them (:func:`_finish_full`, which
-    re-zeroes them). ``col_counts[e]`` is column entity ``e``'s number of ratings."""
+    re-zeroes them). ``col_counts[e]`` is column entity ``e``'s number of ratings; ``prior_scale`` as in
+    :func:`half_sweep_full`, per column entity."""
     with numba.parallel_chunksize(1):
         _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, own_mean.shape[1])
         _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam,
-                     gamma, tau, blocks, esse)
+                     gamma, tau, blocks, esse, prior_scale)
 
 
 def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse):
-    """Diagonal-covariance update of every row entity, in place (:func:`_half_sweep_diag`)."""
+                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
+    """Diagonal-covariance update of every row entity, in place (:func:`_half_sweep_diag`); ``prior_scale``
+    as in :func:`half_sweep_full`."""
     with numba.parallel_chunksize(1):
         _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                         other_mean, other_var, lam, gamma, tau, blocks, esse)
+                         other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                     lam, gamma, tau, blocks, esse, acc_width):
+                     lam, gamma, tau, blocks, esse, prior_scale, acc_width):
     """Full-covariance update of every row entity of the CSR matrix, in place (gathering).
 
     ``other_rows`` holds per entity of the other side the packed lower triangle of
@@ -226,6 +235,7 @@ def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own
     d = own_mean.shape[1]
     wd = d * (d + 1) // 2 + d
     width = acc_width
+    scaled = prior_scale.shape[0] > 0
     n_total = indices.shape[0]
     n_blocks = blocks.shape[0] - 1
     flat = other_rows.reshape(-1)
@@ -255,7 +265,7 @@ def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own
                 for k in range(width):
                     acc[k] += part[k]
             _update_full(e, acc, end - start, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau,
-                         esse, a, scratch, cov, m)
+                         esse, a, scratch, cov, m, prior_scale[e] if scaled else 1.0)
 
 
 @njit(cache=True, parallel=True)
@@ -311,13 +321,14 @@ def _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam, gamma,
-                tau, blocks, esse):
+                tau, blocks, esse, prior_scale):
     """Update every entity from the moments :func:`_scatter_moments` summed (see :func:`_update_full`).
 
     ``col_counts[e]`` is the entity's number of ratings; the accumulators are reset to zero.
     """
     d = own_mean.shape[1]
     width = acc32.shape[1]
+    scaled = prior_scale.shape[0] > 0
     for blk in prange(blocks.shape[0] - 1):
         acc, a, scratch, cov, m = _update_scratch(d, width)
         for e in range(blocks[blk], blocks[blk + 1]):
@@ -332,20 +343,22 @@ def _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64
                 acc32[e, k] = 0.0
             counts[e] = 0
             _update_full(e, acc, col_counts[e], own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma,
-                         tau, esse, a, scratch, cov, m)
+                         tau, esse, a, scratch, cov, m, prior_scale[e] if scaled else 1.0)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
 def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse):
+                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
     """Diagonal-covariance (mean-field per dimension) update of every row entity, in place.
 
     ``s_ed = 1/A_dd`` and one Gauss-Seidel pass over ``d`` from the current means:
-    ``m_ed = (lam t_d - sum_{q != d} A_dq m_eq) / A_dd``. Writes ``own_bias``,
-    ``own_mean``, ``own_var``, ``own_logdet`` (``sum_d log s_ed``) and ``esse``.
+    ``m_ed = (lam t_d - sum_{q != d} A_dq m_eq) / A_dd`` with ``A = rho_e diag(tau) + lam (sum_i m_i m_i^T
+    + diag(sum_i s_i))``; the bias penalty is ``gamma rho_e``. Writes ``own_bias``, ``own_mean``,
+    ``own_var``, ``own_logdet`` (``sum_d log s_ed``) and ``esse``.
     """
     d = own_mean.shape[1]
     flat = other_mean.reshape(-1)
+    scaled = prior_scale.shape[0] > 0
     for blk in prange(blocks.shape[0] - 1):
         x, res, gram, s, t = gather_scratch(d)
         vsum = np.empty(d, dtype=np.float64)
@@ -356,19 +369,20 @@ def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, 
             c, c2 = gather_moments(start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, x,
                                    res, gram, s, t, vsum)
             n = end - start
+            scale = prior_scale[e] if scaled else 1.0
             b = 0.0
             if n > 0:
                 dot = 0.0
                 for p in range(d):
                     dot += own_mean[e, p] * s[p]
-                b = lam * (c - dot) / (lam * n + gamma)
+                b = lam * (c - dot) / (lam * n + gamma * scale)
             own_bias[e] = b
             for p in range(d):
                 t[p] -= b * s[p]
                 m[p] = own_mean[e, p]
             logdet = 0.0
             for p in range(d):
-                diag = tau[p] + lam * (gram[p, p] + vsum[p])
+                diag = tau[p] * scale + lam * (gram[p, p] + vsum[p])
                 z = lam * t[p]
                 for q in range(d):
                     if q != p:

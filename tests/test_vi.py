@@ -64,11 +64,18 @@ def _random_problem(seed, n_users, n_items, density):
     return m
 
 
-def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False):
+def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False, reg_scaling="none"):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
-                   seed, lam, gamma, tau, covariance, learn_hyper)
+                   seed, lam, gamma, tau, covariance, learn_hyper, reg_scaling)
+
+
+def _prior_scales(state, reg_scaling):
+    """``rho_e`` of the users and of the items, from the rating counts: ``max(n_e, 1)`` with count, else 1."""
+    indptr, indices, _ = state.csr
+    counts = np.diff(indptr), np.bincount(indices, minlength=state.items.mean.shape[0])
+    return tuple(np.maximum(c, 1.0) if reg_scaling == "count" else np.ones(c.size) for c in counts)
 
 
 def _covariances(side) -> np.ndarray:
@@ -92,12 +99,13 @@ def _randomise_items(state, seed):
     items.logdet[:] = np.linalg.slogdet(_covariances(items))[1]
 
 
-def _direct_elbo(state, tau_users=None, tau_items=None, bias_var=None) -> float:
+def _direct_elbo(state, tau_users=None, tau_items=None, bias_var=None, reg_scaling="none") -> float:
     """The ELBO from scipy densities and entropies, rating by rating and entity by entity.
 
     With ``learn_hyper`` the biases are Gaussian, ``q(b_e) = N(b_e, bias_var[side][e])`` (default:
-    the state's variances) under the prior ``N(0, 1/gamma)``; else point estimates with the
-    penalty ``gamma/2 b^2``. ``tau_users``/``tau_items``: separate prior precisions (default ``tau``)."""
+    the state's variances) under the prior ``N(0, 1/(gamma rho_e))``; else point estimates with the
+    penalty ``gamma rho_e/2 b^2``. ``tau_users``/``tau_items``: separate prior precisions (default ``tau``);
+    entity ``e``'s factors have the prior ``N(0, (rho_e diag(tau))^-1)`` (``rho_e``: :func:`_prior_scales`)."""
     indptr, indices, data = state.csr
     users = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
     s_u, s_i = state.bias_variances() if bias_var is None else bias_var
@@ -112,51 +120,54 @@ def _direct_elbo(state, tau_users=None, tau_items=None, bias_var=None) -> float:
     var += s_u[users] + s_i[indices]  # the biases are independent of the factors under q
     lik = np.sum(scipy.stats.norm.logpdf(data, pred, 1.0 / np.sqrt(state.lam))) - 0.5 * state.lam * var.sum()
     kl = 0.0
-    for side, tau in ((state.users, tau_users), (state.items, tau_items)):
+    rhos = _prior_scales(state, reg_scaling)
+    for side, tau, rho in ((state.users, tau_users, rhos[0]), (state.items, tau_items, rhos[1])):
         tau = state.tau if tau is None else tau
-        prior = scipy.stats.multivariate_normal(np.zeros(tau.size), np.diag(1.0 / tau))
-        for m, s in zip(side.mean.astype(np.float64), _covariances(side)):
-            cross = -prior.logpdf(m) + 0.5 * np.sum(tau * np.diag(s))  # -E_q[log p]
+        for m, s, r in zip(side.mean.astype(np.float64), _covariances(side), rho):
+            prior = scipy.stats.multivariate_normal(np.zeros(tau.size), np.diag(1.0 / (r * tau)))
+            cross = -prior.logpdf(m) + 0.5 * r * np.sum(tau * np.diag(s))  # -E_q[log p]
             kl += cross - scipy.stats.multivariate_normal(m, s).entropy()
-    bias_prior = scipy.stats.norm(0.0, 1.0 / np.sqrt(state.gamma)) if state.learn_hyper else None
-    for side, s in ((state.users, s_u), (state.items, s_i)):
+    for side, s, rho in ((state.users, s_u, rhos[0]), (state.items, s_i, rhos[1])):
         b = side.bias.astype(np.float64)
-        if bias_prior is None:
-            kl += 0.5 * state.gamma * np.sum(b ** 2)
+        if not state.learn_hyper:
+            kl += 0.5 * state.gamma * np.sum(rho * b ** 2)
         else:  # -E_q[log p(b)] - H[q(b)]
-            kl += np.sum(-bias_prior.logpdf(b) + 0.5 * state.gamma * s - scipy.stats.norm(b, np.sqrt(s)).entropy())
+            bias_prior = scipy.stats.norm(0.0, 1.0 / np.sqrt(state.gamma * rho))
+            kl += np.sum(-bias_prior.logpdf(b) + 0.5 * state.gamma * rho * s
+                         - scipy.stats.norm(b, np.sqrt(s)).entropy())
     return float(lik - kl)
 
 
 # --------------------------------------------------------------------------- updates
 
 
-def test_scattered_item_sweep_matches_the_gather():
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
+def test_scattered_item_sweep_matches_the_gather(reg_scaling):
     """The numba item step sums its moments by scattering user rows (flushing float32 runs of
     GRAM_BLOCK ratings into float64); it must give what gathering over the CSC gives, also for
-    items with several flushes."""
+    items with several flushes, and scale each item's prior alike."""
     rng = np.random.default_rng(3)
     m = _random_problem(5, 400, 30, 0.05).tolil()
     m[:, 0] = rng.choice(np.arange(1, 11) / 2, size=(400, 1))  # item 0: 400 ratings, 3 flushes
     m[:150, 1] = 4.0  # item 1: 150 ratings, one flush
     m = m.tocsr()
     m.sort_indices()
-    state = _state(m, 4, "numba", "full")
+    state = _state(m, 4, "numba", "full", reg_scaling=reg_scaling)
     for _ in range(2):  # the second round checks that the accumulators were consumed and reset
         state.user_step()
         gather = copy.deepcopy(state.items)
         kvi.half_sweep_full(*state.csc, state.mu, gather.bias, gather.mean, gather.cov, gather.rows,
                             gather.logdet, state.users.rows, state.lam, state.gamma, state.tau, state.item_blocks,
-                            gather.esse)
+                            gather.esse, gather.prior_scale)
         state.item_step()
         for name in ("bias", "mean", "cov", "rows", "logdet", "esse"):
             np.testing.assert_allclose(getattr(state.items, name), getattr(gather, name), rtol=1e-4, atol=1e-6)
 
 
-def _user_step_from_random_items(m, d, backend, covariance, item_seed):
+def _user_step_from_random_items(m, d, backend, covariance, item_seed, reg_scaling="none"):
     """A state whose item posteriors are random, before and after one user step: returns the
     state (swept), the users' previous means, and the items' means, covariances and biases."""
-    state = _state(m, d, backend, covariance)
+    state = _state(m, d, backend, covariance, reg_scaling=reg_scaling)
     _randomise_items(state, item_seed)
     u0 = state.users.mean.astype(np.float64).copy()
     items = state.items
@@ -171,13 +182,17 @@ def _user_row(m, u):
     return m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
 
 
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_full_user_update_is_the_closed_form(backend):
+def test_full_user_update_is_the_closed_form(backend, reg_scaling):
     m = _random_problem(1, 30, 40, 0.3)
-    state, u0, v, s_items, bi = _user_step_from_random_items(m, 5, backend, "full", 2)
-    lam, gamma, tau = state.lam, state.gamma, state.tau
+    state, u0, v, s_items, bi = _user_step_from_random_items(m, 5, backend, "full", 2, reg_scaling)
+    lam = state.lam
     for u in (0, 11, 29):
         idx, r = _user_row(m, u)
+        # weighted-lambda: the prior N(0, (n_u diag(tau))^-1) and the bias penalty gamma n_u
+        rho = idx.size if reg_scaling == "count" else 1
+        gamma, tau = rho * state.gamma, rho * state.tau
         # bias: 1-D ridge problem on the expected residuals (the expectation of the ALS update)
         res = r - state.mu - bi[idx] - v[idx] @ u0[u]
         design = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
@@ -191,13 +206,16 @@ def test_full_user_update_is_the_closed_form(backend):
         assert state.users.logdet[u] == pytest.approx(-np.linalg.slogdet(a)[1], rel=1e-6)
 
 
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_diagonal_user_update_is_the_mean_field_step(backend):
+def test_diagonal_user_update_is_the_mean_field_step(backend, reg_scaling):
     m = _random_problem(3, 25, 30, 0.35)
-    state, u0, v, s_items, bi = _user_step_from_random_items(m, 4, backend, "diagonal", 4)
-    lam, gamma, tau = state.lam, state.gamma, state.tau
+    state, u0, v, s_items, bi = _user_step_from_random_items(m, 4, backend, "diagonal", 4, reg_scaling)
+    lam = state.lam
     for u in (0, 7, 24):
         idx, r = _user_row(m, u)
+        rho = idx.size if reg_scaling == "count" else 1
+        gamma, tau = rho * state.gamma, rho * state.tau
         b = lam * np.sum(r - state.mu - bi[idx] - v[idx] @ u0[u]) / (lam * idx.size + gamma)
         assert state.users.bias[u] == pytest.approx(b, rel=1e-5, abs=1e-6)
         a = np.diag(tau) + lam * (v[idx].T @ v[idx] + np.diag(s_items[idx].sum(axis=0)))
@@ -210,35 +228,72 @@ def test_diagonal_user_update_is_the_mean_field_step(backend):
         assert not np.allclose(np.diag(scipy.linalg.inv(a)), 1.0 / np.diag(a))
 
 
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_count_scaled_item_update_is_the_closed_form(backend, covariance):
+    """With reg_scaling count item i's step (for full covariances on numba: the scattered sweep) uses
+    the prior precision rho_i diag(tau) and the bias penalty gamma rho_i, rho_i = max(n_i, 1)."""
+    m = _random_problem(4, 30, 12, 0.4)
+    state = _state(m, 3, backend, covariance, reg_scaling="count")
+    state.user_step()
+    us = state.users
+    u, s_users, bu = us.mean.astype(np.float64), _covariances(us), us.bias.astype(np.float64)
+    v0 = state.items.mean.astype(np.float64).copy()
+    state.item_step()
+    by_item = m.tocsc()
+    lam = state.lam
+    for i in range(m.shape[1]):
+        idx = by_item.indices[by_item.indptr[i]:by_item.indptr[i + 1]]
+        r = by_item.data[by_item.indptr[i]:by_item.indptr[i + 1]].astype(np.float64) - state.mu - bu[idx]
+        rho = max(idx.size, 1)  # the last item is unrated: the unscaled prior
+        b = lam * np.sum(r - u[idx] @ v0[i]) / (lam * idx.size + state.gamma * rho) if idx.size else 0.0
+        assert state.items.bias[i] == pytest.approx(b, rel=1e-5, abs=1e-6)
+        second = s_users[idx].sum(axis=0)
+        a = rho * np.diag(state.tau) + lam * (u[idx].T @ u[idx] + (second if covariance == "full"
+                                                                   else np.diag(np.diag(second))))
+        rhs = lam * u[idx].T @ (r - b)
+        if covariance == "full":
+            np.testing.assert_allclose(state.items.cov[i], scipy.linalg.inv(a), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(state.items.mean[i], scipy.linalg.solve(a, rhs), rtol=1e-4, atol=1e-5)
+        else:  # the mean-field step: variances 1/A_dd, one Gauss-Seidel pass for the means
+            np.testing.assert_allclose(state.items.cov[i], 1.0 / np.diag(a), rtol=1e-5)
+            mean = scipy.linalg.solve_triangular(np.tril(a), rhs - np.triu(a, 1) @ v0[i], lower=True)
+            np.testing.assert_allclose(state.items.mean[i], mean, rtol=1e-4, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- ELBO
 
 
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
 @pytest.mark.parametrize("learn", [False, True])
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_elbo_is_exact(covariance, backend, learn):
-    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance, learn_hyper=learn)
+def test_elbo_is_exact(covariance, backend, learn, reg_scaling):
+    """Also with count-scaled priors N(0, (rho_e diag(tau))^-1): their log-determinants included."""
+    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance, learn_hyper=learn,
+                   reg_scaling=reg_scaling)
     tol = 1e-6 if backend == "numba" else 1e-10
-    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)  # the closed-form start
+    assert state.elbo() == pytest.approx(_direct_elbo(state, reg_scaling=reg_scaling), rel=tol)  # the start
     state.user_step()
-    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
+    assert state.elbo() == pytest.approx(_direct_elbo(state, reg_scaling=reg_scaling), rel=tol)
     state.item_step()
     if learn:
         state.update_lam()
         state.update_gamma()
         state.update_tau()
-    assert state.elbo() == pytest.approx(_direct_elbo(state), rel=tol)
+    assert state.elbo() == pytest.approx(_direct_elbo(state, reg_scaling=reg_scaling), rel=tol)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), d=st.integers(1, 5), n_users=st.integers(2, 20), n_items=st.integers(2, 20),
        density=st.floats(0.05, 0.9), lam=st.floats(0.05, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.05, 5),
        backend=st.sampled_from(["numba", "numpy"]), covariance=st.sampled_from(["full", "diagonal"]),
-       learn=st.booleans())
-def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn):
+       learn=st.booleans(), reg_scaling=st.sampled_from(["none", "count"]))
+def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn,
+                              reg_scaling):
     gamma += 0.05 * learn  # a learned bias prior needs a positive starting precision
     state = _state(_random_problem(seed, n_users, n_items, density), d, backend, covariance, seed, lam, gamma, tau,
-                   learn)
+                   learn, reg_scaling)
     steps = [state.user_step, state.item_step] + (
         [state.update_lam, state.update_gamma, state.update_tau] if learn else [])
     rtol = 2e-6 if backend == "numba" else 1e-9
@@ -251,19 +306,25 @@ def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, ta
             previous = current
 
 
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
-def test_learned_precisions_maximise_the_elbo(covariance):
-    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance, learn_hyper=True)
+def test_learned_precisions_maximise_the_elbo(covariance, reg_scaling):
+    """Also under count-scaled priors, whose fixed scales rho_e weight the sums of the updates."""
+    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance, learn_hyper=True,
+                   reg_scaling=reg_scaling)
     for _ in range(2):
         state.user_step()
         state.item_step()
 
+    def direct(**kwargs):
+        return _direct_elbo(state, reg_scaling=reg_scaling, **kwargs)
+
     def assert_maximiser(name, held):
         # the precision maximises the ELBO given q, the bias variances held where the step found them
-        value, best = getattr(state, name), _direct_elbo(state, bias_var=held)
+        value, best = getattr(state, name), direct(bias_var=held)
         for factor in (0.98, 1.02):
             setattr(state, name, value * factor)
-            assert _direct_elbo(state, bias_var=held) < best
+            assert direct(bias_var=held) < best
         setattr(state, name, value)
 
     s_u, s_i = state.bias_variances()
@@ -278,23 +339,30 @@ def test_learned_precisions_maximise_the_elbo(covariance):
     # the bias variances 1 / (lam n + gamma) then maximise it given the precisions
     best = state.elbo()
     s_u, s_i = state.bias_variances()
-    assert _direct_elbo(state) == pytest.approx(best, rel=1e-10)
+    assert direct() == pytest.approx(best, rel=1e-10)
     for factor in (0.98, 1.02):
-        assert _direct_elbo(state, bias_var=(s_u * factor, s_i)) < best
-        assert _direct_elbo(state, bias_var=(s_u, s_i * factor)) < best
+        assert direct(bias_var=(s_u * factor, s_i)) < best
+        assert direct(bias_var=(s_u, s_i * factor)) < best
 
     # tau jointly with the scale of each dimension: the optimum of separate user and item precisions
     n_u, n_i = state.users.mean.shape[0], state.items.mean.shape[0]
-    a, b = state.users.second_moments(), state.items.second_moments()
-    separate = _direct_elbo(state, tau_users=n_u / a, tau_items=n_i / b)
+    rhos = _prior_scales(state, reg_scaling)
+
+    def second_moments():  # sum_e rho_e (m_ed^2 + S_e,dd) over the users and over the items
+        return [rho @ (side.mean.astype(np.float64) ** 2 + np.diagonal(_covariances(side), axis1=1, axis2=2))
+                for side, rho in zip((state.users, state.items), rhos)]
+
+    a, b = second_moments()
+    separate = direct(tau_users=n_u / a, tau_items=n_i / b)
     products = state.users.mean @ state.items.mean.T
     state.update_tau()
     assert state.elbo() == pytest.approx(separate, rel=1e-10)
     np.testing.assert_allclose(state.users.mean @ state.items.mean.T, products, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(state.users.logdet, np.linalg.slogdet(_covariances(state.users))[1], rtol=1e-10)
     # balanced: the per-side optima coincide with the shared tau
-    np.testing.assert_allclose(n_u / state.users.second_moments(), state.tau, rtol=1e-10)
-    np.testing.assert_allclose(n_i / state.items.second_moments(), state.tau, rtol=1e-10)
+    a, b = second_moments()
+    np.testing.assert_allclose(n_u / a, state.tau, rtol=1e-10)
+    np.testing.assert_allclose(n_i / b, state.tau, rtol=1e-10)
     best, tau = state.elbo(), state.tau.copy()
     for factor in (0.98, 1.02):
         for dim in range(tau.size):
@@ -365,6 +433,23 @@ def test_backends_agree_every_epoch(small_split, covariance):
     np.testing.assert_allclose(runs["numba"].tau_, runs["numpy"].tau_, rtol=1e-3)
 
 
+@pytest.mark.parametrize("learn", [False, True])
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_count_scaling_backends_agree_and_differ_from_fixed_priors(small_split, covariance, learn):
+    params = {"factors": 6, "epochs": 3, "covariance": covariance, "learn_hyper": learn, "lam": 1.0, "tau": 0.05,
+              "gamma": 0.05}
+    runs = {b: VI(**params, reg_scaling="count", backend=b).fit(small_split.train, eval_set=small_split.test)
+            for b in ("numba", "numpy")}
+    for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
+        assert a["elbo"] == pytest.approx(b["elbo"], rel=1e-5)
+        assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
+    np.testing.assert_allclose(runs["numba"].item_cov_, runs["numpy"].item_cov_, atol=1e-4)
+    np.testing.assert_allclose(runs["numba"].user_bias_, runs["numpy"].user_bias_, atol=1e-4)
+    assert runs["numba"].gamma_ == pytest.approx(runs["numpy"].gamma_, rel=1e-4)
+    fixed = VI(**params).fit(small_split.train)
+    assert np.abs(fixed.item_cov_ - runs["numba"].item_cov_).max() > 1e-2
+
+
 def test_thread_count_does_not_change_results(small_split):
     fastmf.set_threads(1)
     try:
@@ -394,6 +479,32 @@ def test_calibrated_and_as_accurate_as_tuned_als_on_planted_data(synthetic_split
     # the report's fixed lam = 0.1 claims noise sd 3.2 stars: intervals far too wide
     fixed = VI(factors=8, epochs=3).fit(train).evaluate(test)
     assert fixed["coverage_50"] > 0.9
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+@pytest.mark.parametrize("reg_scaling", ["none", "count"])
+def test_fold_in_of_a_training_user_repeats_its_user_step(small_split, reg_scaling, covariance):
+    """With the items fixed, folding in a user's own ratings gives the point that repeated user steps
+    (bias, then posterior) converge to: the same bias, mean and covariance, under count with the user's
+    prior scaled by its rating count."""
+    train = small_split.train
+    model = VI(factors=4, epochs=2, covariance=covariance, reg_scaling=reg_scaling, lam=1.0, tau=0.3, gamma=0.2,
+               backend="numpy").fit(train)
+    state = VIState(train.csr, train.csc, train.n_users, train.n_items, 4, model.global_mean_, backend_of("numpy"),
+                    lam=model.lam, gamma=model.gamma, tau=model.tau, covariance=covariance, reg_scaling=reg_scaling)
+    items = state.items
+    items.mean[...], items.cov[...], items.bias[...] = model.item_factors_, model.item_cov_, model.item_bias_
+    if items.rows is not None:
+        items.rows[...] = pack_rows(items.mean, items.cov, items.bias, items.mean.dtype)
+    u = 3
+    state.user_blocks = np.array([u, u + 1])  # sweep user u alone
+    for _ in range(300):
+        state.user_step()
+    lo, hi = train.indptr[u], train.indptr[u + 1]
+    b, m, s = model._fold_in_state(train.indices[lo:hi], train.data[lo:hi].astype(np.float64))
+    assert b == pytest.approx(state.users.bias[u], abs=1e-6)
+    np.testing.assert_allclose(m, state.users.mean[u], atol=1e-6)
+    np.testing.assert_allclose(s, state.users.cov[u], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- uncertainty and ranking

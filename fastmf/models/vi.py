@@ -15,22 +15,30 @@ and ``KL(N(m, S) || N(0, diag(tau)^-1)) = 1/2 [sum_d tau_d (S_dd + m_d^2) - D - 
 Each epoch updates every user (bias, then posterior) and then every item, each an
 exact block maximiser (see :mod:`fastmf.kernels.vi`), so the ELBO never decreases.
 
-``learn_hyper=True`` makes the bias penalty a prior, ``b_e ~ N(0, 1/gamma)``, with Gaussian
+With ``reg_scaling="count"`` (weighted-lambda, as in ALS-WR) entity ``e``'s prior precisions
+are scaled by ``rho_e = max(n_e, 1)``, its number of training ratings (``rho_e = 1`` otherwise):
+the factors' prior is ``N(0, (rho_e diag(tau))^-1)``, whose KL above reads
+``1/2 [rho_e sum_d tau_d (S_dd + m_d^2) - D - sum_d log tau_d - D log rho_e - log det S]``,
+and the bias penalty is ``gamma rho_e/2 b^2``.
+
+``learn_hyper=True`` makes the bias penalty a prior, ``b_e ~ N(0, 1/(gamma rho_e))``, with Gaussian
 posteriors ``q(b_e) = N(b_e, s_e)``: the sweeps' bias update is the mean, and the optimal
-variance ``s_e = 1/(lam n_e + gamma)`` depends only on the precisions and the rating count
-``n_e``. The ELBO's penalty becomes ``sum_e KL(q(b_e) || N(0, 1/gamma))`` and every rating's
+variance ``s_e = 1/(lam n_e + gamma rho_e)`` depends only on the precisions and the rating count
+``n_e``. The ELBO's penalty becomes ``sum_e KL(q(b_e) || N(0, 1/(gamma rho_e)))`` and every rating's
 expected squared error gains ``s_u + s_i``. Closed-form empirical-Bayes steps follow each
 epoch, the exact maximisers of the ELBO in the precisions:
 
     lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]
-    gamma = (n_users + n_items) / sum_entities (b^2 + s)
+    gamma = (n_users + n_items) / sum_entities rho_e (b^2 + s)
     tau_d = sqrt(n_users n_items / (a_d b_d))     (automatic relevance determination)
 
-with ``a_d``, ``b_d`` the sums of ``m_d^2 + S_dd`` over users and over items; ``tau`` is
-maximised jointly with the free scale of each dimension (``U_d -> c U_d``, ``V_d -> V_d / c``
-leaves the likelihood unchanged), which is the optimum of separate user and item
-precisions (see :meth:`VIState.update_tau`). Fixed precisions keep point-estimate biases
-and the penalty ``gamma/2 b^2`` (the ML-32M report's setting; ``gamma`` may be 0 there).
+with ``a_d``, ``b_d`` the sums of ``rho_e (m_d^2 + S_dd)`` over users and over items (the fixed
+scales only weight the sums: in each precision ``x`` the ELBO is ``-x/2 sum_e rho_e q_e + n/2 log x``
+plus terms free of ``x``); ``tau`` is maximised jointly with the free scale of each dimension
+(``U_d -> c U_d``, ``V_d -> V_d / c`` leaves the likelihood unchanged), which is the optimum of
+separate user and item precisions (see :meth:`VIState.update_tau`). Fixed precisions keep
+point-estimate biases and the penalty ``gamma rho_e/2 b^2`` (the ML-32M report's setting;
+``gamma`` may be 0 there).
 
 Predictions carry a variance: ``var(r_ui) = s_u + s_i + m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam``.
 """
@@ -58,7 +66,7 @@ from fastmf.data_prep.dataset import Dataset
 from fastmf.kernels import vi as kvi
 from fastmf.metrics.rating import STRATA, rating_metrics, rmse
 from fastmf.models import budget, checks, hyper
-from fastmf.models.als import init_factors, work_blocks
+from fastmf.models.als import fold_in_scale, init_factors, ridge_scale, work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.budget import Cost, Shape
 from fastmf.models.factor import FactorModel, map_new_user
@@ -79,10 +87,13 @@ Z90 = NormalDist().inv_cdf(0.95)
 class Posterior:
     """One side's ``q``: means ``(n, D)``, covariances ``(n, D, D)`` or variances ``(n, D)``,
     biases, ``log det S`` per entity, the rows read by the other side's full-covariance
-    sweep (packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.common.layout.pack_rows`)
-    and each entity's share of the expected squared error from its last update (``esse``)."""
+    sweep (packed ``m m^T + S``, ``m``, bias; see :func:`fastmf.common.layout.pack_rows`),
+    each entity's share of the expected squared error from its last update (``esse``) and the
+    scales ``rho_e`` of its prior precisions (``prior_scale``, float64; empty: all 1, as the
+    kernels take it)."""
 
-    def __init__(self, mean, cov, bias, dtype, packed: bool):
+    def __init__(self, mean, cov, bias, dtype, packed: bool, prior_scale: np.ndarray):
+        self.prior_scale = prior_scale
         self.mean = np.ascontiguousarray(mean, dtype=dtype)
         self.cov = np.ascontiguousarray(cov, dtype=dtype)
         self.bias = np.ascontiguousarray(bias, dtype=dtype)
@@ -91,10 +102,25 @@ class Posterior:
         self.rows = pack_rows(self.mean, self.cov, self.bias, dtype) if packed else None
         self.esse = np.zeros(self.mean.shape[0])
 
+    @property
+    def rho(self):
+        """``rho_e`` per entity, or the scalar 1 when unscaled (for broadcasting)."""
+        return self.prior_scale if self.prior_scale.size else 1.0
+
+    def weighted_sum(self, values: np.ndarray) -> np.ndarray:
+        """``sum_e rho_e values_e`` in float64, over the entities (the first axis of ``values``)."""
+        if self.prior_scale.size:
+            return self.prior_scale @ values
+        return values.sum(axis=0, dtype=np.float64)
+
     def second_moments(self) -> np.ndarray:
-        """``sum_e (m_ed^2 + S_e,dd)`` per dimension ``d``."""
+        """``sum_e rho_e (m_ed^2 + S_e,dd)`` per dimension ``d``."""
         diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
-        return np.square(self.mean, dtype=np.float64).sum(axis=0) + diag.sum(axis=0, dtype=np.float64)
+        return self.weighted_sum(np.square(self.mean, dtype=np.float64)) + self.weighted_sum(diag)
+
+    def log_prior_scale(self) -> float:
+        """``sum_e log rho_e``."""
+        return float(np.sum(np.log(self.prior_scale)))
 
 
 class MomentScatter:
@@ -123,12 +149,14 @@ class VIState:
     ``v I`` with ``v = 1/D`` (the spread of those draws); biases at zero. The expected
     squared error of that start is exact in closed form:
     ``sum (r - mu - m_u . m_i)^2 + v (sum_u n_u |m_u|^2 + sum_i n_i |m_i|^2) + N D v^2``.
+    ``reg_scaling`` ``"count"`` scales each entity's prior precisions by its rating count
+    (:func:`~fastmf.models.als.ridge_scale`).
     """
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
 
     def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5,
-                 tau=1.0, covariance="full", learn_hyper=False):
+                 tau=1.0, covariance="full", learn_hyper=False, reg_scaling="none"):
         self.backend = backend
         self.learn_hyper = bool(learn_hyper)
         self.csr, self.csc = csr, csc
@@ -141,10 +169,12 @@ class VIState:
         means = [init_factors(n, factors, rng).astype(np.float32) for n in (n_users, n_items)]
         var0 = 1.0 / factors
         sides = []
-        for n, m in zip((n_users, n_items), means):
+        for n, m, mat in zip((n_users, n_items), means, (csr, csc)):
             cov = np.broadcast_to(var0 * np.eye(factors), (n, factors, factors)) if self.full else np.full(
                 (n, factors), var0)
-            sides.append(Posterior(m, cov, np.zeros(n), backend.FLOAT, packed=self.full))
+            scale = ridge_scale(mat[0], reg_scaling)
+            sides.append(Posterior(m, cov, np.zeros(n), backend.FLOAT, packed=self.full,
+                                   prior_scale=np.zeros(0) if scale is None else scale))
         self.users, self.items = sides
         norms = [np.diff(mat[0]) @ np.square(m, dtype=np.float64).sum(axis=1) for mat, m in zip((csr, csc), means)]
         #: sum over the ratings of E_q[(r - mu - b_u - b_i - U_u . V_i)^2] for the current state
@@ -158,7 +188,7 @@ class VIState:
         us, it = self.users, self.items
         if self.full:
             self.backend.vi.half_sweep_full(*self.csr, self.mu, us.bias, us.mean, us.cov, us.rows, us.logdet, it.rows,
-                                            self.lam, self.gamma, self.tau, self.user_blocks, us.esse)
+                                            self.lam, self.gamma, self.tau, self.user_blocks, us.esse, us.prior_scale)
         else:
             self._sweep_diag(self.csr, us, it, self.user_blocks)
         # every rating belongs to exactly one swept entity: their shares are the whole sum
@@ -169,25 +199,27 @@ class VIState:
         if self.full:
             self.backend.vi.scatter_sweep_full(self.csr[1], self.csr[2], self.mu, us.rows, sc.cuts, sc.acc32,
                                                sc.acc64, sc.counts, sc.col_counts, it.bias, it.mean, it.cov, it.rows,
-                                               it.logdet, self.lam, self.gamma, self.tau, self.item_blocks, it.esse)
+                                               it.logdet, self.lam, self.gamma, self.tau, self.item_blocks, it.esse,
+                                               it.prior_scale)
         else:
             self._sweep_diag(self.csc, it, us, self.item_blocks)
         self.esse = float(np.sum(it.esse))
 
     def _sweep_diag(self, mat, own, other, blocks) -> None:
         self.backend.vi.half_sweep_diag(*mat, self.mu, own.bias, other.bias, own.mean, own.cov, own.logdet, other.mean,
-                                        other.cov, self.lam, self.gamma, self.tau, blocks, own.esse)
+                                        other.cov, self.lam, self.gamma, self.tau, blocks, own.esse, own.prior_scale)
 
     def bias_variances(self) -> tuple:
         """Variances of ``q(b_u)`` and ``q(b_i)``: with ``learn_hyper`` the biases have Gaussian
-        posteriors whose optimal variance, ``1 / (lam n_e + gamma)``, depends only on the
+        posteriors whose optimal variance, ``1 / (lam n_e + gamma rho_e)``, depends only on the
         precisions and the entity's rating count ``n_e``; without it they are point estimates
         (zero variance). Being recomputed from the current precisions they are always at their
         optimum: a precision step maximises the ELBO with them held, and their move to the new
         optimum can only raise it further."""
         if not self.learn_hyper:
             return np.zeros(self.users.bias.shape[0]), np.zeros(self.items.bias.shape[0])
-        return tuple(1.0 / (self.lam * np.diff(mat[0]) + self.gamma) for mat in (self.csr, self.csc))
+        return tuple(1.0 / (self.lam * np.diff(mat[0]) + self.gamma * side.rho)
+                     for mat, side in zip((self.csr, self.csc), (self.users, self.items)))
 
     def update_lam(self) -> None:
         """``lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]``, the exact ELBO maximiser in ``lam``
@@ -201,11 +233,11 @@ class VIState:
         return float(self.esse + np.diff(self.csr[0]) @ s_u + np.diff(self.csc[0]) @ s_i)
 
     def update_gamma(self) -> None:
-        """``gamma = (n_users + n_items) / sum_e (b_e^2 + s_e)``, the exact ELBO maximiser in the
-        precision of the bias prior ``b_e ~ N(0, 1/gamma)`` (``learn_hyper`` only: with point
+        """``gamma = (n_users + n_items) / sum_e rho_e (b_e^2 + s_e)``, the exact ELBO maximiser in the
+        precision of the bias prior ``b_e ~ N(0, 1/(gamma rho_e))`` (``learn_hyper`` only: with point
         estimates the objective would be unbounded as ``b -> 0``, ``gamma -> inf``)."""
         n_entities = self.users.bias.shape[0] + self.items.bias.shape[0]
-        self.gamma = n_entities / sum(np.square(side.bias, dtype=np.float64).sum() + s.sum()
+        self.gamma = n_entities / sum(side.weighted_sum(np.square(side.bias, dtype=np.float64) + s)
                                       for side, s in zip((self.users, self.items), self.bias_variances()))
 
     def update_tau(self) -> None:
@@ -214,10 +246,10 @@ class VIState:
         Rescaling dimension ``d`` (``U_d -> c_d U_d``, ``V_d -> V_d / c_d``, covariances and
         ``log det`` alike) leaves every prediction and the expected squared error unchanged,
         and it is the direction the entity-by-entity sweeps move along most slowly. With
-        ``a_d = sum_u (m_ud^2 + S_u,dd)``, ``b_d`` the same over items and ``n_U``, ``n_V``
-        their counts, the ELBO's ``- tau_d/2 (c_d^2 a_d + b_d / c_d^2) + (n_U + n_V)/2 log tau_d
-        + (n_U - n_V) log c_d`` is maximised by ``c_d^2 = sqrt(n_U b_d / (n_V a_d))`` and
-        ``tau_d = sqrt(n_U n_V / (a_d b_d))`` = ``(n_U + n_V) / sum_e (m_ed^2 + S_e,dd)`` after the
+        ``a_d = sum_u rho_u (m_ud^2 + S_u,dd)`` (:meth:`Posterior.second_moments`), ``b_d`` the same
+        over items and ``n_U``, ``n_V`` their counts, the ELBO's ``- tau_d/2 (c_d^2 a_d + b_d / c_d^2)
+        + (n_U + n_V)/2 log tau_d + (n_U - n_V) log c_d`` is maximised by ``c_d^2 = sqrt(n_U b_d / (n_V a_d))``
+        and ``tau_d = sqrt(n_U n_V / (a_d b_d))`` = ``(n_U + n_V) / sum_e rho_e (m_ed^2 + S_e,dd)`` after the
         rescaling. This is the same optimum as separate user and item prior precisions
         (``n_U / a_d`` and ``n_V / b_d``) written with one shared ``tau``.
         """
@@ -276,22 +308,27 @@ class VIState:
 
     # ------------------------------------------------------------------ objective
     def kl(self) -> float:
-        """``sum_e KL(q_e || p)`` over users and items."""
-        n_entities = self.users.mean.shape[0] + self.items.mean.shape[0]
-        second = self.users.second_moments() + self.items.second_moments()
-        logdets = float(np.sum(self.users.logdet) + np.sum(self.items.logdet))
+        """``sum_e KL(q_e || N(0, (rho_e diag(tau))^-1))`` over the ``E`` users and items, i.e.
+        ``1/2 [tau . sum_e rho_e (m_e^2 + diag S_e) - E (D + sum_d log tau_d) - D sum_e log rho_e
+        - sum_e log det S_e]``."""
+        sides = (self.users, self.items)
+        n_entities = sum(side.mean.shape[0] for side in sides)
+        second = sum(side.second_moments() for side in sides)
+        logdets = sum(float(np.sum(side.logdet)) for side in sides)
+        log_scales = sum(side.log_prior_scale() for side in sides)
         d = self.tau.shape[0]
-        return 0.5 * (float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau)))) - logdets)
+        return 0.5 * (float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau))))
+                      - d * log_scales - logdets)
 
     def bias_term(self) -> float:
-        """The biases' share of ``-ELBO``: the penalty ``gamma/2 sum b^2`` of point estimates or, with
-        ``learn_hyper``, ``sum_e KL(N(b_e, s_e) || N(0, 1/gamma))``
-        ``= 1/2 sum_e [gamma (b_e^2 + s_e) - 1 - log(gamma s_e)]``."""
+        """The biases' share of ``-ELBO``: the penalty ``gamma/2 sum_e rho_e b_e^2`` of point estimates or,
+        with ``learn_hyper``, ``sum_e KL(N(b_e, s_e) || N(0, 1/(gamma rho_e)))``
+        ``= 1/2 sum_e [gamma rho_e (b_e^2 + s_e) - 1 - log(gamma rho_e s_e)]``."""
         total = 0.0
         for side, s in zip((self.users, self.items), self.bias_variances()):
-            total += 0.5 * self.gamma * (np.square(side.bias, dtype=np.float64).sum() + s.sum())
+            total += 0.5 * self.gamma * side.weighted_sum(np.square(side.bias, dtype=np.float64) + s)
             if self.learn_hyper:
-                total -= 0.5 * float(np.sum(1.0 + np.log(self.gamma * s)))
+                total -= 0.5 * float(np.sum(1.0 + np.log(self.gamma * side.rho * s)))
         return float(total)
 
     def elbo(self) -> float:
@@ -318,6 +355,9 @@ class VI(FactorModel):
     the bias prior precision ``gamma`` by empirical Bayes, with Gaussian bias posteriors;
     ``lam`` is first set to its maximiser for the initial posteriors (the fixed 0.1
     would be a poor start), ``tau`` and ``gamma`` start from the given values.
+    ``reg_scaling="count"`` scales each user's and item's prior precisions ``tau`` and
+    ``gamma`` by its number of ratings (weighted-lambda, as ALS-WR; learned precisions are
+    then the common factor of those scaled priors).
 
     Learned: the posterior means ``user_factors_``/``item_factors_``, covariances
     ``user_cov_``/``item_cov_`` (float32, ``(n, D, D)`` or ``(n, D)``), biases and their
@@ -339,7 +379,7 @@ class VI(FactorModel):
                          choices=("full", "diagonal")),
         learn_hyper=Param(False, "Learn lam, gamma and a per-dimension tau by empirical Bayes."),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
-        validation_frac=hyper.VALIDATION_FRAC)
+        validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING)
 
     def _check_combination(self) -> None:
         if self.learn_hyper and self.gamma < hyper.PRECISION_MIN:
@@ -402,7 +442,7 @@ class VI(FactorModel):
         self.global_mean_ = train.global_mean
         state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
                         backend_of(self.backend), self.random_state, self.lam, self.gamma, self.tau, self.covariance,
-                        self.learn_hyper)
+                        self.learn_hyper, self.reg_scaling)
         if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
             state.update_lam()
         self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
@@ -556,13 +596,16 @@ class VI(FactorModel):
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray | None):
         """The new user's bias and ``q(U) = N(m, S)`` against the fixed items: the MAP of
-        :func:`~fastmf.models.factor.map_new_user` with the prior precision ``diag(tau)`` and the
-        items' summed covariances ``E`` (the expected squared error's extra term), and ``S = A^-1``
-        (its diagonal ``1/A_dd`` for diagonal posteriors) with ``A = diag(tau) + lam (V^T V + E)``."""
+        :func:`~fastmf.models.factor.map_new_user` with the prior precision ``rho diag(tau)``, the bias
+        penalty ``gamma rho`` (``rho = max(n, 1)`` for its ``n`` ratings with ``reg_scaling="count"``,
+        else 1) and the items' summed covariances ``E`` (the expected squared error's extra term), and
+        ``S = A^-1`` (its diagonal ``1/A_dd`` for diagonal posteriors) with ``A = rho diag(tau) + lam (V^T V + E)``:
+        the fixed point of repeated user steps."""
         v, res = self._fold_in_residuals(item_idx, values)
         full = self.item_cov_.ndim == 3
         cov = self.item_cov_[item_idx].astype(np.float64).sum(axis=0)
-        b, m, a = map_new_user(v, res, self.lam_, self.gamma_, self.tau_, cov if full else np.diag(cov))
+        rho = fold_in_scale(len(item_idx), self.reg_scaling)
+        b, m, a = map_new_user(v, res, self.lam_, rho * self.gamma_, rho * self.tau_, cov if full else np.diag(cov))
         return b, m, (np.linalg.inv(a) if full else 1.0 / np.diag(a))
 
     def _score_vector(self, state) -> np.ndarray:

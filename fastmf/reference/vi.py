@@ -24,6 +24,11 @@ def _entities(blocks):
     return range(int(blocks[0]), int(blocks[-1]))
 
 
+def _scale_of(prior_scale, e) -> float:
+    """Entity ``e``'s prior scale ``rho_e`` (an empty ``prior_scale``: 1)."""
+    return float(prior_scale[e]) if len(prior_scale) else 1.0
+
+
 def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
     """The symmetric ``D x D`` matrix whose lower triangle (row-major) is ``packed``."""
     out = np.zeros((d, d))
@@ -32,17 +37,17 @@ def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
 
 
 def _update_full(e, p_sum, s, t, c, c2, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau,
-                 esse):
+                 esse, scale):
     """Entity ``e`` from its ratings' sums: ``P = sum_i P_i``, ``s = sum_i m_i``, ``t = sum_i m_i r_i``,
-    ``c = sum_i r_i``, ``c2 = sum_i r_i^2`` (``r_i = r_ei - mu - b_i``)::
+    ``c = sum_i r_i``, ``c2 = sum_i r_i^2`` (``r_i = r_ei - mu - b_i``) and its prior scale ``rho`` (``scale``)::
 
-        b = lam (c - m_old . s) / (lam n + gamma),   A = diag(tau) + lam P,   S = A^-1,   m = lam S (t - b s)
+        b = lam (c - m_old . s) / (lam n + gamma rho),   A = rho diag(tau) + lam P,   S = A^-1,   m = lam S (t - b s)
         esse = c2 - 2 b c + n b^2 - 2 m . (t - b s) + sum_pq (m m^T + S)_pq P_pq
     """
     d = own_mean.shape[1]
-    b = lam * (c - own_mean[e].astype(np.float64) @ s) / (lam * n + gamma) if n > 0 else 0.0
+    b = lam * (c - own_mean[e].astype(np.float64) @ s) / (lam * n + gamma * scale) if n > 0 else 0.0
     t = t - b * s
-    a = np.diag(np.asarray(tau, dtype=np.float64)) + lam * p_sum
+    a = np.diag(scale * np.asarray(tau, dtype=np.float64)) + lam * p_sum
     chol = np.linalg.cholesky(a)
     inv_chol = np.linalg.inv(chol)
     cov = inv_chol.T @ inv_chol
@@ -59,7 +64,8 @@ def _update_full(e, p_sum, s, t, c, c2, n, own_bias, own_mean, own_cov, own_rows
     own_rows[e, w + d] = b
 
 
-def _update_from_rows(e, rows, ratings, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse):
+def _update_from_rows(e, rows, ratings, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse,
+                      scale):
     """:func:`_update_full` of entity ``e`` from the packed rows of the entities it rated and the ratings."""
     d = own_mean.shape[1]
     w = d * (d + 1) // 2
@@ -67,16 +73,17 @@ def _update_from_rows(e, rows, ratings, mu, own_bias, own_mean, own_cov, own_row
     r = ratings - mu - rows[:, w + d]
     means = rows[:, w:w + d]
     _update_full(e, _unpack(rows[:, :w].sum(axis=0), d), means.sum(axis=0), means.T @ r, r.sum(), r @ r, r.size,
-                 own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse)
+                 own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, scale)
 
 
 def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse):
-    """Full-covariance update of every row entity of the CSR matrix (per entity, its rated rows gathered)."""
+                    lam, gamma, tau, blocks, esse, prior_scale):
+    """Full-covariance update of every row entity of the CSR matrix (per entity, its rated rows gathered);
+    ``prior_scale`` (empty: all 1) scales entity ``e``'s ``gamma`` and ``tau`` by ``rho_e``."""
     for e in _entities(blocks):
         lo, hi = indptr[e], indptr[e + 1]
         _update_from_rows(e, other_rows[indices[lo:hi]], data[lo:hi].astype(np.float64), mu, own_bias, own_mean,
-                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse)
+                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse, _scale_of(prior_scale, e))
 
 
 def row_cuts(indptr, indices, parts):
@@ -89,22 +96,25 @@ def row_cuts(indptr, indices, parts):
 
 
 def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts, col_counts, own_bias, own_mean,
-                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse):
+                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse, prior_scale):
     """Full-covariance update of every *column* entity of a CSR matrix (``indices``, ``data``): the same
-    sums as the kernel's scatter, gathered per column here (the accumulators stay untouched)."""
+    sums as the kernel's scatter, gathered per column here (the accumulators stay untouched);
+    ``prior_scale`` per column entity, as in :func:`half_sweep_full`."""
     rows_of_entry = np.repeat(np.arange(cuts.shape[1]), cuts[-1] - cuts[0])
     order = np.argsort(indices, kind="stable")
     col_ptr = np.concatenate([[0], np.cumsum(col_counts)])
     for e in _entities(blocks):
         sel = order[col_ptr[e]:col_ptr[e + 1]]
         _update_from_rows(e, other_rows[rows_of_entry[sel]], data[sel].astype(np.float64), mu, own_bias, own_mean,
-                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse)
+                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse, _scale_of(prior_scale, e))
 
 
 def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse):
+                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
     """Diagonal-covariance update of every row entity: ``s_ed = 1/A_dd`` and one Gauss-Seidel pass over
-    ``d`` of ``m_ed = (lam t_d - sum_{q != d} A_dq m_eq) / A_dd`` from the current means."""
+    ``d`` of ``m_ed = (lam t_d - sum_{q != d} A_dq m_eq) / A_dd`` from the current means, with
+    ``A = rho_e diag(tau) + lam (V^T V + diag(sum_i s_i))`` and the bias penalty ``gamma rho_e``
+    (``prior_scale``, empty: ``rho_e = 1``)."""
     d = own_mean.shape[1]
     tau = np.asarray(tau, dtype=np.float64)
     for e in _entities(blocks):
@@ -112,11 +122,12 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
         res = data[indptr[e]:indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
         v = other_mean[idx].astype(np.float64)
         var_sum = other_var[idx].astype(np.float64).sum(axis=0)
-        b = lam * np.sum(res - v @ own_mean[e]) / (lam * idx.size + gamma) if idx.size else 0.0
+        scale = _scale_of(prior_scale, e)
+        b = lam * np.sum(res - v @ own_mean[e]) / (lam * idx.size + gamma * scale) if idx.size else 0.0
         own_bias[e] = b
         err = res - b
         gram = v.T @ v
-        a = np.diag(tau) + lam * (gram + np.diag(var_sum))
+        a = np.diag(scale * tau) + lam * (gram + np.diag(var_sum))
         rhs = lam * (v.T @ err)
         m = own_mean[e].astype(np.float64)
         for p in range(d):
