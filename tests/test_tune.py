@@ -50,20 +50,33 @@ def test_schedule_stays_within_budget_and_ends_with_full_training(budget, epochs
 # --------------------------------------------------------------------------- the ranges
 
 
-@given(seed=st.integers(0, 2 ** 32), low=st.floats(1e-4, 10), span=st.floats(1.0, 1e4))
-def test_log_uniform_draws_stay_in_range(seed, low, span):
-    rng = np.random.default_rng(seed)
-    x = LogUniform(low, low * span).draw(rng, {})
+@given(u=st.floats(0.0, 1.0, exclude_max=True), low=st.floats(1e-4, 10), span=st.floats(1.0, 1e4))
+def test_log_uniform_values_are_its_quantiles_and_stay_in_range(u, low, span):
+    x = LogUniform(low, low * span).value(u, {})
     assert low * (1 - 1e-3) <= x <= low * span * (1 + 1e-3)
-    k = LogUniform(8, 128, integer=True).draw(rng, {})
+    assert math.log(x) == pytest.approx(math.log(low) + u * math.log(span), abs=1e-3)
+    k = LogUniform(8, 128, integer=True).value(u, {})
     assert isinstance(k, int) and 8 <= k <= 128
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_draws_cover_every_range_evenly(seed):
+    """A low-discrepancy sequence leaves no third of a budget's bins empty in any range or choice (27
+    independent uniforms leave one of 9 bins empty about a third of the time)."""
+    space = {"factors": LogUniform(1, 512), "tau": LogUniform(1e-3, 1e3), "lr": LogUniform(1.0, 1e9),
+             "mode": Choice(tuple("abc"))}
+    points = sample(space, 27, np.random.default_rng(seed), {})
+    assert len(points) == 27 and len({tuple(p.values()) for p in points}) == 27
+    for name, (low, high) in {"factors": (1, 512), "tau": (1e-3, 1e3), "lr": (1.0, 1e9)}.items():
+        bins = np.clip(np.floor(9 * np.log([p[name] / low for p in points]) / math.log(high / low)), 0, 8)
+        assert set(bins.astype(int)) == set(range(9)), name
+    assert {p["mode"] for p in points} == set("abc")
 
 
 def test_ridge_is_relative_to_lam_and_per_typical_count_under_count_scaling():
     space = {"tau": Ridge(0.5, 0.5), "reg_scaling": Choice(("none", "count"))}
     seen = set()
-    for seed in range(20):
-        point = sample(space, np.random.default_rng(seed), {"lam": 0.2, "typical_count": 8.0})
+    for point in sample(space, 20, np.random.default_rng(0), {"lam": 0.2, "typical_count": 8.0}):
         assert list(point) == ["tau", "reg_scaling"]  # the declared order, choices drawn first
         expected = 0.2 * 0.5 / (8.0 if point["reg_scaling"] == "count" else 1.0)
         assert point["tau"] == pytest.approx(expected, rel=1e-3)
@@ -82,9 +95,8 @@ def test_typical_count_is_the_geometric_mean_of_the_median_counts():
 def test_every_searched_name_is_a_hyperparameter_and_draws_are_valid(kind):
     cls = MODELS[kind]
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        point = sample(cls.search_space, rng, {"lam": cls.params.get("lam", None) and cls.params["lam"].default
-                                               or 1.0, "typical_count": 20.0})
+    lam = cls.params["lam"].default if "lam" in cls.params else 1.0
+    for point in sample(cls.search_space, 50, rng, {"lam": lam, "typical_count": 20.0}):
         cls(**point)  # every draw passes the model's declared ranges
 
 

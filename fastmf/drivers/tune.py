@@ -176,7 +176,7 @@ def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: d
                "typical_count": typical_count(split.train.indptr, split.train.csc[0])}
     rng = np.random.default_rng(seed)
     points = [{name: settings[name] for name in space}]
-    points += [sample(space, rng, context) for _ in range(rungs[0][0] - 1)]
+    points += sample(space, rungs[0][0] - 1, rng, context)
     rows = []
     for j, (keep, rung_epochs) in enumerate(rungs):
         rung_rows = []

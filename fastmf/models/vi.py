@@ -380,6 +380,9 @@ class VI(FactorModel):
         learn_hyper=Param(False, "Learn lam, gamma and a per-dimension tau by empirical Bayes."),
         random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
         validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING)
+    #: the fixed-hyperparameter mode's ranges (with learn_hyper the precisions are learned, not searched)
+    search_space = {"factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU, "gamma": hyper.SEARCH_GAMMA,
+                    "reg_scaling": hyper.SEARCH_REG_SCALING}
 
     def _check_combination(self) -> None:
         if self.learn_hyper and self.gamma < hyper.PRECISION_MIN:
