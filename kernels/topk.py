@@ -1,9 +1,16 @@
-"""Parallel top-K selection over rows of a score matrix, with per-row exclusions."""
+"""Parallel top-K selection with per-row exclusions: over the rows of a score matrix
+(:func:`topk_rows`), or fused with the scoring of a factor model (:func:`topk_dot`), which
+never writes the ``users x items`` score matrix."""
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["topk_rows"]
+__all__ = ["topk_dot", "topk_rows"]
+
+#: users scored together by :func:`topk_dot` (each item factor loaded once per block)
+USER_BLOCK = 8
+#: items per block of :func:`topk_dot` (the block's scores stay in L1, its factors in L2)
+ITEM_BLOCK = 512
 
 
 @njit(cache=True, inline="always")
@@ -69,24 +76,103 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
                 continue
             if not allowed[c]:
                 continue
-            sc = scores[q, c]
-            if filled < k:
-                keys[filled] = sc
-                vals[filled] = c
-                _sift_up(keys, vals, filled)
-                filled += 1
-            elif sc > keys[0]:
-                keys[0] = sc
-                vals[0] = c
-                _sift_down(keys, vals, k, 0)
-        # empty slots last, then pop the minimum into the lowest free slot from the end
-        for slot in range(filled, k):
-            out_idx[q, slot] = -1
-            out_score[q, slot] = -np.inf
-        for slot in range(filled - 1, -1, -1):
-            out_idx[q, slot] = vals[0]
-            out_score[q, slot] = keys[0]
-            last = slot
-            keys[0] = keys[last]
-            vals[0] = vals[last]
-            _sift_down(keys, vals, last, 0)
+            filled = _push(keys, vals, k, filled, scores[q, c], c)
+        _drain(keys, vals, k, filled, out_idx[q], out_score[q])
+
+
+@njit(cache=True, inline="always")
+def _push(keys, vals, k, filled, score, col):
+    """Offer ``(score, col)`` to the bounded min-heap ``keys[:filled]``; returns the new fill."""
+    if filled < k:
+        keys[filled] = score
+        vals[filled] = col
+        _sift_up(keys, vals, filled)
+        return filled + 1
+    if score > keys[0]:
+        keys[0] = score
+        vals[0] = col
+        _sift_down(keys, vals, k, 0)
+    return filled
+
+
+@njit(cache=True, inline="always")
+def _drain(keys, vals, k, filled, out_idx, out_score):
+    """Write the heap best first: empty slots last (-1, -inf), then pop the minimum into the lowest
+    free slot from the end."""
+    for slot in range(filled, k):
+        out_idx[slot] = -1
+        out_score[slot] = -np.inf
+    for slot in range(filled - 1, -1, -1):
+        out_idx[slot] = vals[0]
+        out_score[slot] = keys[0]
+        keys[0] = keys[slot]
+        vals[0] = vals[slot]
+        _sift_down(keys, vals, slot, 0)
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def topk_dot(user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed,
+             out_idx, out_score):
+    """:func:`topk_rows` of the scores ``s_qc = offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``
+    without forming them: blocks of :data:`USER_BLOCK` users run in parallel and sweep the items in
+    blocks of :data:`ITEM_BLOCK`, scoring a block into a small buffer (one rank-1 update per factor,
+    each item factor row loaded once for the block's users, contiguous in the item direction so it
+    vectorises) and offering each score to the user's running heap, which rejects most with one
+    comparison against its current minimum. ``item_vecs_t`` is the ``D x n_items`` transpose of the
+    item factors. Exclusions and ties as :func:`topk_rows`.
+    """
+    n_q, d = user_vecs.shape
+    n_cols = item_vecs_t.shape[1]
+    n_blocks = (n_q + USER_BLOCK - 1) // USER_BLOCK
+    for blk in prange(n_blocks):
+        q0 = blk * USER_BLOCK
+        nb = min(USER_BLOCK, n_q - q0)
+        keys = np.full((USER_BLOCK, k), -np.inf, dtype=np.float64)
+        vals = np.full((USER_BLOCK, k), -1, dtype=np.int64)
+        filled = np.zeros(USER_BLOCK, dtype=np.int64)
+        floor = np.full(USER_BLOCK, -np.inf, dtype=np.float64)  # the heap minimum once full
+        ptr = np.zeros(USER_BLOCK, dtype=np.int64)
+        hi = np.zeros(USER_BLOCK, dtype=np.int64)
+        for b in range(nb):
+            r = row_of_query[q0 + b]
+            if r >= 0 and r < excl_indptr.shape[0] - 1:
+                ptr[b] = excl_indptr[r]
+                hi[b] = excl_indptr[r + 1]
+        buf = np.empty((USER_BLOCK, ITEM_BLOCK), dtype=item_vecs_t.dtype)
+        for c0 in range(0, n_cols, ITEM_BLOCK):
+            nc = min(ITEM_BLOCK, n_cols - c0)
+            bias = item_bias[c0:c0 + nc]
+            for b in range(nb):
+                row = buf[b]
+                off = offsets[q0 + b]
+                for j in range(nc):
+                    row[j] = off + bias[j]
+            for f in range(d):
+                v = item_vecs_t[f, c0:c0 + nc]
+                for b in range(nb):
+                    a = user_vecs[q0 + b, f]
+                    row = buf[b]
+                    for j in range(nc):
+                        row[j] += a * v[j]
+            for b in range(nb):
+                row = buf[b]
+                fb = filled[b]
+                low = floor[b]
+                for j in range(nc):
+                    sc = row[j]
+                    if fb == k and not sc > low:
+                        continue
+                    c = c0 + j
+                    if not allowed[c]:
+                        continue
+                    while ptr[b] < hi[b] and excl_indices[ptr[b]] < c:
+                        ptr[b] += 1
+                    if ptr[b] < hi[b] and excl_indices[ptr[b]] == c:
+                        continue
+                    fb = _push(keys[b], vals[b], k, fb, sc, c)
+                    if fb == k:
+                        low = keys[b, 0]
+                filled[b] = fb
+                floor[b] = low
+        for b in range(nb):
+            _drain(keys[b], vals[b], k, filled[b], out_idx[q0 + b], out_score[q0 + b])

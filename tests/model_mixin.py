@@ -103,6 +103,19 @@ class ModelTestMixin:
         ids, _ = fitted.recommend(uids[0], k=10**9, allow=allowed, exclude_seen=False)
         assert set(ids.tolist()) == set(allowed.tolist())
 
+    def test_recommendations_are_the_best_of_the_formed_scores(self, fitted, small_split):
+        """Whatever path selects them (factor models fuse scoring and selection), the lists are the top
+        of ``_score_batch``'s full score rows with each user's training items excluded."""
+        users = np.arange(0, fitted.n_users, 7)
+        top, best = fitted.recommend_indices(users, k=10)
+        scores = fitted._score_batch(users).astype(np.float64)
+        for row, u in enumerate(users):
+            row_scores = scores[row].copy()
+            row_scores[fitted.seen_indices_[fitted.seen_indptr_[u]:fitted.seen_indptr_[u + 1]]] = -np.inf
+            want = np.sort(row_scores)[::-1][:10]
+            np.testing.assert_allclose(best[row], want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(row_scores[top[row]], best[row], rtol=1e-5, atol=1e-5)
+
     def test_dataframes_on_request(self, fitted, small_split):
         pd = pytest.importorskip("pandas")
         uids = small_split.train.user_map.ids[[0, 5]]

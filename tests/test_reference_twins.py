@@ -46,7 +46,7 @@ TWINS = {
     "sampling": ["build_alias"],
     "sparse": ["counting_sort", "take_int32", "coo_order", "latest_of_duplicates", "transpose_csr", "row_ids"],
     "synth": ["sample_items", "planted_ratings"],
-    "topk": ["topk_rows"],
+    "topk": ["topk_dot", "topk_rows"],
     "vi": ["half_sweep_full", "row_cuts", "scatter_sweep_full", "half_sweep_diag", "pair_moments", "draw"],
     "wrmf": ["gram", "half_sweep", "observed_loss"],
 }
@@ -232,6 +232,38 @@ def test_topk_with_ties(seed, n_q, n_cols, k):
         # reference order: score descending, then column ascending
         keys = list(zip(-ref_score[q, filled], ref_idx[q, filled]))
         assert keys == sorted(keys)
+
+
+def _dot_problem(rng, n_q, n_cols, d, ties):
+    """Integer factors, biases and offsets (every score exact in float32); without ``ties`` the item
+    biases are 100 apart, more than any dot product, so the scores of a row are distinct."""
+    user_vecs = rng.integers(-2, 3, (n_q, d)).astype(np.float32)
+    item_vecs_t = rng.integers(-2, 3, (d, n_cols)).astype(np.float32)
+    item_bias = (rng.integers(-1, 2, n_cols) if ties else 100.0 * rng.permutation(n_cols)).astype(np.float32)
+    offsets = rng.integers(-3, 4, n_q).astype(np.float32)
+    _, indptr, indices, rows, allowed = _topk_problem(rng, n_q, n_cols, ties)
+    scores = offsets[:, None] + item_bias[None, :] + user_vecs @ item_vecs_t
+    return (user_vecs, offsets, item_vecs_t, item_bias), scores, (indptr, indices, rows, allowed)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_q=st.integers(0, 20), n_cols=st.integers(0, 1200), d=st.integers(0, 5),
+       k=st.integers(1, 30), ties=st.booleans())
+def test_fused_topk_is_topk_of_the_formed_scores(seed, n_q, n_cols, d, k, ties):
+    """Across several user blocks (8) and item blocks (512): the fused kernel and its twin select from
+    ``offset + b_i + U V^T`` exactly what top-K of the formed matrix selects (tie-free: the same
+    indices; with ties: the same scores)."""
+    factors, scores, rest = _dot_problem(np.random.default_rng(seed), n_q, n_cols, d, ties)
+    want = _topk(r_topk.topk_rows, scores, k, *rest)
+    for fn in (k_topk.topk_dot, r_topk.topk_dot):
+        out_idx = np.full((n_q, k), -7, dtype=np.int64)
+        out_score = np.full((n_q, k), 7.0)
+        assert fn(*factors, k, *rest, out_idx, out_score) is None
+        if ties:
+            np.testing.assert_array_equal(out_score, want[1])
+            np.testing.assert_array_equal(out_idx >= 0, want[0] >= 0)
+        else:
+            assert_same((out_idx, out_score), want)
 
 
 # --------------------------------------------------------------------------- ranking

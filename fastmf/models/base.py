@@ -220,23 +220,37 @@ class Recommender:
             ok[self.item_indices(np.atleast_1d(deny), "denied item")] = False
         return ok
 
-    def _topk(self, scores, k, rows, exclude, eligible, extra_exclude=None):
-        """Best ``k`` eligible items of each score row, excluding the training items of user ``rows[q]``
-        (with ``exclude``) and the item indices ``extra_exclude[q]`` (one array per row, for folded-in users)."""
-        scores = np.ascontiguousarray(scores, dtype=np.float32)
+    def _exclusions(self, rows, exclude, extra_exclude=None):
+        """``(indptr, indices, rows)`` of the items to skip for each query row: the item indices
+        ``extra_exclude[q]`` (one array per row, for folded-in users), else the training items of user
+        ``rows[q]`` with ``exclude``, else none."""
         if extra_exclude is not None:
             lengths = [len(x) for x in extra_exclude]
             indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             indices = np.concatenate([np.sort(np.asarray(x, dtype=np.int32)) for x in extra_exclude]).astype(np.int32)
-            rows = np.arange(len(extra_exclude), dtype=np.int64)
-        elif exclude:
-            indptr, indices = self.seen_indptr_, self.seen_indices_
-        else:
-            indptr, indices = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
-            rows = np.full(len(rows), -1, dtype=np.int64)
+            return indptr, indices, np.arange(len(extra_exclude), dtype=np.int64)
+        if exclude:
+            return self.seen_indptr_, self.seen_indices_, np.asarray(rows, dtype=np.int64)
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.full(len(rows), -1, dtype=np.int64)
+
+    def _topk(self, scores, k, rows, exclude, eligible, extra_exclude=None):
+        """Best ``k`` eligible items of each score row, without the :meth:`_exclusions` of its query."""
+        scores = np.ascontiguousarray(scores, dtype=np.float32)
+        indptr, indices, rows = self._exclusions(rows, exclude, extra_exclude)
         out_idx = np.empty((scores.shape[0], k), dtype=np.int64)
         out_score = np.empty((scores.shape[0], k), dtype=np.float64)
-        topk_rows(scores, k, indptr, indices, np.asarray(rows, dtype=np.int64), eligible, out_idx, out_score)
+        topk_rows(scores, k, indptr, indices, rows, eligible, out_idx, out_score)
+        return out_idx, out_score
+
+    def _select(self, users: np.ndarray, k: int, exclude_seen: bool, eligible: np.ndarray):
+        """Best ``k`` eligible items of known user indices: scored in batches of ``SCORE_BATCH`` and
+        selected by the parallel top-K kernel (factor models fuse the two, see ``FactorModel``)."""
+        out_idx = np.empty((users.size, k), dtype=np.int64)
+        out_score = np.empty((users.size, k), dtype=np.float64)
+        for lo in range(0, users.size, SCORE_BATCH):
+            batch = users[lo:lo + SCORE_BATCH]
+            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = self._topk(
+                self._score_batch(batch), k, batch, exclude_seen, eligible)
         return out_idx, out_score
 
     def user_index(self, user) -> int:
@@ -292,19 +306,11 @@ class Recommender:
     def recommend_indices(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
                           min_item_ratings: int = 0):
         """:meth:`recommend` on the model's dense user indices, returning dense item *indices* (-1 past
-        the eligible items) and scores, for code that works on indices. Users are scored in batches of
-        ``SCORE_BATCH`` and selected by the parallel top-K kernel."""
+        the eligible items) and scores, for code that works on indices."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         eligible = self._eligible(allow, deny, min_item_ratings)
-        k = self._check_k(k)
-        out_idx = np.empty((users.size, k), dtype=np.int64)
-        out_score = np.empty((users.size, k), dtype=np.float64)
-        for lo in range(0, users.size, SCORE_BATCH):
-            batch = users[lo:lo + SCORE_BATCH]
-            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = self._topk(
-                self._score_batch(batch), k, batch, exclude_seen, eligible)
-        return out_idx, out_score
+        return self._select(users, self._check_k(k), exclude_seen, eligible)
 
     def _results(self, query, row_ids, top: np.ndarray, scores: np.ndarray, as_frame: bool, ids=None):
         """Item indices and scores as ids: 1-D (trimmed) for a single query, ``(n, k)`` padded with the

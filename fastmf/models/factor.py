@@ -12,6 +12,7 @@ from fastmf.common.errors import FastMFError
 from fastmf.kernels import metrics as km
 from fastmf.metrics.rating import rating_metrics
 from fastmf.models import checks
+from fastmf.models.backend import backend_of
 from fastmf.models.base import Recommender
 
 
@@ -80,6 +81,27 @@ class FactorModel(Recommender):
         if self.rating_model:
             scores += (self.global_mean_ + self.user_bias_[users])[:, None]
         return scores
+
+    def _linear_scores(self) -> bool:
+        """Whether recommendations rank by ``_score_batch``'s ``offset_u + b_i + U_u . V_i`` (a subclass
+        ranking by something else says no)."""
+        return True
+
+    def _select(self, users: np.ndarray, k: int, exclude_seen: bool, eligible: np.ndarray):
+        """Scoring fused with the top-K selection (``topk_dot``): the ``users x items`` scores are never
+        formed, so all users go in one call."""
+        if not self._linear_scores():
+            return super()._select(users, k, exclude_seen, eligible)
+        indptr, indices, rows = self._exclusions(users, exclude_seen)
+        offsets = np.zeros(users.size, dtype=self.item_factors_.dtype)
+        if self.rating_model:
+            offsets += (self.global_mean_ + self.user_bias_[users]).astype(offsets.dtype)
+        out_idx = np.empty((users.size, k), dtype=np.int64)
+        out_score = np.empty((users.size, k), dtype=np.float64)
+        backend_of(self.backend).topk.topk_dot(
+            np.ascontiguousarray(self.user_factors_[users]), offsets, np.ascontiguousarray(self.item_factors_.T),
+            self.item_bias_.astype(self.item_factors_.dtype), k, indptr, indices, rows, eligible, out_idx, out_score)
+        return out_idx, out_score
 
     def _score_vector(self, state) -> np.ndarray:
         bias, vector = state[0], state[1]

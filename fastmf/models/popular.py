@@ -39,5 +39,9 @@ class MostPopular(Ranker):
         self.item_factors_ = np.zeros((train.n_items, 0), dtype=np.float32)
         self._log({"epoch": 1, "seconds": time.perf_counter() - t0}, callback)
 
+    def _linear_scores(self) -> bool:
+        """No factors and no backend: rank through the generic scores (one count per item)."""
+        return False
+
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray):
         return 0.0, np.zeros(0)

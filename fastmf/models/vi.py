@@ -592,6 +592,10 @@ class VI(FactorModel):
         finally:
             del self._rank
 
+    def _linear_scores(self) -> bool:
+        rank = getattr(self, "_rank", None)
+        return rank is None or rank["strategy"] == "mean"
+
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         scores = super()._score_batch(users)
         return self._rank_scores(scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users],

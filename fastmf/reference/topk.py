@@ -23,7 +23,7 @@ import numpy as np
 
 from fastmf.common.keys import row_entries
 
-__all__ = ["topk_rows"]
+__all__ = ["topk_dot", "topk_rows"]
 
 
 def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score):
@@ -72,3 +72,11 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
     filled = best >= 0
     out_idx[:, :kk] = best
     out_score[:, :kk] = np.where(filled, scores[np.arange(n_q)[:, None], np.maximum(best, 0)], -np.inf)
+
+
+def topk_dot(user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed,
+             out_idx, out_score):
+    """:func:`topk_rows` of the scores ``offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``,
+    formed in full (the kernel fuses the two steps)."""
+    scores = np.asarray(offsets)[:, None] + np.asarray(item_bias)[None, :] + np.asarray(user_vecs) @ item_vecs_t
+    topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score)
