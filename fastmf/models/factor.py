@@ -88,19 +88,26 @@ class FactorModel(Recommender):
         return True
 
     def _select(self, users: np.ndarray, k: int, exclude_seen: bool, eligible: np.ndarray):
-        """Scoring fused with the top-K selection (``topk_dot``): the ``users x items`` scores are never
-        formed, so all users go in one call."""
+        """Scoring fused with the top-K selection (:meth:`_fused_topk`): the ``users x items`` scores
+        are never formed, so all users go in one call."""
         if not self._linear_scores():
             return super()._select(users, k, exclude_seen, eligible)
-        indptr, indices, rows = self._exclusions(users, exclude_seen)
-        offsets = np.zeros(users.size, dtype=self.item_factors_.dtype)
+        offsets = np.zeros(users.size)
         if self.rating_model:
-            offsets += (self.global_mean_ + self.user_bias_[users]).astype(offsets.dtype)
-        out_idx = np.empty((users.size, k), dtype=np.int64)
-        out_score = np.empty((users.size, k), dtype=np.float64)
+            offsets = self.global_mean_ + self.user_bias_[users].astype(np.float64)
+        return self._fused_topk(self.user_factors_[users], offsets, self.item_factors_, self.item_bias_, k,
+                                self._exclusions(users, exclude_seen), eligible)
+
+    def _fused_topk(self, query_vecs, offsets, item_vecs, item_bias, k, exclusions, eligible):
+        """Best ``k`` eligible items of the scores ``offsets[q] + item_bias[c] + query_vecs[q] . item_vecs[c]``
+        without the ``exclusions`` (``(indptr, indices, rows)``), by the backend's ``topk_dot``."""
+        dtype = self.item_factors_.dtype
+        out_idx = np.empty((len(query_vecs), k), dtype=np.int64)
+        out_score = np.empty((len(query_vecs), k), dtype=np.float64)
         backend_of(self.backend).topk.topk_dot(
-            np.ascontiguousarray(self.user_factors_[users]), offsets, np.ascontiguousarray(self.item_factors_.T),
-            self.item_bias_.astype(self.item_factors_.dtype), k, indptr, indices, rows, eligible, out_idx, out_score)
+            np.ascontiguousarray(query_vecs, dtype=dtype), np.asarray(offsets, dtype=dtype),
+            np.ascontiguousarray(np.asarray(item_vecs, dtype=dtype).T), np.asarray(item_bias, dtype=dtype), k,
+            *exclusions, eligible, out_idx, out_score)
         return out_idx, out_score
 
     def _score_vector(self, state) -> np.ndarray:
@@ -122,10 +129,10 @@ class FactorModel(Recommender):
         if v.shape[1] == 0:
             raise FastMFError(f"model '{self.kind}' has no item factors to compare")
         norms = np.linalg.norm(v, axis=1)
-        safe = np.where(norms > 0, norms, 1.0)
-        cosine = ((v[idx] / safe[idx, None]) @ (v / safe[:, None]).T) * ((norms[idx] > 0)[:, None] & (norms > 0))
-        top, sims = self._topk(cosine, self._check_k(k), idx, False, self._eligible(allow, deny, min_item_ratings),
-                               extra_exclude=[[i] for i in idx])
+        unit = v / np.where(norms > 0, norms, 1.0)[:, None]  # zero vectors stay zero: cosine 0
+        top, sims = self._fused_topk(unit[idx], np.zeros(idx.size), unit, np.zeros(self.n_items), self._check_k(k),
+                                     self._exclusions(idx, False, [[i] for i in idx]),
+                                     self._eligible(allow, deny, min_item_ratings))
         return self._results(items, self.item_map_.ids[idx], top, sims, as_frame)
 
     def _fold_in_residuals(self, item_idx: np.ndarray, values: np.ndarray | None):
