@@ -32,10 +32,13 @@ integers past 2^63 exact (uint64).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import zipfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,6 +108,44 @@ class ColumnSpec:
 
 # --------------------------------------------------------------------------- sources
 
+#: ``open_bar(display, total_bytes)`` -> an object with ``update(n)`` and ``close()``, called for each
+#: file on disk parsed as delimited text while :func:`reading_progress` is active (the command line's
+#: progress bars; the loaders themselves print nothing)
+_READ_PROGRESS: ContextVar = ContextVar("fastmf_read_progress", default=None)
+
+
+@contextlib.contextmanager
+def reading_progress(open_bar):
+    """Report the bytes read of every delimited file parsed inside the block to ``open_bar``'s bars."""
+    token = _READ_PROGRESS.set(open_bar)
+    try:
+        yield
+    finally:
+        _READ_PROGRESS.reset(token)
+
+
+class _CountedFile(io.FileIO):
+    """A file whose reads advance a progress bar (closed with the file)."""
+
+    def __init__(self, path: str, bar):
+        super().__init__(path, "rb")
+        self._bar = bar
+
+    def readinto(self, buffer) -> int:
+        n = super().readinto(buffer)
+        self._bar.update(n or 0)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self._bar.update(len(data))
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._bar.close()
+        super().close()
+
 
 class _Source:
     """A file on disk or a member of a zip archive, read as bytes or a path."""
@@ -115,7 +156,13 @@ class _Source:
         self.data = data
 
     def arrow_input(self):
-        return pa.py_buffer(self.data) if self.data is not None else self.path
+        """What Arrow parses: the bytes, or the path (a counted file while :func:`reading_progress` is on)."""
+        if self.data is not None:
+            return pa.py_buffer(self.data)
+        open_bar = _READ_PROGRESS.get()
+        if open_bar is None:
+            return self.path
+        return _CountedFile(self.path, open_bar(self.display, os.path.getsize(self.path)))
 
     def read_bytes(self) -> bytes:
         if self.data is not None:

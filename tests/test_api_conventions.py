@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from model_mixin import small_split  # noqa: F401 (fixture)
 
 import fastmf
 from fastmf.cli import main
+from fastmf.data_prep.dataset import embedded_path
+from fastmf.data_prep.loaders import reading_progress
 from fastmf.registry import MODELS
 
 BUNDLED = Path(fastmf.__file__).parent / "datasets" / "ml-latest-small"
@@ -90,6 +93,31 @@ def test_progress_bars_only_when_asked_or_on_a_terminal():
     assert plain.exit_code == 0 and "epoch" not in plain.stderr  # stderr is not a terminal here
     shown = runner.invoke(main, ["train", "--epochs", "2", "--factors", "2", "--progress"])
     assert shown.exit_code == 0 and "2/2" in shown.stderr and "epoch" in shown.stderr
+
+
+def test_reading_a_large_input_file_shows_its_bytes(tmp_path):
+    """Ingestion reports the bytes parsed of each delimited input file (every byte, once), under the same
+    flags as the other bars."""
+    ratings = tmp_path / "ratings.csv"
+    shutil.copy(Path(embedded_path()) / "ratings.csv", ratings)
+    seen = []
+
+    class Bar:
+        def update(self, n):
+            seen.append(n)
+
+        def close(self):
+            seen.append("closed")
+
+    with reading_progress(lambda display, total: seen.append((display, total)) or Bar()):
+        fastmf.load_dataset(str(ratings))
+    assert seen[0] == (str(ratings), ratings.stat().st_size) and seen[-1] == "closed"
+    assert sum(n for n in seen[1:-1]) == ratings.stat().st_size
+    runner = CliRunner()
+    shown = runner.invoke(main, ["prepare", str(ratings), str(tmp_path / "prepared"), "--progress"])
+    assert shown.exit_code == 0 and f"reading {ratings}" in shown.stderr and "2.37M" in shown.stderr
+    quiet = runner.invoke(main, ["info", str(ratings), "--progress", "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
 def strict(text):

@@ -8,7 +8,15 @@ import click
 
 from fastmf.cli import main
 from fastmf.cli.format import format_describe
-from fastmf.cli.options import check_seed, column_spec, data_options, emit_json, load_data, threads_option
+from fastmf.cli.options import (
+    check_seed,
+    column_spec,
+    data_options,
+    emit_json,
+    load_data,
+    output_options,
+    threads_option,
+)
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.prepare import prepare as run_prepare
 from fastmf.data_prep.stats import describe
@@ -22,8 +30,8 @@ from fastmf.data_prep.synth import SynthConfig, generate, write_synth
 @click.argument("out_dir", type=click.Path())
 @data_options
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
-def prepare(source, out_dir, force, as_json, **kw):
+@output_options
+def prepare(source, out_dir, force, as_json, quiet, forced_progress, **kw):
     """Convert SOURCE (MovieLens zip/folder, CSV or Parquet) to a prepared folder OUT_DIR.
 
     Writes ratings.parquet (user_id, item_id, rating float32[, timestamp]),
@@ -40,8 +48,8 @@ def prepare(source, out_dir, force, as_json, **kw):
 @main.command()
 @click.argument("data", required=False, type=click.Path())
 @data_options
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-def info(data, as_json, **kw):
+@output_options
+def info(data, as_json, quiet, forced_progress, **kw):
     """Counts, density, rating histogram and power-law slopes of DATA (default: ml-latest-small)."""
     stats = describe(load_data(data, kw))
     if as_json:

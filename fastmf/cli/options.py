@@ -8,11 +8,12 @@ import functools
 import click
 import numpy as np
 
+from fastmf.cli.progress import file_bars
 from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
 from fastmf.common.threads import set_threads
 from fastmf.data_prep.dataset import embedded_path, load_dataset
-from fastmf.data_prep.loaders import ColumnSpec, read_item_features
+from fastmf.data_prep.loaders import ColumnSpec, read_item_features, reading_progress
 from fastmf.data_prep.splits import train_test
 from fastmf.models.hyper import RANDOM_STATE
 from fastmf.registry import MODELS, model_class
@@ -86,6 +87,16 @@ def check_seed(ctx, param, value):
 
 
 def output_options(f):
+    """``--quiet``, ``--progress`` and ``--json``; the command's input files report their reading progress."""
+
+    run = f
+
+    @functools.wraps(run)
+    def command(*args, **kw):
+        with reading_progress(file_bars(kw.get("quiet", False), kw.get("forced_progress", False))):
+            return run(*args, **kw)
+
+    f = command
     f = click.option("--quiet", "-q", is_flag=True, help="No progress or notes on stderr.")(f)
     f = click.option("--progress", "forced_progress", is_flag=True,
                      help="Progress bars even when stderr is not a terminal.")(f)

@@ -1,4 +1,5 @@
-"""Progress of long work on stderr: tqdm bars with an ETA for epochs, grid points, models and benchmark runs.
+"""Progress of long work on stderr: tqdm bars with an ETA for epochs, grid points, models, benchmark runs
+and the bytes of large input files.
 
 Bars show when stderr is a terminal (or with ``--progress``) and never with ``--quiet``; one-off
 notes (``compiling kernels``) show unless ``--quiet``. Results always go to stdout.
@@ -47,3 +48,20 @@ class Progress:
             self.note("compiling kernels (first run only; later runs load them from the cache)")
             return
         self.step(**{k: record[k] for k in EPOCH_FIGURES if k in record})
+
+
+#: an input file's bar appears only if reading it takes longer than this (seconds), unless forced
+FILE_BAR_DELAY = 1.0
+
+
+def file_bars(quiet: bool, forced: bool):
+    """``open_bar(display, total_bytes)`` for :func:`fastmf.data_prep.loaders.reading_progress`: a bytes bar
+    per input file, shown under the same rules as the other bars (and only for files slow to read)."""
+    shown = not quiet and (forced or sys.stderr.isatty())
+
+    def open_bar(display: str, total: int):
+        return tqdm(total=total, desc=f"reading {display}", unit="B", unit_scale=True, unit_divisor=1024,
+                    file=sys.stderr, disable=not shown, dynamic_ncols=True, leave=False,
+                    delay=0.0 if forced else FILE_BAR_DELAY)
+
+    return open_bar
