@@ -108,4 +108,21 @@ def test_bench_records(prepared, tmp_path):
     assert by["numba"]["speedup_vs_numpy"] == pytest.approx(by["numpy"]["epoch_seconds"]
                                                             / by["numba"]["epoch_seconds"])
     assert by["numba"]["speedup_vs_numpy"] > 0
+    # the counted arithmetic is ALS's closed count for this shape: 2 R (D^2 + 2D) + E (D^3/3 + 2 D^2)
+    d, shape = 4, data.n_users + data.n_items
+    for r in records:
+        assert r["flops_per_epoch"] == pytest.approx(2 * 8000 * (d * d + 2 * d) + shape * (d ** 3 / 3 + 2 * d * d))
     assert f"wrote {out}" in res.stdout and "numba" in res.stdout
+
+
+def test_bench_roofline(prepared):
+    """--roofline measures the machine and puts each run's counted rate against the peak of its cores."""
+    res = run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1", "--epochs", "2",
+               "--backends", "numba", "--no-series", "--roofline", "--json", "-q"])
+    out = json.loads(res.output)
+    machine, (r,) = out["machine"], out["records"]
+    assert machine["cores"] >= 1 and machine["peak_gflops"] > 0 and machine["bandwidth_gbs"] > 0
+    assert r["gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_seconds"] / 1e9)
+    assert r["peak_fraction"] == pytest.approx(r["gflops"] * machine["cores"] / machine["peak_gflops"])
+    assert "of peak" in run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1",
+                             "--epochs", "2", "--backends", "numba", "--no-series", "--roofline", "-q"]).output

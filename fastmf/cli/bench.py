@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fastmf.cli import main
-from fastmf.cli.format import format_bench_table
+from fastmf.cli.format import format_bench_table, format_roofline
 from fastmf.cli.options import check_threads, emit_json, model_choice, output_options
 from fastmf.cli.progress import Progress
 from fastmf.common.errors import FastMFError
@@ -40,9 +40,11 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
 @click.option("--out", "out_path", type=click.Path(), default=None,
               help="Also write the records (a JSON list) to this file (replacing only a file of records).")
+@click.option("--roofline", is_flag=True, help="Also measure this machine's peak flop rate and memory bandwidth "
+              "and report each run's share of the peak.")
 @output_options
 def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
-          cache, out_path, as_json, quiet, forced_progress):
+          cache, out_path, roofline, as_json, quiet, forced_progress):
     """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
     kind = model_class(kind).kind
     if out_path:
@@ -79,13 +81,18 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
                 progress.note(f"warning: {exc}")
             progress.step(**({"epoch_s": records[-1]["epoch_seconds"]} if records else {}))
     B.add_ratios(records)
+    peak = B.machine_peak() if roofline else None
+    if peak is not None:
+        B.add_roofline(records, peak)
     ratios = B.als_ratios(records)
     if out_path:
         B.write_records(out_path, records)
     if as_json:
-        emit_json({"records": records, "failures": failures})
+        emit_json({"records": records, "failures": failures, **({"machine": peak} if peak else {})})
     else:
         click.echo(format_bench_table(records))
+        if peak is not None:
+            click.echo(format_roofline(records, peak))
         for line in ratios:
             click.echo(line)
         if out_path:

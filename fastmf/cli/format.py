@@ -76,6 +76,17 @@ def format_bench_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_roofline(records: list[dict], peak: dict) -> str:
+    """The machine's measured peak and each run's counted arithmetic rate against it."""
+    lines = [f"machine: {peak['peak_gflops']:.1f} GFLOP/s float32 (BLAS GEMM, {peak['cores']} cores), "
+             f"{peak['bandwidth_gbs']:.1f} GB/s (array copy)",
+             f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'GFLOP/epoch':>13}{'GFLOP/s':>10}{'of peak':>9}"]
+    for r in records:
+        lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}"
+                     f"{r['flops_per_epoch'] / 1e9:>13.1f}{r['gflops']:>10.2f}{r['peak_fraction']:>9.1%}")
+    return "\n".join(lines)
+
+
 def _cell(row: dict | None, width: int, fmt: str) -> str:
     if row is None:
         return " " * width

@@ -31,7 +31,7 @@ import numpy as np
 from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import atomic_file
-from fastmf.common.threads import set_threads
+from fastmf.common.threads import max_threads, set_threads
 from fastmf.data_prep.dataset import load_dataset
 from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, generate, write_synth
 from fastmf.models import ALS
@@ -78,6 +78,7 @@ def run_config(config: dict) -> dict:
         "numba_threading_layer": numba.threading_layer() if config["backend"] == "numba" else None,
         "scale": config.get("scale"),
         "params": {k: v for k, v in params.items() if k not in ("backend", "epochs")},
+        "flops_per_epoch": model.training_cost(model.data_shape(data)).flops,
     }
     if samples is not None:  # BPR: sampled triples
         record["samples"] = int(samples)
@@ -94,6 +95,38 @@ def run_config(config: dict) -> dict:
         if key not in ("epoch", "seconds") and isinstance(value, float) and np.isfinite(value):
             record[f"last_{key}"] = value
     return record
+
+
+def machine_peak(seconds: float = 2.0) -> dict:
+    """This machine's measured limits on all its ``cores``: ``peak_gflops``, the float32 multiply-add rate
+    of a 2048 x 2048 matrix product through BLAS (``2 n^3`` flops, best of the runs that fit in
+    ``seconds``), and ``bandwidth_gbs``, the rate of copying a 256 MB float32 array (bytes read plus
+    bytes written)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+    src = np.ones(64 << 20, dtype=np.float32)
+    dst = np.empty_like(src)
+
+    def best(fn) -> float:
+        fn()  # warm up (thread pools, page faults)
+        times, t_end = [], time.perf_counter() + seconds / 2
+        while not times or time.perf_counter() < t_end:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return {"cores": max_threads(), "peak_gflops": 2 * 2048 ** 3 / best(lambda: a @ b) / 1e9,
+            "bandwidth_gbs": 2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9}
+
+
+def add_roofline(records: list[dict], peak: dict) -> None:
+    """Each record's achieved arithmetic rate (the model's counted flops per epoch, its
+    ``training_cost``, over its epoch seconds) and that rate as a fraction of the peak of the cores
+    it ran on (``peak_gflops * threads / cores``)."""
+    for r in records:
+        r["gflops"] = r["flops_per_epoch"] / r["epoch_seconds"] / 1e9
+        r["peak_fraction"] = r["gflops"] / (peak["peak_gflops"] * min(r["threads"], peak["cores"]) / peak["cores"])
 
 
 def run_subprocess(config: dict) -> dict:

@@ -154,10 +154,15 @@ class Recommender:
         """Remedies besides a smaller D, as ``(flag, Cost)`` pairs (:func:`fastmf.models.budget.check`)."""
         return ()
 
+    @staticmethod
+    def data_shape(train: Dataset) -> budget.Shape:
+        """The counts of ``train`` a cost estimate needs."""
+        largest = max(int(np.diff(train.indptr).max(initial=0)), int(train.item_counts.max(initial=0)))
+        return budget.Shape(train.n_users, train.n_items, train.n_ratings, largest)
+
     def _check_budget(self, train: Dataset) -> None:
         """Refuse, before allocating anything, training that would not fit in memory or in the epoch time budget."""
-        largest = max(int(np.diff(train.indptr).max(initial=0)), int(train.item_counts.max(initial=0)))
-        shape = budget.Shape(train.n_users, train.n_items, train.n_ratings, largest)
+        shape = self.data_shape(train)
         d = self._budget_factors()
         budget.check(self._budget_label(d), lambda k: self.training_cost(shape, factors=k), d, train.n_ratings,
                      self._budget_alternatives(shape))
