@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import zipfile
@@ -45,12 +44,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from fastmf.common.errors import InputError
+from fastmf.data_prep.partitions import is_partitioned, open_partitions, whole_table
+from fastmf.data_prep.prepared import MOVIELENS_RANGE
+from fastmf.data_prep.prepared import check_items as _check_items
+from fastmf.data_prep.prepared import first_line as _first_line
+from fastmf.data_prep.prepared import manifest_scale as _manifest_scale
+from fastmf.data_prep.prepared import read_manifest as _read_manifest
+from fastmf.data_prep.prepared import read_parquet as _read_parquet
 from fastmf.data_prep.validate import Where, as_numbers, check_ratings, first_failure
 
-MOVIELENS_RANGE = (0.5, 5.0)
 INTEGER_STAR_RANGE = (1.0, 5.0)
 NO_GENRES = "(no genres listed)"
 ML100K_GENRES = (
@@ -267,98 +271,28 @@ def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
 
 
 def load_prepared(path: str) -> RawData:
-    """Read a folder written by ``fastmf prepare`` (ratings.parquet, items.parquet, manifest.json)."""
+    """Read a folder written by ``fastmf prepare`` (ratings.parquet, items.parquet, manifest.json), or one in
+    the partitioned layout of ``--partitions`` (:mod:`fastmf.data_prep.partitions`)."""
     manifest_path = os.path.join(path, "manifest.json")
     manifest = _read_manifest(manifest_path)
     scale = _manifest_scale(manifest, manifest_path)
-    ratings_path = os.path.join(path, "ratings.parquet")
-    ratings = _read_parquet(ratings_path)
-    for name in ("user_id", "item_id", "rating"):
-        if name not in ratings.column_names:
-            raise InputError(ratings_path, "missing column in a prepared folder", column=name)
-    ratings = ratings.select([n for n in ("user_id", "item_id", "rating", "timestamp") if n in ratings.column_names])
-    hint = f" (the scale of {manifest_path})"
-    ratings = check_ratings(ratings, scale, Where(ratings_path, 1, "row", range_hint=hint, empty="empty: no ratings"))
+    if is_partitioned(manifest):  # blocks by user and by item: read the user blocks in order, each checked
+        ratings = whole_table(open_partitions(path))
+    else:
+        ratings_path = os.path.join(path, "ratings.parquet")
+        ratings = _read_parquet(ratings_path)
+        for name in ("user_id", "item_id", "rating"):
+            if name not in ratings.column_names:
+                raise InputError(ratings_path, "missing column in a prepared folder", column=name)
+        ratings = ratings.select([n for n in ("user_id", "item_id", "rating", "timestamp")
+                                  if n in ratings.column_names])
+        hint = f" (the scale of {manifest_path})"
+        ratings = check_ratings(ratings, scale, Where(ratings_path, 1, "row", range_hint=hint,
+                                                      empty="empty: no ratings"))
     items_path = os.path.join(path, "items.parquet")
     items = _check_items(_read_parquet(items_path), items_path) if os.path.exists(items_path) else None
     return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", scale,
                    {"manifest": manifest}, checked=True)
-
-
-# manifest fields with the JSON type they must have when present (null allowed where listed)
-_MANIFEST_FIELDS = {"schema_version": (int, False), "users": (int, False), "items": (int, False),
-                    "ratings": (int, False), "listed_items": (int, True), "has_timestamps": (bool, False),
-                    "source": (str, False), "format": (str, False), "fastmf_version": (str, False)}
-
-
-def _read_manifest(manifest_path: str) -> dict:
-    """The manifest of a prepared folder: a JSON object whose known fields have their types."""
-    try:
-        with open(manifest_path, encoding="utf-8-sig") as fh:  # a byte order mark is allowed
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise InputError(manifest_path, f"unreadable manifest: {_first_line(exc)}") from None
-    if not isinstance(manifest, dict):
-        raise InputError(manifest_path, f"not a manifest: expected a JSON object, got {_json_kind(manifest)}")
-    for name, (kind, nullable) in _MANIFEST_FIELDS.items():
-        if name not in manifest or (nullable and manifest[name] is None):
-            continue
-        value = manifest[name]
-        if kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            expected = "a whole number >= 0"
-        else:
-            ok = isinstance(value, kind)
-            expected = {bool: "true or false", str: "a string"}[kind]
-        if not ok:
-            raise InputError(manifest_path, f"field '{name}' must be {expected}"
-                                            f"{' or null' if nullable else ''}, got {_json_kind(value)}")
-    return manifest
-
-
-def _manifest_scale(manifest: dict, manifest_path: str) -> tuple[float, float] | None:
-    """``rating_range`` of a manifest: ``[lo, hi]``, or null for an implicit table (folders of
-    fastmf 0.1 wrote the empty scale ``[0, 0]``); absent in the oldest folders, meaning 0.5..5."""
-    scale = manifest.get("rating_range", list(MOVIELENS_RANGE))
-    if scale is None:
-        return None
-    numbers = isinstance(scale, list) and len(scale) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
-    if numbers and scale == [0, 0]:
-        return None
-    if not numbers or not (np.isfinite(scale).all() and scale[0] < scale[1]):
-        raise InputError(manifest_path, "field 'rating_range' must be [lo, hi] with lo < hi, or null for an "
-                                        f"implicit table, got {_json_kind(scale)}")
-    return float(scale[0]), float(scale[1])
-
-
-def _json_kind(value) -> str:
-    """A JSON value for a message: short values as written, long ones by their kind."""
-    text = json.dumps(value)
-    if len(text) <= 40:
-        return text
-    kind = {dict: "an object", list: "a list", str: "a string"}.get(type(value), "a value")
-    return f"{kind} ({text[:30]}...)"
-
-
-def _check_items(items: pa.Table, items_path: str) -> pa.Table:
-    """items.parquet of a prepared folder: ``item_id`` (integers or strings), ``title`` (strings),
-    ``genres`` (lists of strings)."""
-    kinds = {"item_id": (lambda t: pa.types.is_integer(t) or pa.types.is_string(t), "integers or strings"),
-             "title": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t),
-                       "strings"),
-             "genres": (lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t))
-                        and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)),
-                        "lists of strings")}
-    for name, (ok, expected) in kinds.items():
-        if name not in items.column_names:
-            raise InputError(items_path, "missing column in a prepared folder", column=name)
-        if not ok(items[name].type):
-            raise InputError(items_path, f"column has type {items[name].type}: expected {expected}", column=name)
-    if items["item_id"].null_count:
-        row = int(np.argmax(items["item_id"].is_null().to_numpy(zero_copy_only=False)))
-        raise InputError(items_path, f"row {row + 1}: missing value", column="item_id")
-    return items.select(list(kinds))
 
 
 # --------------------------------------------------------------------------- MovieLens readers
@@ -460,15 +394,6 @@ def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
 
 
 _BOM = b"\xef\xbb\xbf"
-
-
-def _read_parquet(path: str) -> pa.Table:
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    try:
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise InputError(path, f"not a readable Parquet file: {_first_line(exc)}") from None
 
 
 def _header(src: _Source, sep: str) -> list[str]:
@@ -759,10 +684,6 @@ def _to_utf8(data: bytes, display: str | None = None) -> bytes:
 def _text_source(src: _Source) -> _Source:
     """A MovieLens metadata file (titles, genres) as UTF-8 bytes, decoded from its real encoding."""
     return _Source(src.display, data=_to_utf8(src.read_bytes(), src.display))
-
-
-def _first_line(exc) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def read_item_features(path: str) -> tuple[np.ndarray, list]:

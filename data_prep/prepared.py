@@ -1,14 +1,18 @@
-"""Write a prepared data folder atomically: ratings.parquet, items.parquet, manifest.json.
+"""Prepared data folders: written atomically (ratings.parquet, items.parquet, manifest.json), read back checked.
 
 The folder is written under a temporary name beside ``out_dir`` and renamed
 into place only when every file is complete, so an interrupted run never
-leaves a half-written folder behind.
+leaves a half-written folder behind. The readers here (the manifest, Parquet
+files, the items table) are shared by the loaders and the partitioned layout
+(:mod:`fastmf.data_prep.partitions`); every field is checked before use.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -16,10 +20,12 @@ import pyarrow.parquet as pq
 
 from fastmf._version import __version__
 from fastmf.common import jsonio
-from fastmf.common.errors import FastMFError
+from fastmf.common.errors import FastMFError, InputError
 from fastmf.common.files import atomic_dir
 
 SCHEMA_VERSION = 1
+#: the rating scale of MovieLens releases (and of manifests that name none)
+MOVIELENS_RANGE = (0.5, 5.0)
 
 
 def is_prepared(path: str) -> bool:
@@ -32,7 +38,7 @@ def is_prepared(path: str) -> bool:
         return True
     try:
         with open(os.path.join(path, "manifest.json"), "rb") as fh:
-            return b'"schema_version"' in fh.read(1 << 16) and "ratings.parquet" in entries
+            return b'"schema_version"' in fh.read(1 << 16) and ("ratings.parquet" in entries or "by_user" in entries)
     except OSError:
         return False
 
@@ -61,6 +67,12 @@ def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, mani
             fh.write(jsonio.dumps(manifest, indent=2))
             fh.write("\n")
 
+    write_folder(out_dir, write, force=force, protect=protect)
+
+
+def write_folder(out_dir: str, write, force: bool = False, protect=()) -> None:
+    """``write(tmp)`` into a new temporary folder renamed to ``out_dir``: a prepared folder already there is
+    replaced only with ``force``, and anything that is not a prepared folder never (:func:`atomic_dir`)."""
     if not force and os.path.isdir(out_dir) and os.listdir(out_dir) and is_prepared(out_dir):
         raise FastMFError(f"{out_dir}: a prepared data folder is already there (use --force to replace it)")
     atomic_dir(out_dir, write, replaceable=is_prepared, what="prepared data folder", protect=protect)
@@ -83,3 +95,93 @@ def write_movielens_csv(folder: str, ratings: pa.Table, items: pa.Table | None) 
             pacsv.write_csv(pa.table({"movieId": items["item_id"], "title": items["title"], "genres": genres}),
                             fh, write_options=pacsv.WriteOptions(include_header=False))
 
+
+# --------------------------------------------------------------------------- reading
+
+# manifest fields with the JSON type they must have when present (null allowed where listed)
+MANIFEST_FIELDS = {"schema_version": (int, False), "users": (int, False), "items": (int, False),
+                    "ratings": (int, False), "listed_items": (int, True), "has_timestamps": (bool, False),
+                    "source": (str, False), "format": (str, False), "fastmf_version": (str, False)}
+
+
+def read_manifest(manifest_path: str) -> dict:
+    """The manifest of a prepared folder: a JSON object whose known fields have their types."""
+    try:
+        with open(manifest_path, encoding="utf-8-sig") as fh:  # a byte order mark is allowed
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise InputError(manifest_path, f"unreadable manifest: {first_line(exc)}") from None
+    if not isinstance(manifest, dict):
+        raise InputError(manifest_path, f"not a manifest: expected a JSON object, got {json_kind(manifest)}")
+    for name, (kind, nullable) in MANIFEST_FIELDS.items():
+        if name not in manifest or (nullable and manifest[name] is None):
+            continue
+        value = manifest[name]
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            expected = "a whole number >= 0"
+        else:
+            ok = isinstance(value, kind)
+            expected = {bool: "true or false", str: "a string"}[kind]
+        if not ok:
+            raise InputError(manifest_path, f"field '{name}' must be {expected}"
+                                            f"{' or null' if nullable else ''}, got {json_kind(value)}")
+    return manifest
+
+
+def manifest_scale(manifest: dict, manifest_path: str) -> tuple[float, float] | None:
+    """``rating_range`` of a manifest: ``[lo, hi]``, or null for an implicit table (folders of
+    fastmf 0.1 wrote the empty scale ``[0, 0]``); absent in the oldest folders, meaning 0.5..5."""
+    scale = manifest.get("rating_range", list(MOVIELENS_RANGE))
+    if scale is None:
+        return None
+    numbers = isinstance(scale, list) and len(scale) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
+    if numbers and scale == [0, 0]:
+        return None
+    if not numbers or not (np.isfinite(scale).all() and scale[0] < scale[1]):
+        raise InputError(manifest_path, "field 'rating_range' must be [lo, hi] with lo < hi, or null for an "
+                                        f"implicit table, got {json_kind(scale)}")
+    return float(scale[0]), float(scale[1])
+
+
+def json_kind(value) -> str:
+    """A JSON value for a message: short values as written, long ones by their kind."""
+    text = json.dumps(value)
+    if len(text) <= 40:
+        return text
+    kind = {dict: "an object", list: "a list", str: "a string"}.get(type(value), "a value")
+    return f"{kind} ({text[:30]}...)"
+
+
+def check_items(items: pa.Table, items_path: str) -> pa.Table:
+    """items.parquet of a prepared folder: ``item_id`` (integers or strings), ``title`` (strings),
+    ``genres`` (lists of strings)."""
+    kinds = {"item_id": (lambda t: pa.types.is_integer(t) or pa.types.is_string(t), "integers or strings"),
+             "title": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t),
+                       "strings"),
+             "genres": (lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t))
+                        and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)),
+                        "lists of strings")}
+    for name, (ok, expected) in kinds.items():
+        if name not in items.column_names:
+            raise InputError(items_path, "missing column in a prepared folder", column=name)
+        if not ok(items[name].type):
+            raise InputError(items_path, f"column has type {items[name].type}: expected {expected}", column=name)
+    if items["item_id"].null_count:
+        row = int(np.argmax(items["item_id"].is_null().to_numpy(zero_copy_only=False)))
+        raise InputError(items_path, f"row {row + 1}: missing value", column="item_id")
+    return items.select(list(kinds))
+
+
+def read_parquet(path: str) -> pa.Table:
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet file: {first_line(exc)}") from None
+
+
+def first_line(exc) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -61,6 +61,41 @@ def random_split(data: Dataset, test_frac: float = 0.1, seed: int = 42) -> Split
     return Split(data.subset(~test), data.subset(test), "random")
 
 
+def stream_values(seed: int, start: int, count: int) -> np.ndarray:
+    """``np.random.default_rng(seed).random(n)[start:start + count]`` for any ``n >= start + count``, without
+    drawing the values before ``start`` (PCG64 jumps ahead; :func:`random_split` draws one double per rating)."""
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.advance(int(start))
+    return rng.random(int(count))
+
+
+#: doubles drawn at a time by :func:`values_at` (32 MB)
+STREAM_CHUNK = 1 << 22
+
+
+def values_at(seed: int, positions: np.ndarray) -> np.ndarray:
+    """``np.random.default_rng(seed).random(n)[positions]`` for positions in any order, drawing the stream in
+    chunks of :data:`STREAM_CHUNK` (only those holding a position): the split of :func:`random_split` for
+    ratings scattered over it, as a block of a partitioned folder by item holds them."""
+    positions = np.asarray(positions, dtype=np.int64)
+    out = np.empty(positions.shape[0], dtype=np.float64)
+    if positions.size == 0:
+        return out
+    size = max(STREAM_CHUNK, -(-(int(positions.max()) + 1) // 65535))  # at most 65535 chunks: uint16 keys
+    chunk = (positions // size).astype(np.uint16)
+    order = np.argsort(chunk, kind="stable")  # a radix sort on 16-bit keys
+    ends = np.cumsum(np.bincount(chunk, minlength=int(chunk.max()) + 1))
+    lo = 0
+    for c, hi in enumerate(ends):
+        if hi > lo:
+            sel = order[lo:hi]
+            first = c * size
+            values = stream_values(seed, first, int(positions[sel].max()) - first + 1)
+            out[sel] = values[positions[sel] - first]
+        lo = hi
+    return out
+
+
 def leave_k_out(data: Dataset, k: int = 1, seed: int = 42) -> Split:
     """``k`` random ratings of every user who has more than ``k`` to test."""
     if k < 1:

@@ -27,6 +27,7 @@ import pyarrow as pa
 from scipy.special import erf
 
 from fastmf.common.errors import FastMFError
+from fastmf.data_prep.partitions import CHUNK_RATINGS, Chunk, block_bounds, check_count, write_partitioned
 from fastmf.data_prep.prepared import write_prepared
 from fastmf.kernels import sparse as sk
 from fastmf.kernels import synth as ks
@@ -85,47 +86,133 @@ class SynthData:
                          "timestamp": self.timestamps})
 
 
+@dataclass
+class _Plan:
+    """Everything drawn per user and per item, in :func:`generate`'s order from one generator ``rng``
+    (which later draws continue): degrees, popularity weights, the items that cover the catalogue,
+    the alias table and the planted parameters."""
+
+    cfg: SynthConfig
+    rng: np.random.Generator
+    degrees: np.ndarray
+    weights: np.ndarray
+    pre_indptr: np.ndarray
+    pre_items: np.ndarray
+    prob: np.ndarray
+    alias: np.ndarray
+    planted: dict
+
+    @classmethod
+    def draw(cls, cfg: SynthConfig) -> _Plan:
+        _check(cfg)
+        rng = np.random.default_rng(cfg.seed)
+        degrees = user_degrees(cfg.users, cfg.items, cfg.ratings, rng)
+        weights = item_weights(cfg.items, cfg.ratings)
+        weights = weights[popularity_rank_of_items(cfg.items, rng)]
+        pre_indptr, pre_items = _cover_items(degrees, cfg.items, rng)
+        prob, alias = build_alias(weights)
+        k = cfg.rank
+        scale = (cfg.factor_var / k) ** 0.25
+        planted = {
+            "mu": cfg.mu,
+            "sigma": cfg.sigma,
+            "user_bias": rng.normal(0, cfg.user_bias_sd, cfg.users).astype(np.float32),
+            "item_bias": rng.normal(0, cfg.item_bias_sd, cfg.items).astype(np.float32),
+            "user_factors": rng.normal(0, scale, (cfg.users, k)).astype(np.float32),
+            "item_factors": rng.normal(0, scale, (cfg.items, k)).astype(np.float32),
+        }
+        return cls(cfg, rng, degrees, weights, pre_indptr, pre_items, prob, alias, planted)
+
+    def ratings(self, first: int, last: int):
+        """Users ``first..last - 1``: their CSR ``(indptr, items)``, ratings and expected ratings (the same
+        values as in the whole set: every user draws from its own streams)."""
+        cfg, p = self.cfg, self.planted
+        lo, hi = self.pre_indptr[first], self.pre_indptr[last]
+        indptr, items = ks.sample_items(self.degrees[first:last], self.pre_indptr[first:last + 1] - lo,
+                                        self.pre_items[lo:hi], self.prob, self.alias, np.log(self.weights), cfg.seed,
+                                        first)
+        ratings, expected = ks.planted_ratings(indptr, items, cfg.mu, p["user_bias"][first:last], p["item_bias"],
+                                               p["user_factors"][first:last], p["item_factors"], cfg.sigma, cfg.seed,
+                                               first)
+        return indptr, items, ratings, expected
+
+    def items_table(self, genre_ids: list) -> pa.Table:
+        n = self.cfg.items
+        return pa.table({
+            "item_id": np.arange(1, n + 1, dtype=np.int64),
+            "title": [f"Synthetic item {i}" for i in range(1, n + 1)],
+            "genres": pa.array([[GENRES[g] for g in row] for row in genre_ids], type=pa.list_(pa.string())),
+        })
+
+
 def generate(cfg: SynthConfig) -> SynthData:
     """Draw a synthetic data set (deterministic in ``cfg.seed``, independent of thread count)."""
-    _check(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    degrees = user_degrees(cfg.users, cfg.items, cfg.ratings, rng)
-    weights = item_weights(cfg.items, cfg.ratings)
-    weights = weights[popularity_rank_of_items(cfg.items, rng)]
-    pre_indptr, pre_items = _cover_items(degrees, cfg.items, rng)
-    prob, alias = build_alias(weights)
-    indptr, items = ks.sample_items(degrees, pre_indptr, pre_items, prob, alias, np.log(weights), cfg.seed)
-
-    k = cfg.rank
-    scale = (cfg.factor_var / k) ** 0.25
-    planted = {
-        "mu": cfg.mu,
-        "sigma": cfg.sigma,
-        "user_bias": rng.normal(0, cfg.user_bias_sd, cfg.users).astype(np.float32),
-        "item_bias": rng.normal(0, cfg.item_bias_sd, cfg.items).astype(np.float32),
-        "user_factors": rng.normal(0, scale, (cfg.users, k)).astype(np.float32),
-        "item_factors": rng.normal(0, scale, (cfg.items, k)).astype(np.float32),
-    }
-    ratings, expected = ks.planted_ratings(indptr, items, cfg.mu, planted["user_bias"], planted["item_bias"],
-                                           planted["user_factors"], planted["item_factors"], cfg.sigma, cfg.seed)
+    plan = _Plan.draw(cfg)
+    rng, planted = plan.rng, plan.planted
+    indptr, items, ratings, expected = plan.ratings(0, cfg.users)
     users = sk.row_ids(indptr)
     timestamps = (1_000_000_000 + rng.integers(0, 700_000_000, size=items.size)).astype(np.int64)
-    genre_ids = planted_genres(planted["item_factors"], rng)
-    items_table = pa.table({
-        "item_id": np.arange(1, cfg.items + 1, dtype=np.int64),
-        "title": [f"Synthetic item {i}" for i in range(1, cfg.items + 1)],
-        "genres": pa.array([[GENRES[g] for g in row] for row in genre_ids], type=pa.list_(pa.string())),
-    })
+    items_table = plan.items_table(planted_genres(planted["item_factors"], rng))
     oracle = float(np.sqrt(np.mean((ratings.astype(np.float64) - expected) ** 2)))
     counts = np.bincount(items, minlength=cfg.items)
-    stats = {
-        "ratings": int(items.size), "users": cfg.users, "items": cfg.items,
-        "oracle_rmse": oracle, "mean_rating": float(ratings.mean(dtype=np.float64)),
+    stats = _stats(cfg, plan.degrees, counts, oracle, float(ratings.mean(dtype=np.float64)), int(items.size))
+    return SynthData(users.astype(np.int64) + 1, items.astype(np.int64) + 1, ratings, timestamps, expected,
+                     planted, items_table, stats)
+
+
+def _stats(cfg: SynthConfig, degrees, counts, oracle: float, mean_rating: float, n_ratings: int) -> dict:
+    return {
+        "ratings": n_ratings, "users": cfg.users, "items": cfg.items,
+        "oracle_rmse": oracle, "mean_rating": mean_rating,
         "min_user_ratings": int(degrees.min()), "max_user_ratings": int(degrees.max()),
         "max_item_ratings": int(counts.max()), "items_le_3": int((counts <= 3).sum()),
     }
-    return SynthData(users.astype(np.int64) + 1, items.astype(np.int64) + 1, ratings, timestamps, expected,
-                     planted, items_table, stats)
+
+
+def write_synth_partitioned(out_dir: str, cfg: SynthConfig, partitions: int, force: bool = False,
+                            chunk_ratings: int = CHUNK_RATINGS) -> dict:
+    """Generate and write a synthetic set in the partitioned layout (:mod:`fastmf.data_prep.partitions`)
+    without ever holding it whole: users are generated ``chunk_ratings`` at a time and streamed into the
+    blocks. The users, items and ratings are those of :func:`generate` for the same configuration (each
+    user draws from its own streams); the timestamps (a stream per chunk) and the genres (drawn before
+    them) are not. Item blocks are balanced on the items' expected rating counts. Returns the statistics.
+    """
+    plan = _Plan.draw(cfg)
+    check_count(partitions, cfg.users, cfg.items)
+    items_table = plan.items_table(planted_genres(plan.planted["item_factors"], plan.rng))
+    user_bounds = block_bounds(plan.degrees, partitions)
+    item_bounds = block_bounds(plan.weights * cfg.ratings + 1.0, partitions)
+    stats: dict = {}
+    manifest = {"source": "fastmf synth", "format": "synthetic", "rating_range": [0.5, 5.0], "config": cfg.__dict__,
+                "stats": stats}
+
+    def chunks():
+        counts = np.zeros(cfg.items, dtype=np.int64)
+        sse = total = 0.0
+        cum = np.concatenate([[0], np.cumsum(plan.degrees)])
+        u = 0
+        while u < cfg.users:
+            v = int(min(cfg.users, max(u + 1, np.searchsorted(cum, cum[u] + chunk_ratings, side="right") - 1)))
+            indptr, items, ratings, expected = plan.ratings(u, v)
+            _, order = sk.coo_order(sk.row_ids(indptr), items, v - u, cfg.items)  # items ascending in each row
+            items, ratings, expected = items[order], ratings[order], expected[order]
+            counts += np.bincount(items, minlength=cfg.items)
+            sse += float(np.sum((ratings.astype(np.float64) - expected) ** 2))
+            total += float(ratings.sum(dtype=np.float64))
+            stamps = np.random.default_rng([cfg.seed, 1, u]).integers(0, 700_000_000, size=items.size)
+            yield Chunk(u, indptr, items, ratings, (1_000_000_000 + stamps).astype(np.int64))
+            u = v
+        n = int(cum[-1])
+        stats.update(_stats(cfg, plan.degrees, counts, float(np.sqrt(sse / n)), total / n, n))
+
+    def planted_writer(path):
+        with open(path, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in plan.planted.items()})
+
+    ids = [np.arange(1, n + 1, dtype=np.int64) for n in (cfg.users, cfg.items)]
+    write_partitioned(out_dir, *ids, chunks(), user_bounds, item_bounds, items_table, manifest, True,
+                      extra_files={"planted.npz": planted_writer}, force=force)
+    return stats
 
 
 def user_degrees(n_users: int, n_items: int, n_ratings: int, rng, tail: float = USER_TAIL) -> np.ndarray:

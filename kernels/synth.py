@@ -11,7 +11,7 @@ __all__ = ["sample_items", "planted_ratings"]
 
 
 @njit(cache=True, parallel=True)
-def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed):
+def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed, first_user=0):
     """Distinct items for every user: the pre-assigned ones, then draws by popularity.
 
     User ``u`` gets ``degrees[u]`` distinct items: first ``pre_items[pre_indptr[u]:
@@ -20,7 +20,8 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed)
     Users who want more than an eighth of the catalogue instead take the top of
     Gumbel-perturbed log weights (sampling without replacement in one pass).
     Returns the CSR ``(indptr, items)``; each user's stream is seeded from
-    ``(seed, u)`` so the result does not depend on the thread count.
+    ``(seed, first_user + u)`` so the result does not depend on the thread count, and the
+    users ``a..b`` of a larger set come out the same when generated alone (``first_user=a``).
     """
     n_users = degrees.shape[0]
     n_items = prob.shape[0]
@@ -33,7 +34,7 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed)
         seen = np.full(n_items, -1, dtype=np.int64)
         keys = np.empty(n_items, dtype=np.float64)
         for u in range(c, n_users, n_chunks):
-            st = new_state(seed, u)
+            st = new_state(seed, first_user + u)
             pos = indptr[u]
             need = degrees[u]
             for j in range(pre_indptr[u], pre_indptr[u + 1]):
@@ -66,13 +67,14 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed)
 
 
 @njit(cache=True, parallel=True)
-def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_factors, sigma, seed):
+def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_factors, sigma, seed, first_user=0):
     """Half-star ratings from the planted model and their exact conditional expectations.
 
     ``r = clip(round_half(mu + b_u + b_i + U_u.V_i + sigma * eps), 0.5, 5)`` with
     ``eps ~ N(0, 1)``. Returns ``(ratings, expected)`` where ``expected`` is
     ``E[r | planted parameters]`` computed from the normal CDF over the half-star
-    bins: the best possible prediction of each rating.
+    bins: the best possible prediction of each rating. User ``u`` (its rows of ``user_bias`` and
+    ``user_factors``) draws from stream ``first_user + u``, so a range of users can be generated alone.
     """
     n_users = indptr.shape[0] - 1
     nnz = items.shape[0]
@@ -81,7 +83,7 @@ def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_
     k = user_factors.shape[1]
     inv = 1.0 / (sigma * math.sqrt(2.0))
     for u in prange(n_users):
-        st = new_state(seed ^ 0x5DEECE66D, u)
+        st = new_state(seed ^ 0x5DEECE66D, first_user + u)
         for j in range(indptr[u], indptr[u + 1]):
             i = items[j]
             m = mu + user_bias[u] + item_bias[i]

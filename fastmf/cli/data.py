@@ -20,7 +20,7 @@ from fastmf.cli.options import (
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.prepare import prepare as run_prepare
 from fastmf.data_prep.stats import describe
-from fastmf.data_prep.synth import SynthConfig, generate, write_synth
+from fastmf.data_prep.synth import SynthConfig, generate, write_synth, write_synth_partitioned
 
 # --------------------------------------------------------------------------- data commands
 
@@ -30,19 +30,24 @@ from fastmf.data_prep.synth import SynthConfig, generate, write_synth
 @click.argument("out_dir", type=click.Path())
 @data_options
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+@click.option("--partitions", type=int, default=None, metavar="N",
+              help="Write N user blocks and N item blocks (the partitioned layout that train --cluster reads).")
 @output_options
-def prepare(source, out_dir, force, as_json, quiet, forced_progress, **kw):
+def prepare(source, out_dir, force, partitions, as_json, quiet, forced_progress, **kw):
     """Convert SOURCE (MovieLens zip/folder, CSV or Parquet) to a prepared folder OUT_DIR.
 
     Writes ratings.parquet (user_id, item_id, rating float32[, timestamp]),
-    items.parquet (item_id, title, genres) with zstd, and manifest.json.
+    items.parquet (item_id, title, genres) with zstd, and manifest.json. With
+    --partitions N the ratings go to by_user/ and by_item/ blocks instead, with
+    the id maps (user_ids.parquet, item_ids.parquet), for training on a cluster.
     """
-    manifest = run_prepare(source, out_dir, column_spec(kw), force=force)
+    manifest = run_prepare(source, out_dir, column_spec(kw), force=force, partitions=partitions)
     if as_json:
         emit_json({"out_dir": out_dir, **manifest})
         return
+    blocks = f" in {partitions} user and {partitions} item blocks" if partitions else ""
     click.echo(f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
-               f"{manifest['items']:,} items")
+               f"{manifest['items']:,} items{blocks}")
 
 
 @main.command()
@@ -69,17 +74,26 @@ def info(data, as_json, quiet, forced_progress, **kw):
 @click.option("--seed", type=int, default=42, show_default=True, callback=check_seed)
 @click.option("--csv", is_flag=True, help="Also write MovieLens-format ratings.csv and movies.csv.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
+@click.option("--partitions", type=int, default=None, metavar="N",
+              help="Write N user and N item blocks (train --cluster), generating a chunk of users at a time: the "
+                   "whole table is never in memory.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the generation statistics as JSON.")
-def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, as_json):
+def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, partitions, as_json):
     """Write a synthetic MovieLens-shaped data set (default: the ml-32m shape) to OUT_DIR."""
     if scale <= 0:
         raise FastMFError("--scale must be positive")
+    if csv and partitions:
+        raise FastMFError("--csv writes the whole table: it does not go with --partitions")
     cfg = SynthConfig.scaled(scale, users=users, items=items, ratings=ratings, rank=rank, sigma=sigma, seed=seed)
     t0 = time.perf_counter()
-    data = generate(cfg)
-    write_synth(out_dir, data, cfg, csv=csv, force=force)
-    stats = dict(data.stats, seconds=time.perf_counter() - t0, out_dir=out_dir)
+    if partitions is not None:
+        stats = write_synth_partitioned(out_dir, cfg, partitions, force=force)
+    else:
+        data = generate(cfg)
+        write_synth(out_dir, data, cfg, csv=csv, force=force)
+        stats = data.stats
+    stats = dict(stats, seconds=time.perf_counter() - t0, out_dir=out_dir)
     if as_json:
         emit_json(stats)
         return

@@ -6,7 +6,7 @@ the same items in the same order for :func:`sample_items` and bit-identical
 float32 ratings for :func:`planted_ratings` (``expected`` agrees to float32
 rounding: the kernel's ``erf`` is libm's, this one is SciPy's).
 
-Streams: user ``u`` of :func:`sample_items` uses stream ``(seed, u)``: an alias
+Streams (``u`` counted from ``first_user``): user ``u`` of :func:`sample_items` uses stream ``(seed, u)``: an alias
 draw takes two calls (a column by Lemire's multiply-shift, then a uniform), a
 Gumbel key one call per item not pre-assigned, in item order. User ``u`` of
 :func:`planted_ratings` uses stream ``(seed ^ 0x5DEECE66D, u)``, two calls
@@ -59,7 +59,7 @@ def _alias_distinct(state, prob, alias, seen, need):
     return np.concatenate(out)
 
 
-def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed):
+def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed, first_user=0):
     """Distinct items for every user: the pre-assigned ones, then draws by popularity; CSR ``(indptr, items)``.
 
     User ``u`` gets ``degrees[u]`` items: ``pre_items[pre_indptr[u]:pre_indptr[u+1]]``,
@@ -86,7 +86,7 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed)
         need = int(degrees[u]) - pre.shape[0]
         if need <= 0:
             continue
-        state = _rng.stream_seed(seed, u)
+        state = _rng.stream_seed(seed, first_user + u)
         seen = np.zeros(n_items, dtype=bool)
         seen[pre] = True
         if 8 * degrees[u] > n_items:
@@ -102,7 +102,7 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed)
     return indptr, items
 
 
-def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_factors, sigma, seed):
+def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_factors, sigma, seed, first_user=0):
     """Half-star ratings from the planted model and their exact conditional expectations (both float32).
 
     ``r = clip(round_half(mu + b_u + b_i + U_u.V_i + sigma eps), 0.5, 5)``, ``eps ~ N(0, 1)``,
@@ -115,7 +115,7 @@ def planted_ratings(indptr, items, mu, user_bias, item_bias, user_factors, item_
     users = np.repeat(np.arange(indptr.shape[0] - 1), counts)
     items = np.asarray(items, dtype=np.int64)
     call = np.arange(items.shape[0]) - np.repeat(indptr[:-1], counts)  # rating number within its user
-    state = _rng.stream_seed(seed ^ RATING_STREAMS, users)
+    state = _rng.stream_seed(seed ^ RATING_STREAMS, users + first_user)
     eps = _rng.normal(_rng.draws(state, 2 * call + 1), _rng.draws(state, 2 * call + 2))
     m = np.float64(mu) + user_bias[users].astype(np.float64) + item_bias[items].astype(np.float64)
     prod = user_factors[users] * item_factors[items]
