@@ -34,7 +34,6 @@ from fastmf.models import budget, hyper
 from fastmf.models.backend import backend_of
 from fastmf.models.budget import Cost, Shape
 from fastmf.models.factor import FactorModel, map_new_user
-from fastmf.models.training import run_epochs, validation_split
 
 #: equal-cost entity blocks per thread, handed out dynamically
 BLOCKS_PER_THREAD = 16
@@ -207,8 +206,8 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
 
 
 class ALSFamily(FactorModel):
-    """What ALS, the bias-only and the feature model share: the fit through the shared epoch loop
-    (:mod:`fastmf.models.training`) and the exact fold-in of a new user (:func:`map_new_user`)."""
+    """What ALS, the bias-only and the feature model share: their training state (:class:`ALSState`),
+    fitted by :meth:`FactorModel._fit`, and the exact fold-in of a new user (:func:`map_new_user`)."""
 
     _saved_scalars = FactorModel._saved_scalars + ("best_epoch_",)
 
@@ -251,17 +250,12 @@ class ALSFamily(FactorModel):
         """Arithmetic per epoch beyond the two half-sweeps (the feature model's feature step)."""
         return 0.0
 
-    def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
-        train, validation = validation_split(self, train)
-        self.global_mean_ = train.global_mean
-        state = self._new_state(train)
-        self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
-        self._keep(state)
-
-    def _new_state(self, train: Dataset) -> ALSState:
-        return ALSState(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
-                        backend_of(self.backend), self.random_state, self.lam, self.gamma, self._ridge(),
-                        work_split=self.work_split, reg_scaling=self.reg_scaling)
+    def _new_state(self, train: Dataset, state_class: type = ALSState) -> ALSState:
+        """The training state (``state_class``, an :class:`ALSState` or a subclass: :mod:`fastmf.distributed`
+        passes one whose half-sweeps run on a cluster) on ``train`` and ``global_mean_``."""
+        return state_class(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
+                           backend_of(self.backend), self.random_state, self.lam, self.gamma, self._ridge(),
+                           work_split=self.work_split, reg_scaling=self.reg_scaling)
 
     def _keep(self, state: ALSState) -> None:
         """Store the fitted parameters as learned attributes."""

@@ -37,11 +37,17 @@ def training_scale(train: Dataset) -> list | None:
     """The rating scale a model keeps as ``rating_range_``, ``[lo, hi]`` (a list, as a saved header
     holds it): the data's declared scale, widened to the ratings actually present (a table or scipy
     matrix given in Python carries the default scale whatever its values); None for an implicit table."""
-    if train.rating_range is None:
+    extremes = (float(train.data.min()), float(train.data.max())) if train.n_ratings else None
+    return widened_scale(train.rating_range, extremes)
+
+
+def widened_scale(rating_range, extremes: tuple | None) -> list | None:
+    """``rating_range`` widened to the smallest and largest rating present (``extremes``, None for none)."""
+    if rating_range is None:
         return None
-    lo, hi = train.rating_range
-    if train.n_ratings:
-        lo, hi = min(lo, float(train.data.min())), max(hi, float(train.data.max()))
+    lo, hi = rating_range
+    if extremes is not None:
+        lo, hi = min(lo, extremes[0]), max(hi, extremes[1])
     return [float(lo), float(hi)]
 
 
@@ -168,15 +174,22 @@ class Recommender:
                      self._budget_alternatives(shape))
 
     def _remember_training(self, train: Dataset) -> None:
-        self.rating_range_ = training_scale(train)
-        self.user_map_ = train.user_map
-        self.item_map_ = train.item_map
-        self.seen_indptr_ = train.indptr
-        self.seen_indices_ = train.indices
-        self.item_counts_ = train.item_counts
-        titles = train.titles
+        self._remember(training_scale(train), train.user_map, train.item_map, train.item_counts, train.titles)
+        self._remember_seen(train.indptr, train.indices)
+
+    def _remember(self, scale, user_map: IdMap, item_map: IdMap, item_counts: np.ndarray, titles) -> None:
+        """What a fitted model keeps of its training data besides the ratings it saw (:meth:`_remember_seen`)."""
+        self.rating_range_ = scale
+        self.user_map_ = user_map
+        self.item_map_ = item_map
+        self.item_counts_ = item_counts
         self.item_titles_ = None if titles is None else np.asarray(
             ["" if t is None else str(t) for t in titles])
+
+    def _remember_seen(self, indptr: np.ndarray, indices: np.ndarray) -> None:
+        """The (user, item) pairs trained on, excluded from recommendations (CSR pattern)."""
+        self.seen_indptr_ = indptr
+        self.seen_indices_ = indices
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         raise NotImplementedError

@@ -75,39 +75,48 @@ class BPRState:
     def __init__(self, positives: Dataset, factors: int, negatives: str, backend, seed: int = 42,
                  init_std: float = 0.1, fit_bias: bool = True, lr: float = 0.05, decay: float = 0.98,
                  reg: float = 0.001):
+        weights = np.bincount(positives.indices, minlength=positives.n_items)
+        counts = np.diff(positives.indptr)
+        self._start(counts, weights, factors, backend, seed, init_std, fit_bias, lr, decay, reg)
+        self.popularity = negatives == "popularity"
+        self.indptr = positives.indptr
+        self.indices = (np.cumsum(weights > 0) - 1)[positives.indices].astype(np.int32)
+        build_alias = backend.sampling.build_alias
+        self.user_prob, self.user_alias = build_alias(np.where(self.sampled_users, counts, 0).astype(np.float64))
+        self.neg_prob, self.neg_alias = build_alias(weights[self.items].astype(np.float64)) if self.popularity else \
+            (np.ones(1), np.zeros(1, dtype=np.int32))
+
+    def _start(self, counts: np.ndarray, weights: np.ndarray, factors: int, backend, seed: int, init_std: float,
+               fit_bias: bool, lr: float, decay: float, reg: float) -> None:
+        """The catalogue, the users sampled and the starting factors, from the positives per user (``counts``)
+        and per item (``weights``): all a state needs that trains elsewhere (:mod:`fastmf.distributed`)."""
         self.backend = backend
         self.seed = int(seed)
         self.fit_bias = bool(fit_bias)
         self.lr, self.decay, self.reg = float(lr), float(decay), float(reg)
         self.epochs_run = 0
-        self.popularity = negatives == "popularity"
-        n_users = positives.n_users
-        weights = np.bincount(positives.indices, minlength=positives.n_items)
         self.items = np.flatnonzero(weights)
         n_items = self.items.size
-        self.indptr = positives.indptr
-        self.indices = (np.cumsum(weights > 0) - 1)[positives.indices].astype(np.int32)
-        counts = np.diff(self.indptr)
-        sampled_users = (counts > 0) & (counts < n_items)
-        self.n_samples = int(counts[sampled_users].sum())
+        self.sampled_users = (counts > 0) & (counts < n_items)
+        self.n_samples = int(counts[self.sampled_users].sum())
         if self.n_samples == 0:
             raise FastMFError("no user has both positive and non-positive items: nothing to rank")
         self.n_items = n_items
         rng = np.random.default_rng(seed)
-        u = rng.normal(0.0, init_std, (n_users, factors)).astype(np.float32)
+        u = rng.normal(0.0, init_std, (counts.shape[0], factors)).astype(np.float32)
         v = rng.normal(0.0, init_std, (n_items, factors)).astype(np.float32)
-        u[~sampled_users] = 0.0
+        u[~self.sampled_users] = 0.0
         self.user_factors = aligned_copy(u.astype(backend.FLOAT))
         self.item_factors = aligned_copy(v.astype(backend.FLOAT))
         self.item_bias = np.zeros(n_items, dtype=backend.FLOAT)
-        build_alias = backend.sampling.build_alias
-        self.user_prob, self.user_alias = build_alias(np.where(sampled_users, counts, 0).astype(np.float64))
-        self.neg_prob, self.neg_alias = build_alias(weights[self.items].astype(np.float64)) if self.popularity else \
-            (np.ones(1), np.zeros(1, dtype=np.int32))
+
+    def learning_rate(self) -> float:
+        """The learning rate of the next epoch, ``lr decay^e``."""
+        return self.lr * self.decay ** self.epochs_run
 
     def epoch(self) -> dict:
         """One epoch (the ``e``-th, from 0) at learning rate ``lr decay^e``: its mean ``-ln sigma(x_uij)``."""
-        lr = self.lr * self.decay ** self.epochs_run
+        lr = self.learning_rate()
         loss = np.zeros(n_threads())
         self.backend.bpr.hogwild_epoch(self.indptr, self.indices, self.user_prob, self.user_alias, self.user_factors,
                                        self.item_factors, self.item_bias, lr, self.reg, self.fit_bias,
@@ -125,6 +134,14 @@ class BPRState:
         sq = self.backend.metrics.sum_squares
         return bool(np.isfinite(record["loss"]) and np.isfinite(
             sq(self.user_factors) + sq(self.item_factors) + sq(self.item_bias)))
+
+    def snapshot(self):
+        return self.user_factors.copy(), self.item_factors.copy(), self.item_bias.copy(), self.epochs_run
+
+    def restore(self, snap) -> None:
+        for target, src in zip((self.user_factors, self.item_factors, self.item_bias), snap):
+            target[...] = src
+        self.epochs_run = int(snap[3])
 
 
 class BPR(Ranker):
@@ -190,18 +207,23 @@ class BPR(Ranker):
         pos = self._fit_positives(train)
         state = BPRState(pos, int(self.factors), self.negatives, backend_of(self.backend), self.random_state,
                          self.init_std, self.item_bias, self.lr, self.decay, self.reg)
-        self.samples_per_epoch_ = state.n_samples
-        dtype = state.item_bias.dtype
-        self.user_factors_ = state.user_factors
-        self.item_factors_ = np.zeros((train.n_items, state.item_factors.shape[1]), dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        state.export(self.item_factors_, self.item_bias_)
+        self._adopt(state, train.n_users, train.n_items)
         self._epoch_task = None
         if eval_set is not None:
             self._epoch_task = self.ranking_task(eval_set).sample_users(self.epoch_eval_users, self.random_state)
         run_epochs(self, state, train, eval_set, None, callback)
         del self._epoch_task
+
+    def _adopt(self, state: BPRState, n_users: int, n_items: int) -> None:
+        """Take the state's factors as the learned arrays (the users' in place; the catalogue's items exported
+        into arrays over every item after each epoch)."""
+        self.samples_per_epoch_ = state.n_samples
+        dtype = state.item_bias.dtype
+        self.user_factors_ = state.user_factors
+        self.item_factors_ = np.zeros((n_items, state.item_factors.shape[1]), dtype=dtype)
+        self.item_bias_ = np.zeros(n_items, dtype=dtype)
+        self.user_bias_ = np.zeros(n_users, dtype=dtype)
+        state.export(self.item_factors_, self.item_bias_)
 
     def _epoch_metrics(self, state: BPRState, train, eval_set) -> dict:
         """Export the epoch's factors; with an ``eval_set``, the ranking AUCs on a fixed sample of its users."""

@@ -14,6 +14,7 @@ from fastmf.metrics.rating import rating_metrics
 from fastmf.models import checks
 from fastmf.models.backend import backend_of
 from fastmf.models.base import Recommender
+from fastmf.models.training import run_epochs, validation_split
 
 
 def map_new_user(v: np.ndarray, res: np.ndarray, lam: float, gamma: float, precision, extra=None):
@@ -56,6 +57,21 @@ class FactorModel(Recommender):
         checks.check_finite(path, user_factors=self.user_factors_, item_factors=self.item_factors_,
                             user_bias=self.user_bias_, item_bias=self.item_bias_,
                             global_mean=np.asarray(self.global_mean_, dtype=np.float64))
+
+    def _fit(self, train, eval_set, callback) -> None:
+        """Fit through the shared epoch loop (:mod:`fastmf.models.training`): the model's training state
+        (``_new_state``) on ``train`` less the validation split (with ``patience``), kept by ``_keep``."""
+        train, validation = validation_split(self, train)
+        self.global_mean_ = train.global_mean
+        state = self._new_state(train)
+        self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
+        self._keep(state)
+
+    def _new_state(self, train, state_class=None):
+        raise NotImplementedError
+
+    def _keep(self, state) -> None:
+        raise NotImplementedError
 
     def _epoch_metrics(self, state, train, eval_set) -> dict:
         """The metrics of one history record (see :mod:`fastmf.models.training`)."""

@@ -176,17 +176,17 @@ class FeatureALS(ALSFamily):
         """The feature cycle and the new prior means: a few passes over the item-feature pairs, ``~ 8 I D``."""
         return 8.0 * shape.items * d
 
-    def _new_state(self, train: Dataset) -> FeatureState:
+    def _new_state(self, train: Dataset, state_class: type = FeatureState) -> FeatureState:
         indptr, indices, names = train.item_features()
         if not len(names):
             warnings.warn("the training data has no item features: the feature model reduces to plain ALS",
                           stacklevel=3)
         self.feature_names_ = [str(n) for n in names]
         self.item_feature_indptr_, self.item_feature_indices_ = unique_item_features(indptr, indices, len(names))
-        return FeatureState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                            self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
-                            self.random_state, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
-                            work_split=self.work_split, reg_scaling=self.reg_scaling)
+        return state_class(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
+                           self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
+                           self.random_state, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
+                           work_split=self.work_split, reg_scaling=self.reg_scaling)
 
     def _keep(self, state: FeatureState) -> None:
         super()._keep(state)

@@ -70,7 +70,6 @@ from fastmf.models.als import fold_in_scale, init_factors, ridge_scale, work_blo
 from fastmf.models.backend import backend_of
 from fastmf.models.budget import Cost, Shape
 from fastmf.models.factor import FactorModel, map_new_user
-from fastmf.models.training import run_epochs, validation_split
 
 #: item ranges per thread in the scattered item sweep (dynamically scheduled)
 SCATTER_PARTS_PER_THREAD = 4
@@ -113,6 +112,16 @@ class Posterior:
             return self.prior_scale @ values
         return values.sum(axis=0, dtype=np.float64)
 
+    @classmethod
+    def of(cls, **arrays) -> Posterior:
+        """A posterior holding the given arrays as they are (``mean``, ``cov``, ``bias``, ``logdet``, ``rows``,
+        ``esse``, ``prior_scale``; the others None): one block's side on a cluster worker
+        (:mod:`fastmf.distributed`)."""
+        out = cls.__new__(cls)
+        for name in ("mean", "cov", "bias", "logdet", "rows", "esse", "prior_scale"):
+            setattr(out, name, arrays.get(name))
+        return out
+
     def second_moments(self) -> np.ndarray:
         """``sum_e rho_e (m_ed^2 + S_e,dd)`` per dimension ``d``."""
         diag = self.cov.diagonal(axis1=1, axis2=2) if self.cov.ndim == 3 else self.cov
@@ -141,6 +150,27 @@ class MomentScatter:
         self.counts = np.zeros(n, dtype=np.int32)
 
 
+def gather_sweep(backend, mat, mu, own: Posterior, other: Posterior, lam, gamma, tau, blocks, full: bool) -> None:
+    """Update every row entity of the CSR matrix ``mat`` (``own``, in place) given the other side's
+    posteriors, gathering per rating the other side's packed rows (full covariances) or means, variances
+    and biases (diagonal): :func:`fastmf.kernels.vi.half_sweep_full` / ``half_sweep_diag``."""
+    if full:
+        backend.vi.half_sweep_full(*mat, mu, own.bias, own.mean, own.cov, own.rows, own.logdet, other.rows, lam, gamma,
+                                   tau, blocks, own.esse, own.prior_scale)
+    else:
+        backend.vi.half_sweep_diag(*mat, mu, own.bias, other.bias, own.mean, own.cov, own.logdet, other.mean,
+                                   other.cov, lam, gamma, tau, blocks, own.esse, own.prior_scale)
+
+
+def scatter_sweep(backend, csr, scatter: MomentScatter, mu, own: Posterior, other: Posterior, lam, gamma, tau,
+                  blocks) -> None:
+    """Update every *column* entity of the CSR matrix ``csr`` (``own``, full covariances) by streaming the
+    row entities' packed rows into ``scatter``'s accumulators (:func:`fastmf.kernels.vi.scatter_sweep_full`)."""
+    backend.vi.scatter_sweep_full(csr[1], csr[2], mu, other.rows, scatter.cuts, scatter.acc32, scatter.acc64,
+                                  scatter.counts, scatter.col_counts, own.bias, own.mean, own.cov, own.rows,
+                                  own.logdet, lam, gamma, tau, blocks, own.esse, own.prior_scale)
+
+
 class VIState:
     """The variational parameters being fitted, in the backend's precision, plus the sweeps.
 
@@ -160,7 +190,7 @@ class VIState:
         self.backend = backend
         self.learn_hyper = bool(learn_hyper)
         self.csr, self.csc = csr, csc
-        self.n_ratings = int(csr[1].shape[0])
+        self.n_ratings = int(csr[0][-1])
         self.mu = float(mu)
         self.lam, self.gamma = float(lam), float(gamma)
         self.tau = np.full(factors, float(tau))
@@ -181,33 +211,24 @@ class VIState:
         self.esse = self.error_sums(csr)[0] + var0 * sum(norms) + self.n_ratings * factors * var0 ** 2
         self.user_blocks = work_blocks(csr[0], factors)
         self.item_blocks = work_blocks(csc[0], factors)
-        self.scatter = MomentScatter(csr, csc[0], factors, backend) if self.full else None
+        # the item sweep's accumulators (none for a state whose sweeps run elsewhere: csr without its indices)
+        self.scatter = MomentScatter(csr, csc[0], factors, backend) if self.full and csr[1] is not None else None
 
     # ------------------------------------------------------------------ coordinate ascent
     def user_step(self) -> None:
-        us, it = self.users, self.items
-        if self.full:
-            self.backend.vi.half_sweep_full(*self.csr, self.mu, us.bias, us.mean, us.cov, us.rows, us.logdet, it.rows,
-                                            self.lam, self.gamma, self.tau, self.user_blocks, us.esse, us.prior_scale)
-        else:
-            self._sweep_diag(self.csr, us, it, self.user_blocks)
+        gather_sweep(self.backend, self.csr, self.mu, self.users, self.items, self.lam, self.gamma, self.tau,
+                     self.user_blocks, self.full)
         # every rating belongs to exactly one swept entity: their shares are the whole sum
-        self.esse = float(np.sum(us.esse))
+        self.esse = float(np.sum(self.users.esse))
 
     def item_step(self) -> None:
-        us, it, sc = self.users, self.items, self.scatter
         if self.full:
-            self.backend.vi.scatter_sweep_full(self.csr[1], self.csr[2], self.mu, us.rows, sc.cuts, sc.acc32,
-                                               sc.acc64, sc.counts, sc.col_counts, it.bias, it.mean, it.cov, it.rows,
-                                               it.logdet, self.lam, self.gamma, self.tau, self.item_blocks, it.esse,
-                                               it.prior_scale)
+            scatter_sweep(self.backend, self.csr, self.scatter, self.mu, self.items, self.users, self.lam, self.gamma,
+                          self.tau, self.item_blocks)
         else:
-            self._sweep_diag(self.csc, it, us, self.item_blocks)
-        self.esse = float(np.sum(it.esse))
-
-    def _sweep_diag(self, mat, own, other, blocks) -> None:
-        self.backend.vi.half_sweep_diag(*mat, self.mu, own.bias, other.bias, own.mean, own.cov, own.logdet, other.mean,
-                                        other.cov, self.lam, self.gamma, self.tau, blocks, own.esse, own.prior_scale)
+            gather_sweep(self.backend, self.csc, self.mu, self.items, self.users, self.lam, self.gamma, self.tau,
+                         self.item_blocks, False)
+        self.esse = float(np.sum(self.items.esse))
 
     def bias_variances(self) -> tuple:
         """Variances of ``q(b_u)`` and ``q(b_i)``: with ``learn_hyper`` the biases have Gaussian
@@ -440,15 +461,17 @@ class VI(FactorModel):
             return ()
         return (("--covariance diagonal", self.training_cost(shape, covariance="diagonal")),)
 
-    def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
-        train, validation = validation_split(self, train)
-        self.global_mean_ = train.global_mean
-        state = VIState(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                        backend_of(self.backend), self.random_state, self.lam, self.gamma, self.tau, self.covariance,
-                        self.learn_hyper, self.reg_scaling)
-        if self.learn_hyper:  # start from the noise level of the initial q, not the fixed lam
+    def _new_state(self, train: Dataset, state_class: type = VIState) -> VIState:
+        """The training state (``state_class``: :class:`VIState` or a subclass, as for ALS); with
+        ``learn_hyper`` it starts from the noise level of the initial q, not the fixed ``lam``."""
+        state = state_class(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
+                            backend_of(self.backend), self.random_state, self.lam, self.gamma, self.tau,
+                            self.covariance, self.learn_hyper, self.reg_scaling)
+        if self.learn_hyper:
             state.update_lam()
-        self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
+        return state
+
+    def _keep(self, state: VIState) -> None:
         self.user_factors_, self.item_factors_ = state.users.mean, state.items.mean
         self.user_bias_, self.item_bias_ = state.users.bias, state.items.bias
         self.user_cov_ = state.users.cov.astype(np.float32, copy=False)
