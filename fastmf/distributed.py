@@ -1,0 +1,10 @@
+"""Training on a Dask cluster (needs the ``distributed`` extra: ``pip install 'fastmf[distributed]'``).
+
+``fastmf.distributed.fit(model, dataset_path, client)`` fits ALS, the bias-only or the feature model
+on a folder written by ``fastmf prepare SOURCE OUT --partitions N``; see
+:mod:`fastmf.drivers.distributed`.
+"""
+
+from fastmf.drivers.distributed import SUPPORTED, fit
+
+__all__ = ["fit", "SUPPORTED"]

@@ -1,0 +1,446 @@
+"""Training on a Dask cluster: ALS, the bias-only and the feature model by blocks (issue 16).
+
+The layout is Spark MLlib's block ALS with fastmf's kernels. A partitioned prepared folder
+(``fastmf prepare SOURCE OUT --partitions N``, :mod:`fastmf.data_prep.partitions`) holds the
+ratings by user block and by item block. Every block is loaded **by a worker** (a task,
+:func:`load_block`, that any worker can rerun from the folder: a worker that dies takes nothing
+with it that the scheduler cannot recompute); the client never holds the rating table, only
+the manifest, the id maps and the parameters (``O((users + items) D)``).
+
+Each half-sweep sends the other side's factors and biases to the workers (once per worker),
+and each block's own rows; the worker runs the model's half-sweep kernel
+(:func:`fastmf.kernels.als.half_sweep`, the one a local fit runs) on its block and returns the
+block's new rows. Every entity's update is exact given the other side, so the result is the
+local fit's: same seed and split, same factors up to float rounding of the global mean (a sum
+in another order). The training state is the model's own (:class:`~fastmf.models.als.ALSState`,
+:class:`~fastmf.models.features.FeatureState`) with its half-sweeps sent to the cluster
+(:class:`ClusterSweeps`): initialisation, the feature step, the objective and the fitted
+attributes are the local code's.
+
+Progress records hold ``bytes_moved`` (the arrays sent to and returned by the workers in the
+epoch, each broadcast counted once per worker), besides the local records' fields. With
+``checkpoint`` the state is written every ``checkpoint_every`` epochs (atomically) and
+``resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastmf.common.errors import DivergenceError, FastMFError
+from fastmf.common.threads import set_threads
+from fastmf.data_prep.dataset import IdMap, _item_metadata
+from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
+from fastmf.data_prep.prepared import read_parquet
+from fastmf.data_prep.splits import stream_values, values_at
+from fastmf.metrics.rating import rmse
+from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
+from fastmf.models.backend import backend_of
+from fastmf.models.base import widened_scale
+from fastmf.models.features import FeatureState
+
+#: the models :func:`fit` trains (their ``kind``)
+SUPPORTED = ("als", "bias", "features")
+CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_META = "checkpoint.json"
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+@dataclass
+class Block:
+    """One block's ratings on a worker: training and test ratings as CSR over the block's rows
+    ``start..stop`` (local row indices; columns are the other side's global indices)."""
+
+    side: str
+    start: int
+    stop: int
+    train: tuple
+    test: tuple
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.train + self.test)
+
+
+def _local_csr(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, start: int, stop: int) -> tuple:
+    counts = np.bincount(rows - start, minlength=stop - start)
+    indptr = np.zeros(stop - start + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, np.ascontiguousarray(cols, dtype=np.int32), np.ascontiguousarray(ratings, dtype=np.float32)
+
+
+def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> Block:
+    """Block ``b`` of ``side`` read from the folder and split as :func:`fastmf.data_prep.splits.random_split`
+    splits the whole table (each rating to test with probability ``test_frac``, by its CSR position)."""
+    parts = open_partitions(folder)
+    ratings = read_block(parts, side, b)
+    n = ratings.rows.shape[0]
+    if test_frac > 0:
+        draws = stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
+        test = draws < test_frac
+    else:
+        test = np.zeros(n, dtype=bool)
+    train = ~test
+    return Block(side, ratings.start, ratings.stop,
+                 _local_csr(ratings.rows[train], ratings.cols[train], ratings.ratings[train], ratings.start,
+                            ratings.stop),
+                 _local_csr(ratings.rows[test], ratings.cols[test], ratings.ratings[test], ratings.start,
+                            ratings.stop))
+
+
+def block_summary(block: Block) -> dict:
+    """What the client needs of a block: training ratings per row, their float64 sum, extremes, test count."""
+    data = block.train[2]
+    return {"counts": np.diff(block.train[0]), "sum": float(data.sum(dtype=np.float64)), "n": int(data.shape[0]),
+            "extremes": (float(data.min()), float(data.max())) if data.size else None,
+            "n_test": int(block.test[2].shape[0]), "bytes": block.nbytes}
+
+
+def block_pattern(block: Block) -> tuple:
+    """The block's training (row, column) pattern: local row pointers and column indices."""
+    return block.train[0], block.train[1]
+
+
+def _threads(threads: int) -> None:
+    """Numba's thread count is per calling thread: every task sets it (0: the worker's own thread count)."""
+    if not threads:
+        try:
+            from distributed import get_worker
+            threads = get_worker().state.nthreads
+        except (ImportError, ValueError, AttributeError):
+            threads = 0
+    set_threads(threads)
+
+
+def als_sweep(block: Block, own_factors, own_bias, other_factors, other_bias, prior_mean, prior_bias,
+              params: dict) -> tuple:
+    """The half-sweep kernel of the model on one block: the block's rows' new factors and biases."""
+    _threads(params["threads"])
+    backend = backend_of(params["backend"])
+    factors, bias = np.array(own_factors, copy=True), np.array(own_bias, copy=True)
+    indptr = block.train[0]
+    backend.als.half_sweep(*block.train, params["mu"], bias, other_bias, factors, other_factors, params["lam"],
+                           params["gamma"], params["tau"], work_blocks(indptr, factors.shape[1], params["work_split"]),
+                           params["fit_bias"], prior_mean, prior_bias, ridge_scale(indptr, params["reg_scaling"]))
+    return factors, bias
+
+
+def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:
+    """Squared errors of the block's training and test ratings (the prediction is symmetric in the sides)."""
+    _threads(params["threads"])
+    sums = backend_of(params["backend"]).metrics.error_sums
+    args = (params["mu"], own_bias, other_bias, own_factors, other_factors)
+    return sums(*block.train, *args)[0], sums(*block.test, *args)[0]
+
+
+# --------------------------------------------------------------------------- client side
+
+
+class Skeleton:
+    """What a model's training state reads of its training data, without the ratings: row pointers
+    by user and by item (``csr``/``csc`` with no indices or values), counts, mean and item features."""
+
+    def __init__(self, user_counts, item_counts, global_mean: float, n_ratings: int, features):
+        self.n_users, self.n_items = int(user_counts.shape[0]), int(item_counts.shape[0])
+        self.csr = (_indptr(user_counts), None, None)
+        self.csc = (_indptr(item_counts), None, None)
+        self.indptr = self.csr[0]
+        self.global_mean = global_mean
+        self.n_ratings = n_ratings
+        self.item_counts = np.asarray(item_counts, dtype=np.int64)
+        self._features = features
+
+    def item_features(self):
+        return self._features
+
+
+def _indptr(counts) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+class ClusterSweeps:
+    """Mixed into a model's training state: its half-sweeps and error sums run on the cluster (:class:`Runner`)."""
+
+    runner: Runner
+
+    def user_step(self) -> None:
+        self.runner.half_sweep(self, "users")
+
+    def item_step(self) -> None:
+        self.runner.half_sweep(self, "items")
+
+    def metrics(self, train, eval_set) -> dict:
+        sse, sse_test = self.runner.error_sums(self)
+        out = {"train_rmse": rmse(sse, self.runner.n_train)}
+        if self.runner.n_test:
+            out["test_rmse"] = rmse(sse_test, self.runner.n_test)
+        out["objective"] = self.objective(sse)
+        return out
+
+
+_STATES = {}
+
+
+def cluster_state_class(base: type) -> type:
+    """``base`` (a training state class) with :class:`ClusterSweeps` in front."""
+    if base not in _STATES:
+        _STATES[base] = type("Cluster" + base.__name__, (ClusterSweeps, base), {})
+    return _STATES[base]
+
+
+class Runner:
+    """The blocks on the cluster and the traffic of one fit."""
+
+    def __init__(self, client, folder: str, parts, test_frac: float, seed: int, threads: int):
+        self.client = client
+        self.parts = parts
+        self.threads = int(threads)
+        self.bytes = 0
+        self.blocks = {side: [client.submit(load_block, folder, side, b, float(test_frac), int(seed), pure=False,
+                                            key=f"fastmf-block-{side}-{b}-{os.getpid()}-{id(self)}")
+                              for b in range(parts.count)] for side in ("users", "items")}
+        self.n_train = self.n_test = 0
+        self.params: dict = {}
+        self._held_users = None
+
+    def n_workers(self) -> int:
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def put(self, array: np.ndarray):
+        """``array`` on the cluster, once per worker: a task holding it, so the scheduler can recompute
+        it when the worker holding it dies (a scattered array could not be)."""
+        self.bytes += array.nbytes * min(self.n_workers(), self.parts.count)
+        return self.client.submit(_identity, array, pure=False)
+
+    def submit(self, fn, *args):
+        self.bytes += sum(a.nbytes for a in args if isinstance(a, np.ndarray))
+        return self.client.submit(fn, *args, pure=False)
+
+    def gather(self, futures):
+        results = self.client.gather(futures)
+        for r in results:
+            self.bytes += sum(a.nbytes for a in r if isinstance(a, np.ndarray))
+        return results
+
+    def summaries(self, side: str) -> list:
+        return self.client.gather([self.client.submit(block_summary, f, pure=False) for f in self.blocks[side]])
+
+    def pattern(self) -> tuple:
+        pieces = self.client.gather([self.client.submit(block_pattern, f, pure=False) for f in self.blocks["users"]])
+        indices = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
+        return _indptr(np.concatenate([np.diff(p[0]) for p in pieces])), indices
+
+    def half_sweep(self, state, side: str) -> None:
+        users = side == "users"
+        own_f, own_b = (state.user_factors, state.user_bias) if users else (state.item_factors, state.item_bias)
+        other_f, other_b = (state.item_factors, state.item_bias) if users else (state.user_factors, state.user_bias)
+        prior_mean, prior_bias = state._no_prior if users else (state.item_prior_mean, state.item_prior_bias)
+        held_f, held_b = self.put(other_f), self.put(other_b)
+        if not users:
+            self._held_users = (held_f, held_b)
+        bounds = self.parts.bounds(side)
+        futures = []
+        for b, block in enumerate(self.blocks[side]):
+            lo, hi = bounds[b], bounds[b + 1]
+            futures.append(self.submit(als_sweep, block, own_f[lo:hi], own_b[lo:hi], held_f, held_b,
+                                       prior_mean[lo:hi] if prior_mean.size else prior_mean,
+                                       prior_bias[lo:hi] if prior_bias.size else prior_bias, self.params))
+        for b, (f, bias) in enumerate(self.gather(futures)):
+            lo, hi = bounds[b], bounds[b + 1]
+            own_f[lo:hi], own_b[lo:hi] = f, bias
+
+    def error_sums(self, state) -> tuple:
+        """Training and test squared errors, summed over the item blocks (the user factors are still on
+        the workers from the item half-sweep)."""
+        held_f, held_b = self._held_users or (self.put(state.user_factors), self.put(state.user_bias))
+        bounds = self.parts.bounds("items")
+        futures = [self.submit(block_errors, block, state.item_factors[bounds[b]:bounds[b + 1]],
+                               state.item_bias[bounds[b]:bounds[b + 1]], held_f, held_b, self.params)
+                   for b, block in enumerate(self.blocks["items"])]
+        sums = np.asarray(self.client.gather(futures), dtype=np.float64).reshape(-1, 2)
+        return float(sums[:, 0].sum()), float(sums[:, 1].sum())
+
+    def take_bytes(self) -> int:
+        out, self.bytes = self.bytes, 0
+        return int(out)
+
+    def release(self) -> None:
+        self._held_users = None
+        for futures in self.blocks.values():
+            for f in futures:
+                f.release()
+
+
+def _identity(x):
+    return x
+
+
+def _check_model(model) -> None:
+    if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, ALSFamily):
+        raise FastMFError(f"distributed training supports the models {', '.join(SUPPORTED)}; "
+                          f"got '{getattr(model, 'kind', type(model).__name__)}'")
+    if getattr(model, "patience", None) is not None:
+        raise FastMFError("--patience (early stopping) is not available on a cluster: train a fixed number of epochs")
+
+
+def fit(model, dataset_path: str, client, test_frac: float = 0.1, seed: int | None = None, callback=None,
+        threads: int = 0, checkpoint: str | None = None, checkpoint_every: int = 1, resume: bool = False,
+        keep_seen: bool = True):
+    """Fit ``model`` (an unfitted or fitted ALS, BiasOnly or FeatureALS) on the partitioned folder
+    ``dataset_path`` with the Dask ``client``; returns the model, fitted as a local fit would be.
+
+    The ratings are split as ``fastmf train`` splits them (:func:`fastmf.data_prep.splits.random_split`
+    with ``test_frac``, ``seed``: default the model's ``random_state``); each epoch's record holds the
+    test RMSE. ``threads``: Numba threads per task (0: the worker's thread count). ``checkpoint``: a
+    folder the state is written to every ``checkpoint_every`` epochs; ``resume`` continues from it.
+    ``keep_seen``: gather the training pattern (one int32 per rating) so ``recommend`` excludes seen
+    items, as a local fit does.
+    """
+    _check_model(model)
+    model._check_params()
+    if not 0 <= test_frac < 1:
+        raise FastMFError(f"test_frac must be in [0, 1), got {test_frac!r}")
+    if checkpoint_every < 1:
+        raise FastMFError(f"checkpoint_every must be a whole number >= 1, got {checkpoint_every!r}")
+    seed = model.random_state if seed is None else int(seed)
+    parts = open_partitions(dataset_path)
+    runner = Runner(client, dataset_path, parts, test_frac, seed, threads)
+    try:
+        return _fit(model, dataset_path, parts, runner, callback, checkpoint, checkpoint_every, resume, keep_seen)
+    finally:
+        runner.release()
+
+
+def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep_seen):
+    start = time.perf_counter()
+    users, items = runner.summaries("users"), runner.summaries("items")
+    n_train = sum(s["n"] for s in users)
+    if n_train == 0:
+        raise FastMFError(f"{folder}: no training ratings")
+    runner.n_train, runner.n_test = n_train, sum(s["n_test"] for s in users)
+    extremes = [s["extremes"] for s in users if s["extremes"] is not None]
+    user_counts = np.concatenate([s["counts"] for s in users])
+    item_counts = np.concatenate([s["counts"] for s in items])
+    user_map, item_map = IdMap(read_ids(parts, "users")), IdMap(read_ids(parts, "items"))
+    items_path = os.path.join(folder, "items.parquet")
+    items_table = read_parquet(items_path) if os.path.exists(items_path) else None
+    titles, fptr, fidx, fnames = _item_metadata(items_table, item_map)
+    mu = sum(s["sum"] for s in users) / n_train
+    skeleton = Skeleton(user_counts, item_counts, mu, n_train, (fptr, fidx, fnames))
+
+    model._forget()
+    model._remember(widened_scale(parts.rating_range, (min(e[0] for e in extremes), max(e[1] for e in extremes))),
+                    user_map, item_map, item_counts, titles)
+    model.history_ = []
+    model.global_mean_ = mu
+    state = model._new_state(skeleton, cluster_state_class(_base_state(model)))
+    state.runner = runner
+    runner.params = {"mu": state.mu, "lam": state.lam, "gamma": state.gamma, "tau": state.tau,
+                     "fit_bias": state.fit_bias, "backend": model.backend, "work_split": model.work_split,
+                     "reg_scaling": model.reg_scaling, "threads": runner.threads}
+    first = 1
+    if resume:
+        first = _resume(model, state, checkpoint, folder) + 1
+    runner.take_bytes()
+    for epoch in range(first, int(model.epochs) + 1):
+        t0 = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore"):
+            extra = state.epoch()
+            record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **extra}
+            record.update(state.metrics(None, None))
+        record["bytes_moved"] = runner.take_bytes()
+        if not state.finite(record):
+            model._forget()
+            raise DivergenceError(f"{model.kind} diverged in epoch {epoch} (non-finite parameters): "
+                                  f"{state.divergence_hint}")
+        model._log(record, callback)
+        if checkpoint and (epoch % every == 0 or epoch == int(model.epochs)):
+            _save_checkpoint(model, state, checkpoint, folder, epoch)
+    model.best_epoch_ = int(model.epochs)
+    model._keep(state)
+    if keep_seen:
+        model._remember_seen(*runner.pattern())
+    else:
+        model._remember_seen(np.zeros(len(user_map) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+    model.fit_seconds_ = time.perf_counter() - start
+    model.compile_seconds_ = 0.0
+    return model
+
+
+def _base_state(model) -> type:
+    return FeatureState if model.kind == "features" else ALSState
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _identity_of(model, folder: str) -> dict:
+    manifest = os.path.join(folder, "manifest.json")
+    with open(manifest, "rb") as fh:
+        import hashlib
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    params = {k: v for k, v in model.get_params().items() if k != "epochs"}
+    return {"model": model.kind, "params": json.loads(json.dumps(params, default=str)), "manifest_sha256": digest}
+
+
+def _save_checkpoint(model, state, folder_out: str, data_folder: str, epoch: int) -> None:
+    """The state's arrays and the history after ``epoch``, written to temporary names and renamed."""
+    os.makedirs(folder_out, exist_ok=True)
+    arrays = {f"a{k}": a for k, a in enumerate(state.snapshot())}
+    tmp = os.path.join(folder_out, CHECKPOINT_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, os.path.join(folder_out, CHECKPOINT_FILE))
+    meta = {**_identity_of(model, data_folder), "epoch": epoch, "history": model.history_}
+    tmp = os.path.join(folder_out, CHECKPOINT_META + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(meta, fh, default=float)
+    os.replace(tmp, os.path.join(folder_out, CHECKPOINT_META))
+
+
+def _resume(model, state, folder_out: str | None, data_folder: str) -> int:
+    """Restore the state from ``folder_out``; returns the epoch it was written after."""
+    if not folder_out:
+        raise FastMFError("--resume needs --checkpoint DIR (the folder a previous run wrote its checkpoints to)")
+    meta_path = os.path.join(folder_out, CHECKPOINT_META)
+    try:
+        with open(meta_path) as fh:
+            meta = json.load(fh)
+        with np.load(os.path.join(folder_out, CHECKPOINT_FILE)) as npz:
+            snap = tuple(npz[f"a{k}"] for k in range(len(npz.files)))
+    except (OSError, ValueError, KeyError) as exc:
+        raise FastMFError(f"{folder_out}: no readable checkpoint to resume from ({exc.__class__.__name__})") from None
+    expected = _identity_of(model, data_folder)
+    for key in ("model", "params", "manifest_sha256"):
+        if meta.get(key) != expected[key]:
+            what = {"model": "another model", "params": "other hyperparameters",
+                    "manifest_sha256": "another dataset"}[key]
+            raise FastMFError(f"{folder_out}: the checkpoint is of {what}; resume with the same model, "
+                              f"hyperparameters and data, or start without --resume")
+    current = state.snapshot()
+    if len(snap) != len(current) or any(a.shape != b.shape for a, b in zip(snap, current)):
+        raise FastMFError(f"{folder_out}: the checkpoint's arrays do not match the model's shapes")
+    state.restore(snap)
+    model.history_ = list(meta.get("history", []))
+    return int(meta["epoch"])
+
+
+def _quiet_large_graphs():
+    """Dask warns when a task carries a large array; here that is the design (factors, never ratings)."""
+    warnings.filterwarnings("ignore", message=".*Sending large graph.*")
+    warnings.filterwarnings("ignore", message=".*Large object of size.*")
+
+
+_quiet_large_graphs()
+
+__all__ = ["fit", "load_block", "Block", "ClusterSweeps", "Runner", "SUPPORTED"]
