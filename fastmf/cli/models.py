@@ -52,9 +52,19 @@ from fastmf.registry import build_model, load_model, model_class
               help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.")
 @click.option("--ranking", is_flag=True,
               help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
+@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
+              help="Train on a Dask cluster (als, bias, features; needs the distributed extra): local:N starts N "
+                   "local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder written by prepare "
+                   "--partitions.")
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(), default=None,
+              help="With --cluster: write the training state to this folder every --checkpoint-every epochs.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True,
+              help="Epochs between checkpoints.")
+@click.option("--resume", is_flag=True, help="With --cluster: continue from the state in --checkpoint.")
 @threads_option
 @output_options
-def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet, forced_progress, **kw):
+def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet, forced_progress, cluster,
+          checkpoint_dir, checkpoint_every, resume, **kw):
     """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
 
     With --json one object goes to stdout: parameters, per-epoch history, final
@@ -73,6 +83,11 @@ def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet
         params.pop("threshold", None)  # for a rating model it only defines the positives of the ranking metrics
     model = build_model(kind, params)
     replacing = out_dir and check_target(out_dir, is_model, "model", protect=input_paths(data, kw))
+    if cluster is not None or checkpoint_dir is not None or resume:
+        from fastmf.cli.cluster import train_on_cluster
+        train_on_cluster(model, data, cluster, checkpoint_dir, checkpoint_every, resume, out_dir, replacing,
+                         as_json, quiet, {"compare_als": compare_als, "ranking": ranking, **kw})
+        return
     train_set, test_set, info = prepare_split(data, kw, [kind])
     epochs = model.epochs if "epochs" in model.params else None
     with Progress(epochs, kind, "epoch", quiet, forced_progress) as progress:

@@ -212,14 +212,16 @@ class Runner:
         self.n_train = self.n_test = 0
         self.params: dict = {}
         self._held_users = None
+        self._workers = 1
 
-    def n_workers(self) -> int:
-        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+    def count_workers(self) -> None:
+        """The workers a broadcast reaches (counted once per epoch)."""
+        self._workers = max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
     def put(self, array: np.ndarray):
         """``array`` on the cluster, once per worker: a task holding it, so the scheduler can recompute
         it when the worker holding it dies (a scattered array could not be)."""
-        self.bytes += array.nbytes * min(self.n_workers(), self.parts.count)
+        self.bytes += array.nbytes * min(self._workers, self.parts.count)
         return self.client.submit(_identity, array, pure=False)
 
     def submit(self, fn, *args):
@@ -354,6 +356,7 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
     runner.take_bytes()
     for epoch in range(first, int(model.epochs) + 1):
         t0 = time.perf_counter()
+        runner.count_workers()
         with np.errstate(over="ignore", invalid="ignore"):
             extra = state.epoch()
             record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **extra}
@@ -382,6 +385,68 @@ def _base_state(model) -> type:
 
 
 # --------------------------------------------------------------------------- checkpoints
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+class Cluster:
+    """A Dask client on ``spec``: ``local:N`` starts a LocalCluster of N worker processes (``threads``
+    threads each, default 1) for the run; ``tcp://HOST:PORT`` (or ``tls://``) connects to a running
+    scheduler. A context manager; ``client``, ``dashboard`` (the dashboard's address or None) and
+    ``workers`` (the worker count) once entered."""
+
+    def __init__(self, spec: str, threads: int | None = None, timeout: float = 30.0):
+        self.spec, self.threads, self.timeout = str(spec), threads, timeout
+        self.n_local = None
+        if self.spec.startswith("local:"):
+            n = self.spec[len("local:"):]
+            if not n.isdigit() or not 1 <= int(n) <= 256:
+                raise FastMFError(f"--cluster local:N needs N, a whole number of workers from 1 to 256, got {spec!r}")
+            self.n_local = int(n)
+        elif not self.spec.startswith(("tcp://", "tls://")) or len(self.spec) <= len("tcp://"):
+            raise FastMFError(f"--cluster must be local:N (a local cluster of N workers) or tcp://HOST:PORT "
+                              f"(a running Dask scheduler), got {spec!r}")
+        self._cluster = self.client = None
+
+    def __enter__(self) -> Cluster:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise FastMFError("training on a cluster needs Dask: pip install 'fastmf[distributed]'") from None
+        try:
+            if self.n_local is not None:
+                self._cluster = LocalCluster(n_workers=self.n_local, threads_per_worker=self.threads or 1,
+                                             processes=True, dashboard_address=":0", silence_logs=50)
+                self.client = Client(self._cluster)
+            else:
+                self.client = Client(self.spec, timeout=self.timeout)
+        except (OSError, TimeoutError) as exc:
+            self.__exit__(None, None, None)
+            raise FastMFError(f"cannot reach the Dask scheduler at {self.spec}: {first_words(exc)}") from None
+        return self
+
+    @property
+    def dashboard(self):
+        return getattr(self.client, "dashboard_link", None)
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def __exit__(self, *exc) -> None:
+        for thing in (self.client, self._cluster):
+            if thing is not None:
+                thing.close()
+        self.client = self._cluster = None
+
+
+def first_words(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- checkpoints (continued)
 
 
 def _identity_of(model, folder: str) -> dict:
@@ -443,4 +508,4 @@ def _quiet_large_graphs():
 
 _quiet_large_graphs()
 
-__all__ = ["fit", "load_block", "Block", "ClusterSweeps", "Runner", "SUPPORTED"]
+__all__ = ["fit", "Cluster", "load_block", "Block", "ClusterSweeps", "Runner", "SUPPORTED"]
