@@ -48,7 +48,7 @@ def lint_imports(folder: Path) -> subprocess.CompletedProcess:
 def test_import_contracts_are_kept(installed_layout):
     result = lint_imports(installed_layout)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize("module, upward", [
@@ -111,3 +111,10 @@ def test_ruff_is_clean():
     result = subprocess.run([tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_dask_import_outside_the_cluster_driver_is_caught(installed_layout):
+    path = installed_layout / "fastmf/models/als.py"
+    path.write_text(path.read_text() + "\nimport distributed  # deliberately outside the cluster driver\n")
+    result = lint_imports(installed_layout)
+    assert result.returncode != 0 and "imported by the cluster driver only" in result.stdout
