@@ -53,7 +53,7 @@ from fastmf.registry import build_model, load_model, model_class
 @click.option("--ranking", is_flag=True,
               help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
 @click.option("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
-              help="Train on a Dask cluster (als, bias, features; needs the distributed extra): local:N starts N "
+              help="Train on a Dask cluster (als, bias, features, vi; needs the distributed extra): local:N starts N "
                    "local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder written by prepare "
                    "--partitions.")
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(), default=None,

@@ -44,9 +44,10 @@ from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.base import widened_scale
 from fastmf.models.features import FeatureState
+from fastmf.models.vi import VI, Posterior, VIState, gather_sweep
 
 #: the models :func:`fit` trains (their ``kind``)
-SUPPORTED = ("als", "bias", "features")
+SUPPORTED = ("als", "bias", "features", "vi")
 CHECKPOINT_FILE = "checkpoint.npz"
 CHECKPOINT_META = "checkpoint.json"
 
@@ -133,6 +134,26 @@ def als_sweep(block: Block, own_factors, own_bias, other_factors, other_bias, pr
     return factors, bias
 
 
+#: the arrays of one side's posteriors a VI half-sweep updates
+VI_OWN = ("mean", "cov", "bias", "logdet", "rows")
+
+
+def vi_sweep(block: Block, own: dict, other: dict, params: dict) -> dict:
+    """The VI half-sweep of the block's entities (:func:`fastmf.models.vi.gather_sweep`: the kernel a local fit
+    runs for users; for items it gathers the users' packed rows where a local fit scatters them): their new
+    posterior arrays and their shares ``esse`` of the expected squared error."""
+    _threads(params["threads"])
+    backend = backend_of(params["backend"])
+    indptr = block.train[0]
+    scale = ridge_scale(indptr, params["reg_scaling"])
+    mine = Posterior.of(**{k: np.array(own[k], copy=True) for k in VI_OWN if own.get(k) is not None},
+                        esse=np.zeros(indptr.shape[0] - 1), prior_scale=np.zeros(0) if scale is None else scale)
+    d = mine.mean.shape[1]
+    gather_sweep(backend, block.train, params["mu"], mine, Posterior.of(**other), params["lam"], params["gamma"],
+                 params["tau"], work_blocks(indptr, d), params["full"])
+    return {k: getattr(mine, k) for k in VI_OWN + ("esse",) if getattr(mine, k) is not None}
+
+
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:
     """Squared errors of the block's training and test ratings (the prediction is symmetric in the sides)."""
     _threads(params["threads"])
@@ -179,23 +200,26 @@ class ClusterSweeps:
     def item_step(self) -> None:
         self.runner.half_sweep(self, "items")
 
+    def error_sums(self, mat) -> tuple:
+        """The training ratings' squared error (the one sum a state takes of ``error_sums(csr)``)."""
+        return self.runner.error_sums(self)[0], float("nan")
+
     def metrics(self, train, eval_set) -> dict:
         sse, sse_test = self.runner.error_sums(self)
         out = {"train_rmse": rmse(sse, self.runner.n_train)}
         if self.runner.n_test:
             out["test_rmse"] = rmse(sse_test, self.runner.n_test)
-        out["objective"] = self.objective(sse)
+        if isinstance(self, VIState):
+            out["elbo"] = self.elbo()
+            out["lam"] = self.lam
+        else:
+            out["objective"] = self.objective(sse)
         return out
 
 
-_STATES = {}
-
-
-def cluster_state_class(base: type) -> type:
-    """``base`` (a training state class) with :class:`ClusterSweeps` in front."""
-    if base not in _STATES:
-        _STATES[base] = type("Cluster" + base.__name__, (ClusterSweeps, base), {})
-    return _STATES[base]
+def cluster_state_class(base: type, runner: Runner) -> type:
+    """``base`` (a training state class) with :class:`ClusterSweeps` in front, sweeping on ``runner``."""
+    return type("Cluster" + base.__name__, (ClusterSweeps, base), {"runner": runner})
 
 
 class Runner:
@@ -243,6 +267,34 @@ class Runner:
         return _indptr(np.concatenate([np.diff(p[0]) for p in pieces])), indices
 
     def half_sweep(self, state, side: str) -> None:
+        if isinstance(state, VIState):
+            self._vi_half_sweep(state, side)
+        else:
+            self._als_half_sweep(state, side)
+
+    def _vi_half_sweep(self, state, side: str) -> None:
+        own, other = (state.users, state.items) if side == "users" else (state.items, state.users)
+        names = ("rows",) if state.full else ("mean", "cov", "bias")
+        held = {k: self.put(getattr(other, k)) for k in names}
+        params = {"mu": state.mu, "lam": state.lam, "gamma": state.gamma, "tau": state.tau, "full": state.full,
+                  "backend": self.params["backend"], "reg_scaling": self.params["reg_scaling"],
+                  "threads": self.threads}
+        bounds = self.parts.bounds(side)
+        futures = []
+        for b, block in enumerate(self.blocks[side]):
+            lo, hi = bounds[b], bounds[b + 1]
+            mine = {k: getattr(own, k)[lo:hi] for k in VI_OWN if getattr(own, k) is not None}
+            self.bytes += sum(a.nbytes for a in mine.values())
+            futures.append(self.client.submit(vi_sweep, block, mine, held, params, pure=False))
+        for b, result in enumerate(self.client.gather(futures)):
+            lo, hi = bounds[b], bounds[b + 1]
+            for k, a in result.items():
+                self.bytes += a.nbytes
+                getattr(own, k)[lo:hi] = a
+        # every rating belongs to exactly one swept entity: their shares are the whole sum
+        state.esse = float(np.sum(own.esse))
+
+    def _als_half_sweep(self, state, side: str) -> None:
         users = side == "users"
         own_f, own_b = (state.user_factors, state.user_bias) if users else (state.item_factors, state.item_bias)
         other_f, other_b = (state.item_factors, state.item_bias) if users else (state.user_factors, state.user_bias)
@@ -264,10 +316,13 @@ class Runner:
     def error_sums(self, state) -> tuple:
         """Training and test squared errors, summed over the item blocks (the user factors are still on
         the workers from the item half-sweep)."""
-        held_f, held_b = self._held_users or (self.put(state.user_factors), self.put(state.user_bias))
+        mu, user_bias, item_bias, user_factors, item_factors = state.arrays()
+        held_f, held_b = self._held_users or (self.put(user_factors), self.put(user_bias))
+        self._held_users = None
         bounds = self.parts.bounds("items")
-        futures = [self.submit(block_errors, block, state.item_factors[bounds[b]:bounds[b + 1]],
-                               state.item_bias[bounds[b]:bounds[b + 1]], held_f, held_b, self.params)
+        params = {**self.params, "mu": mu}
+        futures = [self.submit(block_errors, block, item_factors[bounds[b]:bounds[b + 1]],
+                               item_bias[bounds[b]:bounds[b + 1]], held_f, held_b, params)
                    for b, block in enumerate(self.blocks["items"])]
         sums = np.asarray(self.client.gather(futures), dtype=np.float64).reshape(-1, 2)
         return float(sums[:, 0].sum()), float(sums[:, 1].sum())
@@ -288,7 +343,7 @@ def _identity(x):
 
 
 def _check_model(model) -> None:
-    if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, ALSFamily):
+    if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, (ALSFamily, VI)):
         raise FastMFError(f"distributed training supports the models {', '.join(SUPPORTED)}; "
                           f"got '{getattr(model, 'kind', type(model).__name__)}'")
     if getattr(model, "patience", None) is not None:
@@ -345,11 +400,12 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
                     user_map, item_map, item_counts, titles)
     model.history_ = []
     model.global_mean_ = mu
-    state = model._new_state(skeleton, cluster_state_class(_base_state(model)))
-    state.runner = runner
-    runner.params = {"mu": state.mu, "lam": state.lam, "gamma": state.gamma, "tau": state.tau,
-                     "fit_bias": state.fit_bias, "backend": model.backend, "work_split": model.work_split,
+    runner.params = {"mu": mu, "backend": model.backend, "work_split": getattr(model, "work_split", "balanced"),
                      "reg_scaling": model.reg_scaling, "threads": runner.threads}
+    runner.count_workers()
+    state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
+    if not isinstance(state, VIState):
+        runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
     first = 1
     if resume:
         first = _resume(model, state, checkpoint, folder) + 1
@@ -381,7 +437,7 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
 
 
 def _base_state(model) -> type:
-    return FeatureState if model.kind == "features" else ALSState
+    return {"features": FeatureState, "vi": VIState}.get(model.kind, ALSState)
 
 
 # --------------------------------------------------------------------------- checkpoints
