@@ -109,21 +109,35 @@ def test_the_fitted_model_predicts_recommends_and_saves_as_a_local_one(ml3, clie
     np.testing.assert_allclose(back.predict(users, items), local.predict(users, items), atol=1e-5)
 
 
-def test_checkpoints_resume_to_the_factors_of_an_undisturbed_run(synth2, client, tmp_path):
-    whole = fd.fit(build_model("als", {"factors": 4, "epochs": 4}), synth2, client)
+@pytest.mark.parametrize("kind", ["als", "vi", "bpr"])
+def test_checkpoints_resume_to_the_factors_of_an_undisturbed_run(synth2, client, tmp_path, kind):
+    whole = fd.fit(build_model(kind, {"factors": 4, "epochs": 4}), synth2, client)
     ck = str(tmp_path / "ck")
-    fd.fit(build_model("als", {"factors": 4, "epochs": 2}), synth2, client, checkpoint=ck, checkpoint_every=2)
-    resumed = fd.fit(build_model("als", {"factors": 4, "epochs": 4}), synth2, client, checkpoint=ck, resume=True)
+    fd.fit(build_model(kind, {"factors": 4, "epochs": 2}), synth2, client, checkpoint=ck, checkpoint_every=2)
+    resumed = fd.fit(build_model(kind, {"factors": 4, "epochs": 4}), synth2, client, checkpoint=ck, resume=True)
     for name in FITTED:
         assert np.array_equal(getattr(resumed, name), getattr(whole, name)), name
     assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
     with pytest.raises(FastMFError, match="other hyperparameters"):
-        fd.fit(build_model("als", {"factors": 5, "epochs": 4}), synth2, client, checkpoint=ck, resume=True)
+        fd.fit(build_model(kind, {"factors": 5, "epochs": 4}), synth2, client, checkpoint=ck, resume=True)
+
+
+def test_dsgd_bpr_ranks_as_well_as_local_bpr_on_ml_latest_small(ml3, client):
+    """DSGD (P x P strata, item groups drawn anew each epoch) against Hogwild BPR on the same split."""
+    params = {"factors": 32, "epochs": 20, "lr": 0.1, "reg": 0.01, "random_state": 42}
+    split = random_split(fastmf.load_dataset(ml3), 0.1, 42)
+    local = build_model("bpr", params).fit(split.train)
+    dist = fd.fit(build_model("bpr", params), ml3, client, test_frac=0.1)
+    assert type(dist) is type(local)
+    assert np.array_equal(dist.positive_indices_, local.positive_indices_)
+    assert dist.samples_per_epoch_ == local.samples_per_epoch_
+    auc_local, auc_dist = local.evaluate(split.test)["auc"], dist.evaluate(split.test)["auc"]
+    assert auc_local > 0.9
+    assert abs(auc_dist - auc_local) <= 0.01, (auc_dist, auc_local)
+    assert all(r["bytes_moved"] > 0 and np.isfinite(r["loss"]) for r in dist.history_)
 
 
 def test_models_not_distributed_and_early_stopping_are_refused(synth2, client):
-    with pytest.raises(FastMFError, match="supports the models"):
-        fd.fit(build_model("bpr", {}), synth2, client)
     with pytest.raises(FastMFError, match="supports the models"):
         fd.fit(build_model("popular", {}), synth2, client)
     with pytest.raises(FastMFError, match="patience"):
@@ -166,7 +180,7 @@ def test_train_cluster_on_the_command_line(synth2, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "bpr", "--cluster", "local:2"], "not distributed yet"),
+    (["--model", "popular", "--cluster", "local:2"], "not distributed yet"),
     (["--cluster", "local:0"], "local:N needs N"),
     (["--cluster", "spark://x"], "--cluster must be"),
     (["--cluster", "local:1", "--split", "time"], "--split does not apply"),

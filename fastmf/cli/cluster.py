@@ -54,10 +54,11 @@ def train_on_cluster(model, data, spec, checkpoint_dir, checkpoint_every, resume
         def progress(record):
             if quiet:
                 return
+            fit = (f"train RMSE {record['train_rmse']:.4f}" if "train_rmse" in record
+                   else f"loss {record['loss']:.4f}")
             test = f"  test RMSE {record['test_rmse']:.4f}" if "test_rmse" in record else ""
-            click.echo(f"epoch {record['epoch']}/{model.epochs}  {record['seconds']:.2f} s  train RMSE "
-                       f"{record['train_rmse']:.4f}{test}  moved {record['bytes_moved'] / 1e6:.1f} MB  "
-                       f"dashboard {dashboard or 'none'}", err=True)
+            click.echo(f"epoch {record['epoch']}/{model.epochs}  {record['seconds']:.2f} s  {fit}{test}  "
+                       f"moved {record['bytes_moved'] / 1e6:.1f} MB  dashboard {dashboard or 'none'}", err=True)
 
         cluster_fit(model, data, cluster.client, test_frac=test_frac, seed=seed, callback=progress,
                     checkpoint=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
@@ -67,7 +68,7 @@ def train_on_cluster(model, data, spec, checkpoint_dir, checkpoint_every, resume
               "dashboard": dashboard, "split": "random", "test_frac": test_frac, "seed": seed,
               "history": history, "epochs_run": len(history), "fit_seconds": model.fit_seconds_,
               "bytes_moved": int(sum(r.get("bytes_moved", 0) for r in history))}
-    for key in ("train_rmse", "test_rmse", "objective"):
+    for key in ("train_rmse", "test_rmse", "objective", "elbo", "loss"):
         if history and key in history[-1]:
             report[key] = history[-1][key]
     if checkpoint_dir:
@@ -80,7 +81,7 @@ def train_on_cluster(model, data, spec, checkpoint_dir, checkpoint_every, resume
         return
     click.echo(f"{model.kind}: fitted on {spec} ({workers} workers) in {report['fit_seconds']:.2f} s, "
                f"{report['bytes_moved'] / 1e6:.1f} MB moved")
-    for key in ("train_rmse", "test_rmse"):
+    for key in ("train_rmse", "test_rmse", "loss"):
         if key in report:
             click.echo(f"{key:<12}{report[key]:.4f}")
     if out_dir:

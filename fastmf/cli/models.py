@@ -53,9 +53,9 @@ from fastmf.registry import build_model, load_model, model_class
 @click.option("--ranking", is_flag=True,
               help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
 @click.option("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
-              help="Train on a Dask cluster (als, bias, features, vi; needs the distributed extra): local:N starts N "
-                   "local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder written by prepare "
-                   "--partitions.")
+              help="Train on a Dask cluster (als, bias, features, vi, bpr by DSGD; needs the distributed extra): "
+                   "local:N starts N local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder "
+                   "written by prepare --partitions.")
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(), default=None,
               help="With --cluster: write the training state to this folder every --checkpoint-every epochs.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf.common.errors import DivergenceError, FastMFError
-from fastmf.common.threads import set_threads
+from fastmf.common.threads import n_threads, set_threads
 from fastmf.data_prep.dataset import IdMap, _item_metadata
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
 from fastmf.data_prep.prepared import read_parquet
@@ -43,11 +43,12 @@ from fastmf.metrics.rating import rmse
 from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.base import widened_scale
+from fastmf.models.bpr import BPR, BPRState
 from fastmf.models.features import FeatureState
 from fastmf.models.vi import VI, Posterior, VIState, gather_sweep
 
 #: the models :func:`fit` trains (their ``kind``)
-SUPPORTED = ("als", "bias", "features", "vi")
+SUPPORTED = ("als", "bias", "features", "vi", "bpr")
 CHECKPOINT_FILE = "checkpoint.npz"
 CHECKPOINT_META = "checkpoint.json"
 
@@ -154,6 +155,58 @@ def vi_sweep(block: Block, own: dict, other: dict, params: dict) -> dict:
     return {k: getattr(mine, k) for k in VI_OWN + ("esse",) if getattr(mine, k) is not None}
 
 
+def _positive(block: Block, threshold) -> np.ndarray:
+    data = block.train[2]
+    return np.ones(data.shape[0], dtype=bool) if threshold is None else data >= threshold
+
+
+def positive_summary(block: Block, threshold) -> np.ndarray:
+    """Positives (training ratings ``>= threshold``) per row of the block."""
+    keep = _positive(block, threshold)
+    rows = np.repeat(np.arange(block.stop - block.start), np.diff(block.train[0]))
+    return np.bincount(rows[keep], minlength=block.stop - block.start)
+
+
+def positive_pattern(block: Block, threshold) -> tuple:
+    keep = _positive(block, threshold)
+    rows = np.repeat(np.arange(block.stop - block.start), np.diff(block.train[0]))
+    return np.bincount(rows[keep], minlength=block.stop - block.start), block.train[1][keep]
+
+
+def bpr_stratum(block: Block, user_factors, item_factors, item_bias, sampled, group, weights, params: dict,
+                stream: int) -> tuple:
+    """One DSGD stratum: the existing BPR kernel (:func:`fastmf.kernels.bpr.hogwild_epoch`) on the positives
+    of user block ``block`` whose items are in ``group`` (ascending item indices; ``item_factors`` and
+    ``item_bias`` are their rows), negatives drawn within the group (uniformly, or by ``weights``). Returns
+    the new user, item and item-bias rows, the loss sum and the triples drawn."""
+    _threads(params["threads"])
+    backend = backend_of(params["backend"])
+    indptr, cols, _ = block.train
+    keep = _positive(block, params["threshold"])
+    pos = np.minimum(np.searchsorted(group, cols), max(group.shape[0] - 1, 0))
+    inside = keep & (group[pos] == cols) if group.shape[0] else np.zeros_like(keep)
+    rows = np.repeat(np.arange(block.stop - block.start), np.diff(indptr))
+    counts = np.bincount(rows[inside], minlength=block.stop - block.start)
+    sub_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=sub_ptr[1:])
+    sub_idx = pos[inside].astype(np.int32)
+    u, v, b = (np.array(a, copy=True) for a in (user_factors, item_factors, item_bias))
+    n_samples = int(counts[sampled].sum())
+    if n_samples == 0 or v.shape[0] < 2:
+        return u, v, b, 0.0, 0
+    build_alias = backend.sampling.build_alias
+    user_prob, user_alias = build_alias(np.where(sampled, counts, 0).astype(np.float64))
+    if params["popularity"]:
+        neg_prob, neg_alias = build_alias(np.asarray(weights, dtype=np.float64))
+    else:
+        neg_prob, neg_alias = np.ones(1), np.zeros(1, dtype=np.int32)
+    loss = np.zeros(n_threads())
+    backend.bpr.hogwild_epoch(sub_ptr, sub_idx, user_prob, user_alias, u, v, b, params["lr"], params["reg"],
+                              params["fit_bias"], n_samples, params["seed"], stream, loss.size, neg_prob, neg_alias,
+                              params["popularity"], loss)
+    return u, v, b, float(loss.sum()), n_samples
+
+
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:
     """Squared errors of the block's training and test ratings (the prediction is symmetric in the sides)."""
     _threads(params["threads"])
@@ -217,9 +270,25 @@ class ClusterSweeps:
         return out
 
 
+class ClusterDSGD:
+    """Mixed into :class:`~fastmf.models.bpr.BPRState`: an epoch is ``P`` sub-epochs of DSGD on the cluster."""
+
+    runner: Runner
+
+    def epoch(self) -> dict:
+        lr = self.learning_rate()
+        loss, n = self.runner.dsgd_epoch(self, lr)
+        self.epochs_run += 1
+        return {"loss": loss / max(n, 1), "lr": lr}
+
+    def metrics(self, train, eval_set) -> dict:
+        return {}
+
+
 def cluster_state_class(base: type, runner: Runner) -> type:
     """``base`` (a training state class) with :class:`ClusterSweeps` in front, sweeping on ``runner``."""
-    return type("Cluster" + base.__name__, (ClusterSweeps, base), {"runner": runner})
+    mixin = ClusterDSGD if issubclass(base, BPRState) else ClusterSweeps
+    return type("Cluster" + base.__name__, (mixin, base), {"runner": runner})
 
 
 class Runner:
@@ -313,6 +382,36 @@ class Runner:
             lo, hi = bounds[b], bounds[b + 1]
             own_f[lo:hi], own_b[lo:hi] = f, bias
 
+    def dsgd_epoch(self, state, lr: float) -> tuple:
+        """``P`` sub-epochs of DSGD (Gemulla et al. 2011). The catalogue is cut into ``P`` item groups at
+        random, anew every epoch (seeded), so that over the epochs every pair of items meets as positive and
+        negative; in sub-epoch ``s`` user block ``p`` trains with group ``(p + s) mod P``: no two concurrent
+        strata share a user or an item. Returns the loss sum and the triples drawn."""
+        count = self.parts.count
+        ubounds = self.parts.user_bounds
+        rng = np.random.default_rng([state.seed, state.epochs_run])
+        groups = [np.sort(g) for g in np.array_split(rng.permutation(state.items.shape[0]), count)]
+        params = {**self.params, "lr": lr}
+        total, drawn = 0.0, 0
+        for s in range(count):
+            futures = []
+            for p in range(count):
+                g = groups[(p + s) % count]
+                u0, u1 = ubounds[p], ubounds[p + 1]
+                args = (state.user_factors[u0:u1], state.item_factors[g], state.item_bias[g],
+                        state.sampled_users[u0:u1], state.items[g], self.weights[state.items[g]])
+                self.bytes += sum(a.nbytes for a in args)
+                stream = (state.epochs_run * count + s) * count + p
+                futures.append(self.client.submit(bpr_stratum, self.blocks["users"][p], *args, params, stream,
+                                                  pure=False))
+            for p, (u, v, b, loss, n) in enumerate(self.client.gather(futures)):
+                g = groups[(p + s) % count]
+                state.user_factors[ubounds[p]:ubounds[p + 1]] = u
+                state.item_factors[g], state.item_bias[g] = v, b
+                self.bytes += u.nbytes + v.nbytes + b.nbytes
+                total, drawn = total + loss, drawn + n
+        return total, drawn
+
     def error_sums(self, state) -> tuple:
         """Training and test squared errors, summed over the item blocks (the user factors are still on
         the workers from the item half-sweep)."""
@@ -343,7 +442,7 @@ def _identity(x):
 
 
 def _check_model(model) -> None:
-    if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, (ALSFamily, VI)):
+    if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, (ALSFamily, VI, BPR)):
         raise FastMFError(f"distributed training supports the models {', '.join(SUPPORTED)}; "
                           f"got '{getattr(model, 'kind', type(model).__name__)}'")
     if getattr(model, "patience", None) is not None:
@@ -400,12 +499,16 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
                     user_map, item_map, item_counts, titles)
     model.history_ = []
     model.global_mean_ = mu
-    runner.params = {"mu": mu, "backend": model.backend, "work_split": getattr(model, "work_split", "balanced"),
-                     "reg_scaling": model.reg_scaling, "threads": runner.threads}
     runner.count_workers()
-    state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
-    if not isinstance(state, VIState):
-        runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
+    if isinstance(model, BPR):
+        state = _bpr_state(model, runner, parts, user_map, item_map)
+    else:
+        runner.params = {"mu": mu, "backend": model.backend, "reg_scaling": model.reg_scaling,
+                         "work_split": getattr(model, "work_split", "balanced"), "threads": runner.threads}
+        state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
+        if not isinstance(state, VIState):
+            runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau,
+                                 fit_bias=state.fit_bias)
     first = 1
     if resume:
         first = _resume(model, state, checkpoint, folder) + 1
@@ -425,8 +528,11 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
         model._log(record, callback)
         if checkpoint and (epoch % every == 0 or epoch == int(model.epochs)):
             _save_checkpoint(model, state, checkpoint, folder, epoch)
-    model.best_epoch_ = int(model.epochs)
-    model._keep(state)
+    if isinstance(model, BPR):
+        state.export(model.item_factors_, model.item_bias_)
+    else:
+        model.best_epoch_ = int(model.epochs)
+        model._keep(state)
     if keep_seen:
         model._remember_seen(*runner.pattern())
     else:
@@ -434,6 +540,36 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
     model.fit_seconds_ = time.perf_counter() - start
     model.compile_seconds_ = 0.0
     return model
+
+
+def _bpr_state(model, runner: Runner, parts, user_map, item_map):
+    """The BPR state (:meth:`BPRState._start`: the local fit's catalogue, sampled users and starting factors)
+    from the positives per user and per item counted on the workers; the model adopts it as a local fit does."""
+    threshold = model.threshold if model.threshold and parts.rating_range is not None else None
+    gather = runner.client.gather
+    counts = np.concatenate(gather([runner.client.submit(positive_summary, f, threshold, pure=False)
+                                    for f in runner.blocks["users"]]))
+    weights = np.concatenate(gather([runner.client.submit(positive_summary, f, threshold, pure=False)
+                                     for f in runner.blocks["items"]]))
+    if counts.sum() == 0:
+        raise FastMFError(f"no training ratings >= threshold {model.threshold} "
+                          "(for implicit data with every rating 1, use threshold 0)")
+    backend = backend_of(model.backend)
+    state = cluster_state_class(BPRState, runner).__new__(cluster_state_class(BPRState, runner))
+    state._start(counts, weights, int(model.factors), backend, model.random_state, model.init_std, model.item_bias,
+                 model.lr, model.decay, model.reg)
+    state.popularity = model.negatives == "popularity"
+    runner.weights = weights
+    runner.params = {"backend": model.backend, "threads": runner.threads, "threshold": threshold,
+                     "reg": state.reg, "fit_bias": state.fit_bias, "seed": state.seed,
+                     "popularity": state.popularity}
+    model._adopt(state, len(user_map), len(item_map))
+    pieces = gather([runner.client.submit(positive_pattern, f, threshold, pure=False)
+                     for f in runner.blocks["users"]])
+    model.positive_indptr_ = _indptr(np.concatenate([p[0] for p in pieces]))
+    model.positive_indices_ = np.concatenate([p[1] for p in pieces]).astype(np.int32)
+    model.global_mean_ = 0.0
+    return state
 
 
 def _base_state(model) -> type:
@@ -517,16 +653,45 @@ def _identity_of(model, folder: str) -> dict:
 def _save_checkpoint(model, state, folder_out: str, data_folder: str, epoch: int) -> None:
     """The state's arrays and the history after ``epoch``, written to temporary names and renamed."""
     os.makedirs(folder_out, exist_ok=True)
-    arrays = {f"a{k}": a for k, a in enumerate(state.snapshot())}
+    arrays: dict = {}
+    structure = _flatten(state.snapshot(), arrays)
     tmp = os.path.join(folder_out, CHECKPOINT_FILE + ".tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     os.replace(tmp, os.path.join(folder_out, CHECKPOINT_FILE))
-    meta = {**_identity_of(model, data_folder), "epoch": epoch, "history": model.history_}
+    meta = {**_identity_of(model, data_folder), "epoch": epoch, "history": model.history_, "structure": structure}
     tmp = os.path.join(folder_out, CHECKPOINT_META + ".tmp")
     with open(tmp, "w") as fh:
         json.dump(meta, fh, default=float)
     os.replace(tmp, os.path.join(folder_out, CHECKPOINT_META))
+
+
+def _flatten(value, arrays: dict):
+    """A JSON description of ``value`` (nested tuples, lists and dicts of arrays and numbers), its arrays
+    put into ``arrays`` under the names it gives."""
+    if isinstance(value, np.ndarray):
+        name = f"a{len(arrays)}"
+        arrays[name] = value
+        return {"array": name}
+    if isinstance(value, dict):
+        return {"dict": {str(k): _flatten(v, arrays) for k, v in value.items()}}
+    if isinstance(value, (tuple, list)):
+        return {"tuple": [_flatten(v, arrays) for v in value]}
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float)):
+        return {"value": value}
+    raise FastMFError(f"internal error: cannot checkpoint a {type(value).__name__}")
+
+
+def _unflatten(spec: dict, arrays: dict):
+    if "array" in spec:
+        return arrays[spec["array"]]
+    if "dict" in spec:
+        return {k: _unflatten(v, arrays) for k, v in spec["dict"].items()}
+    if "tuple" in spec:
+        return tuple(_unflatten(v, arrays) for v in spec["tuple"])
+    return spec["value"]
 
 
 def _resume(model, state, folder_out: str | None, data_folder: str) -> int:
@@ -537,8 +702,8 @@ def _resume(model, state, folder_out: str | None, data_folder: str) -> int:
     try:
         with open(meta_path) as fh:
             meta = json.load(fh)
-        with np.load(os.path.join(folder_out, CHECKPOINT_FILE)) as npz:
-            snap = tuple(npz[f"a{k}"] for k in range(len(npz.files)))
+        with np.load(os.path.join(folder_out, CHECKPOINT_FILE), allow_pickle=False) as npz:
+            snap = _unflatten(meta["structure"], {k: npz[k] for k in npz.files})
     except (OSError, ValueError, KeyError) as exc:
         raise FastMFError(f"{folder_out}: no readable checkpoint to resume from ({exc.__class__.__name__})") from None
     expected = _identity_of(model, data_folder)
@@ -548,8 +713,11 @@ def _resume(model, state, folder_out: str | None, data_folder: str) -> int:
                     "manifest_sha256": "another dataset"}[key]
             raise FastMFError(f"{folder_out}: the checkpoint is of {what}; resume with the same model, "
                               f"hyperparameters and data, or start without --resume")
-    current = state.snapshot()
-    if len(snap) != len(current) or any(a.shape != b.shape for a, b in zip(snap, current)):
+    current: dict = {}
+    _flatten(state.snapshot(), current)
+    saved: dict = {}
+    _flatten(snap, saved)
+    if saved.keys() != current.keys() or any(np.shape(saved[k]) != np.shape(current[k]) for k in saved):
         raise FastMFError(f"{folder_out}: the checkpoint's arrays do not match the model's shapes")
     state.restore(snap)
     model.history_ = list(meta.get("history", []))
