@@ -1,0 +1,110 @@
+"""Distributed ALS (a Dask LocalCluster) against the single-process engine on the same cores (issue 16).
+
+Not part of the default test run (bench/ is outside ``testpaths``). Run from the repository root:
+
+    python3 bench/bench_distributed.py [--epochs 5] [--factors 20] [--model als] [--scale 1]
+    python3 -m pytest bench/bench_distributed.py -p no:cacheprovider --benchmark-only
+
+The data is the synthetic ml-32m shape in the partitioned layout (2 blocks per side), generated on
+first use into ``FASTMF_BENCH_CACHE`` (default ``~/.cache/fastmf/bench``) as
+``synth-v2-ml32m-x{scale}-seed42-p2`` by ``fastmf synth --partitions 2`` (the ratings of the unpartitioned
+``synth-v2-ml32m-x{scale}-seed42`` set). Measured, on the same data with no test split:
+
+* single process, 2 Numba threads: ``model.fit`` on the folder loaded whole;
+* LocalCluster of 2 worker processes x 1 thread: ``fastmf.distributed.fit``.
+
+Each reports the median epoch seconds after the first (the updates only, as ``fastmf train``'s
+history), the fit's wall seconds per epoch (metrics and, for the cluster, the round trips included),
+the bytes moved per epoch (cluster) and the overhead ratio cluster / single process. The numbers are
+those of this machine at the time of the run: other processes sharing the cores make them noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from fastmf.common.threads import set_threads
+from fastmf.data_prep.dataset import load_dataset
+from fastmf.data_prep.synth import GENERATOR_VERSION, SynthConfig, write_synth_partitioned
+from fastmf.drivers.bench import cache_dir
+from fastmf.registry import build_model
+
+PARTITIONS = 2
+
+
+def partitioned_folder(scale: float, seed: int = 42) -> str:
+    folder = os.path.join(cache_dir(), f"synth-v{GENERATOR_VERSION}-ml32m-x{scale:g}-seed{seed}-p{PARTITIONS}")
+    if not os.path.exists(os.path.join(folder, "manifest.json")):
+        print(f"generating {folder}", file=sys.stderr)
+        write_synth_partitioned(folder, SynthConfig.scaled(scale, seed=seed), PARTITIONS, force=True)
+    return folder
+
+
+def _steady(history) -> float:
+    seconds = [r["seconds"] for r in history]
+    return statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+
+
+def measure(model: str = "als", factors: int = 20, epochs: int = 5, scale: float = 1.0) -> dict:
+    from distributed import Client, LocalCluster
+
+    import fastmf.distributed as fd
+
+    folder = partitioned_folder(scale)
+    params = {"factors": factors, "epochs": epochs}
+    threads = set_threads(2)
+    data = load_dataset(folder)
+    local = build_model(model, params)
+    t0 = time.perf_counter()
+    local.fit(data)
+    local_wall = (time.perf_counter() - t0) / epochs
+    n_ratings = data.n_ratings
+    del data
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        t0 = time.perf_counter()
+        dist = fd.fit(build_model(model, params), folder, client, test_frac=0.0, keep_seen=False)
+        total = time.perf_counter() - t0
+        peak = client.run(_peak_rss_mb)
+    moved = [r["bytes_moved"] for r in dist.history_]
+    record = {
+        "model": model, "factors": factors, "epochs": epochs, "ratings": n_ratings, "scale": scale,
+        "single_threads": threads, "cluster": "LocalCluster 2 workers x 1 thread (processes)",
+        "single_epoch_seconds": _steady(local.history_), "cluster_epoch_seconds": _steady(dist.history_),
+        "single_wall_seconds_per_epoch": local_wall,
+        "cluster_wall_seconds_per_epoch": total / epochs,
+        "cluster_bytes_moved_per_epoch": statistics.median(moved),
+        "cluster_worker_peak_rss_mb": sorted(peak.values()),
+        "train_rmse_single": local.history_[-1]["train_rmse"], "train_rmse_cluster": dist.history_[-1]["train_rmse"],
+    }
+    record["overhead_ratio"] = record["cluster_epoch_seconds"] / record["single_epoch_seconds"]
+    record["overhead_ratio_wall"] = record["cluster_wall_seconds_per_epoch"] / record["single_wall_seconds_per_epoch"]
+    return record
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def test_distributed_overhead(benchmark):
+    import pytest
+    pytest.importorskip("distributed")
+    record = benchmark.pedantic(measure, kwargs={"scale": float(os.environ.get("FASTMF_BENCH_SCALE", "1.0"))},
+                                rounds=1, iterations=1)
+    benchmark.extra_info.update(record)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="als")
+    parser.add_argument("--factors", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.model, args.factors, args.epochs, args.scale), indent=2))
