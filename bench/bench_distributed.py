@@ -62,7 +62,8 @@ def measure(model: str = "als", factors: int = 20, epochs: int = 5, scale: float
     local = build_model(model, params)
     t0 = time.perf_counter()
     local.fit(data)
-    local_wall = (time.perf_counter() - t0) / epochs
+    local_total = time.perf_counter() - t0
+    local_wall = local_total / epochs
     n_ratings = data.n_ratings
     del data
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
@@ -70,16 +71,19 @@ def measure(model: str = "als", factors: int = 20, epochs: int = 5, scale: float
         t0 = time.perf_counter()
         dist = fd.fit(build_model(model, params), folder, client, test_frac=0.0, keep_seen=False)
         total = time.perf_counter() - t0
-        peak = client.run(_peak_rss_mb)
+        rss = client.run(_rss_mb)  # {worker address: (pid, RSS now)}
     moved = [r["bytes_moved"] for r in dist.history_]
     record = {
         "model": model, "factors": factors, "epochs": epochs, "ratings": n_ratings, "scale": scale,
         "single_threads": threads, "cluster": "LocalCluster 2 workers x 1 thread (processes)",
         "single_epoch_seconds": _steady(local.history_), "cluster_epoch_seconds": _steady(dist.history_),
         "single_wall_seconds_per_epoch": local_wall,
+        "single_setup_and_metrics_seconds": local_total - sum(r["seconds"] for r in local.history_),
         "cluster_wall_seconds_per_epoch": total / epochs,
+        "cluster_setup_seconds": total - sum(r["seconds"] + r["metrics_seconds"] for r in dist.history_),
+        "cluster_metrics_seconds_per_epoch": statistics.median(r["metrics_seconds"] for r in dist.history_),
         "cluster_bytes_moved_per_epoch": statistics.median(moved),
-        "cluster_worker_peak_rss_mb": sorted(peak.values()),
+        "cluster_worker_rss_mb_after": sorted(v[1] for v in rss.values()),
         "train_rmse_single": local.history_[-1]["train_rmse"], "train_rmse_cluster": dist.history_[-1]["train_rmse"],
     }
     record["overhead_ratio"] = record["cluster_epoch_seconds"] / record["single_epoch_seconds"]
@@ -87,9 +91,11 @@ def measure(model: str = "als", factors: int = 20, epochs: int = 5, scale: float
     return record
 
 
-def _peak_rss_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _rss_mb() -> tuple:
+    """The worker's resident memory after training (not its peak: ``ru_maxrss`` of a forked worker
+    starts from the parent's, here the single-process run's)."""
+    import psutil
+    return os.getpid(), psutil.Process().memory_info().rss / 2**20
 
 
 def test_distributed_overhead(benchmark):

@@ -1,4 +1,4 @@
-"""Training on a Dask cluster: ALS, the bias-only and the feature model by blocks (issue 16).
+"""Training on a Dask cluster (issue 16): ALS, bias-only, the feature model and VI by blocks, BPR by DSGD.
 
 The layout is Spark MLlib's block ALS with fastmf's kernels. A partitioned prepared folder
 (``fastmf prepare SOURCE OUT --partitions N``, :mod:`fastmf.data_prep.partitions`) holds the
@@ -7,20 +7,25 @@ ratings by user block and by item block. Every block is loaded **by a worker** (
 with it that the scheduler cannot recompute); the client never holds the rating table, only
 the manifest, the id maps and the parameters (``O((users + items) D)``).
 
-Each half-sweep sends the other side's factors and biases to the workers (once per worker),
-and each block's own rows; the worker runs the model's half-sweep kernel
-(:func:`fastmf.kernels.als.half_sweep`, the one a local fit runs) on its block and returns the
-block's new rows. Every entity's update is exact given the other side, so the result is the
-local fit's: same seed and split, same factors up to float rounding of the global mean (a sum
-in another order). The training state is the model's own (:class:`~fastmf.models.als.ALSState`,
-:class:`~fastmf.models.features.FeatureState`) with its half-sweeps sent to the cluster
-(:class:`ClusterSweeps`): initialisation, the feature step, the objective and the fitted
-attributes are the local code's.
+Each half-sweep sends the other side's factors and biases (VI: its posteriors' packed rows, or
+means, variances and biases) to the workers, once per worker, as tasks holding them (so they
+too are recomputable), and each block's own rows; the worker runs the model's half-sweep kernel
+(:func:`fastmf.kernels.als.half_sweep`, :func:`fastmf.models.vi.gather_sweep`: what a local fit
+runs) on its block and returns the block's new rows. Every entity's update is exact given the
+other side, so the result is the local fit's: same seed and split, same factors up to float
+rounding. The training state is the model's own (:class:`~fastmf.models.als.ALSState`,
+:class:`~fastmf.models.features.FeatureState`, :class:`~fastmf.models.vi.VIState`) with its
+half-sweeps sent to the cluster (:class:`ClusterSweeps`): initialisation, the feature step, the
+hyperparameter updates, the objective and the fitted attributes are the local code's.
+
+BPR (:class:`ClusterDSGD`) runs as stratified SGD (Gemulla et al. 2011): ``P`` user blocks,
+``P`` item groups drawn at random each epoch, ``P`` sub-epochs of ``P`` disjoint strata, each
+stratum the existing Hogwild kernel on its positives with negatives from its item group.
 
 Progress records hold ``bytes_moved`` (the arrays sent to and returned by the workers in the
-epoch, each broadcast counted once per worker), besides the local records' fields. With
-``checkpoint`` the state is written every ``checkpoint_every`` epochs (atomically) and
-``resume`` continues from it.
+epoch, each broadcast counted once per worker) and ``metrics_seconds``, besides the local
+records' fields. With ``checkpoint`` the state is written every ``checkpoint_every`` epochs
+(atomically, no pickle) and ``resume`` continues from it.
 """
 
 from __future__ import annotations
@@ -452,7 +457,7 @@ def _check_model(model) -> None:
 def fit(model, dataset_path: str, client, test_frac: float = 0.1, seed: int | None = None, callback=None,
         threads: int = 0, checkpoint: str | None = None, checkpoint_every: int = 1, resume: bool = False,
         keep_seen: bool = True):
-    """Fit ``model`` (an unfitted or fitted ALS, BiasOnly or FeatureALS) on the partitioned folder
+    """Fit ``model`` (ALS, BiasOnly, FeatureALS, VI or BPR, fitted or not) on the partitioned folder
     ``dataset_path`` with the Dask ``client``; returns the model, fitted as a local fit would be.
 
     The ratings are split as ``fastmf train`` splits them (:func:`fastmf.data_prep.splits.random_split`
@@ -519,7 +524,9 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
         with np.errstate(over="ignore", invalid="ignore"):
             extra = state.epoch()
             record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **extra}
+            t1 = time.perf_counter()
             record.update(state.metrics(None, None))
+            record["metrics_seconds"] = time.perf_counter() - t1
         record["bytes_moved"] = runner.take_bytes()
         if not state.finite(record):
             model._forget()
