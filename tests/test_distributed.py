@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -146,23 +147,23 @@ def test_models_not_distributed_and_early_stopping_are_refused(synth2, client):
 
 @pytest.mark.slow
 def test_a_killed_worker_does_not_change_the_result(synth2):
-    """Real worker processes: the second epoch's callback SIGKILLs one; its blocks are reloaded from the
-    folder by the scheduler's recomputation (the nanny restarts the process) and the factors are those of
-    an undisturbed run."""
+    """Real worker processes: after the second epoch's record a timer SIGKILLs one while the third epoch's
+    tasks run; what it held (blocks, factors) is recomputed by the scheduler (blocks reloaded from the
+    folder; the nanny restarts the process) and the factors are those of an undisturbed run."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as c:
-        whole = fd.fit(build_model("als", {"factors": 4, "epochs": 4}), synth2, c)
-        killed = []
+        whole = fd.fit(build_model("als", {"factors": 4, "epochs": 6}), synth2, c)
+        pid = sorted(c.run(os.getpid).values())[0]
+        timers = []
 
-        def kill_one(record):
-            if record["epoch"] == 2 and not killed:
-                pids = c.run(os.getpid)
-                pid = sorted(pids.values())[0]
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+        def kill_soon(record):
+            if record["epoch"] == 2:
+                timers.append(threading.Timer(0.005, os.kill, (pid, signal.SIGKILL)))
+                timers[0].start()
 
-        disturbed = fd.fit(build_model("als", {"factors": 4, "epochs": 4}), synth2, c, callback=kill_one)
-    assert killed
+        disturbed = fd.fit(build_model("als", {"factors": 4, "epochs": 6}), synth2, c, callback=kill_soon)
+        timers[0].join()
+        assert pid not in c.run(os.getpid).values()  # the worker died (and was replaced)
     for name in FITTED:
         np.testing.assert_array_equal(getattr(disturbed, name), getattr(whole, name), err_msg=name)
 
