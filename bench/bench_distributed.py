@@ -4,6 +4,7 @@ Not part of the default test run (bench/ is outside ``testpaths``). Run from the
 
     python3 bench/bench_distributed.py [--epochs 5] [--factors 20] [--model als] [--scale 1]
     python3 -m pytest bench/bench_distributed.py -p no:cacheprovider --benchmark-only
+    python3 bench/bench_distributed.py --out-of-core FOLDER --workers 2 --memory-limit 3.5GB --epochs 2
 
 The data is the synthetic ml-32m shape in the partitioned layout (2 blocks per side), generated on
 first use into ``FASTMF_BENCH_CACHE`` (default ``~/.cache/fastmf/bench``) as
@@ -98,6 +99,62 @@ def _rss_mb() -> tuple:
     return os.getpid(), psutil.Process().memory_info().rss / 2**20
 
 
+class PeakRSS:
+    """The largest resident memory of each worker process, polled every ``interval`` seconds (a worker's
+    ``ru_maxrss`` is useless here: Linux keeps the parent's across fork and exec)."""
+
+    def __init__(self, pids, interval: float = 0.2):
+        import threading
+
+        import psutil
+        self.procs = {pid: psutil.Process(pid) for pid in pids}
+        self.peak = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(interval,), daemon=True)
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            for pid, proc in self.procs.items():
+                try:
+                    self.peak[pid] = max(self.peak[pid], proc.memory_info().rss)
+                except Exception:  # a worker that died and was replaced
+                    pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def out_of_core(folder: str, workers: int = 2, memory_limit: str = "3.5GB", epochs: int = 2,
+                factors: int = 20) -> dict:
+    """ALS on a partitioned folder too large for one worker: ``workers`` worker processes of 1 thread, each
+    limited to ``memory_limit`` (Dask spills and pauses past its fractions of it); the peak RSS per worker."""
+    from distributed import Client, LocalCluster
+
+    import fastmf.distributed as fd
+    from fastmf.data_prep.partitions import open_partitions
+
+    parts = open_partitions(folder)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        t0 = time.perf_counter()
+        with PeakRSS(pids) as peak:
+            model = fd.fit(build_model("als", {"factors": factors, "epochs": epochs}), folder, client,
+                           test_frac=0.0, keep_seen=False)
+        total = time.perf_counter() - t0
+    return {"ratings": parts.n_ratings, "users": parts.n_users, "items": parts.n_items, "partitions": parts.count,
+            "table_bytes_in_memory": 12 * parts.n_ratings, "workers": workers, "memory_limit": memory_limit,
+            "epochs": epochs, "factors": factors, "epoch_seconds": [r["seconds"] for r in model.history_],
+            "train_rmse": [r["train_rmse"] for r in model.history_],
+            "bytes_moved_per_epoch": [r["bytes_moved"] for r in model.history_], "total_seconds": total,
+            "worker_peak_rss_bytes": sorted(peak.peak.values())}
+
+
 def test_distributed_overhead(benchmark):
     import pytest
     pytest.importorskip("distributed")
@@ -112,5 +169,13 @@ if __name__ == "__main__":
     parser.add_argument("--factors", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--out-of-core", metavar="FOLDER", default=None,
+                        help="Instead: ALS on this partitioned folder with --workers processes of --memory-limit each.")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--memory-limit", default="3.5GB")
     args = parser.parse_args()
-    print(json.dumps(measure(args.model, args.factors, args.epochs, args.scale), indent=2))
+    if args.out_of_core:
+        print(json.dumps(out_of_core(args.out_of_core, args.workers, args.memory_limit, args.epochs, args.factors),
+                         indent=2))
+    else:
+        print(json.dumps(measure(args.model, args.factors, args.epochs, args.scale), indent=2))
