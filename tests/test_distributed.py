@@ -200,3 +200,12 @@ def test_data_that_is_not_partitioned_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["train", str(tmp_path), "--cluster", "local:1"])
     assert result.exit_code != 0 and "not a partitioned folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_split_the_fit_is_that_of_the_whole_data(synth2, client):
+    local = build_model("als", {"factors": 4, "epochs": 2}).fit(fastmf.load_dataset(synth2))
+    dist = fd.fit(build_model("als", {"factors": 4, "epochs": 2}), synth2, client, test_frac=0.0)
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(dist, name), getattr(local, name), rtol=0, atol=1e-5, err_msg=name)
+    assert "test_rmse" not in dist.history_[-1]
+    assert dist.history_[-1]["train_rmse"] == pytest.approx(local.history_[-1]["train_rmse"], abs=1e-6)

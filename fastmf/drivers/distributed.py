@@ -90,11 +90,12 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
     parts = open_partitions(folder)
     ratings = read_block(parts, side, b)
     n = ratings.rows.shape[0]
-    if test_frac > 0:
-        draws = stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
-        test = draws < test_frac
-    else:
-        test = np.zeros(n, dtype=bool)
+    if test_frac <= 0:  # no split: the block as read, without masked copies
+        empty = _local_csr(ratings.rows[:0], ratings.cols[:0], ratings.ratings[:0], ratings.start, ratings.stop)
+        return Block(side, ratings.start, ratings.stop,
+                     _local_csr(ratings.rows, ratings.cols, ratings.ratings, ratings.start, ratings.stop), empty)
+    draws = stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
+    test = draws < test_frac
     train = ~test
     return Block(side, ratings.start, ratings.stop,
                  _local_csr(ratings.rows[train], ratings.cols[train], ratings.ratings[train], ratings.start,
