@@ -188,6 +188,8 @@ def test_train_cluster_on_the_command_line(synth2, tmp_path):
     (["--cluster", "local:1", "--test", "x.csv"], "--test does not apply"),
     (["--checkpoint", "ck"], "apply to training on a cluster"),
     (["--resume"], "apply to training on a cluster"),
+    (["--cluster", "local:1", "--resume"], "--resume needs --checkpoint DIR"),
+    (["--cluster", "local:1", "--resume", "--checkpoint", "nowhere"], "--resume needs --checkpoint DIR"),
 ])
 def test_command_line_mistakes_are_one_line(synth2, args, message):
     result = CliRunner().invoke(main, ["train", synth2, *args])

@@ -43,6 +43,8 @@ def train_on_cluster(model, data, spec, checkpoint_dir, checkpoint_every, resume
         raise FastMFError("--cluster needs DATA: a folder written by fastmf prepare SOURCE OUT --partitions N")
     if os.path.isdir(data) and not os.path.isfile(os.path.join(data, "manifest.json")):
         raise FastMFError(f"{data}: not a partitioned folder: write one with fastmf prepare SOURCE OUT --partitions N")
+    if resume and not os.path.isfile(os.path.join(checkpoint_dir or "", "checkpoint.json")):
+        raise FastMFError("--resume needs --checkpoint DIR holding a checkpoint (written by a run with --checkpoint)")
     open_partitions(data)  # a mistaken DATA is reported before a cluster starts
     test_frac = 0.1 if kw.get("test_frac") is None else float(kw["test_frac"])
     seed = kw.get("seed")
