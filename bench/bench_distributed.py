@@ -133,14 +133,19 @@ def out_of_core(folder: str, workers: int = 2, memory_limit: str = "3.5GB", epoc
                 factors: int = 20) -> dict:
     """ALS on a partitioned folder too large for one worker: ``workers`` worker processes of 1 thread, each
     limited to ``memory_limit`` (Dask spills and pauses past its fractions of it); the peak RSS per worker."""
+    import dask
     from distributed import Client, LocalCluster
 
     import fastmf.distributed as fd
     from fastmf.data_prep.partitions import open_partitions
 
     parts = open_partitions(folder)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    # the limit is a hard ceiling: no spilling of blocks to disk (they would be reloaded every half-sweep)
+    memory = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False,
+              "distributed.worker.memory.pause": 0.92, "distributed.worker.memory.terminate": 0.97}
+    with dask.config.set(memory), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               memory_limit=memory_limit, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
         t0 = time.perf_counter()
         with PeakRSS(pids) as peak:
@@ -152,7 +157,8 @@ def out_of_core(folder: str, workers: int = 2, memory_limit: str = "3.5GB", epoc
             "epochs": epochs, "factors": factors, "epoch_seconds": [r["seconds"] for r in model.history_],
             "train_rmse": [r["train_rmse"] for r in model.history_],
             "bytes_moved_per_epoch": [r["bytes_moved"] for r in model.history_], "total_seconds": total,
-            "worker_peak_rss_bytes": sorted(peak.peak.values())}
+            "worker_peak_rss_bytes": sorted(peak.peak.values()),
+            "worker_memory_config": memory}
 
 
 def test_distributed_overhead(benchmark):
