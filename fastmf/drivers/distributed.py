@@ -37,6 +37,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.common.threads import n_threads, set_threads
@@ -81,7 +82,7 @@ def _local_csr(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, start: i
     counts = np.bincount(rows - start, minlength=stop - start)
     indptr = np.zeros(stop - start + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return indptr, np.ascontiguousarray(cols, dtype=np.int32), np.ascontiguousarray(ratings, dtype=np.float32)
+    return indptr, np.array(cols, dtype=np.int32), np.array(ratings, dtype=np.float32)
 
 
 def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> Block:
@@ -90,18 +91,27 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
     parts = open_partitions(folder)
     ratings = read_block(parts, side, b)
     n = ratings.rows.shape[0]
-    if test_frac <= 0:  # no split: the block as read, without masked copies
-        empty = _local_csr(ratings.rows[:0], ratings.cols[:0], ratings.ratings[:0], ratings.start, ratings.stop)
-        return Block(side, ratings.start, ratings.stop,
-                     _local_csr(ratings.rows, ratings.cols, ratings.ratings, ratings.start, ratings.stop), empty)
-    draws = stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
-    test = draws < test_frac
-    train = ~test
-    return Block(side, ratings.start, ratings.stop,
-                 _local_csr(ratings.rows[train], ratings.cols[train], ratings.ratings[train], ratings.start,
-                            ratings.stop),
-                 _local_csr(ratings.rows[test], ratings.cols[test], ratings.ratings[test], ratings.start,
-                            ratings.stop))
+    if test_frac <= 0:  # no split: the block as read
+        train = test = None
+    else:
+        test = (stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)) \
+            < test_frac
+        train = ~test
+
+    def part(mask):
+        r = read
+        if mask is None:
+            return _local_csr(r.rows, r.cols, r.ratings, r.start, r.stop)
+        return _local_csr(r.rows[mask], r.cols[mask], r.ratings[mask], r.start, r.stop)
+
+    read = ratings
+    block = Block(side, ratings.start, ratings.stop, part(train),
+                  part(np.zeros(n, dtype=bool)) if test is None else part(test))
+    read = ratings = None
+    # the block's arrays are numpy's own (copied out of Arrow's buffers): what reading and checking the file
+    # took from Arrow's pool goes back to the system, so a worker's memory is its blocks
+    pa.default_memory_pool().release_unused()
+    return block
 
 
 def block_summary(block: Block) -> dict:
