@@ -142,7 +142,9 @@ def out_of_core(folder: str, workers: int = 2, memory_limit: str = "3.5GB", epoc
     parts = open_partitions(folder)
     # the limit is a hard ceiling: no spilling of blocks to disk (they would be reloaded every half-sweep)
     memory = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False,
-              "distributed.worker.memory.pause": 0.92, "distributed.worker.memory.terminate": 0.97}
+              "distributed.worker.memory.pause": 0.92, "distributed.worker.memory.terminate": 0.97,
+              # idle workers would steal the (input-less) block loading tasks and end up holding more blocks
+              "distributed.scheduler.work-stealing": False}
     with dask.config.set(memory), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                memory_limit=memory_limit, dashboard_address=":0") as cluster, \
             Client(cluster) as client:

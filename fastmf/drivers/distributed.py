@@ -77,6 +77,12 @@ class Block:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.train + self.test)
 
+    def __sizeof__(self) -> int:
+        """The arrays' bytes: what Dask's ``sizeof`` (``sys.getsizeof`` for an unknown type) reports to the
+        scheduler, which then keeps a block's tasks where the block is instead of copying it to an idle worker
+        (it would believe a block costs nothing to move)."""
+        return self.nbytes + 256
+
 
 def _local_csr(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, start: int, stop: int) -> tuple:
     counts = np.bincount(rows - start, minlength=stop - start)
@@ -315,8 +321,16 @@ class Runner:
         self.parts = parts
         self.threads = int(threads)
         self.bytes = 0
+        # user block b and item block b go to worker b mod W, so every worker holds its share of the ratings
+        # (left to itself the scheduler may pile many loading tasks on one worker); any other worker may
+        # (re)load a block when that one is gone
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+        def place(b: int) -> dict:
+            return {"workers": [workers[b % len(workers)]], "allow_other_workers": True} if workers else {}
+
         self.blocks = {side: [client.submit(load_block, folder, side, b, float(test_frac), int(seed), pure=False,
-                                            key=f"fastmf-block-{side}-{b}-{os.getpid()}-{id(self)}")
+                                            key=f"fastmf-block-{side}-{b}-{os.getpid()}-{id(self)}", **place(b))
                               for b in range(parts.count)] for side in ("users", "items")}
         self.n_train = self.n_test = 0
         self.params: dict = {}
