@@ -48,7 +48,7 @@ def main():
 
 
 # the commands register themselves on ``main`` when their modules are imported
-from fastmf.cli import analysis, bench, data, models  # noqa: E402,F401
+from fastmf.cli import analysis, bench, data, models, web  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -133,6 +133,28 @@ class FactorModel(Recommender):
             scores = scores + self.global_mean_ + bias
         return scores
 
+    def fold_in_predict(self, ratings: dict, items, return_std: bool = False):
+        """Predicted ratings of ``items`` (ids) for a new user described by ``{item_id: rating}``, folded in
+        against the fixed items exactly as :meth:`fold_in` does (no refit): ``mu + b + b_i + u . V_i``
+        with the new user's ``(b, u)``. ``return_std`` (VI only) also returns the predictive standard
+        deviations, as :meth:`predict` does for known users."""
+        self._check_fitted()
+        if not self.rating_model:
+            raise FastMFError(f"a '{self.kind}' model ranks items and predicts no ratings")
+        if return_std:
+            raise FastMFError(f"a '{self.kind}' model has no predictive uncertainty (return_std needs a VI model)")
+        if not isinstance(ratings, dict):
+            raise FastMFError("fold_in_predict takes one new user as {item_id: rating}")
+        state = self._fold_in_state(*self._fold_in_input(ratings))
+        idx = self.item_indices(np.atleast_1d(items))
+        return self._new_user_means(state, idx)
+
+    def _new_user_means(self, state, idx: np.ndarray) -> np.ndarray:
+        """``mu + b + b_i + u . V_i`` of a folded-in user ``state = (b, u, ...)`` for item indices ``idx``."""
+        b, u = state[0], np.asarray(state[1], dtype=np.float64)
+        return (self.global_mean_ + b + self.item_bias_[idx].astype(np.float64)
+                + self.item_factors_[idx].astype(np.float64) @ u)
+
     def similar_items(self, items, k: int = 10, allow=None, deny=None, min_item_ratings: int = 0,
                       as_frame: bool = False):
         """The ``k`` items most similar to each given item id: the largest cosines

@@ -46,6 +46,7 @@ Predictions carry a variance: ``var(r_ui) = s_u + s_i + m_u^T S_i m_u + m_i^T S_
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from statistics import NormalDist
 
 import numpy as np
@@ -81,6 +82,9 @@ STRATEGIES = ("mean", "penalized", "ucb", "thompson")
 #: half-widths, in predictive standard deviations, of the central 50% and 90% intervals
 Z50 = NormalDist().inv_cdf(0.75)
 Z90 = NormalDist().inv_cdf(0.95)
+#: the ranking of the recommend/fold_in call running in this thread (or asyncio task): one model may
+#: serve many threads at once (the web application), so the call's strategy is never an attribute
+_RANKING: contextvars.ContextVar = contextvars.ContextVar("fastmf_vi_ranking", default=None)
 
 
 class Posterior:
@@ -530,6 +534,24 @@ class VI(FactorModel):
         mean, var = self._pair_moments(u, i)
         return mean, np.sqrt(var + 1.0 / self.lam_)
 
+    def fold_in_predict(self, ratings: dict, items, return_std: bool = False):
+        """Predicted ratings of ``items`` for a new user ``{item_id: rating}`` folded in as in :meth:`fold_in`;
+        with ``return_std`` also the predictive standard deviations ``sqrt(s + s_i + m^T S_i m + m_i^T S m +
+        tr(S S_i) + 1/lam)`` of the new user's posterior ``N(m, S)`` (``s``, its bias variance, is
+        ``1/(lam n + gamma)`` with ``learn_hyper`` and 0 for point-estimate biases)."""
+        if not return_std:
+            return super().fold_in_predict(ratings, items)
+        self._check_fitted()
+        if not isinstance(ratings, dict):
+            raise FastMFError("fold_in_predict takes one new user as {item_id: rating}")
+        given, values = self._fold_in_input(ratings)
+        b, m, s = self._fold_in_state(given, values)
+        idx = self.item_indices(np.atleast_1d(items))
+        mean = self._new_user_means((b, m), idx)
+        var = self.score_variance(m[None, :], np.asarray(s[None], dtype=np.float32))[0][idx]
+        bias_var = 1.0 / (self.lam_ * len(given) + self.gamma_) if self.learn_hyper else 0.0
+        return mean, np.sqrt(var.astype(np.float64) + bias_var + 1.0 / self.lam_)
+
     def calibration(self, test: Dataset) -> dict:
         """Shares of ``test`` ratings (aligned to the training maps) inside the central 50% and
         90% predictive intervals ``mean +- z sd`` (``coverage_50``, ``coverage_90``) and the mean
@@ -609,11 +631,12 @@ class VI(FactorModel):
             raise FastMFError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        self._rank = {"strategy": strategy, "beta": float(beta), "seed": int(seed), "items": None}
+        token = _RANKING.set({"model": self, "strategy": strategy, "beta": float(beta), "seed": int(seed),
+                              "items": None})
         try:
             yield
         finally:
-            del self._rank
+            _RANKING.reset(token)
 
     def _linear_scores(self) -> bool:
         rank = getattr(self, "_rank", None)
@@ -648,8 +671,8 @@ class VI(FactorModel):
         """Apply the current call's ranking strategy to mean scores ``(B, n_items)`` of users with
         posteriors ``N(mean_u[b], cov_u[b])`` and biases ``bias_u``; Thompson draws user ``b`` from
         random stream ``streams[b]`` (item ``i`` draws from stream ``i``)."""
-        rank = getattr(self, "_rank", None)
-        if rank is None or rank["strategy"] == "mean":
+        rank = _RANKING.get()
+        if rank is None or rank["model"] is not self or rank["strategy"] == "mean":
             return scores
         if rank["strategy"] == "thompson":
             if rank["items"] is None:

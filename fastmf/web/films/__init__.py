@@ -1,0 +1,1 @@
+"""Films, ratings and recommendations: the pages people use and the JSON API."""
