@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -10,6 +12,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -32,19 +35,31 @@ def served():
     return get_engine().current()
 
 
+@functools.lru_cache(maxsize=256)
+def star_options(steps: tuple, mine: float | None) -> str:
+    """The ``<option>`` elements of a rating menu, the user's rating selected (else the third from the top).
+    Pages show one menu per film and the menus differ only by the selected value: built once here, not
+    by the template engine per row (which took most of a recommendations page's time)."""
+    chosen = mine if mine is not None else steps[max(0, len(steps) - 3)]
+    return format_html_join("", '<option value="{}"{}>{} ★</option>',
+                            ((x, " selected" if x == chosen else "", x) for x in steps))
+
+
 def film_row(s, i: int, mine: dict, **extra) -> dict:
-    """What a page shows of film ``i``: facts, the user's rating, and anything ``extra``."""
+    """What a page shows of film ``i``: facts, the user's rating and its menu, and anything ``extra``."""
     c = s.catalogue
+    stars = mine.get(c.keys[i])
     return {"key": c.keys[i], "title": c.titles[i], "name": c.names[i], "year": c.years[i],
             "genres": c.genres[i], "count": int(c.counts[i]),
-            "mean": None if not c.counts[i] else float(c.means[i]), "mine": mine.get(c.keys[i]), **extra}
+            "mean": None if not c.counts[i] else float(c.means[i]), "mine": stars,
+            "options": star_options(tuple(s.steps), stars), **extra}
 
 
 def home(request):
     s = served()
     mine = R.ratings_of(request.user)
     popular = [film_row(s, int(i), mine) for i in s.catalogue.popular[:12]]
-    return render(request, "films/home.html", {"popular": popular, "catalogue": s.catalogue, "steps": s.steps,
+    return render(request, "films/home.html", {"popular": popular, "catalogue": s.catalogue,
                                                "rated": len(mine), "model": s.describe()})
 
 
@@ -64,7 +79,7 @@ def search(request):
     pages = 0 if result is None else (result.total + SEARCH_PAGE - 1) // SEARCH_PAGE
     return render(request, "films/search.html", {
         "query": query, "films": films, "total": 0 if result is None else result.total, "page": page_number,
-        "pages": pages, "steps": s.steps, "here": request.get_full_path()})
+        "pages": pages, "here": request.get_full_path()})
 
 
 def film(request, item):
@@ -80,7 +95,7 @@ def film(request, item):
     norm = s.factor_norm(i)
     variance = None if not c.counts[i] else float(c.variances[i])
     return render(request, "films/film.html", {
-        "film": film_row(s, i, mine), "similar": similar, "steps": s.steps, "here": request.get_full_path(),
+        "film": film_row(s, i, mine), "similar": similar, "here": request.get_full_path(),
         "variance": variance, "sd": None if variance is None else variance ** 0.5,
         "variance_percentile": None if c.counts[i] < 10 else int(c.variance_percentile[i] * 100),
         "norm": None if norm is None else norm[0], "norm_percentile": None if norm is None else int(norm[1] * 100),
@@ -129,11 +144,11 @@ def my_ratings(request):
         i = s.catalogue.find(key)
         if i is None:  # a film that left the catalogue: shown, so that it can still be removed
             rows.append({"key": key, "title": f"(film {key}, no longer in the catalogue)", "mine": stars,
-                         "updated": updated, "gone": True})
+                         "options": star_options(tuple(s.steps), stars), "updated": updated, "gone": True})
         else:
             rows.append(film_row(s, i, {key: stars}, updated=updated))
     page = Paginator(rows, RATINGS_PAGE).get_page(request.GET.get("page"))
-    return render(request, "films/my_ratings.html", {"page": page, "steps": s.steps, "total": len(rows),
+    return render(request, "films/my_ratings.html", {"page": page, "total": len(rows),
                                                      "here": request.get_full_path()})
 
 
@@ -158,7 +173,7 @@ def recommendations(request):
     return render(request, "films/recommendations.html", {
         "recs": rows, "kind": recs.kind, "used": recs.used, "unknown": recs.unknown, "rated": len(mine),
         "strategy": strategy, "strategies": [(k, STRATEGY_HELP[k]) for k in VI_STRATEGIES] if s.is_vi else [],
-        "is_vi": s.is_vi, "steps": s.steps, "here": request.get_full_path(), "lo": lo, "hi": hi,
+        "is_vi": s.is_vi, "here": request.get_full_path(), "lo": lo, "hi": hi,
         "model_kind": s.model.kind})
 
 
