@@ -113,14 +113,22 @@ class Recommendations:
     extra: dict = field(default_factory=dict)
 
 
+def check_servable(model: Recommender, path: str) -> None:
+    """A ServeError unless the site can serve ``model``: a rating model with item factors (a training
+    job checks this before it replaces the served file)."""
+    factors = getattr(model, "item_factors_", None)
+    if not model.rating_model or factors is None or np.ndim(factors) != 2 or factors.shape[1] == 0:
+        what = f"'{model.kind}' model" + (" without factors" if model.rating_model and factors is not None else "")
+        raise ServeError(f"{path}: the web application serves rating models with item factors (als, "
+                         f"features, vi; factors >= 1); this is a {what}")
+
+
 class Served:
     """One loaded model with its catalogue and the arrays derived from both (read-only)."""
 
     def __init__(self, model: Recommender, catalogue: Catalogue, path: str, stamp):
-        factors = getattr(model, "item_factors_", None)
-        if not model.rating_model or factors is None or np.ndim(factors) != 2 or factors.shape[1] == 0:
-            raise ServeError(f"{path}: the web application serves rating models with item factors (als, "
-                             f"features, vi); this is a '{model.kind}' model")
+        check_servable(model, path)
+        factors = model.item_factors_
         self.model, self.catalogue, self.path, self.stamp = model, catalogue, path, stamp
         self.loaded_at = time.time()
         self.key = model_key(model.kind, stamp)

@@ -45,6 +45,8 @@ class JobForm(forms.Form):
                     p.check(data[name], model_class(self.kind).__name__)
                 except FastMFError as exc:
                     self.add_error(name, str(exc))
+        if data.get("factors") == 0 and "factors" not in self.errors:
+            self.add_error("factors", "the site serves models with item factors: at least 1")
         return data
 
     def params(self) -> dict:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -36,7 +37,7 @@ from fastmf.data_prep.dataset import Dataset, load_dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.drivers.plots import plot_data, plot_model
 from fastmf.registry import build_model, load_model
-from fastmf.web.engine import file_stamp, get_engine, model_key
+from fastmf.web.engine import check_servable, file_stamp, get_engine, model_key
 from fastmf.web.env import catalogue_slug
 from fastmf.web.films.models import Rating
 from fastmf.web.training.models import TrainingJob
@@ -190,12 +191,11 @@ def training_data(job: TrainingJob) -> tuple[Dataset, Dataset | None]:
     job.catalogue_ratings, job.site_ratings, job.site_users = base.n_ratings, int(stars.size), n_users
     if not stars.size:
         return base, validation
-    train = Dataset.from_arrays(
-        np.concatenate([base.user_map.ids[base.user_of_entry], users]),
-        np.concatenate([base.item_map.ids[base.indices], items]),
-        np.concatenate([base.data.astype(np.float64), stars]),
-        item_map=data.item_map, rating_range=data.rating_range, items=data.items_table,
-        source=f"{data.source} + site ratings")
+    table = pa.table({"user_id": np.concatenate([base.user_map.ids[base.user_of_entry], users]),
+                      "item_id": np.concatenate([base.item_map.ids[base.indices], items]),
+                      "rating": np.concatenate([base.data.astype(np.float64), stars])})
+    train = Dataset.from_table(table, item_map=data.item_map, rating_range=data.rating_range,
+                               items=data.items_table, source=f"{data.source} + site ratings")
     return train, validation
 
 
@@ -216,6 +216,7 @@ def run(job_id: int) -> None:
         job.phase = "saving the model"
         job.save(update_fields=["phase"])
         path = settings.FASTMF_MODEL
+        check_servable(model, path)  # the served file is replaced only by a model the site can serve
         model.save(path)
         last = model.history_[-1] if model.history_ else {}
         summary = [f"{model.kind} trained on {train.n_ratings:,} ratings ({job.site_ratings:,} from "
