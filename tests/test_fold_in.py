@@ -171,3 +171,47 @@ def test_vi_expected_error_includes_the_item_covariances(vi_model, small_split):
     with_cov = map_fold_in(m.global_mean_, bias_i, v, values, m.lam_, m.gamma_, m.tau_, m.item_cov_[idx])[1]
     without = map_fold_in(m.global_mean_, bias_i, v, values, m.lam_, m.gamma_, m.tau_)[1]
     assert np.abs(with_cov - without).max() > 1e-4
+
+
+# --------------------------------------------------------------------------- fold_in_predict
+
+
+def test_fold_in_predict_is_the_folded_in_users_prediction(point_model, small_split):
+    m = point_model
+    idx, values = new_user(small_split.train, 20, "mixed")
+    ratings = {m.item_map_.ids[i].item(): float(r) for i, r in zip(idx, values)}
+    bias_i, v = item_arrays(m, np.arange(m.n_items))
+    b, u, _ = map_fold_in(m.global_mean_, item_arrays(m, idx)[0], item_arrays(m, idx)[1], values, m.lam, m.gamma,
+                          m.tau)
+    items = m.item_map_.ids[[0, 5, 17]]
+    np.testing.assert_allclose(m.fold_in_predict(ratings, items), (m.global_mean_ + b + bias_i + v @ u)[[0, 5, 17]],
+                               rtol=TOL, atol=TOL)
+    with pytest.raises(fastmf.FastMFError, match="no predictive uncertainty"):
+        m.fold_in_predict(ratings, items, return_std=True)
+    with pytest.raises(fastmf.FastMFError, match="one new user"):
+        m.fold_in_predict([ratings], items)
+
+
+def test_vi_fold_in_predict_carries_the_predictive_sd(vi_model, small_split):
+    """sd^2 = s_b + s_i + m^T S_i m + m_i^T S m_i + tr(S S_i) + 1/lam with the new user's posterior N(m, S)
+    (the MAP solution and inverse Hessian above), its bias variance s_b = 1/(lam n + gamma) and the
+    item's bias variance s_i."""
+    m = vi_model
+    idx, values = new_user(small_split.train, 15, "mixed")
+    ratings = {m.item_map_.ids[i].item(): float(r) for i, r in zip(idx, values)}
+    bias_i, v = item_arrays(m, idx)
+    b, mean_u, hess = map_fold_in(m.global_mean_, bias_i, v, values, m.lam_, m.gamma_, m.tau_, m.item_cov_[idx])
+    cov_u = np.linalg.inv(hess) if m.covariance == "full" else np.diag(1.0 / np.diag(hess))
+    items = np.array([3, 40, 99])
+    mean, sd = m.fold_in_predict(ratings, m.item_map_.ids[items], return_std=True)
+    expected_mean, expected_var = [], []
+    for i in items:
+        mi = m.item_factors_[i].astype(np.float64)
+        si = np.asarray(m.item_cov_[i], dtype=np.float64)
+        si = si if si.ndim == 2 else np.diag(si)
+        expected_mean.append(m.global_mean_ + b + m.item_bias_[i] + mi @ mean_u)
+        expected_var.append(mean_u @ si @ mean_u + mi @ cov_u @ mi + np.trace(cov_u @ si)
+                            + m.item_bias_var_[i] + 1.0 / (m.lam_ * len(idx) + m.gamma_) + 1.0 / m.lam_)
+    np.testing.assert_allclose(mean, expected_mean, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(sd, np.sqrt(expected_var), rtol=1e-4)
+    np.testing.assert_allclose(m.fold_in_predict(ratings, m.item_map_.ids[items]), mean)
