@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Permission, User
 from django.test import Client, TestCase
+from django.urls import reverse
 from web_support import PASSWORD, serve
 
 from fastmf.web.films.models import Rating
+from fastmf.web.films.views import film_url
 from fastmf.web.training.models import TrainingJob
 
 
@@ -134,3 +136,22 @@ class Retraining(SafetyTest):
         self.assertEqual(self.client.get(f"/training/jobs/{job.pk}.json").status_code, 403)
         job.refresh_from_db()
         self.assertFalse(job.cancel_requested)
+
+
+class GoneFilms(SafetyTest):
+    def test_a_rating_of_a_film_that_left_the_catalogue_can_still_be_removed(self):
+        Rating.objects.create(user=self.alice, item="gone-42", stars=3.0)
+        Rating.objects.create(user=self.alice, item="gone-43", stars=3.0)
+        self.client.force_login(self.alice)
+        self.assertContains(self.client.get("/ratings/"), "no longer in the catalogue")
+        self.assertRedirects(self.client.post("/films/gone-42/rate/", {"remove": "1", "next": "/ratings/"}),
+                             "/ratings/")
+        self.assertEqual(self.client.delete("/api/ratings/gone-43").json(), {"removed": "gone-43"})
+        self.assertEqual(self.ratings(self.alice), {})
+        self.assertEqual(self.client.delete("/api/ratings/gone-43").status_code, 404)
+
+
+def test_film_addresses_are_those_of_the_url_configuration():
+    for key in ("1", "tt0114709", "a b?c#d%é"):
+        assert film_url(key) == reverse("film", args=[key])
+        assert film_url(key) + "rate/" == reverse("rate", args=[key])

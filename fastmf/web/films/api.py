@@ -205,4 +205,5 @@ def rating(request, item):
     s = get_engine().current()
     if not R.remove_rating(request.user, s, item):
         return json_error(404, f"you have not rated film {item[:64]!r}")
-    return JsonResponse({"removed": s.catalogue.ids[s.catalogue.find(item)].item()})
+    i = s.catalogue.find(item)
+    return JsonResponse({"removed": item if i is None else s.catalogue.ids[i].item()})

@@ -49,9 +49,11 @@ def save_ratings(user, served: Served, ratings: dict) -> dict[str, float]:
 
 
 def remove_rating(user, served: Served, key) -> bool:
-    """Remove ``user``'s rating of film ``key``; whether there was one."""
+    """Remove ``user``'s rating of film ``key``; whether there was one. A rating of a film that has
+    left the catalogue (a new --data) can still be removed; any other unknown id is UnknownFilm."""
     i = served.catalogue.find(key)
-    if i is None:
+    item = served.catalogue.keys[i] if i is not None else str(key).strip()
+    deleted, _ = Rating.objects.filter(user=user, item=item).delete()
+    if not deleted and i is None:
         raise UnknownFilm(f"there is no film with id {str(key)[:64]!r} in the catalogue")
-    deleted, _ = Rating.objects.filter(user=user, item=served.catalogue.keys[i]).delete()
     return deleted > 0

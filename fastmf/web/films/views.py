@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
@@ -45,11 +46,17 @@ def star_options(steps: tuple, mine: float | None) -> str:
                             ((x, " selected" if x == chosen else "", x) for x in steps))
 
 
+def film_url(key: str) -> str:
+    """The address of a film's page, ``reverse("film", args=[key])`` without the resolver: pages list
+    20-40 films with two links each, and reversing took a tenth of their server time."""
+    return f"/films/{quote(key, safe='')}/"
+
+
 def film_row(s, i: int, mine: dict, **extra) -> dict:
     """What a page shows of film ``i``: facts, the user's rating and its menu, and anything ``extra``."""
     c = s.catalogue
     stars = mine.get(c.keys[i])
-    return {"key": c.keys[i], "title": c.titles[i], "name": c.names[i], "year": c.years[i],
+    return {"key": c.keys[i], "url": film_url(c.keys[i]), "title": c.titles[i], "name": c.names[i], "year": c.years[i],
             "genres": c.genres[i], "count": int(c.counts[i]),
             "mean": None if not c.counts[i] else float(c.means[i]), "mine": stars,
             "options": star_options(tuple(s.steps), stars), **extra}
@@ -143,7 +150,8 @@ def my_ratings(request):
     for key, stars, updated in from_db:
         i = s.catalogue.find(key)
         if i is None:  # a film that left the catalogue: shown, so that it can still be removed
-            rows.append({"key": key, "title": f"(film {key}, no longer in the catalogue)", "mine": stars,
+            rows.append({"key": key, "url": film_url(key), "title": f"(film {key}, no longer in the catalogue)",
+                         "mine": stars,
                          "options": star_options(tuple(s.steps), stars), "updated": updated, "gone": True})
         else:
             rows.append(film_row(s, i, {key: stars}, updated=updated))
@@ -166,7 +174,7 @@ def recommendations(request):
     for r in recs.items:
         extra = {"score": r.score, "predicted": r.mean, "low": r.low, "high": r.high}
         if r.near is not None:
-            extra.update(near=c.titles[r.near], near_key=c.keys[r.near], near_cosine=r.near_cosine,
+            extra.update(near=c.titles[r.near], near_url=film_url(c.keys[r.near]), near_cosine=r.near_cosine,
                          near_rating=r.near_rating)
         rows.append(film_row(s, r.index, {}, **extra))
     lo, hi = s.rating_range
