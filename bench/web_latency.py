@@ -157,12 +157,13 @@ def main() -> None:
         proc.wait()
         shutil.rmtree(home, ignore_errors=True)
     summary = {"model": model, "data": data or "ml-latest-small", "user_ratings": len(ratings),
-               "cpus": os.cpu_count(), "results": results}
+               "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1), "results": results}
     if args.json:
         print(json.dumps(summary))
         return
     print(f"{summary['data']}: {Path(model).name}, a user with {len(ratings)} ratings, "
-          f"{args.requests} requests at concurrency {args.concurrency}, {os.cpu_count()} CPUs")
+          f"{args.requests} requests at concurrency {args.concurrency}, {os.cpu_count()} CPUs "
+          f"(load average {summary['load_average']} at the end)")
     for r in results:
         print(f"  {r['path']:<18} server p50 {r['server_p50_ms']:7.2f} ms  p99 {r['server_p99_ms']:7.2f} ms"
               f"   (client p50 {r['client_p50_ms']:.2f} ms, p99 {r['client_p99_ms']:.2f} ms; "
