@@ -638,9 +638,13 @@ class VI(FactorModel):
         finally:
             _RANKING.reset(token)
 
+    def _current_ranking(self) -> dict | None:
+        """The ranking of this model's recommend/fold_in call running in this thread (None: the mean)."""
+        rank = _RANKING.get()
+        return None if rank is None or rank["model"] is not self or rank["strategy"] == "mean" else rank
+
     def _linear_scores(self) -> bool:
-        rank = getattr(self, "_rank", None)
-        return rank is None or rank["strategy"] == "mean"
+        return self._current_ranking() is None
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         scores = super()._score_batch(users)
@@ -671,8 +675,8 @@ class VI(FactorModel):
         """Apply the current call's ranking strategy to mean scores ``(B, n_items)`` of users with
         posteriors ``N(mean_u[b], cov_u[b])`` and biases ``bias_u``; Thompson draws user ``b`` from
         random stream ``streams[b]`` (item ``i`` draws from stream ``i``)."""
-        rank = _RANKING.get()
-        if rank is None or rank["model"] is not self or rank["strategy"] == "mean":
+        rank = self._current_ranking()
+        if rank is None:
             return scores
         if rank["strategy"] == "thompson":
             if rank["items"] is None:
