@@ -39,12 +39,32 @@ def _measure(benchmark, config):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_als_epoch(benchmark, folder, backend, factors):
     epochs = 4 if backend == "numba" else 1
-    record = _measure(benchmark, {"model": "als", "backend": backend, "threads": None, "data": folder,
-                                  "scale": SCALE, "epochs": epochs, "params": {"factors": factors}})
+    record = _measure(
+        benchmark,
+        {
+            "model": "als",
+            "backend": backend,
+            "threads": None,
+            "data": folder,
+            "scale": SCALE,
+            "epochs": epochs,
+            "params": {"factors": factors},
+        },
+    )
     assert record["ratings"] > 0 and record["epoch_seconds"] > 0
 
 
 def test_bias_only_epoch(benchmark, folder):
-    record = _measure(benchmark, {"model": "bias", "backend": "numba", "threads": None, "data": folder,
-                                  "scale": SCALE, "epochs": 4, "params": {}})
+    record = _measure(
+        benchmark,
+        {
+            "model": "bias",
+            "backend": "numba",
+            "threads": None,
+            "data": folder,
+            "scale": SCALE,
+            "epochs": 4,
+            "params": {},
+        },
+    )
     assert record["epoch_seconds"] > 0

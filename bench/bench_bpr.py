@@ -41,14 +41,29 @@ def synthetic():
     return synthetic_folder(_scale(), log=lambda m: sys.stderr.write(m + "\n"))
 
 
-@pytest.mark.parametrize("backend,factors,threads", [
-    ("numba", 20, 1), ("numba", 20, 2), ("numba", 64, 1), ("numba", 64, 2), ("numpy", 20, 1), ("numpy", 64, 1),
-])
+@pytest.mark.parametrize(
+    "backend,factors,threads",
+    [
+        ("numba", 20, 1),
+        ("numba", 20, 2),
+        ("numba", 64, 1),
+        ("numba", 64, 2),
+        ("numpy", 20, 1),
+        ("numpy", 64, 1),
+    ],
+)
 def test_bpr_throughput(benchmark, synthetic, backend, factors, threads):
     from fastmf.drivers.bench import run_subprocess
 
-    config = {"model": "bpr", "backend": backend, "threads": threads, "data": synthetic, "scale": _scale(),
-              "epochs": 4 if backend == "numba" else 1, "params": {"factors": factors}}
+    config = {
+        "model": "bpr",
+        "backend": backend,
+        "threads": threads,
+        "data": synthetic,
+        "scale": _scale(),
+        "epochs": 4 if backend == "numba" else 1,
+        "params": {"factors": factors},
+    }
     record = benchmark.pedantic(run_subprocess, args=(config,), rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(record)
     sys.stderr.write(f"\nbpr {backend} D={factors} threads={threads}: {json.dumps(record)}\n")
@@ -67,8 +82,11 @@ def test_bpr_quality_ml_latest_small(benchmark):
     keys = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10")
 
     def run():
-        rows = {"popular": MostPopular(), "bpr (ML-32M report settings)": BPR(),
-                "bpr (reg 0.01, lr 0.1, 200 epochs; chosen on validation)": BPR(reg=0.01, lr=0.1, epochs=200)}
+        rows = {
+            "popular": MostPopular(),
+            "bpr (ML-32M report settings)": BPR(),
+            "bpr (reg 0.01, lr 0.1, 200 epochs; chosen on validation)": BPR(reg=0.01, lr=0.1, epochs=200),
+        }
         out = {}
         for name, model in rows.items():
             report = model.fit(split.train).evaluate(split.test)

@@ -32,19 +32,34 @@ def folder():
 
 
 def _config(model, folder, factors):
-    return {"model": model, "backend": "numba", "threads": None, "data": folder, "scale": SCALE, "epochs": 6,
-            "params": {"factors": factors}}
+    return {
+        "model": model,
+        "backend": "numba",
+        "threads": None,
+        "data": folder,
+        "scale": SCALE,
+        "epochs": 6,
+        "params": {"factors": factors},
+    }
 
 
 @pytest.mark.parametrize("factors", [20])
 def test_feature_epoch_vs_als(benchmark, folder, factors):
     als = B.run_subprocess(_config("als", folder, factors))
-    feat = benchmark.pedantic(B.run_subprocess, args=(_config("features", folder, factors),), rounds=1,
-                              iterations=1)
+    feat = benchmark.pedantic(B.run_subprocess, args=(_config("features", folder, factors),), rounds=1, iterations=1)
     ratio = feat["epoch_seconds"] / als["epoch_seconds"]
-    benchmark.extra_info.update({"features": feat, "als": als, "vs_als": ratio, "target_ratio": TARGET_RATIO,
-                                 "feature_seconds": feat.get("last_feature_seconds")})
-    sys.stderr.write(f"\nfeatures vs als epoch time at D={factors}: {ratio:.3f}x "
-                     f"(feature step {feat.get('last_feature_seconds', 0.0):.4f} s)\n")
+    benchmark.extra_info.update(
+        {
+            "features": feat,
+            "als": als,
+            "vs_als": ratio,
+            "target_ratio": TARGET_RATIO,
+            "feature_seconds": feat.get("last_feature_seconds"),
+        }
+    )
+    sys.stderr.write(
+        f"\nfeatures vs als epoch time at D={factors}: {ratio:.3f}x "
+        f"(feature step {feat.get('last_feature_seconds', 0.0):.4f} s)\n"
+    )
     assert feat["ratings"] == als["ratings"] > 0
     assert ratio < TARGET_RATIO

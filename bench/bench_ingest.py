@@ -91,8 +91,10 @@ def movielens_csv():
     ml_dir = cache / f"ml32m-csv-v{GENERATOR_VERSION}-scale{scale:g}-seed{SEED}"
     if not (synth_dir / "manifest.json").exists():  # fastmf synth writes the folder atomically
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_fastmf(), "synth", str(synth_dir), "--scale", f"{scale:g}", "--seed", str(SEED),
-                        "--csv", "--force"], check=True)
+        subprocess.run(
+            [_fastmf(), "synth", str(synth_dir), "--scale", f"{scale:g}", "--seed", str(SEED), "--csv", "--force"],
+            check=True,
+        )
     if not all((ml_dir / n).exists() for n in ("ratings.csv", "movies.csv")):
         ml_dir.mkdir(parents=True, exist_ok=True)
         for name in ("ratings.csv", "movies.csv"):
@@ -125,24 +127,26 @@ def test_ingest_movielens_csv(benchmark, movielens_csv):
     result = benchmark.pedantic(_ingest, args=(folder,), rounds=1, iterations=1, warmup_rounds=0)
 
     csv_bytes = (folder / "ratings.csv").stat().st_size
-    benchmark.extra_info.update({
-        "scale": scale,
-        "source": str(folder),
-        "ratings_csv_mb": round(csv_bytes / 1e6, 1),
-        "ratings": result["ratings"],
-        "users": result["users"],
-        "items": result["items"],
-        "ingest_seconds": round(result["ingest_seconds"], 3),
-        "load_seconds": round(result["load_seconds"], 3),
-        "csc_seconds": round(result["csc_seconds"], 3),
-        "import_seconds": round(result["import_seconds"], 3),
-        "jit_warmup_seconds": round(result["jit_warmup_seconds"], 3),
-        "peak_rss_mb": round(result["peak_rss_bytes"] / 1e6, 1),  # decimal MB
-        "peak_rss_mib": round(result["peak_rss_bytes"] / 2**20, 1),
-        "cpu_count": os.cpu_count(),
-        "target_seconds": TARGET_SECONDS,
-        "target_peak_rss_mb": TARGET_PEAK_BYTES / 1e6,
-    })
+    benchmark.extra_info.update(
+        {
+            "scale": scale,
+            "source": str(folder),
+            "ratings_csv_mb": round(csv_bytes / 1e6, 1),
+            "ratings": result["ratings"],
+            "users": result["users"],
+            "items": result["items"],
+            "ingest_seconds": round(result["ingest_seconds"], 3),
+            "load_seconds": round(result["load_seconds"], 3),
+            "csc_seconds": round(result["csc_seconds"], 3),
+            "import_seconds": round(result["import_seconds"], 3),
+            "jit_warmup_seconds": round(result["jit_warmup_seconds"], 3),
+            "peak_rss_mb": round(result["peak_rss_bytes"] / 1e6, 1),  # decimal MB
+            "peak_rss_mib": round(result["peak_rss_bytes"] / 2**20, 1),
+            "cpu_count": os.cpu_count(),
+            "target_seconds": TARGET_SECONDS,
+            "target_peak_rss_mb": TARGET_PEAK_BYTES / 1e6,
+        }
+    )
     sys.stderr.write("\ningestion: " + json.dumps(benchmark.extra_info) + "\n")
 
     # the whole data set arrived

@@ -57,11 +57,20 @@ def test_recommend_all_top10(benchmark, train, factors):
     fused_seconds = benchmark.stats.stats.max
     generic_seconds = _seconds(lambda: Recommender._select(model, users, 10, True, eligible))
     blas_seconds = _seconds(lambda: _blas_scores_only(model))
-    benchmark.extra_info.update({"users": int(model.n_users), "items": int(model.n_items), "factors": factors,
-                                 "fused_seconds": fused_seconds, "generic_seconds": generic_seconds,
-                                 "blas_scores_only_seconds": blas_seconds,
-                                 "speedup_vs_generic": generic_seconds / fused_seconds,
-                                 "speedup_vs_blas_only": blas_seconds / fused_seconds})
-    print(f"\nD={factors}: fused {fused_seconds:.2f} s, generic {generic_seconds:.2f} s, BLAS scores alone "
-          f"{blas_seconds:.2f} s ({generic_seconds / fused_seconds:.1f}x, {blas_seconds / fused_seconds:.1f}x)")
+    benchmark.extra_info.update(
+        {
+            "users": int(model.n_users),
+            "items": int(model.n_items),
+            "factors": factors,
+            "fused_seconds": fused_seconds,
+            "generic_seconds": generic_seconds,
+            "blas_scores_only_seconds": blas_seconds,
+            "speedup_vs_generic": generic_seconds / fused_seconds,
+            "speedup_vs_blas_only": blas_seconds / fused_seconds,
+        }
+    )
+    print(
+        f"\nD={factors}: fused {fused_seconds:.2f} s, generic {generic_seconds:.2f} s, BLAS scores alone "
+        f"{blas_seconds:.2f} s ({generic_seconds / fused_seconds:.1f}x, {blas_seconds / fused_seconds:.1f}x)"
+    )
     assert fused[0].shape == (model.n_users, 10) and np.all(fused[0][:, 0] >= 0)

@@ -39,8 +39,15 @@ def folder():
 
 
 def _config(folder, model, backend, **params):
-    return {"model": model, "backend": backend, "threads": None, "data": folder, "scale": SCALE,
-            "epochs": 4 if backend == "numba" else 1, "params": {"factors": FACTORS, **params}}
+    return {
+        "model": model,
+        "backend": backend,
+        "threads": None,
+        "data": folder,
+        "scale": SCALE,
+        "epochs": 4 if backend == "numba" else 1,
+        "params": {"factors": FACTORS, **params},
+    }
 
 
 def _run_all(configs):
@@ -48,9 +55,11 @@ def _run_all(configs):
 
 
 def test_vi_beside_als(benchmark, folder):
-    configs = {"als": _config(folder, "als", "numba"),
-               "vi_full": _config(folder, "vi", "numba", covariance="full"),
-               "vi_diagonal": _config(folder, "vi", "numba", covariance="diagonal")}
+    configs = {
+        "als": _config(folder, "als", "numba"),
+        "vi_full": _config(folder, "vi", "numba", covariance="full"),
+        "vi_diagonal": _config(folder, "vi", "numba", covariance="diagonal"),
+    }
     records = benchmark.pedantic(_run_all, args=(configs,), rounds=1, iterations=1)
     als = records["als"]["epoch_seconds"]
     for name, record in records.items():
@@ -58,10 +67,16 @@ def test_vi_beside_als(benchmark, folder):
         benchmark.extra_info[f"{name}_peak_rss_mb"] = record["peak_rss_mb"]
         benchmark.extra_info[f"{name}_ratings_per_s"] = record["ratings_per_s"]
     ratio = records["vi_full"]["epoch_seconds"] / als
-    benchmark.extra_info.update({"ratings": records["als"]["ratings"], "factors": FACTORS, "scale": SCALE,
-                                 "vi_full_vs_als": ratio,
-                                 "vi_diagonal_vs_als": records["vi_diagonal"]["epoch_seconds"] / als,
-                                 "target_full_vs_als": TARGET_RATIO_FULL_VS_ALS})
+    benchmark.extra_info.update(
+        {
+            "ratings": records["als"]["ratings"],
+            "factors": FACTORS,
+            "scale": SCALE,
+            "vi_full_vs_als": ratio,
+            "vi_diagonal_vs_als": records["vi_diagonal"]["epoch_seconds"] / als,
+            "target_full_vs_als": TARGET_RATIO_FULL_VS_ALS,
+        }
+    )
     assert ratio <= TARGET_RATIO_FULL_VS_ALS
 
 

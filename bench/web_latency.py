@@ -96,15 +96,18 @@ class Client:
             return r.status, r.headers.get("Server-Timing", ""), body
 
     def post(self, path: str, data: bytes, content_type: str):
-        req = urllib.request.Request(self.base + path, data=data, method="POST", headers={
-            "Content-Type": content_type, "X-CSRFToken": self.csrf(), "Referer": self.base + path})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method="POST",
+            headers={"Content-Type": content_type, "X-CSRFToken": self.csrf(), "Referer": self.base + path},
+        )
         with self.opener.open(req, timeout=60) as r:
             return r.status, r.read()
 
     def register(self, username: str) -> None:
         self.get("/accounts/register/")
-        form = {"username": username, "password1": PASSWORD, "password2": PASSWORD,
-                "csrfmiddlewaretoken": self.csrf()}
+        form = {"username": username, "password1": PASSWORD, "password2": PASSWORD, "csrfmiddlewaretoken": self.csrf()}
         self.post("/accounts/register/", urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded")
 
 
@@ -123,12 +126,16 @@ def measure(client: Client, path: str, requests: int, concurrency: int) -> dict:
         results = np.array(list(pool.map(one, range(requests))))
         seconds = time.perf_counter() - start
     server, wall = results[:, 0], results[:, 1]
-    return {"path": path, "requests": requests, "concurrency": concurrency,
-            "server_p50_ms": round(float(np.percentile(server, 50)), 2),
-            "server_p99_ms": round(float(np.percentile(server, 99)), 2),
-            "client_p50_ms": round(float(np.percentile(wall, 50)), 2),
-            "client_p99_ms": round(float(np.percentile(wall, 99)), 2),
-            "requests_per_second": round(requests / seconds, 1)}
+    return {
+        "path": path,
+        "requests": requests,
+        "concurrency": concurrency,
+        "server_p50_ms": round(float(np.percentile(server, 50)), 2),
+        "server_p99_ms": round(float(np.percentile(server, 99)), 2),
+        "client_p50_ms": round(float(np.percentile(wall, 50)), 2),
+        "client_p99_ms": round(float(np.percentile(wall, 99)), 2),
+        "requests_per_second": round(requests / seconds, 1),
+    }
 
 
 def main() -> None:
@@ -150,24 +157,35 @@ def main() -> None:
         client = Client(base)
         client.register("bench")
         client.post("/api/ratings", json.dumps({"ratings": ratings}).encode(), "application/json")
-        results = [measure(client, path, args.requests, args.concurrency)
-                   for path in ("/recommendations/", "/api/recommend")]
+        results = [
+            measure(client, path, args.requests, args.concurrency) for path in ("/recommendations/", "/api/recommend")
+        ]
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(home, ignore_errors=True)
-    summary = {"model": model, "data": data or "ml-latest-small", "user_ratings": len(ratings),
-               "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1), "results": results}
+    summary = {
+        "model": model,
+        "data": data or "ml-latest-small",
+        "user_ratings": len(ratings),
+        "cpus": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 1),
+        "results": results,
+    }
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"{summary['data']}: {Path(model).name}, a user with {len(ratings)} ratings, "
-          f"{args.requests} requests at concurrency {args.concurrency}, {os.cpu_count()} CPUs "
-          f"(load average {summary['load_average']} at the end)")
+    print(
+        f"{summary['data']}: {Path(model).name}, a user with {len(ratings)} ratings, "
+        f"{args.requests} requests at concurrency {args.concurrency}, {os.cpu_count()} CPUs "
+        f"(load average {summary['load_average']} at the end)"
+    )
     for r in results:
-        print(f"  {r['path']:<18} server p50 {r['server_p50_ms']:7.2f} ms  p99 {r['server_p99_ms']:7.2f} ms"
-              f"   (client p50 {r['client_p50_ms']:.2f} ms, p99 {r['client_p99_ms']:.2f} ms; "
-              f"{r['requests_per_second']:.0f} requests/s)")
+        print(
+            f"  {r['path']:<18} server p50 {r['server_p50_ms']:7.2f} ms  p99 {r['server_p99_ms']:7.2f} ms"
+            f"   (client p50 {r['client_p50_ms']:.2f} ms, p99 {r['client_p99_ms']:.2f} ms; "
+            f"{r['requests_per_second']:.0f} requests/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -95,8 +95,10 @@ class IdMap:
             elif all(a.dtype.kind == "u" or a.min() >= 0 for a in both):
                 ids, new = (a.astype(np.uint64) for a in both)
             else:
-                raise FastMFError("ids mix negative numbers and numbers past 2^63 - 1, which no integer type "
-                                  "holds together: use string ids")
+                raise FastMFError(
+                    "ids mix negative numbers and numbers past 2^63 - 1, which no integer type "
+                    "holds together: use string ids"
+                )
         if ids.dtype.kind in "US":  # a string map widens to the longest id (astype would cut longer ones)
             return IdMap(np.concatenate([ids, new.astype(str)]))
         return IdMap(np.concatenate([ids, new.astype(ids.dtype)]))
@@ -164,9 +166,22 @@ class Dataset:
     implicit table, see :attr:`implicit`).
     """
 
-    def __init__(self, user_map: IdMap, item_map: IdMap, indptr, indices, data, timestamps=None,
-                 titles=None, feature_indptr=None, feature_indices=None, feature_names=None,
-                 source: str = "", rating_range=(0.5, 5.0), items_table: pa.Table | None = None):
+    def __init__(
+        self,
+        user_map: IdMap,
+        item_map: IdMap,
+        indptr,
+        indices,
+        data,
+        timestamps=None,
+        titles=None,
+        feature_indptr=None,
+        feature_indices=None,
+        feature_names=None,
+        source: str = "",
+        rating_range=(0.5, 5.0),
+        items_table: pa.Table | None = None,
+    ):
         self.user_map = user_map
         self.item_map = item_map
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
@@ -241,8 +256,10 @@ class Dataset:
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_users, self.n_items))
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.n_ratings:,} ratings, {self.n_users:,} users, {self.n_items:,} items, "
-                f"source={self.source!r})")
+        return (
+            f"Dataset({self.n_ratings:,} ratings, {self.n_users:,} users, {self.n_items:,} items, "
+            f"source={self.source!r})"
+        )
 
     # ------------------------------------------------------------------ items
     def item_features(self):
@@ -286,9 +303,21 @@ class Dataset:
         return out
 
     def _copy(self) -> Dataset:
-        return Dataset(self.user_map, self.item_map, self.indptr, self.indices, self.data, self.timestamps,
-                       self.titles, self.feature_indptr, self.feature_indices, self.feature_names,
-                       self.source, self.rating_range, self.items_table)
+        return Dataset(
+            self.user_map,
+            self.item_map,
+            self.indptr,
+            self.indices,
+            self.data,
+            self.timestamps,
+            self.titles,
+            self.feature_indptr,
+            self.feature_indices,
+            self.feature_names,
+            self.source,
+            self.rating_range,
+            self.items_table,
+        )
 
     def align(self, other: Dataset) -> Dataset:
         """``other``'s ratings re-indexed on this dataset's id maps (unknown ids appended as cold)."""
@@ -306,8 +335,11 @@ class Dataset:
         Keywords: ``rating_range=(lo, hi)`` (default 0.5..5; None: implicit weights), ``source``,
         ``user_map``/``item_map`` (fixed id maps).
         """
-        where = Where("the arrays", range_hint=PYTHON_RANGE_HINT,
-                      columns={"user_id": "users", "item_id": "items", "rating": "ratings", "timestamp": "timestamps"})
+        where = Where(
+            "the arrays",
+            range_hint=PYTHON_RANGE_HINT,
+            columns={"user_id": "users", "item_id": "items", "rating": "ratings", "timestamp": "timestamps"},
+        )
         arrays = {"user_id": users, "item_id": items, "rating": ratings}
         if timestamps is not None:
             arrays["timestamp"] = timestamps
@@ -326,14 +358,27 @@ class Dataset:
         coo = matrix.tocoo()
         n_users, n_items = matrix.shape
         rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        where = Where("the matrix", range_hint=PYTHON_RANGE_HINT, empty="no ratings (no stored entries)",
-                      locate=lambda k: f"row {rows[k]}, column {cols[k]}")
+        where = Where(
+            "the matrix",
+            range_hint=PYTHON_RANGE_HINT,
+            empty="no ratings (no stored entries)",
+            locate=lambda k: f"row {rows[k]}, column {cols[k]}",
+        )
         return build_dataset(
-            pa.table({"user_id": rows, "item_id": cols,
-                      "rating": _arrow_array(coo.data.astype(np.float32) if coo.data.dtype == bool else coo.data,
-                                             "rating", where)}),
-            user_map=IdMap(np.arange(n_users, dtype=np.int64)), item_map=IdMap(np.arange(n_items, dtype=np.int64)),
-            where=where, **kwargs)
+            pa.table(
+                {
+                    "user_id": rows,
+                    "item_id": cols,
+                    "rating": _arrow_array(
+                        coo.data.astype(np.float32) if coo.data.dtype == bool else coo.data, "rating", where
+                    ),
+                }
+            ),
+            user_map=IdMap(np.arange(n_users, dtype=np.int64)),
+            item_map=IdMap(np.arange(n_items, dtype=np.int64)),
+            where=where,
+            **kwargs,
+        )
 
     @classmethod
     def from_table(cls, table, **kwargs) -> Dataset:
@@ -370,8 +415,10 @@ def to_dataset(data) -> Dataset:
         return Dataset.from_scipy(data)
     if hasattr(data, "column_names") or hasattr(data, "columns"):
         return Dataset.from_table(data)
-    raise FastMFError(f"cannot use {type(data).__name__} as ratings: pass a fastmf Dataset, a scipy.sparse "
-                      "matrix or a pyarrow/pandas table of (user, item, rating)")
+    raise FastMFError(
+        f"cannot use {type(data).__name__} as ratings: pass a fastmf Dataset, a scipy.sparse "
+        "matrix or a pyarrow/pandas table of (user, item, rating)"
+    )
 
 
 def realign(other: Dataset, user_map: IdMap, item_map: IdMap, items_table: pa.Table | None = None) -> Dataset:
@@ -385,14 +432,27 @@ def realign(other: Dataset, user_map: IdMap, item_map: IdMap, items_table: pa.Ta
     if other.timestamps is not None:
         table = table.append_column("timestamp", pa.array(other.timestamps))
     # ``other`` is a Dataset: its ratings were checked when it was built
-    return build_dataset(table, items_table if items_table is not None else other.items_table,
-                         source=other.source, rating_range=other.rating_range,
-                         user_map=user_map.extend(users), item_map=item_map.extend(items), checked=True)
+    return build_dataset(
+        table,
+        items_table if items_table is not None else other.items_table,
+        source=other.source,
+        rating_range=other.rating_range,
+        user_map=user_map.extend(users),
+        item_map=item_map.extend(items),
+        checked=True,
+    )
 
 
-def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str = "",
-                  rating_range=(0.5, 5.0), user_map: IdMap | None = None, item_map: IdMap | None = None,
-                  where: Where | None = None, checked: bool = False) -> Dataset:
+def build_dataset(
+    ratings: pa.Table,
+    items: pa.Table | None = None,
+    source: str = "",
+    rating_range=(0.5, 5.0),
+    user_map: IdMap | None = None,
+    item_map: IdMap | None = None,
+    where: Where | None = None,
+    checked: bool = False,
+) -> Dataset:
     """Vectorised construction of a :class:`Dataset` from an Arrow ratings table.
 
     The ratings are validated first (:func:`fastmf.data_prep.validate.check_ratings`, the one
@@ -428,15 +488,31 @@ def build_dataset(ratings: pa.Table, items: pa.Table | None = None, source: str 
     del order
     keep, dropped = sk.latest_of_duplicates(indptr, indices, timestamps if has_time else ts, has_time)
     if dropped:
-        warnings.warn(f"{source or 'ratings'}: {dropped:,} duplicate (user, item) ratings; kept the latest "
-                      f"by timestamp", DuplicateRatingsWarning, stacklevel=2)
+        warnings.warn(
+            f"{source or 'ratings'}: {dropped:,} duplicate (user, item) ratings; kept the latest by timestamp",
+            DuplicateRatingsWarning,
+            stacklevel=2,
+        )
         rows = sk.row_ids(indptr)[keep]
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(user_map)))]).astype(np.int64)
         indices, data = indices[keep], data[keep]
         timestamps = None if timestamps is None else timestamps[keep]
     titles, fptr, fidx, fnames = _item_metadata(items, item_map)
-    return Dataset(user_map, item_map, indptr, indices, data, timestamps, titles, fptr, fidx, fnames,
-                   source=source, rating_range=rating_range, items_table=items)
+    return Dataset(
+        user_map,
+        item_map,
+        indptr,
+        indices,
+        data,
+        timestamps,
+        titles,
+        fptr,
+        fidx,
+        fnames,
+        source=source,
+        rating_range=rating_range,
+        items_table=items,
+    )
 
 
 def _arrow_array(values, name: str, where: Where) -> pa.Array:
@@ -467,8 +543,10 @@ def _exact_big_ints(given, floats: np.ndarray, name: str) -> np.ndarray:
     try:
         exact = np.asarray(given, dtype=np.uint64)
     except (OverflowError, TypeError, ValueError):
-        raise FastMFError(f"the arrays: {name} mix negative ids and ids past 2^63 - 1, which no integer type "
-                          "holds together: pass them as strings") from None
+        raise FastMFError(
+            f"the arrays: {name} mix negative ids and ids past 2^63 - 1, which no integer type "
+            "holds together: pass them as strings"
+        ) from None
     return exact if np.array_equal(exact.astype(np.float64), floats) else floats
 
 
@@ -508,8 +586,7 @@ def _item_metadata(items: pa.Table | None, item_map: IdMap):
 
 
 def dataset_from_raw(raw: RawData) -> Dataset:
-    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range,
-                         checked=raw.checked)
+    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range, checked=raw.checked)
 
 
 def load_dataset(path: str | None = None, columns: ColumnSpec | None = None) -> Dataset:

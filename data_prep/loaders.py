@@ -58,9 +58,25 @@ from fastmf.data_prep.validate import Where, as_numbers, check_ratings, first_fa
 INTEGER_STAR_RANGE = (1.0, 5.0)
 NO_GENRES = "(no genres listed)"
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 # Spellings recognised for each logical column when no name is given.
@@ -233,8 +249,9 @@ def detect_format(path: str) -> str:
             if release.find(name):
                 return fmt
         kind = "zip archive" if release.zip is not None else "folder"
-        raise InputError(path, f"unknown format: this {kind} holds no u.data, ratings.dat, ratings.csv or "
-                               "manifest.json")
+        raise InputError(
+            path, f"unknown format: this {kind} holds no u.data, ratings.dat, ratings.csv or manifest.json"
+        )
     lower = path.lower()
     if lower.endswith((".parquet", ".pq")):
         return "parquet"
@@ -260,8 +277,13 @@ def load_raw(path: str, columns: ColumnSpec | None = None) -> RawData:
         raw.source = os.path.abspath(path)
         if columns.rating_range is not None:
             raw.rating_range = columns.rating_range
-        where = Where(raw.extra.pop("display"), raw.extra.pop("first_line"), "line", raw.extra.pop("columns", None),
-                      empty="empty file: no ratings")
+        where = Where(
+            raw.extra.pop("display"),
+            raw.extra.pop("first_line"),
+            "line",
+            raw.extra.pop("columns", None),
+            empty="empty file: no ratings",
+        )
         raw.ratings = check_ratings(raw.ratings, raw.rating_range, where)
         raw.checked = True
         return raw
@@ -284,15 +306,24 @@ def load_prepared(path: str) -> RawData:
         for name in ("user_id", "item_id", "rating"):
             if name not in ratings.column_names:
                 raise InputError(ratings_path, "missing column in a prepared folder", column=name)
-        ratings = ratings.select([n for n in ("user_id", "item_id", "rating", "timestamp")
-                                  if n in ratings.column_names])
+        ratings = ratings.select(
+            [n for n in ("user_id", "item_id", "rating", "timestamp") if n in ratings.column_names]
+        )
         hint = f" (the scale of {manifest_path})"
-        ratings = check_ratings(ratings, scale, Where(ratings_path, 1, "row", range_hint=hint,
-                                                      empty="empty: no ratings"))
+        ratings = check_ratings(
+            ratings, scale, Where(ratings_path, 1, "row", range_hint=hint, empty="empty: no ratings")
+        )
     items_path = os.path.join(path, "items.parquet")
     items = _check_items(_read_parquet(items_path), items_path) if os.path.exists(items_path) else None
-    return RawData(ratings, items, manifest.get("source", os.path.abspath(path)), "prepared", scale,
-                   {"manifest": manifest}, checked=True)
+    return RawData(
+        ratings,
+        items,
+        manifest.get("source", os.path.abspath(path)),
+        "prepared",
+        scale,
+        {"manifest": manifest},
+        checked=True,
+    )
 
 
 # --------------------------------------------------------------------------- MovieLens readers
@@ -302,9 +333,12 @@ def _load_ml_csv(release: _Release) -> RawData:
     name = release.find("ratings.csv")
     src = release.open(name)
     ratings = _read_delimited(
-        src, ",", header=True,
+        src,
+        ",",
+        header=True,
         wanted={"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"},
-        optional=("timestamp",), int_ids=True,
+        optional=("timestamp",),
+        int_ids=True,
     )
     items = None
     movies = release.find("movies.csv")
@@ -313,8 +347,14 @@ def _load_ml_csv(release: _Release) -> RawData:
         table = _read_csv_strings(msrc, ",", header=True, names=None)
         _require_columns(table, msrc.display, ("movieId", "title", "genres"))
         items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=2)
-    return RawData(ratings, items, release.path, "movielens-csv", MOVIELENS_RANGE,
-                   {"display": src.display, "first_line": 2, "columns": {"user_id": "userId", "item_id": "movieId"}})
+    return RawData(
+        ratings,
+        items,
+        release.path,
+        "movielens-csv",
+        MOVIELENS_RANGE,
+        {"display": src.display, "first_line": 2, "columns": {"user_id": "userId", "item_id": "movieId"}},
+    )
 
 
 def _load_ml_dat(release: _Release) -> RawData:
@@ -322,28 +362,40 @@ def _load_ml_dat(release: _Release) -> RawData:
     src = release.open(name)
     data = _double_colon_to_unit_sep(src.read_bytes())
     ratings = _read_delimited(
-        _Source(src.display, data=data), "\x1f", header=False,
+        _Source(src.display, data=data),
+        "\x1f",
+        header=False,
         names=["user_id", "item_id", "rating", "timestamp"],
         wanted={"user_id": "user_id", "item_id": "item_id", "rating": "rating", "timestamp": "timestamp"},
-        optional=(), int_ids=True,
+        optional=(),
+        int_ids=True,
     )
     items = None
     movies = release.find("movies.dat")
     if movies:
         msrc = _text_source(release.open(movies))
-        table = _read_csv_strings(_Source(msrc.display, data=_double_colon_to_unit_sep(msrc.data)), "\x1f",
-                                  header=False, names=["movieId", "title", "genres"])
+        table = _read_csv_strings(
+            _Source(msrc.display, data=_double_colon_to_unit_sep(msrc.data)),
+            "\x1f",
+            header=False,
+            names=["movieId", "title", "genres"],
+        )
         items = _items_table(table["movieId"], table["title"], table["genres"], msrc.display, first_line=1)
-    return RawData(ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE,
-                   {"display": src.display, "first_line": 1})
+    return RawData(
+        ratings, items, release.path, "movielens-dat", MOVIELENS_RANGE, {"display": src.display, "first_line": 1}
+    )
 
 
 def _load_ml100k(release: _Release) -> RawData:
     src = release.open(release.find("u.data"))
     ratings = _read_delimited(
-        src, "\t", header=False, names=["user_id", "item_id", "rating", "timestamp"],
+        src,
+        "\t",
+        header=False,
+        names=["user_id", "item_id", "rating", "timestamp"],
         wanted={"user_id": "user_id", "item_id": "item_id", "rating": "rating", "timestamp": "timestamp"},
-        optional=(), int_ids=True,
+        optional=(),
+        int_ids=True,
     )
     items = None
     item_name = release.find("u.item")
@@ -356,15 +408,19 @@ def _load_ml100k(release: _Release) -> RawData:
         isrc = _text_source(release.open(item_name))
         names = ["movieId", "title", "release", "video_release", "url"] + [f"g{k}" for k in range(len(genre_names))]
         table = _read_csv_strings(isrc, "|", header=False, names=names)
-        flags = np.stack([pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False)
-                          for k in range(len(genre_names))], 1)
+        flags = np.stack(
+            [pc.equal(table[f"g{k}"], "1").to_numpy(zero_copy_only=False) for k in range(len(genre_names))], 1
+        )
         genre_strings = pa.array(
-            ["|".join(genre_names[k] for k in np.flatnonzero(row) if genre_names[k] != "unknown") or NO_GENRES
-             for row in flags]
+            [
+                "|".join(genre_names[k] for k in np.flatnonzero(row) if genre_names[k] != "unknown") or NO_GENRES
+                for row in flags
+            ]
         )
         items = _items_table(table["movieId"], table["title"], genre_strings, isrc.display, first_line=1)
-    return RawData(ratings, items, release.path, "movielens-100k", INTEGER_STAR_RANGE,
-                   {"display": src.display, "first_line": 1})
+    return RawData(
+        ratings, items, release.path, "movielens-100k", INTEGER_STAR_RANGE, {"display": src.display, "first_line": 1}
+    )
 
 
 # --------------------------------------------------------------------------- generic readers
@@ -386,8 +442,9 @@ def _load_generic_parquet(path: str, spec: ColumnSpec) -> RawData:
     wanted = _resolve_columns(table.column_names, spec, path)
     where = Where(path, 1, "row", wanted, empty="empty file: no ratings")
     # text columns of numbers are read as numbers (a value that is not one is named)
-    ratings = pa.table([as_numbers(table[actual], logical, where) for logical, actual in wanted.items()],
-                       names=list(wanted))
+    ratings = pa.table(
+        [as_numbers(table[actual], logical, where) for logical, actual in wanted.items()], names=list(wanted)
+    )
     rng = _value_range(wanted, spec, path)
     ratings = check_ratings(ratings, rng, where)
     return RawData(_with_values(ratings), None, os.path.abspath(path), "parquet", rng, checked=True)
@@ -412,8 +469,9 @@ def _resolve_columns(available, spec: ColumnSpec, path: str) -> dict:
     ``weight`` column instead.
     """
     if spec.rating is not None and (spec.weight is not None or spec.implicit):
-        raise InputError(path, "--rating-col names a rating column: it cannot be combined with --weight-col "
-                               "or --implicit")
+        raise InputError(
+            path, "--rating-col names a rating column: it cannot be combined with --weight-col or --implicit"
+        )
     out = {}
     for logical in ("user_id", "item_id", "timestamp"):
         hit = _find_column(available, logical, getattr(spec, logical.replace("_id", "")), path)
@@ -425,15 +483,23 @@ def _resolve_columns(available, spec: ColumnSpec, path: str) -> dict:
             return {**out, "rating": rating}
         weight = _find_column(available, "weight", None, path)
         if any(a not in out.values() and a != weight for a in available):
-            raise InputError(path, f"missing rating column (looked for {', '.join(COLUMN_ALIASES['rating'][:4])}; "
-                                   f"columns: {', '.join(available)}); name it with --rating-col, or pass --implicit "
-                                   "for a (user, item[, weight]) table")
+            raise InputError(
+                path,
+                f"missing rating column (looked for {', '.join(COLUMN_ALIASES['rating'][:4])}; "
+                f"columns: {', '.join(available)}); name it with --rating-col, or pass --implicit "
+                "for a (user, item[, weight]) table",
+            )
     weight = _find_column(available, "weight", spec.weight, path)
     return out if weight is None else {**out, "weight": weight}
 
 
-_COLUMN_FLAGS = {"user_id": "--user-col", "item_id": "--item-col", "rating": "--rating-col",
-                 "timestamp": "--time-col", "weight": "--weight-col"}
+_COLUMN_FLAGS = {
+    "user_id": "--user-col",
+    "item_id": "--item-col",
+    "rating": "--rating-col",
+    "timestamp": "--time-col",
+    "weight": "--weight-col",
+}
 
 
 def _find_column(available, logical: str, name: str | None, path: str, required: bool | None = None) -> str | None:
@@ -480,8 +546,9 @@ def _with_values(table: pa.Table) -> pa.Table:
     return table.add_column(2, "rating", pa.array(np.ones(table.num_rows, dtype=np.float32)))
 
 
-def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional=(), names=None,
-                    int_ids: bool = False) -> pa.Table:
+def _read_delimited(
+    src: _Source, sep: str, header: bool, wanted: dict, optional=(), names=None, int_ids: bool = False
+) -> pa.Table:
     """Read the ``wanted`` columns (logical name -> column name) of a delimited file with typed conversion.
 
     ``int_ids`` (MovieLens files) declares the id columns int64: left to type
@@ -502,8 +569,12 @@ def _read_delimited(src: _Source, sep: str, header: bool, wanted: dict, optional
     if header:
         read = pacsv.ReadOptions(block_size=1 << 24)
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False)
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(wanted.values()),
-                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    convert = pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(wanted.values()),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     try:
         table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -522,8 +593,12 @@ def _exact_ids(src: _Source, table: pa.Table, read, parse, id_columns) -> pa.Tab
     floats = [c for c in id_columns if pa.types.is_floating(table[c].type)]
     if not floats:
         return table
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in floats}, include_columns=floats,
-                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in floats},
+        include_columns=floats,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     text = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
     for name in floats:
         col = pc.utf8_trim_whitespace(text[name])
@@ -549,8 +624,11 @@ def _read_csv_strings(src: _Source, sep: str, header: bool, names) -> pa.Table:
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False, newlines_in_values=False)
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in (names or [])})
     for use_threads in (True, False):  # on an error, again single-threaded: Arrow then tells the row ("Row #n")
-        read = pacsv.ReadOptions(column_names=names, use_threads=use_threads) if not header else \
-            pacsv.ReadOptions(use_threads=use_threads)
+        read = (
+            pacsv.ReadOptions(column_names=names, use_threads=use_threads)
+            if not header
+            else pacsv.ReadOptions(use_threads=use_threads)
+        )
         try:
             return pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as exc:
@@ -560,19 +638,25 @@ def _read_csv_strings(src: _Source, sep: str, header: bool, names) -> pa.Table:
     raise InputError(src.display, f"cannot parse: {message}", line=int(m.group(1)) if m else None) from None
 
 
-def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names, exc,
-                      int_ids: bool = False) -> InputError:
+def _locate_csv_error(
+    src: _Source, sep: str, header: bool, wanted: dict, names, exc, int_ids: bool = False
+) -> InputError:
     """Re-read as strings to find the first row and column that failed to convert."""
     msg = _first_line(exc)
     # single-threaded, so that Arrow's parse errors carry the row number ("Row #n")
-    read = pacsv.ReadOptions(column_names=names, use_threads=False) if not header else \
-        pacsv.ReadOptions(use_threads=False)
+    read = (
+        pacsv.ReadOptions(column_names=names, use_threads=False) if not header else pacsv.ReadOptions(use_threads=False)
+    )
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False)
     try:
-        table = pacsv.read_csv(src.arrow_input(), read_options=read, parse_options=parse,
-                               convert_options=pacsv.ConvertOptions(
-                                   column_types={a: pa.string() for a in wanted.values()},
-                                   include_columns=list(wanted.values())))
+        table = pacsv.read_csv(
+            src.arrow_input(),
+            read_options=read,
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                column_types={a: pa.string() for a in wanted.values()}, include_columns=list(wanted.values())
+            ),
+        )
     except pa.ArrowInvalid as exc2:
         m = re.search(r"Row #(\d+)", str(exc2))
         line = int(m.group(1)) if m else None
@@ -599,8 +683,12 @@ def _locate_csv_error(src: _Source, sep: str, header: bool, wanted: dict, names,
             row = first_failure(table[actual], lambda part: pc.cast(part, pa.int64()))
             if row is not None:
                 what = logical.replace("_id", " id")
-                return InputError(src.display, f"{what} '{table[actual][row].as_py()}' does not fit a 64-bit "
-                                               "integer", line=row + first_line, column=actual)
+                return InputError(
+                    src.display,
+                    f"{what} '{table[actual][row].as_py()}' does not fit a 64-bit integer",
+                    line=row + first_line,
+                    column=actual,
+                )
     return InputError(src.display, f"cannot parse: {msg}")
 
 
@@ -633,8 +721,12 @@ def _items_table(ids, titles, genre_strings, display: str, first_line: int) -> p
         item_id = pc.cast(ids, pa.int64())
     except pa.ArrowInvalid:
         idx = _first_bad_row(ids, "timestamp")
-        raise InputError(display, f"movie id {_show(ids, idx)} is not an integer",
-                         line=None if idx is None else idx + first_line, column="movieId") from None
+        raise InputError(
+            display,
+            f"movie id {_show(ids, idx)} is not an integer",
+            line=None if idx is None else idx + first_line,
+            column="movieId",
+        ) from None
     genres = genre_lists(genre_strings)
     return pa.table({"item_id": item_id, "title": pc.cast(titles, pa.string()), "genres": genres})
 
@@ -667,17 +759,23 @@ def _to_utf8(data: bytes, display: str | None = None) -> bytes:
     """
     nul = data.find(b"\x00")
     if display is not None and nul >= 0:
-        raise InputError(display, "not a text file: NUL byte (UTF-16 or binary?); save it as UTF-8",
-                         line=data.count(b"\n", 0, nul) + 1)
+        raise InputError(
+            display,
+            "not a text file: NUL byte (UTF-16 or binary?); save it as UTF-8",
+            line=data.count(b"\n", 0, nul) + 1,
+        )
     try:
         data.decode("utf-8")
         return data
     except UnicodeDecodeError as exc:
         # UTF-8 up to here (a byte order mark, too, says UTF-8): mixed encodings, which latin-1 would garble
-        if display is not None and not data[:exc.start].isascii():
-            raise InputError(display, f"not UTF-8 text although the lines before are (byte {data[exc.start]:#04x}: "
-                                      "mixed encodings?); save it as UTF-8",
-                             line=data.count(b"\n", 0, exc.start) + 1) from None
+        if display is not None and not data[: exc.start].isascii():
+            raise InputError(
+                display,
+                f"not UTF-8 text although the lines before are (byte {data[exc.start]:#04x}: "
+                "mixed encodings?); save it as UTF-8",
+                line=data.count(b"\n", 0, exc.start) + 1,
+            ) from None
         return data.decode("latin-1").encode("utf-8")
 
 
@@ -710,5 +808,14 @@ def read_item_features(path: str) -> tuple[np.ndarray, list]:
     return items, feats
 
 
-__all__ = ["RawData", "ColumnSpec", "load_raw", "load_prepared", "detect_format", "genre_lists",
-           "read_item_features", "MOVIELENS_RANGE", "NO_GENRES"]
+__all__ = [
+    "RawData",
+    "ColumnSpec",
+    "load_raw",
+    "load_prepared",
+    "detect_format",
+    "genre_lists",
+    "read_item_features",
+    "MOVIELENS_RANGE",
+    "NO_GENRES",
+]

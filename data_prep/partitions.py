@@ -152,10 +152,15 @@ def block_bounds(counts: np.ndarray, n_blocks: int) -> np.ndarray:
 
 def check_count(n_blocks, n_users: int, n_items: int) -> int:
     """``--partitions``: a whole number from 1 to the smaller of the user and item counts (and 4096)."""
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or not 1 <= n_blocks <= min(
-            MAX_PARTITIONS, n_users, n_items):
-        raise FastMFError(f"--partitions must be a whole number from 1 to {min(MAX_PARTITIONS, n_users, n_items):,} "
-                          f"(at most one block per user and per item), got {n_blocks!r}")
+    if (
+        isinstance(n_blocks, bool)
+        or not isinstance(n_blocks, (int, np.integer))
+        or not 1 <= n_blocks <= min(MAX_PARTITIONS, n_users, n_items)
+    ):
+        raise FastMFError(
+            f"--partitions must be a whole number from 1 to {min(MAX_PARTITIONS, n_users, n_items):,} "
+            f"(at most one block per user and per item), got {n_blocks!r}"
+        )
     return int(n_blocks)
 
 
@@ -167,15 +172,26 @@ def dataset_chunks(indptr, indices, data, timestamps=None, target: int = CHUNK_R
         v = max(u + 1, int(np.searchsorted(indptr, indptr[u] + target, side="right")) - 1)
         v = min(v, n)
         lo, hi = int(indptr[u]), int(indptr[v])
-        yield Chunk(u, indptr[u:v + 1] - lo, indices[lo:hi], data[lo:hi],
-                    None if timestamps is None else timestamps[lo:hi])
+        yield Chunk(
+            u, indptr[u : v + 1] - lo, indices[lo:hi], data[lo:hi], None if timestamps is None else timestamps[lo:hi]
+        )
         u = v
 
 
-def write_partitioned(out_dir: str, user_ids: np.ndarray, item_ids: np.ndarray, chunks: Iterable[Chunk],
-                      user_bounds: np.ndarray, item_bounds: np.ndarray, items: pa.Table | None, manifest: dict,
-                      has_timestamps: bool, extra_files: dict | None = None, force: bool = False,
-                      protect=()) -> dict:
+def write_partitioned(
+    out_dir: str,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    chunks: Iterable[Chunk],
+    user_bounds: np.ndarray,
+    item_bounds: np.ndarray,
+    items: pa.Table | None,
+    manifest: dict,
+    has_timestamps: bool,
+    extra_files: dict | None = None,
+    force: bool = False,
+    protect=(),
+) -> dict:
     """Write a partitioned folder (module docstring) from ``chunks`` covering every user in order.
 
     Only a chunk and one item block are in memory at a time: each chunk's ratings go to the
@@ -184,8 +200,15 @@ def write_partitioned(out_dir: str, user_ids: np.ndarray, item_ids: np.ndarray, 
     """
     n_users, n_items = len(user_ids), len(item_ids)
     count = len(user_bounds) - 1
-    manifest = {**manifest, "schema_version": SCHEMA_VERSION, "fastmf_version": __version__, "layout": LAYOUT,
-                "users": n_users, "items": n_items, "has_timestamps": bool(has_timestamps)}
+    manifest = {
+        **manifest,
+        "schema_version": SCHEMA_VERSION,
+        "fastmf_version": __version__,
+        "layout": LAYOUT,
+        "users": n_users,
+        "items": n_items,
+        "has_timestamps": bool(has_timestamps),
+    }
 
     def write(tmp):
         for folder in ("by_user", "by_item", "spill"):
@@ -206,13 +229,19 @@ def write_partitioned(out_dir: str, user_ids: np.ndarray, item_ids: np.ndarray, 
         for side in SIDES:
             for b in range(count):
                 rel = f"{SIDES[side][0]}/part-{b:05d}.parquet"
-                files[rel] = {"bytes": os.path.getsize(os.path.join(tmp, rel)), "sha256": _sha256_file(
-                    os.path.join(tmp, rel))}
+                files[rel] = {
+                    "bytes": os.path.getsize(os.path.join(tmp, rel)),
+                    "sha256": _sha256_file(os.path.join(tmp, rel)),
+                }
         manifest["ratings"] = total
-        manifest["partitions"] = {"count": count, "user_bounds": [int(x) for x in user_bounds],
-                                  "item_bounds": [int(x) for x in item_bounds],
-                                  "user_ratings": [int(x) for x in user_counts],
-                                  "item_ratings": [int(x) for x in item_counts], "files": files}
+        manifest["partitions"] = {
+            "count": count,
+            "user_bounds": [int(x) for x in user_bounds],
+            "item_bounds": [int(x) for x in item_bounds],
+            "user_ratings": [int(x) for x in user_counts],
+            "item_ratings": [int(x) for x in item_counts],
+            "files": files,
+        }
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             fh.write(jsonio.dumps(manifest, indent=2))
             fh.write("\n")
@@ -238,8 +267,10 @@ def _write_user_blocks(tmp: str, chunks: Iterable[Chunk], user_bounds, item_boun
     user_schema, spill_schema = _schema("users", has_timestamps), _schema("items", False)
     user_counts = np.zeros(count, dtype=np.int64)
     item_counts = np.zeros(count, dtype=np.int64)
-    spills = [pq.ParquetWriter(os.path.join(tmp, "spill", f"{q}.parquet"), spill_schema, compression="lz4")
-              for q in range(count)]
+    spills = [
+        pq.ParquetWriter(os.path.join(tmp, "spill", f"{q}.parquet"), spill_schema, compression="lz4")
+        for q in range(count)
+    ]
     writer, block, entry = None, -1, 0
     try:
         for chunk in chunks:
@@ -257,8 +288,9 @@ def _write_user_blocks(tmp: str, chunks: Iterable[Chunk], user_bounds, item_boun
                     if writer is not None:
                         writer.close()
                     block += 1
-                    writer = pq.ParquetWriter(os.path.join(tmp, "by_user", f"part-{block:05d}.parquet"), user_schema,
-                                              compression="zstd")
+                    writer = pq.ParquetWriter(
+                        os.path.join(tmp, "by_user", f"part-{block:05d}.parquet"), user_schema, compression="zstd"
+                    )
                 cols = {"user": rows[lo:hi], "item": items[lo:hi], "rating": ratings[lo:hi]}
                 if has_timestamps:
                     cols["timestamp"] = np.asarray(chunk.timestamps[lo:hi], dtype=np.int64)
@@ -268,17 +300,22 @@ def _write_user_blocks(tmp: str, chunks: Iterable[Chunk], user_bounds, item_boun
             owner = (np.searchsorted(item_bounds, items, side="right") - 1).astype(np.int32)
             ptr, perm = sk.counting_sort(owner, count)
             for q in np.flatnonzero(np.diff(ptr)):
-                sel = perm[ptr[q]:ptr[q + 1]]
-                spills[q].write_table(pa.table({"item": items[sel], "user": rows[sel], "rating": ratings[sel],
-                                                "entry": entries[sel]}, schema=spill_schema))
+                sel = perm[ptr[q] : ptr[q + 1]]
+                spills[q].write_table(
+                    pa.table(
+                        {"item": items[sel], "user": rows[sel], "rating": ratings[sel], "entry": entries[sel]},
+                        schema=spill_schema,
+                    )
+                )
                 item_counts[q] += sel.shape[0]
             entry += items.shape[0]
         while block < count - 1:  # blocks after the last chunk's (no ratings) still get a file
             if writer is not None:
                 writer.close()
             block += 1
-            writer = pq.ParquetWriter(os.path.join(tmp, "by_user", f"part-{block:05d}.parquet"), user_schema,
-                                      compression="zstd")
+            writer = pq.ParquetWriter(
+                os.path.join(tmp, "by_user", f"part-{block:05d}.parquet"), user_schema, compression="zstd"
+            )
     finally:
         if writer is not None:
             writer.close()
@@ -294,8 +331,10 @@ def _sort_item_block(tmp: str, q: int, start: int, stop: int) -> None:
     items = _column(table, "item")
     ptr, perm = sk.counting_sort((items - start).astype(np.int32), max(stop - start, 1))
     del ptr
-    out = pa.table({name: _column(table, name)[perm] for name in ("item", "user", "rating", "entry")},
-                   schema=_schema("items", False))
+    out = pa.table(
+        {name: _column(table, name)[perm] for name in ("item", "user", "rating", "entry")},
+        schema=_schema("items", False),
+    )
     del table
     pq.write_table(out, os.path.join(tmp, "by_item", f"part-{q:05d}.parquet"), compression="zstd")
     os.remove(spill)
@@ -345,20 +384,28 @@ def open_partitions(folder: str) -> Partitions:
     if not (isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_PARTITIONS):
         raise bad("partitions.count", f"a whole number from 1 to {MAX_PARTITIONS}", count)
     lists = {}
-    for name, length, total in (("user_bounds", count + 1, manifest["users"]),
-                                ("item_bounds", count + 1, manifest["items"]),
-                                ("user_ratings", count, manifest["ratings"]),
-                                ("item_ratings", count, manifest["ratings"])):
+    for name, length, total in (
+        ("user_bounds", count + 1, manifest["users"]),
+        ("item_bounds", count + 1, manifest["items"]),
+        ("user_ratings", count, manifest["ratings"]),
+        ("item_ratings", count, manifest["ratings"]),
+    ):
         value = parts.get(name)
-        ok = (isinstance(value, list) and len(value) == length
-              and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value))
+        ok = (
+            isinstance(value, list)
+            and len(value) == length
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value)
+        )
         if ok and name.endswith("bounds"):
             ok = value[0] == 0 and value[-1] == total and all(a <= b for a, b in zip(value, value[1:]))
         elif ok:
             ok = sum(value) == total
         if not ok:
-            what = (f"{length} indices rising from 0 to {total:,}" if name.endswith("bounds")
-                    else f"{length} counts summing to {total:,}")
+            what = (
+                f"{length} indices rising from 0 to {total:,}"
+                if name.endswith("bounds")
+                else f"{length} counts summing to {total:,}"
+            )
             raise bad(f"partitions.{name}", what, value)
         lists[name] = tuple(value)
     files = parts.get("files")
@@ -370,22 +417,38 @@ def open_partitions(folder: str) -> Partitions:
             rel = f"{SIDES[side][0]}/part-{b:05d}.parquet"
             rec = files.get(rel)
             if not (isinstance(rec, dict) and isinstance(rec.get("bytes"), int) and isinstance(rec.get("sha256"), str)):
-                raise bad(f"partitions.files.{rel}", "{\"bytes\": N, \"sha256\": HEX}", rec)
+                raise bad(f"partitions.files.{rel}", '{"bytes": N, "sha256": HEX}', rec)
             path = os.path.join(folder, rel)
             if not os.path.isfile(path):
-                raise InputError(path, "missing partition file (the folder is incomplete; write it again with "
-                                       "fastmf prepare --partitions)")
+                raise InputError(
+                    path,
+                    "missing partition file (the folder is incomplete; write it again with "
+                    "fastmf prepare --partitions)",
+                )
             if os.path.getsize(path) != rec["bytes"]:
-                raise InputError(path, f"{os.path.getsize(path):,} bytes where the manifest says {rec['bytes']:,} "
-                                       "(the file changed since fastmf wrote it)")
+                raise InputError(
+                    path,
+                    f"{os.path.getsize(path):,} bytes where the manifest says {rec['bytes']:,} "
+                    "(the file changed since fastmf wrote it)",
+                )
             records.append((rel, rec["bytes"], rec["sha256"]))
     for rel in ("user_ids.parquet", "item_ids.parquet"):
         if not os.path.isfile(os.path.join(folder, rel)):
             raise InputError(os.path.join(folder, rel), "missing id map (the folder is incomplete)")
-    return Partitions(os.path.abspath(folder), manifest["users"], manifest["items"], manifest["ratings"], scale,
-                      bool(manifest.get("has_timestamps", False)), lists["user_bounds"], lists["item_bounds"],
-                      lists["user_ratings"], lists["item_ratings"], tuple(records),
-                      manifest.get("source", os.path.abspath(folder)))
+    return Partitions(
+        os.path.abspath(folder),
+        manifest["users"],
+        manifest["items"],
+        manifest["ratings"],
+        scale,
+        bool(manifest.get("has_timestamps", False)),
+        lists["user_bounds"],
+        lists["item_bounds"],
+        lists["user_ratings"],
+        lists["item_ratings"],
+        tuple(records),
+        manifest.get("source", os.path.abspath(folder)),
+    )
 
 
 def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -> BlockRatings:
@@ -406,8 +469,11 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
     except OSError as exc:
         raise InputError(path, f"cannot read the partition file: {exc.strerror or exc}") from None
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != sha:
-        raise InputError(path, "the file's size or SHA-256 differs from the manifest (it changed since fastmf wrote "
-                               "it): write the folder again with fastmf prepare --partitions")
+        raise InputError(
+            path,
+            "the file's size or SHA-256 differs from the manifest (it changed since fastmf wrote "
+            "it): write the folder again with fastmf prepare --partitions",
+        )
     try:
         table = pq.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError) as exc:
@@ -419,16 +485,26 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
         if field.name not in table.column_names:
             raise InputError(path, "missing column in a partition file", column=field.name)
         if table[field.name].type != field.type:
-            raise InputError(path, f"column has type {table[field.name].type}: expected {field.type}",
-                             column=field.name)
+            raise InputError(
+                path, f"column has type {table[field.name].type}: expected {field.type}", column=field.name
+            )
     expected = parts.block_ratings(side)[b]
     if table.num_rows != expected:
         raise InputError(path, f"{table.num_rows:,} ratings where the manifest says {expected:,}")
-    where = Where(path, 1, "row", columns={"user_id": row_name, "item_id": col_name},
-                  range_hint=" (the manifest's scale)", empty="empty block")
+    where = Where(
+        path,
+        1,
+        "row",
+        columns={"user_id": row_name, "item_id": col_name},
+        range_hint=" (the manifest's scale)",
+        empty="empty block",
+    )
     if table.num_rows:
-        check_ratings(pa.table({"user_id": table[row_name], "item_id": table[col_name], "rating": table["rating"]}),
-                      parts.rating_range, where)
+        check_ratings(
+            pa.table({"user_id": table[row_name], "item_id": table[col_name], "rating": table["rating"]}),
+            parts.rating_range,
+            where,
+        )
     rows, cols, ratings = (_column(table, n) for n in (row_name, col_name, "rating"))
     start, stop = parts.bounds(side)[b], parts.bounds(side)[b + 1]
     other = parts.n_items if side == "users" else parts.n_users
@@ -454,8 +530,9 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
         outside = (entries < 0) | (entries >= parts.n_ratings)
         if outside.any():
             k = int(np.argmax(outside))
-            raise InputError(path, f"row {k + 1}: position {entries[k]} is outside 0..{parts.n_ratings - 1:,}",
-                             column="entry")
+            raise InputError(
+                path, f"row {k + 1}: position {entries[k]} is outside 0..{parts.n_ratings - 1:,}", column="entry"
+            )
     stamps = _column(table, "timestamp") if timestamps and "timestamp" in schema.names else None
     return BlockRatings(side, start, stop, rows, cols, ratings, entries, stamps)
 
@@ -502,6 +579,19 @@ def whole_table(parts: Partitions) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
-__all__ = ["LAYOUT", "SIDES", "Chunk", "Partitions", "BlockRatings", "block_bounds", "check_count",
-           "dataset_chunks", "write_partitioned", "is_partitioned", "open_partitions", "read_block", "read_ids",
-           "whole_table"]
+__all__ = [
+    "LAYOUT",
+    "SIDES",
+    "Chunk",
+    "Partitions",
+    "BlockRatings",
+    "block_bounds",
+    "check_count",
+    "dataset_chunks",
+    "write_partitioned",
+    "is_partitioned",
+    "open_partitions",
+    "read_block",
+    "read_ids",
+    "whole_table",
+]

@@ -13,8 +13,9 @@ from fastmf.data_prep.partitions import block_bounds, check_count, dataset_chunk
 from fastmf.data_prep.prepared import write_prepared
 
 
-def prepare(source: str, out_dir: str, columns: ColumnSpec | None = None, force: bool = False,
-            partitions: int | None = None) -> dict:
+def prepare(
+    source: str, out_dir: str, columns: ColumnSpec | None = None, force: bool = False, partitions: int | None = None
+) -> dict:
     """Validate ``source``, resolve duplicates and write ``out_dir``; returns the manifest.
 
     With ``partitions`` N the folder is written in the partitioned layout (N user blocks and N item
@@ -41,10 +42,23 @@ def prepare(source: str, out_dir: str, columns: ColumnSpec | None = None, force:
     if partitions is not None:
         bounds = [block_bounds(counts, partitions) for counts in (data.user_counts, data.item_counts)]
         chunks = dataset_chunks(data.indptr, data.indices, data.data, data.timestamps)
-        return write_partitioned(out_dir, data.user_map.ids, data.item_map.ids, chunks, *bounds, items_table, manifest,
-                                 data.timestamps is not None, force=force, protect=[source])
-    cols = {"user_id": pa.array(data.user_map.ids[data.user_of_entry]),
-            "item_id": pa.array(data.item_map.ids[data.indices]), "rating": pa.array(data.data, pa.float32())}
+        return write_partitioned(
+            out_dir,
+            data.user_map.ids,
+            data.item_map.ids,
+            chunks,
+            *bounds,
+            items_table,
+            manifest,
+            data.timestamps is not None,
+            force=force,
+            protect=[source],
+        )
+    cols = {
+        "user_id": pa.array(data.user_map.ids[data.user_of_entry]),
+        "item_id": pa.array(data.item_map.ids[data.indices]),
+        "rating": pa.array(data.data, pa.float32()),
+    }
     if data.timestamps is not None:
         cols["timestamp"] = pa.array(data.timestamps, pa.int64())
     write_prepared(out_dir, pa.table(cols), items_table, manifest, force=force, protect=[source])

@@ -43,8 +43,16 @@ def is_prepared(path: str) -> bool:
         return False
 
 
-def write_prepared(out_dir: str, ratings: pa.Table, items: pa.Table | None, manifest: dict,
-                   extra_files: dict | None = None, csv: bool = False, force: bool = False, protect=()) -> None:
+def write_prepared(
+    out_dir: str,
+    ratings: pa.Table,
+    items: pa.Table | None,
+    manifest: dict,
+    extra_files: dict | None = None,
+    csv: bool = False,
+    force: bool = False,
+    protect=(),
+) -> None:
     """Write a prepared folder; ``extra_files`` maps file names to ``write(path)`` callables.
 
     With ``csv=True`` the folder also gets MovieLens-format ``ratings.csv`` and
@@ -85,23 +93,35 @@ def write_movielens_csv(folder: str, ratings: pa.Table, items: pa.Table | None) 
         cols["timestamp"] = ratings["timestamp"]
     with open(os.path.join(folder, "ratings.csv"), "wb") as fh:
         fh.write((",".join(cols) + "\n").encode())
-        pacsv.write_csv(pa.table(cols), fh, write_options=pacsv.WriteOptions(include_header=False,
-                                                                             quoting_style="none"))
+        pacsv.write_csv(
+            pa.table(cols), fh, write_options=pacsv.WriteOptions(include_header=False, quoting_style="none")
+        )
     if items is not None:
         genres = pc.binary_join(items["genres"], "|")
         genres = pc.if_else(pc.equal(genres, ""), "(no genres listed)", genres)
         with open(os.path.join(folder, "movies.csv"), "wb") as fh:
             fh.write(b"movieId,title,genres\n")
-            pacsv.write_csv(pa.table({"movieId": items["item_id"], "title": items["title"], "genres": genres}),
-                            fh, write_options=pacsv.WriteOptions(include_header=False))
+            pacsv.write_csv(
+                pa.table({"movieId": items["item_id"], "title": items["title"], "genres": genres}),
+                fh,
+                write_options=pacsv.WriteOptions(include_header=False),
+            )
 
 
 # --------------------------------------------------------------------------- reading
 
 # manifest fields with the JSON type they must have when present (null allowed where listed)
-MANIFEST_FIELDS = {"schema_version": (int, False), "users": (int, False), "items": (int, False),
-                    "ratings": (int, False), "listed_items": (int, True), "has_timestamps": (bool, False),
-                    "source": (str, False), "format": (str, False), "fastmf_version": (str, False)}
+MANIFEST_FIELDS = {
+    "schema_version": (int, False),
+    "users": (int, False),
+    "items": (int, False),
+    "ratings": (int, False),
+    "listed_items": (int, True),
+    "has_timestamps": (bool, False),
+    "source": (str, False),
+    "format": (str, False),
+    "fastmf_version": (str, False),
+}
 
 
 def read_manifest(manifest_path: str) -> dict:
@@ -124,8 +144,10 @@ def read_manifest(manifest_path: str) -> dict:
             ok = isinstance(value, kind)
             expected = {bool: "true or false", str: "a string"}[kind]
         if not ok:
-            raise InputError(manifest_path, f"field '{name}' must be {expected}"
-                                            f"{' or null' if nullable else ''}, got {json_kind(value)}")
+            raise InputError(
+                manifest_path,
+                f"field '{name}' must be {expected}{' or null' if nullable else ''}, got {json_kind(value)}",
+            )
     return manifest
 
 
@@ -135,13 +157,19 @@ def manifest_scale(manifest: dict, manifest_path: str) -> tuple[float, float] | 
     scale = manifest.get("rating_range", list(MOVIELENS_RANGE))
     if scale is None:
         return None
-    numbers = isinstance(scale, list) and len(scale) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
+    numbers = (
+        isinstance(scale, list)
+        and len(scale) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
+    )
     if numbers and scale == [0, 0]:
         return None
     if not numbers or not (np.isfinite(scale).all() and scale[0] < scale[1]):
-        raise InputError(manifest_path, "field 'rating_range' must be [lo, hi] with lo < hi, or null for an "
-                                        f"implicit table, got {json_kind(scale)}")
+        raise InputError(
+            manifest_path,
+            "field 'rating_range' must be [lo, hi] with lo < hi, or null for an "
+            f"implicit table, got {json_kind(scale)}",
+        )
     return float(scale[0]), float(scale[1])
 
 
@@ -157,12 +185,17 @@ def json_kind(value) -> str:
 def check_items(items: pa.Table, items_path: str) -> pa.Table:
     """items.parquet of a prepared folder: ``item_id`` (integers or strings), ``title`` (strings),
     ``genres`` (lists of strings)."""
-    kinds = {"item_id": (lambda t: pa.types.is_integer(t) or pa.types.is_string(t), "integers or strings"),
-             "title": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t),
-                       "strings"),
-             "genres": (lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t))
-                        and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)),
-                        "lists of strings")}
+    kinds = {
+        "item_id": (lambda t: pa.types.is_integer(t) or pa.types.is_string(t), "integers or strings"),
+        "title": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t), "strings"),
+        "genres": (
+            lambda t: (
+                (pa.types.is_list(t) or pa.types.is_large_list(t))
+                and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+            ),
+            "lists of strings",
+        ),
+    }
     for name, (ok, expected) in kinds.items():
         if name not in items.column_names:
             raise InputError(items_path, "missing column in a prepared folder", column=name)

@@ -117,7 +117,7 @@ def temporal_split(data: Dataset, test_frac: float = 0.1) -> Split:
     n_test = int(round(test_frac * data.n_ratings))
     order = np.argsort(data.timestamps, kind="stable")
     test = np.zeros(data.n_ratings, dtype=bool)
-    test[order[data.n_ratings - n_test:]] = True
+    test[order[data.n_ratings - n_test :]] = True
     return Split(data.subset(~test), data.subset(test), "time")
 
 
@@ -132,8 +132,9 @@ def make_split(data: Dataset, kind: str = "random", test_frac: float = 0.1, seed
     raise FastMFError(f"unknown split '{kind}' (choose from {', '.join(SPLITS)})")
 
 
-def train_test(data: Dataset, test: Dataset | None, split: str, test_frac: float | None, seed: int,
-               k: int = 1) -> tuple[Dataset, Dataset | None]:
+def train_test(
+    data: Dataset, test: Dataset | None, split: str, test_frac: float | None, seed: int, k: int = 1
+) -> tuple[Dataset, Dataset | None]:
     """``(train, test)`` for training and evaluating: the given ``test`` set (re-indexed on ``data``'s
     maps, with a ``test_frac`` share of ``data`` held out of training only if asked), or a ``split``
     of ``data`` (``test_frac`` defaults to 0.1; 0 trains on everything and tests on nothing, except

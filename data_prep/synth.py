@@ -34,9 +34,27 @@ from fastmf.kernels import synth as ks
 from fastmf.kernels.sampling import build_alias
 
 ML32M_SHAPE = {"users": 200_948, "items": 84_432, "ratings": 32_000_204}
-GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-          "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
-          "Thriller", "War", "Western")
+GENRES = (
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 MIN_USER_RATINGS = 20
 #: bumped whenever the same configuration would generate different data (cache folders use it)
 GENERATOR_VERSION = 2
@@ -82,8 +100,9 @@ class SynthData:
     stats: dict = field(default_factory=dict)
 
     def ratings_table(self) -> pa.Table:
-        return pa.table({"user_id": self.user_ids, "item_id": self.item_ids, "rating": self.ratings,
-                         "timestamp": self.timestamps})
+        return pa.table(
+            {"user_id": self.user_ids, "item_id": self.item_ids, "rating": self.ratings, "timestamp": self.timestamps}
+        )
 
 
 @dataclass
@@ -128,21 +147,39 @@ class _Plan:
         values as in the whole set: every user draws from its own streams)."""
         cfg, p = self.cfg, self.planted
         lo, hi = self.pre_indptr[first], self.pre_indptr[last]
-        indptr, items = ks.sample_items(self.degrees[first:last], self.pre_indptr[first:last + 1] - lo,
-                                        self.pre_items[lo:hi], self.prob, self.alias, np.log(self.weights), cfg.seed,
-                                        first)
-        ratings, expected = ks.planted_ratings(indptr, items, cfg.mu, p["user_bias"][first:last], p["item_bias"],
-                                               p["user_factors"][first:last], p["item_factors"], cfg.sigma, cfg.seed,
-                                               first)
+        indptr, items = ks.sample_items(
+            self.degrees[first:last],
+            self.pre_indptr[first : last + 1] - lo,
+            self.pre_items[lo:hi],
+            self.prob,
+            self.alias,
+            np.log(self.weights),
+            cfg.seed,
+            first,
+        )
+        ratings, expected = ks.planted_ratings(
+            indptr,
+            items,
+            cfg.mu,
+            p["user_bias"][first:last],
+            p["item_bias"],
+            p["user_factors"][first:last],
+            p["item_factors"],
+            cfg.sigma,
+            cfg.seed,
+            first,
+        )
         return indptr, items, ratings, expected
 
     def items_table(self, genre_ids: list) -> pa.Table:
         n = self.cfg.items
-        return pa.table({
-            "item_id": np.arange(1, n + 1, dtype=np.int64),
-            "title": [f"Synthetic item {i}" for i in range(1, n + 1)],
-            "genres": pa.array([[GENRES[g] for g in row] for row in genre_ids], type=pa.list_(pa.string())),
-        })
+        return pa.table(
+            {
+                "item_id": np.arange(1, n + 1, dtype=np.int64),
+                "title": [f"Synthetic item {i}" for i in range(1, n + 1)],
+                "genres": pa.array([[GENRES[g] for g in row] for row in genre_ids], type=pa.list_(pa.string())),
+            }
+        )
 
 
 def generate(cfg: SynthConfig) -> SynthData:
@@ -156,21 +193,35 @@ def generate(cfg: SynthConfig) -> SynthData:
     oracle = float(np.sqrt(np.mean((ratings.astype(np.float64) - expected) ** 2)))
     counts = np.bincount(items, minlength=cfg.items)
     stats = _stats(cfg, plan.degrees, counts, oracle, float(ratings.mean(dtype=np.float64)), int(items.size))
-    return SynthData(users.astype(np.int64) + 1, items.astype(np.int64) + 1, ratings, timestamps, expected,
-                     planted, items_table, stats)
+    return SynthData(
+        users.astype(np.int64) + 1,
+        items.astype(np.int64) + 1,
+        ratings,
+        timestamps,
+        expected,
+        planted,
+        items_table,
+        stats,
+    )
 
 
 def _stats(cfg: SynthConfig, degrees, counts, oracle: float, mean_rating: float, n_ratings: int) -> dict:
     return {
-        "ratings": n_ratings, "users": cfg.users, "items": cfg.items,
-        "oracle_rmse": oracle, "mean_rating": mean_rating,
-        "min_user_ratings": int(degrees.min()), "max_user_ratings": int(degrees.max()),
-        "max_item_ratings": int(counts.max()), "items_le_3": int((counts <= 3).sum()),
+        "ratings": n_ratings,
+        "users": cfg.users,
+        "items": cfg.items,
+        "oracle_rmse": oracle,
+        "mean_rating": mean_rating,
+        "min_user_ratings": int(degrees.min()),
+        "max_user_ratings": int(degrees.max()),
+        "max_item_ratings": int(counts.max()),
+        "items_le_3": int((counts <= 3).sum()),
     }
 
 
-def write_synth_partitioned(out_dir: str, cfg: SynthConfig, partitions: int, force: bool = False,
-                            chunk_ratings: int = CHUNK_RATINGS) -> dict:
+def write_synth_partitioned(
+    out_dir: str, cfg: SynthConfig, partitions: int, force: bool = False, chunk_ratings: int = CHUNK_RATINGS
+) -> dict:
     """Generate and write a synthetic set in the partitioned layout (:mod:`fastmf.data_prep.partitions`)
     without ever holding it whole: users are generated ``chunk_ratings`` at a time and streamed into the
     blocks. The users, items and ratings are those of :func:`generate` for the same configuration (each
@@ -183,8 +234,13 @@ def write_synth_partitioned(out_dir: str, cfg: SynthConfig, partitions: int, for
     user_bounds = block_bounds(plan.degrees, partitions)
     item_bounds = block_bounds(plan.weights * cfg.ratings + 1.0, partitions)
     stats: dict = {}
-    manifest = {"source": "fastmf synth", "format": "synthetic", "rating_range": [0.5, 5.0], "config": cfg.__dict__,
-                "stats": stats}
+    manifest = {
+        "source": "fastmf synth",
+        "format": "synthetic",
+        "rating_range": [0.5, 5.0],
+        "config": cfg.__dict__,
+        "stats": stats,
+    }
 
     def chunks():
         counts = np.zeros(cfg.items, dtype=np.int64)
@@ -210,8 +266,18 @@ def write_synth_partitioned(out_dir: str, cfg: SynthConfig, partitions: int, for
             np.savez(fh, **{k: np.asarray(v) for k, v in plan.planted.items()})
 
     ids = [np.arange(1, n + 1, dtype=np.int64) for n in (cfg.users, cfg.items)]
-    write_partitioned(out_dir, *ids, chunks(), user_bounds, item_bounds, items_table, manifest, True,
-                      extra_files={"planted.npz": planted_writer}, force=force)
+    write_partitioned(
+        out_dir,
+        *ids,
+        chunks(),
+        user_bounds,
+        item_bounds,
+        items_table,
+        manifest,
+        True,
+        extra_files={"planted.npz": planted_writer},
+        force=force,
+    )
     return stats
 
 
@@ -317,13 +383,17 @@ def planted_genres(item_factors: np.ndarray, rng) -> list:
     proj = item_factors @ directions.T
     n_genres = rng.choice([1, 2, 3], size=item_factors.shape[0], p=[0.4, 0.35, 0.25])
     order = np.argsort(-proj, axis=1)
-    return [order[i, :n_genres[i]].tolist() for i in range(item_factors.shape[0])]
+    return [order[i, : n_genres[i]].tolist() for i in range(item_factors.shape[0])]
 
 
 def expected_rating(planted: dict, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """``E[r | planted]`` for (user index, item index) pairs: the ground truth of a synthetic set."""
-    m = (planted["mu"] + planted["user_bias"][users] + planted["item_bias"][items]
-         + np.einsum("ij,ij->i", planted["user_factors"][users], planted["item_factors"][items]))
+    m = (
+        planted["mu"]
+        + planted["user_bias"][users]
+        + planted["item_bias"][items]
+        + np.einsum("ij,ij->i", planted["user_factors"][users], planted["item_factors"][items])
+    )
     sigma = float(planted["sigma"])
     e = np.zeros_like(m, dtype=np.float64)
     prev = np.zeros_like(e)
@@ -337,15 +407,29 @@ def expected_rating(planted: dict, users: np.ndarray, items: np.ndarray) -> np.n
 
 def write_synth(out_dir: str, data: SynthData, cfg: SynthConfig, csv: bool = False, force: bool = False) -> None:
     """Write like ``fastmf prepare`` plus ``planted.npz`` (the true parameters, for oracle comparisons)."""
-    manifest = {"source": "fastmf synth", "format": "synthetic", "users": cfg.users, "items": cfg.items,
-                "rating_range": [0.5, 5.0], "config": cfg.__dict__, "stats": data.stats}
+    manifest = {
+        "source": "fastmf synth",
+        "format": "synthetic",
+        "users": cfg.users,
+        "items": cfg.items,
+        "rating_range": [0.5, 5.0],
+        "config": cfg.__dict__,
+        "stats": data.stats,
+    }
 
     def planted_writer(path):
         with open(path, "wb") as fh:
             np.savez(fh, **{k: np.asarray(v) for k, v in data.planted.items()})
 
-    write_prepared(out_dir, data.ratings_table(), data.items, manifest,
-                   extra_files={"planted.npz": planted_writer}, csv=csv, force=force)
+    write_prepared(
+        out_dir,
+        data.ratings_table(),
+        data.items,
+        manifest,
+        extra_files={"planted.npz": planted_writer},
+        csv=csv,
+        force=force,
+    )
 
 
 def load_planted(folder: str) -> dict | None:

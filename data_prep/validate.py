@@ -34,8 +34,10 @@ ID_COLUMNS = ("user_id", "item_id")
 VALUE_COLUMNS = ("rating", "weight")
 
 #: where a Python caller can name another rating scale (appended to out-of-scale messages)
-PYTHON_RANGE_HINT = (" (pass rating_range=(lo, hi) for another scale, or rating_range=None for an implicit table "
-                     "whose values are positive weights)")
+PYTHON_RANGE_HINT = (
+    " (pass rating_range=(lo, hi) for another scale, or rating_range=None for an implicit table "
+    "whose values are positive weights)"
+)
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,9 @@ def check_ratings(table: pa.Table, rating_range, where: Where) -> pa.Table:
         bad = (rating < lo) | (rating > hi)
         if bad.any():
             idx = _first(bad)
-            raise where.error(idx, "rating",
-                              f"rating {rating[idx]:g} is outside the scale {lo:g}..{hi:g}{where.range_hint}")
+            raise where.error(
+                idx, "rating", f"rating {rating[idx]:g} is outside the scale {lo:g}..{hi:g}{where.range_hint}"
+            )
     return pa.table(list(cols.values()), names=list(cols))
 
 
@@ -194,8 +197,9 @@ def _canonical(name: str, col, where: Where):
             idx = first_failure(col, lambda part: pc.cast(part, pa.string()))
             if idx is None:
                 return pc.cast(col, pa.string())
-            raise where.error(idx, name, f"{_what(name)} {col[idx].as_py()!r} is not valid UTF-8 text "
-                                         "(save the file as UTF-8)")
+            raise where.error(
+                idx, name, f"{_what(name)} {col[idx].as_py()!r} is not valid UTF-8 text (save the file as UTF-8)"
+            )
         raise where.error(None, name, f"{_what(name)} column has type {kind}: ids are integers or strings")
     if name in VALUE_COLUMNS:
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):

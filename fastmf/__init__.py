@@ -23,7 +23,28 @@ from fastmf.models import ALS, BPR, VI, WRMF, BiasOnly, FeatureALS, MostPopular 
 from fastmf.models.als import fit_als  # noqa: E402
 from fastmf.registry import load_model  # noqa: E402
 
-__all__ = ["__version__", "Dataset", "IdMap", "load_dataset", "ColumnSpec", "set_threads", "load_model",
-           "random_split", "leave_k_out", "temporal_split", "ALS", "BiasOnly", "FeatureALS", "VI", "BPR",
-           "MostPopular", "WRMF", "fit_als", "FastMFError", "InputError", "ModelFileError", "DivergenceError",
-           "NotFittedError"]
+__all__ = [
+    "__version__",
+    "Dataset",
+    "IdMap",
+    "load_dataset",
+    "ColumnSpec",
+    "set_threads",
+    "load_model",
+    "random_split",
+    "leave_k_out",
+    "temporal_split",
+    "ALS",
+    "BiasOnly",
+    "FeatureALS",
+    "VI",
+    "BPR",
+    "MostPopular",
+    "WRMF",
+    "fit_als",
+    "FastMFError",
+    "InputError",
+    "ModelFileError",
+    "DivergenceError",
+    "NotFittedError",
+]

@@ -173,13 +173,19 @@ def gather_scratch(d):
     """Per-task scratch of :func:`gather_moments` for ``D = d``: the transposed gather buffer ``x``,
     the residuals ``res``, the Gram matrix and the ``D``-vectors ``s`` and ``t``."""
     dp = padded_dim(d)
-    return (np.zeros((dp, GRAM_BLOCK), dtype=np.float32), np.zeros(GRAM_BLOCK, dtype=np.float32),
-            np.zeros((dp, dp), dtype=np.float32), np.empty(d, dtype=np.float64), np.empty(d, dtype=np.float64))
+    return (
+        np.zeros((dp, GRAM_BLOCK), dtype=np.float32),
+        np.zeros(GRAM_BLOCK, dtype=np.float32),
+        np.zeros((dp, dp), dtype=np.float32),
+        np.empty(d, dtype=np.float64),
+        np.empty(d, dtype=np.float64),
+    )
 
 
 @njit(cache=True, inline="always")
-def gather_moments(start, end, indices, data, mu, other_bias, other_factors, flat, other_var, with_var, x, res, gram,
-                   s, t, vsum):
+def gather_moments(
+    start, end, indices, data, mu, other_bias, other_factors, flat, other_var, with_var, x, res, gram, s, t, vsum
+):
     """The sums a half-sweep needs over one entity's ratings ``start:end``, accumulated from zero.
 
     With ``r_j = data[j] - mu - other_bias[i_j]`` and ``V_i`` the rows of ``other_factors``:

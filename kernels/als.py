@@ -45,8 +45,24 @@ __all__ = ["half_sweep"]
 NO_SCALE = np.zeros(0, dtype=np.float64)
 
 
-def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-               lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias, ridge_scale=None):
+def half_sweep(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_factors,
+    other_factors,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    fit_bias,
+    prior_mean,
+    prior_bias,
+    ridge_scale=None,
+):
     """Update ``own_bias`` and ``own_factors`` in place for every row of the CSR matrix.
 
     ``blocks`` are entity-range boundaries (:func:`fastmf.common.layout.balanced_blocks`), handed
@@ -56,13 +72,45 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
     ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled.
     """
     with numba.parallel_chunksize(1):
-        _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors, lam, gamma, tau,
-                    blocks, fit_bias, prior_mean, prior_bias, NO_SCALE if ridge_scale is None else ridge_scale)
+        _half_sweep(
+            indptr,
+            indices,
+            data,
+            mu,
+            own_bias,
+            other_bias,
+            own_factors,
+            other_factors,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            fit_bias,
+            prior_mean,
+            prior_bias,
+            NO_SCALE if ridge_scale is None else ridge_scale,
+        )
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-                lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias, ridge_scale):
+def _half_sweep(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_factors,
+    other_factors,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    fit_bias,
+    prior_mean,
+    prior_bias,
+    ridge_scale,
+):
     """:func:`half_sweep`; per block the scratch (a transposed gather buffer, the Gram matrix, the
     system) is allocated once."""
     d = own_factors.shape[1]
@@ -77,8 +125,24 @@ def _half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, ot
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
-            c, _ = gather_moments(start, end, indices, data, mu, other_bias, other_factors, flat, other_factors,
-                                  False, x, res, gram, s, t, s)
+            c, _ = gather_moments(
+                start,
+                end,
+                indices,
+                data,
+                mu,
+                other_bias,
+                other_factors,
+                flat,
+                other_factors,
+                False,
+                x,
+                res,
+                gram,
+                s,
+                t,
+                s,
+            )
             n = end - start
             scale = ridge_scale[e] if scaled else 1.0
             gamma_e = gamma * scale

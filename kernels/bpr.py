@@ -169,8 +169,26 @@ def pick_positive(key, scratch, indices, start, end):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_factors, item_bias, lr, reg,
-                  fit_bias, n_samples, seed, epoch, n_chunks, neg_prob, neg_alias, popularity, out_loss):
+def hogwild_epoch(
+    indptr,
+    indices,
+    user_prob,
+    user_alias,
+    user_factors,
+    item_factors,
+    item_bias,
+    lr,
+    reg,
+    fit_bias,
+    n_samples,
+    seed,
+    epoch,
+    n_chunks,
+    neg_prob,
+    neg_alias,
+    popularity,
+    out_loss,
+):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` lock-free parallel chunks (module docstring).
 
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
@@ -185,7 +203,7 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
     states = np.empty((n_chunks, 2 * LINE), dtype=np.uint64)
     for t in prange(n_chunks):
         state = states[t, 0:1]
-        scratch = states[t, LINE:LINE + 1]
+        scratch = states[t, LINE : LINE + 1]
         state[0] = stream_seed(epoch_seed, t)
         ring_user = np.empty(RING, dtype=np.int64)
         ring_x = np.empty(RING, dtype=np.float64)
@@ -236,8 +254,9 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
                 start = indptr[u]
                 end = indptr[u + 1]
                 i = pick_positive(ring_pos_key[slot], scratch, indices, start, end)
-                j = draw_negative(ring_neg_key[slot], scratch, indices, start, end, n_items, neg_prob, neg_alias,
-                                  popularity)
+                j = draw_negative(
+                    ring_neg_key[slot], scratch, indices, start, end, n_items, neg_prob, neg_alias, popularity
+                )
                 ring_i[slot] = i
                 ring_j[slot] = j
                 prefetch_span(flat_v, i * d, d)
@@ -245,8 +264,16 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
             e = s - STAGES * LAG
             if 0 <= e < n:  # the update, in triple order
                 slot = e & (RING - 1)
-                p = sgd_step(ring_user[slot], ring_i[slot], ring_j[slot], user_factors, item_factors, item_bias,
-                             lr, reg, fit_bias)
+                p = sgd_step(
+                    ring_user[slot],
+                    ring_i[slot],
+                    ring_j[slot],
+                    user_factors,
+                    item_factors,
+                    item_bias,
+                    lr,
+                    reg,
+                    fit_bias,
+                )
                 mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
         out_loss[t] = product_loss(mantissa, exponent)
-

@@ -36,8 +36,9 @@ SHORT = 16
 
 
 @njit(cache=True, parallel=True)
-def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices, allowed,
-                 out_metrics, out_auc):
+def user_metrics(
+    scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices, allowed, out_metrics, out_auc
+):
     """Per-user metrics of the module docstring for the score rows of one batch.
 
     ``scores[q]`` are the scores of all items for user ``rows[q]``; ``top[q]``

@@ -111,8 +111,9 @@ def _drain(keys, vals, k, filled, out_idx, out_score):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def topk_dot(user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed,
-             out_idx, out_score):
+def topk_dot(
+    user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score
+):
     """:func:`topk_rows` of the scores ``s_qc = offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``
     without forming them: blocks of :data:`USER_BLOCK` users run in parallel and sweep the items in
     blocks of :data:`ITEM_BLOCK`, scoring a block into a small buffer (one rank-1 update per factor,
@@ -141,14 +142,14 @@ def topk_dot(user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_in
         buf = np.empty((USER_BLOCK, ITEM_BLOCK), dtype=item_vecs_t.dtype)
         for c0 in range(0, n_cols, ITEM_BLOCK):
             nc = min(ITEM_BLOCK, n_cols - c0)
-            bias = item_bias[c0:c0 + nc]
+            bias = item_bias[c0 : c0 + nc]
             for b in range(nb):
                 row = buf[b]
                 off = offsets[q0 + b]
                 for j in range(nc):
                     row[j] = off + bias[j]
             for f in range(d):
-                v = item_vecs_t[f, c0:c0 + nc]
+                v = item_vecs_t[f, c0 : c0 + nc]
                 for b in range(nb):
                     a = user_vecs[q0 + b, f]
                     row = buf[b]

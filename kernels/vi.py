@@ -113,8 +113,9 @@ def _add_moments4(dst, rows, indices, data, j, mu, wd, d):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, a, scratch,
-                 cov, m, scale):
+def _update_full(
+    e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, a, scratch, cov, m, scale
+):
     """The full-covariance update of entity ``e`` from its ``n`` ratings' moments.
 
     ``acc`` holds the float64 sums of :func:`_add_moments` (``r_i = r_ei - mu - b_i``);
@@ -182,22 +183,80 @@ def _update_full(e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, l
 def _update_scratch(d, width):
     """Per-task scratch of :func:`_update_full`: the float64 moments (zeroed), three ``D x D``
     matrices and a ``D`` vector, allocated once per block of entities."""
-    return (np.zeros(width, dtype=np.float64), np.empty((d, d), dtype=np.float64),
-            np.empty((d, d), dtype=np.float64), np.empty((d, d), dtype=np.float64), np.empty(d, dtype=np.float64))
+    return (
+        np.zeros(width, dtype=np.float64),
+        np.empty((d, d), dtype=np.float64),
+        np.empty((d, d), dtype=np.float64),
+        np.empty((d, d), dtype=np.float64),
+        np.empty(d, dtype=np.float64),
+    )
 
 
-def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse, prior_scale):
+def half_sweep_full(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    other_rows,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Full-covariance update of every row entity of the CSR matrix, in place, by gathering the other
     side's packed rows (:func:`_half_sweep_full`); ``blocks`` are handed to threads one at a time.
     ``prior_scale`` (rows, float64; empty: all 1) scales entity ``e``'s ``gamma`` and ``tau`` by ``rho_e``."""
     with numba.parallel_chunksize(1):
-        _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                         lam, gamma, tau, blocks, esse, prior_scale, moments_width(own_mean.shape[1]))
+        _half_sweep_full(
+            indptr,
+            indices,
+            data,
+            mu,
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            other_rows,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            esse,
+            prior_scale,
+            moments_width(own_mean.shape[1]),
+        )
 
 
-def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts, col_counts, own_bias, own_mean,
-                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse, prior_scale):
+def scatter_sweep_full(
+    indices,
+    data,
+    mu,
+    other_rows,
+    cuts,
+    acc32,
+    acc64,
+    counts,
+    col_counts,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Full-covariance update of every *column* entity of a CSR matrix (``indices``, ``data``), in place:
     the moments are scattered from the streamed row entities' packed rows (:func:`_scatter_moments`,
     over the column ranges ``cuts`` of :func:`row_cuts`) into the zeroed accumulators ``acc32``,
@@ -206,22 +265,88 @@ def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts
     :func:`half_sweep_full`, per column entity."""
     with numba.parallel_chunksize(1):
         _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, own_mean.shape[1])
-        _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam,
-                     gamma, tau, blocks, esse, prior_scale)
+        _finish_full(
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            acc32,
+            acc64,
+            counts,
+            col_counts,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            esse,
+            prior_scale,
+        )
 
 
-def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
+def half_sweep_diag(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_mean,
+    own_var,
+    own_logdet,
+    other_mean,
+    other_var,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Diagonal-covariance update of every row entity, in place (:func:`_half_sweep_diag`); ``prior_scale``
     as in :func:`half_sweep_full`."""
     with numba.parallel_chunksize(1):
-        _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                         other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale)
+        _half_sweep_diag(
+            indptr,
+            indices,
+            data,
+            mu,
+            own_bias,
+            other_bias,
+            own_mean,
+            own_var,
+            own_logdet,
+            other_mean,
+            other_var,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            esse,
+            prior_scale,
+        )
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                     lam, gamma, tau, blocks, esse, prior_scale, acc_width):
+def _half_sweep_full(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    other_rows,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+    acc_width,
+):
     """Full-covariance update of every row entity of the CSR matrix, in place (gathering).
 
     ``other_rows`` holds per entity of the other side the packed lower triangle of
@@ -264,8 +389,25 @@ def _half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own
                     _add_moments(part, other_rows[i], np.float32(data[j] - mu - other_rows[i, wd]), wd, d)
                 for k in range(width):
                     acc[k] += part[k]
-            _update_full(e, acc, end - start, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau,
-                         esse, a, scratch, cov, m, prior_scale[e] if scaled else 1.0)
+            _update_full(
+                e,
+                acc,
+                end - start,
+                own_bias,
+                own_mean,
+                own_cov,
+                own_rows,
+                own_logdet,
+                lam,
+                gamma,
+                tau,
+                esse,
+                a,
+                scratch,
+                cov,
+                m,
+                prior_scale[e] if scaled else 1.0,
+            )
 
 
 @njit(cache=True, parallel=True)
@@ -320,8 +462,23 @@ def _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, 
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64, counts, col_counts, lam, gamma,
-                tau, blocks, esse, prior_scale):
+def _finish_full(
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    acc32,
+    acc64,
+    counts,
+    col_counts,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Update every entity from the moments :func:`_scatter_moments` summed (see :func:`_update_full`).
 
     ``col_counts[e]`` is the entity's number of ratings; the accumulators are reset to zero.
@@ -342,13 +499,47 @@ def _finish_full(own_bias, own_mean, own_cov, own_rows, own_logdet, acc32, acc64
             for k in range(width):
                 acc32[e, k] = 0.0
             counts[e] = 0
-            _update_full(e, acc, col_counts[e], own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma,
-                         tau, esse, a, scratch, cov, m, prior_scale[e] if scaled else 1.0)
+            _update_full(
+                e,
+                acc,
+                col_counts[e],
+                own_bias,
+                own_mean,
+                own_cov,
+                own_rows,
+                own_logdet,
+                lam,
+                gamma,
+                tau,
+                esse,
+                a,
+                scratch,
+                cov,
+                m,
+                prior_scale[e] if scaled else 1.0,
+            )
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
+def _half_sweep_diag(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_mean,
+    own_var,
+    own_logdet,
+    other_mean,
+    other_var,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Diagonal-covariance (mean-field per dimension) update of every row entity, in place.
 
     ``s_ed = 1/A_dd`` and one Gauss-Seidel pass over ``d`` from the current means:
@@ -366,8 +557,9 @@ def _half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, 
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
-            c, c2 = gather_moments(start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, x,
-                                   res, gram, s, t, vsum)
+            c, c2 = gather_moments(
+                start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, x, res, gram, s, t, vsum
+            )
             n = end - start
             scale = prior_scale[e] if scaled else 1.0
             b = 0.0
@@ -425,8 +617,21 @@ def _posterior(e, bias, mean, cov, prior_mean, prior_cov):
 
 
 @njit(cache=True, parallel=True)
-def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, item_mean, item_cov,
-                 prior_mean, prior_cov, mean_out, var_out):
+def pair_moments(
+    users,
+    items,
+    mu,
+    user_bias,
+    item_bias,
+    user_mean,
+    user_cov,
+    item_mean,
+    item_cov,
+    prior_mean,
+    prior_cov,
+    mean_out,
+    var_out,
+):
     """Mean ``mu + b_u + b_i + m_u . m_i`` and variance of ``U_u . V_i`` under q for index pairs.
 
     An index outside the arrays (negative, or an id first seen after training) is

@@ -84,21 +84,22 @@ def _gram_parts(factors, parts):
                     acc[p, q] = 0.0
 
 
-def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
-               blocks):
+def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks):
     """Update ``own_factors`` in place for every row of the CSR matrix of observed pairs (values ``data``).
 
     ``gram`` is ``Y^T Y`` of ``other_factors`` (:func:`gram`); ``cg_steps`` 0 solves each block
     exactly, more runs that many conjugate-gradient steps from the current factors.
     """
     with numba.parallel_chunksize(1):
-        _half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
-                    blocks)
+        _half_sweep(
+            indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks
+        )
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def _half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
-                blocks):
+def _half_sweep(
+    indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks
+):
     d = own_factors.shape[1]
     dp = padded_dim(d)
     flat = other_factors.reshape(-1)

@@ -15,8 +15,9 @@ from fastmf.kernels.bpr import draw_negative, multiply_likelihood, pick_positive
 
 
 @njit(cache=True)
-def draw_triples(indptr, indices, user_prob, user_alias, n_items, n_samples, seed, epoch, neg_prob, neg_alias,
-                 popularity, chunk=0):
+def draw_triples(
+    indptr, indices, user_prob, user_alias, n_items, n_samples, seed, epoch, neg_prob, neg_alias, popularity, chunk=0
+):
     """The first ``n_samples`` triples chunk ``chunk`` of :func:`hogwild_epoch` draws, as ``(users, positives,
     negatives)`` (with one chunk: the triples the epoch applies, in order)."""
     state = np.empty(1, dtype=np.uint64)
@@ -33,8 +34,9 @@ def draw_triples(indptr, indices, user_prob, user_alias, n_items, n_samples, see
         u = pick_user(k, x, user_prob, user_alias)
         users[s] = u
         pos[s] = pick_positive(pos_key, scratch, indices, indptr[u], indptr[u + 1])
-        neg[s] = draw_negative(neg_key, scratch, indices, indptr[u], indptr[u + 1], n_items, neg_prob, neg_alias,
-                               popularity)
+        neg[s] = draw_negative(
+            neg_key, scratch, indices, indptr[u], indptr[u + 1], n_items, neg_prob, neg_alias, popularity
+        )
     return users, pos, neg
 
 

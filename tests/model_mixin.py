@@ -73,7 +73,7 @@ class ModelTestMixin:
         uid = train.user_map.ids[u]
         items, scores = fitted.recommend(uid, k=15)
         assert len(items) == 15 and np.all(np.diff(scores) <= 1e-6)
-        seen = set(train.item_map.ids[train.indices[train.indptr[u]:train.indptr[u + 1]]].tolist())
+        seen = set(train.item_map.ids[train.indices[train.indptr[u] : train.indptr[u + 1]]].tolist())
         assert not seen & set(items.tolist())
         all_items, _ = fitted.recommend(uid, k=15, exclude_seen=False)
         # without exclusion the best item overall must score at least the best unseen one
@@ -111,7 +111,7 @@ class ModelTestMixin:
         scores = fitted._score_batch(users).astype(np.float64)
         for row, u in enumerate(users):
             row_scores = scores[row].copy()
-            row_scores[fitted.seen_indices_[fitted.seen_indptr_[u]:fitted.seen_indptr_[u + 1]]] = -np.inf
+            row_scores[fitted.seen_indices_[fitted.seen_indptr_[u] : fitted.seen_indptr_[u + 1]]] = -np.inf
             want = np.sort(row_scores)[::-1][:10]
             np.testing.assert_allclose(best[row], want, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(row_scores[top[row]], best[row], rtol=1e-5, atol=1e-5)
@@ -162,7 +162,7 @@ class ModelTestMixin:
     def test_corrupt_model_file_errors(self, fitted, tmp_path):
         path = fitted.save(str(tmp_path / "m"))
         data = open(path, "rb").read()
-        open(path, "wb").write(data[:len(data) - 1])
+        open(path, "wb").write(data[: len(data) - 1])
         with pytest.raises(ModelFileError, match="truncated|does not fit"):
             load_model(path)
         open(path, "wb").write(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the last array's last byte
@@ -188,5 +188,6 @@ class ModelTestMixin:
         idx_i = small_split.test.indices[:500]
         users = small_split.test.user_map.ids[idx_u]
         items = small_split.test.item_map.ids[idx_i]
-        np.testing.assert_allclose(a.predict(users, items), b.predict(users, items), rtol=self.backend_rtol,
-                                   atol=self.backend_rtol)
+        np.testing.assert_allclose(
+            a.predict(users, items), b.predict(users, items), rtol=self.backend_rtol, atol=self.backend_rtol
+        )

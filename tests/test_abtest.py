@@ -43,8 +43,10 @@ def test_hash_unit_is_the_documented_sha256_prefix():
 def test_assignment_is_stable_across_processes():
     ids = np.arange(1, 2001)
     here = AB.assign(ids, "stable-salt", (0.3, 0.7))
-    code = ("import numpy as np; from fastmf.drivers.abtest import assign; "
-            "print(''.join(map(str, assign(np.arange(1, 2001), 'stable-salt', (0.3, 0.7)))))")
+    code = (
+        "import numpy as np; from fastmf.drivers.abtest import assign; "
+        "print(''.join(map(str, assign(np.arange(1, 2001), 'stable-salt', (0.3, 0.7)))))"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == "".join(map(str, here))
     assert np.array_equal(here, AB.assign(ids, "stable-salt", (0.3, 0.7)))
@@ -86,10 +88,14 @@ def _brute_force(rec_row, test_items: dict, threshold: float, k: int) -> dict:
     dcg = sum(1 / math.log2(r + 2) for r, h in enumerate(hits) if h)
     idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(positives))))
     rated = [test_items[i] for i in rec_row if i >= 0 and i in test_items]
-    return {"precision": sum(hits) / k, "ndcg": dcg / idcg if idcg else float("nan"),
-            "heldout_rating": sum(rated) / len(rated) if rated else float("nan"),
-            "likes": sum(hits), "dislikes": len(rated) - sum(hits),
-            "like_rate": sum(hits) / len(rated) if rated else float("nan")}
+    return {
+        "precision": sum(hits) / k,
+        "ndcg": dcg / idcg if idcg else float("nan"),
+        "heldout_rating": sum(rated) / len(rated) if rated else float("nan"),
+        "likes": sum(hits),
+        "dislikes": len(rated) - sum(hits),
+        "like_rate": sum(hits) / len(rated) if rated else float("nan"),
+    }
 
 
 def test_ranking_outcomes_match_brute_force():
@@ -145,8 +151,12 @@ def test_planted_outcomes_use_the_true_expectation_and_simulate_likes(synthetic,
     assert np.all(out["likes"] + out["dislikes"] == 10)
     # P(like) = P(mu + b_u + b_i + U.V + sigma eps >= threshold - 1/4) under half-star rounding
     u, i = np.repeat(ids_u, 10), item_index[rec.ravel()]
-    m = (planted["mu"] + planted["user_bias"][u] + planted["item_bias"][i]
-         + np.einsum("ij,ij->i", planted["user_factors"][u], planted["item_factors"][i]))
+    m = (
+        planted["mu"]
+        + planted["user_bias"][u]
+        + planted["item_bias"][i]
+        + np.einsum("ij,ij->i", planted["user_factors"][u], planted["item_factors"][i])
+    )
     p = stats.norm.sf((3.75 - m) / planted["sigma"])
     assert abs(out["likes"].sum() - p.sum()) < 4 * math.sqrt(np.sum(p * (1 - p)))
     again = AB.planted_outcomes(rec, ids_u, item_index, planted, 4.0, seed=11)
@@ -161,7 +171,7 @@ def test_welch_matches_the_textbook_formula():
     a, b = rng.normal(0, 1, 40), rng.normal(0.3, 2, 70)
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     t = (b.mean() - a.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     r = AB.welch(a, b)
     assert r["t"] == pytest.approx(t) and r["df"] == pytest.approx(df)
     assert r["p"] == pytest.approx(2 * stats.t.sf(abs(t), df))
@@ -230,8 +240,15 @@ def test_aa_experiments_reject_at_about_alpha(synthetic, synthetic_models):
 def test_planted_effect_is_detected(synthetic, synthetic_models):
     split, planted = synthetic
     good, poor = synthetic_models
-    table, meta = AB.run_experiment([AB.Arm(good, label="als"), AB.Arm(poor, label="bias")], split.train,
-                                    split.test, planted, n_users=1000, salt="planted", k=10)
+    table, meta = AB.run_experiment(
+        [AB.Arm(good, label="als"), AB.Arm(poor, label="bias")],
+        split.train,
+        split.test,
+        planted,
+        n_users=1000,
+        salt="planted",
+        k=10,
+    )
     assert meta["mode"] == "planted" and meta["primary"] == "expected_rating"
     report = AB.analyze(table, meta, n_boot=500)
     r = report["metrics"]["expected_rating"]["versus_control"]["B"]
@@ -269,8 +286,20 @@ def test_split_must_match_the_models_training(real_models):
 
 def test_cli_abtest_logs_and_reports(real_models, tmp_path):
     log = tmp_path / "log"
-    args = ["abtest", str(real_models / "als"), str(real_models / "bias"), "--users", "300", "--salt", "cli",
-            "--log", str(log), "--bootstrap", "300", "-q"]
+    args = [
+        "abtest",
+        str(real_models / "als"),
+        str(real_models / "bias"),
+        "--users",
+        "300",
+        "--salt",
+        "cli",
+        "--log",
+        str(log),
+        "--bootstrap",
+        "300",
+        "-q",
+    ]
     res = CliRunner().invoke(main, args + ["--json"])
     assert res.exit_code == 0, res.output
     live = json.loads(res.stdout)
@@ -301,8 +330,10 @@ def test_cli_abtest_errors_are_one_line(real_models, tmp_path):
     runner = CliRunner()
     cases = [
         (["abtest", str(real_models / "als")], "give MODEL_A and MODEL_B"),
-        (["abtest", str(real_models / "als"), str(real_models / "bias"), "--seed", "7", "--log", str(tmp_path)],
-         "model A was not trained on this split"),
+        (
+            ["abtest", str(real_models / "als"), str(real_models / "bias"), "--seed", "7", "--log", str(tmp_path)],
+            "model A was not trained on this split",
+        ),
         (["abtest", "--report", str(tmp_path / "missing")], "no such A/B log"),
         (["abtest", str(real_models / "als"), str(real_models / "bias"), "--traffic", "1,x"], "--traffic"),
     ]
@@ -321,13 +352,32 @@ def test_cli_abtest_errors_are_one_line(real_models, tmp_path):
 def test_cli_abtest_on_a_synthetic_folder_uses_the_planted_truth(tmp_path):
     runner = CliRunner()
     syn = tmp_path / "syn"
-    assert runner.invoke(main, ["synth", str(syn), "--users", "600", "--items", "200", "--ratings", "15000",
-                                "--seed", "3"]).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["synth", str(syn), "--users", "600", "--items", "200", "--ratings", "15000", "--seed", "3"]
+        ).exit_code
+        == 0
+    )
     for kind, extra in (("als", ["--factors", "6", "--epochs", "6"]), ("bias", [])):
         res = runner.invoke(main, ["train", str(syn), "--model", kind, "--out", str(tmp_path / kind), "-q", *extra])
         assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["abtest", str(tmp_path / "als"), str(tmp_path / "bias"), str(syn), "--users", "400",
-                               "--salt", "syn", "--log", str(tmp_path / "log"), "--json", "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "abtest",
+            str(tmp_path / "als"),
+            str(tmp_path / "bias"),
+            str(syn),
+            "--users",
+            "400",
+            "--salt",
+            "syn",
+            "--log",
+            str(tmp_path / "log"),
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["meta"]["mode"] == "planted"

@@ -46,8 +46,20 @@ def _random_problem(seed, n_users, n_items, density):
 def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, reg_scaling="none"):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return ALSState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
-                    seed, lam, gamma, tau, reg_scaling=reg_scaling)
+    return ALSState(
+        (indptr, indices, data),
+        csc,
+        m.shape[0],
+        m.shape[1],
+        d,
+        float(data.mean()),
+        backend_of(backend),
+        seed,
+        lam,
+        gamma,
+        tau,
+        reg_scaling=reg_scaling,
+    )
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -60,8 +72,8 @@ def test_user_update_is_the_least_squares_solution(reg_scaling, backend):
     st_.user_step()
     lam, gamma, tau = st_.lam, st_.gamma, st_.tau
     for u in (0, 7, 29):
-        idx = m.indices[m.indptr[u]:m.indptr[u + 1]]
-        r = m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+        idx = m.indices[m.indptr[u] : m.indptr[u + 1]]
+        r = m.data[m.indptr[u] : m.indptr[u + 1]].astype(np.float64)
         # weighted-lambda: both ridges of user u scaled by its rating count
         n_u = idx.size if reg_scaling == "count" else 1
         gamma, tau = st_.gamma * n_u, st_.tau * n_u
@@ -78,11 +90,21 @@ def test_user_update_is_the_least_squares_solution(reg_scaling, backend):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.integers(0, 6), n_users=st.integers(2, 25), n_items=st.integers(2, 25),
-       density=st.floats(0.05, 0.9), lam=st.floats(0.01, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.01, 5),
-       backend=st.sampled_from(["numba", "numpy"]), reg_scaling=st.sampled_from(["none", "count"]))
-def test_objective_never_increases_per_half_sweep(seed, d, n_users, n_items, density, lam, gamma, tau, backend,
-                                                  reg_scaling):
+@given(
+    seed=st.integers(0, 10_000),
+    d=st.integers(0, 6),
+    n_users=st.integers(2, 25),
+    n_items=st.integers(2, 25),
+    density=st.floats(0.05, 0.9),
+    lam=st.floats(0.01, 5),
+    gamma=st.floats(0.0, 5),
+    tau=st.floats(0.01, 5),
+    backend=st.sampled_from(["numba", "numpy"]),
+    reg_scaling=st.sampled_from(["none", "count"]),
+)
+def test_objective_never_increases_per_half_sweep(
+    seed, d, n_users, n_items, density, lam, gamma, tau, backend, reg_scaling
+):
     st_ = _state(_random_problem(seed, n_users, n_items, density), d, backend, seed, lam, gamma, tau, reg_scaling)
     previous = st_.objective()
     for _ in range(3):
@@ -169,8 +191,9 @@ def test_accepts_scipy_and_arrow_inputs(small_split):
     m = train.to_scipy()
     a = ALS(factors=4, epochs=2).fit(m)
     b = ALS(factors=4, epochs=2).fit(train)
-    np.testing.assert_allclose(a.predict([0, 1], [2, 3]), b.predict(train.user_map.ids[[0, 1]],
-                                                                    train.item_map.ids[[2, 3]]), rtol=1e-5)
+    np.testing.assert_allclose(
+        a.predict([0, 1], [2, 3]), b.predict(train.user_map.ids[[0, 1]], train.item_map.ids[[2, 3]]), rtol=1e-5
+    )
     coo = m.tocoo()
     table = pa.table({"user": train.user_map.ids[coo.row], "item": train.item_map.ids[coo.col], "rating": coo.data})
     c = ALS(factors=4, epochs=2).fit(table)
@@ -182,8 +205,9 @@ def test_accepts_scipy_and_arrow_inputs(small_split):
 def test_cli_train_json_and_recommend(tmp_path):
     runner = CliRunner()
     out = tmp_path / "model"
-    res = runner.invoke(main, ["train", "--model", "als", "--factors", "8", "--epochs", "3", "--json", "-q",
-                               "--out", str(out)])
+    res = runner.invoke(
+        main, ["train", "--model", "als", "--factors", "8", "--epochs", "3", "--json", "-q", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["params"]["factors"] == 8 and len(report["history"]) == 3
@@ -202,8 +226,9 @@ def test_cli_train_json_and_recommend(tmp_path):
 
 
 def test_cli_tune_scores_on_validation():
-    res = CliRunner().invoke(main, ["tune", "--model", "als", "--grid", "lam=0.05,0.2 factors=4", "--epochs", "3",
-                                    "--json", "-q"])
+    res = CliRunner().invoke(
+        main, ["tune", "--model", "als", "--grid", "lam=0.05,0.2 factors=4", "--epochs", "3", "--json", "-q"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert len(out["rows"]) == 2
@@ -219,13 +244,18 @@ def test_cli_test_data_is_used_instead_of_a_split(tmp_path):
 
     def write(ds, name):
         path = tmp_path / name
-        pacsv.write_csv(pa.table({"userId": ds.user_map.ids[ds.user_of_entry], "movieId": ds.item_map.ids[ds.indices],
-                                  "rating": ds.data}), path)
+        pacsv.write_csv(
+            pa.table(
+                {"userId": ds.user_map.ids[ds.user_of_entry], "movieId": ds.item_map.ids[ds.indices], "rating": ds.data}
+            ),
+            path,
+        )
         return str(path)
 
     train_csv, test_csv = write(split.train, "train.csv"), write(split.test, "test.csv")
-    res = CliRunner().invoke(main, ["train", train_csv, "--test", test_csv, "--factors", "4", "--epochs", "2",
-                                    "--json", "-q"])
+    res = CliRunner().invoke(
+        main, ["train", train_csv, "--test", test_csv, "--factors", "4", "--epochs", "2", "--json", "-q"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["train_ratings"] == split.train.n_ratings  # --test implies training on all of DATA
@@ -242,18 +272,23 @@ def test_count_scaled_objective_is_the_weighted_penalty():
     st_.user_step()
     st_.item_step()
     n_u, n_i = np.diff(m.indptr), np.diff(m.tocsc().indptr)
-    pred = (st_.mu + st_.user_bias[:, None] + st_.item_bias[None, :] + st_.user_factors @ st_.item_factors.T)
+    pred = st_.mu + st_.user_bias[:, None] + st_.item_bias[None, :] + st_.user_factors @ st_.item_factors.T
     sse = float(np.sum((m.toarray() - pred)[m.toarray() != 0] ** 2))
-    expected = (0.5 * st_.lam * sse
-                + 0.5 * st_.gamma * (n_u @ st_.user_bias ** 2 + np.maximum(n_i, 1) @ st_.item_bias ** 2)
-                + 0.5 * st_.tau * (n_u @ (st_.user_factors ** 2).sum(1)
-                                   + np.maximum(n_i, 1) @ (st_.item_factors ** 2).sum(1)))
+    expected = (
+        0.5 * st_.lam * sse
+        + 0.5 * st_.gamma * (n_u @ st_.user_bias**2 + np.maximum(n_i, 1) @ st_.item_bias**2)
+        + 0.5 * st_.tau * (n_u @ (st_.user_factors**2).sum(1) + np.maximum(n_i, 1) @ (st_.item_factors**2).sum(1))
+    )
     assert st_.objective() == pytest.approx(expected, rel=1e-9)
 
 
 def test_count_scaling_backends_agree_and_differ_from_fixed_ridge(small_split):
-    runs = {b: ALS(factors=6, epochs=4, reg_scaling="count", lam=1.0, tau=0.05, gamma=0.05,
-                   backend=b).fit(small_split.train, eval_set=small_split.test) for b in ("numba", "numpy")}
+    runs = {
+        b: ALS(factors=6, epochs=4, reg_scaling="count", lam=1.0, tau=0.05, gamma=0.05, backend=b).fit(
+            small_split.train, eval_set=small_split.test
+        )
+        for b in ("numba", "numpy")
+    }
     for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
         assert a["objective"] == pytest.approx(b["objective"], rel=1e-4)
         assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
@@ -268,13 +303,13 @@ def test_fold_in_of_a_training_user_repeats_its_user_step(small_split, reg_scali
     model = ALS(factors=4, epochs=3, reg_scaling=reg_scaling, backend="numpy").fit(small_split.train)
     train = small_split.train
     u = 3
-    idx = train.indices[train.indptr[u]:train.indptr[u + 1]]
+    idx = train.indices[train.indptr[u] : train.indptr[u + 1]]
     state = model._new_state(train)
     state.user_factors[...] = model.user_factors_
     state.item_factors[...], state.item_bias[...] = model.item_factors_, model.item_bias_
     state.user_bias[...] = model.user_bias_
     for _ in range(300):
         state.user_step()
-    b, f = model._fold_in_state(idx, train.data[train.indptr[u]:train.indptr[u + 1]].astype(np.float64))
+    b, f = model._fold_in_state(idx, train.data[train.indptr[u] : train.indptr[u + 1]].astype(np.float64))
     assert b == pytest.approx(state.user_bias[u], abs=1e-6)
     np.testing.assert_allclose(f, state.user_factors[u], atol=1e-6)

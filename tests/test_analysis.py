@@ -29,8 +29,10 @@ def fitted(embedded):
 def movie_genres():
     """movieId -> listed genres, read from movies.csv."""
     with open(embedded_folder() / "movies.csv", newline="", encoding="utf-8") as fh:
-        return {int(r["movieId"]): [g for g in r["genres"].split("|") if g != "(no genres listed)"]
-                for r in csv.DictReader(fh)}
+        return {
+            int(r["movieId"]): [g for g in r["genres"].split("|") if g != "(no genres listed)"]
+            for r in csv.DictReader(fh)
+        }
 
 
 # --------------------------------------------------------------------------- data
@@ -98,15 +100,22 @@ def test_primary_genre_is_spread_over_genres_not_mostly_action(embedded):
 def test_primary_genre_without_an_items_table_uses_the_feature_matrix(embedded):
     from fastmf.data_prep.dataset import Dataset
 
-    bare = Dataset(embedded.user_map, embedded.item_map, embedded.indptr, embedded.indices, embedded.data,
-                   feature_indptr=embedded.feature_indptr, feature_indices=embedded.feature_indices,
-                   feature_names=embedded.feature_names)
+    bare = Dataset(
+        embedded.user_map,
+        embedded.item_map,
+        embedded.indptr,
+        embedded.indices,
+        embedded.data,
+        feature_indptr=embedded.feature_indptr,
+        feature_indices=embedded.feature_indices,
+        feature_names=embedded.feature_names,
+    )
     fptr, fidx, names = embedded.item_features()
     frequency = np.bincount(fidx, minlength=len(names))
     ids = embedded.item_map.ids[::11]
     want = []
     for i in embedded.item_map.index_of(ids).tolist():
-        genres = [names[f] for f in fidx[fptr[i]:fptr[i + 1]]]
+        genres = [names[f] for f in fidx[fptr[i] : fptr[i + 1]]]
         ranked = sorted(genres, key=lambda g: (g in A.FORMAT_TAGS, frequency[names.index(g)], g))
         want.append(ranked[0] if ranked else A.NO_GENRE)
     assert A.primary_genres(bare, ids).tolist() == want
@@ -209,8 +218,11 @@ def test_embedding_map_refuses_factors_shrunk_to_zero(fitted, embedded):
 def test_polarizing_lists_match_brute_force(fitted, embedded, embedded_ref):
     model, _ = fitted
     result = A.polarizing(model, embedded, min_ratings=100, k=5)
-    norms = {model.item_map_.ids[i]: float(np.sqrt(np.sum(model.item_factors_[i].astype(float) ** 2)))
-             for i in range(model.n_items) if model.item_counts_[i] >= 100}
+    norms = {
+        model.item_map_.ids[i]: float(np.sqrt(np.sum(model.item_factors_[i].astype(float) ** 2)))
+        for i in range(model.n_items)
+        if model.item_counts_[i] >= 100
+    }
     ranked = sorted(norms, key=lambda i: -norms[i])
     assert [r["item_id"] for r in result["largest_norm"]] == ranked[:5]
     assert [r["item_id"] for r in result["smallest_norm"]] == ranked[::-1][:5]
@@ -230,8 +242,11 @@ def test_similar_items_by_cosine(fitted):
     q = int(np.argmax(model.item_counts_))
     got = A.similar_items(model, q, k=5, min_ratings=20)
     v = model.item_factors_.astype(float)
-    cos = {j: float(v[j] @ v[q] / np.linalg.norm(v[j]) / np.linalg.norm(v[q]))
-           for j in range(model.n_items) if j != q and model.item_counts_[j] >= 20}
+    cos = {
+        j: float(v[j] @ v[q] / np.linalg.norm(v[j]) / np.linalg.norm(v[q]))
+        for j in range(model.n_items)
+        if j != q and model.item_counts_[j] >= 20
+    }
     best = sorted(cos, key=lambda j: -cos[j])[:5]
     assert [r["item_id"] for r in got] == model.item_map_.ids[best].tolist()
     assert [r["similarity"] for r in got] == pytest.approx([cos[j] for j in best], rel=1e-5)
@@ -256,8 +271,21 @@ def model_dir(fitted, tmp_path_factory):
 
 def test_cli_analyze_polarizing_and_similar(model_dir, fitted):
     runner = CliRunner()
-    res = runner.invoke(main, ["analyze", model_dir, "--polarizing", "-k", "4", "--similar", "Toy Story (1995)",
-                               "--min-ratings", "50", "--json"])
+    res = runner.invoke(
+        main,
+        [
+            "analyze",
+            model_dir,
+            "--polarizing",
+            "-k",
+            "4",
+            "--similar",
+            "Toy Story (1995)",
+            "--min-ratings",
+            "50",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert [len(out["polarizing"][key]) for key in ("largest_norm", "smallest_norm", "largest_variance")] == [4] * 3
@@ -265,8 +293,10 @@ def test_cli_analyze_polarizing_and_similar(model_dir, fitted):
     text = runner.invoke(main, ["analyze", model_dir, "--polarizing", "-k", "3"])
     assert text.exit_code == 0
     assert "largest factor norm" in text.stdout and "largest rating variance" in text.stdout
-    assert out["polarizing"]["largest_norm"][0]["title"][:20] in runner.invoke(
-        main, ["analyze", model_dir, "--polarizing", "-k", "4", "--min-ratings", "50"]).stdout
+    assert (
+        out["polarizing"]["largest_norm"][0]["title"][:20]
+        in runner.invoke(main, ["analyze", model_dir, "--polarizing", "-k", "4", "--min-ratings", "50"]).stdout
+    )
 
 
 def test_data_with_other_items_is_refused(fitted, embedded):
@@ -283,9 +313,11 @@ def test_data_with_other_items_is_refused(fitted, embedded):
 
 def test_cli_analyze_errors(model_dir, tmp_path):
     runner = CliRunner()
-    cases = [(["analyze", model_dir], "--polarizing"),
-             (["analyze", model_dir, "--similar", "no such film at all"], "no item id or title"),
-             (["analyze", str(tmp_path / "nope"), "--polarizing"], "no such model file")]
+    cases = [
+        (["analyze", model_dir], "--polarizing"),
+        (["analyze", model_dir, "--similar", "no such film at all"], "no item id or title"),
+        (["analyze", str(tmp_path / "nope"), "--polarizing"], "no such model file"),
+    ]
     for args, message in cases:
         res = runner.invoke(main, args)
         assert res.exit_code == 1 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -70,8 +70,13 @@ def test_batch_fold_in_and_similar_items_by_id(small_split):
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "fastmf", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "fastmf", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def test_compiling_is_said_when_it_happens_and_timed_apart(tmp_path):
@@ -147,16 +152,19 @@ def test_every_command_prints_one_strict_json_object(tmp_path):
     assert "similarity" in similar["similar"]["items"][0] and "cosine" not in similar["similar"]["items"][0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--model", "als", "--item-features", "tags.csv"], "--item-features applies to --model features"),
-    (["train", "--leave-k", "2"], "--leave-k applies to --split user"),
-    (["compare", "--models", "popular,svd"], "unknown model 'svd'"),
-    (["tune", "--grid", "lam=0.1,abc"], "lam must be a number"),
-    (["tune", "--grid", "factors=10,2.5"], "factors must be an integer"),
-    (["tune", "--grid", "epochs=1e1"], "epochs must be an integer"),
-    (["tune", "--grid", "lam=0.1,,0.2"], "lam must be a number"),
-    (["train", "--model", "ALS", "--epochs", "0", "--lr", "0.1"], "--lr does not apply to --model als"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--model", "als", "--item-features", "tags.csv"], "--item-features applies to --model features"),
+        (["train", "--leave-k", "2"], "--leave-k applies to --split user"),
+        (["compare", "--models", "popular,svd"], "unknown model 'svd'"),
+        (["tune", "--grid", "lam=0.1,abc"], "lam must be a number"),
+        (["tune", "--grid", "factors=10,2.5"], "factors must be an integer"),
+        (["tune", "--grid", "epochs=1e1"], "epochs must be an integer"),
+        (["tune", "--grid", "lam=0.1,,0.2"], "lam must be a number"),
+        (["train", "--model", "ALS", "--epochs", "0", "--lr", "0.1"], "--lr does not apply to --model als"),
+    ],
+)
 def test_flags_that_do_not_apply_or_do_not_parse_are_one_line(tmp_path, args, message):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output

@@ -40,9 +40,14 @@ def installed_layout(tmp_path) -> Path:
 
 
 def lint_imports(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("lint-imports"), "--no-cache", "--config", "pyproject.toml"], cwd=folder,
-                          env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [tool("lint-imports"), "--no-cache", "--config", "pyproject.toml"],
+        cwd=folder,
+        env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_import_contracts_are_kept(installed_layout):
@@ -51,12 +56,15 @@ def test_import_contracts_are_kept(installed_layout):
     assert "3 kept, 0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module, upward", [
-    ("fastmf/kernels/metrics.py", "from fastmf.models.base import Recommender"),
-    ("fastmf/data_prep/splits.py", "from fastmf.models import ALS"),
-    ("fastmf/models/base.py", "from fastmf.registry import load_model"),
-    ("fastmf/common/files.py", "from fastmf.data_prep import dataset"),
-])
+@pytest.mark.parametrize(
+    "module, upward",
+    [
+        ("fastmf/kernels/metrics.py", "from fastmf.models.base import Recommender"),
+        ("fastmf/data_prep/splits.py", "from fastmf.models import ALS"),
+        ("fastmf/models/base.py", "from fastmf.registry import load_model"),
+        ("fastmf/common/files.py", "from fastmf.data_prep import dataset"),
+    ],
+)
 def test_an_upward_import_breaks_the_layers(installed_layout, module, upward):
     path = installed_layout / module
     path.write_text(path.read_text() + f"\n{upward}  # deliberately wrong\n")
@@ -107,9 +115,12 @@ def test_the_import_check_finds_a_hidden_import():
     assert function_level_imports(source) == [(2, "fastmf.registry")]
 
 
-def test_ruff_is_clean():
-    result = subprocess.run([tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_is_clean(command):
+    """The linter passes and every file is as the formatter writes it (both configured in pyproject.toml)."""
+    result = subprocess.run(
+        [tool("ruff"), *command, "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -82,8 +82,7 @@ def _garbage_parquet(tmp):
 
 def _truncated_parquet(tmp):
     f = tmp / "r.parquet"
-    pq.write_table(pa.table({"user_id": np.arange(500), "item_id": np.arange(500) % 7,
-                             "rating": np.full(500, 3.0)}), f)
+    pq.write_table(pa.table({"user_id": np.arange(500), "item_id": np.arange(500) % 7, "rating": np.full(500, 3.0)}), f)
     data = f.read_bytes()
     f.write_bytes(data[: len(data) * 2 // 3])
     return f, f
@@ -135,31 +134,46 @@ CASES = {
     "unknown-format-file": Case(lambda t: _flat_csv(t, "{}\n", "r.json"), contains=("unknown format",)),
     "unknown-format-folder": Case(_unknown_folder, contains=("unknown format",)),
     "missing-column": Case(lambda t: _flat_csv(t, "user,item,score_x\n1,2,3\n"), contains=("rating", "--rating-col")),
-    "misnamed-column": Case(lambda t: _flat_csv(t, HEADER + "1,2,3,4\n"), column="stars",
-                            args=("--rating-col", "stars")),
-    "missing-column-movielens": Case(lambda t: _ml_folder(t, "userId,movieId,stars,timestamp\n1,2,3,4\n"),
-                                     column="rating"),
-    "non-numeric-rating": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,11\n2,3,abc,12\n"),
-                               line=4, column="rating", contains=("abc",)),
+    "misnamed-column": Case(
+        lambda t: _flat_csv(t, HEADER + "1,2,3,4\n"), column="stars", args=("--rating-col", "stars")
+    ),
+    "missing-column-movielens": Case(
+        lambda t: _ml_folder(t, "userId,movieId,stars,timestamp\n1,2,3,4\n"), column="rating"
+    ),
+    "non-numeric-rating": Case(
+        lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,11\n2,3,abc,12\n"),
+        line=4,
+        column="rating",
+        contains=("abc",),
+    ),
     "non-numeric-rating-dat": Case(lambda t: _ml1m_with(t, "1::3::four::978300760"), line=3, column="rating"),
-    "non-numeric-user-movielens": Case(lambda t: _ml_folder(t, HEADER + "1,2,3.5,10\nu7,3,4,11\n"),
-                                       line=3, column="userId"),
-    "non-numeric-timestamp": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,1x\n"),
-                                  line=3, column="timestamp"),
-    "nan-rating": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,11\n1,4,NaN,12\n"),
-                       line=4, column="rating"),
+    "non-numeric-user-movielens": Case(
+        lambda t: _ml_folder(t, HEADER + "1,2,3.5,10\nu7,3,4,11\n"), line=3, column="userId"
+    ),
+    "non-numeric-timestamp": Case(
+        lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,1x\n"), line=3, column="timestamp"
+    ),
+    "nan-rating": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,4,11\n1,4,NaN,12\n"), line=4, column="rating"),
     "empty-rating": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,,11\n"), line=3, column="rating"),
     "nan-rating-parquet": Case(_parquet_nan, column="stars", contains=("row 2",)),
     "text-rating-parquet": Case(_parquet_text_rating, column="rating", contains=("good",)),
-    "rating-above-scale": Case(lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,7,11\n"), line=3, column="rating",
-                               contains=("outside",)),
-    "rating-below-scale-custom-range": Case(lambda t: _flat_csv(t, HEADER + "1,2,3,10\n1,3,0.5,11\n"),
-                                            line=3, column="rating", args=("--rating-range", "1,5")),
+    "rating-above-scale": Case(
+        lambda t: _flat_csv(t, HEADER + "1,2,3.5,10\n1,3,7,11\n"), line=3, column="rating", contains=("outside",)
+    ),
+    "rating-below-scale-custom-range": Case(
+        lambda t: _flat_csv(t, HEADER + "1,2,3,10\n1,3,0.5,11\n"),
+        line=3,
+        column="rating",
+        args=("--rating-range", "1,5"),
+    ),
     "rating-zero-ml100k": Case(lambda t: _ml100k_with(t, "1\t2\t0\t881250949"), line=5, column="rating"),
     "rating-six-ml1m": Case(lambda t: _ml1m_with(t, "1::3::6::978300760"), line=3, column="rating"),
-    "rating-custom-column-name": Case(lambda t: _flat_csv(t, "who,what,grade\na,b,4\nb,c,9\n"), line=3,
-                                      column="grade",
-                                      args=("--user-col", "who", "--item-col", "what", "--rating-col", "grade")),
+    "rating-custom-column-name": Case(
+        lambda t: _flat_csv(t, "who,what,grade\na,b,4\nb,c,9\n"),
+        line=3,
+        column="grade",
+        args=("--user-col", "who", "--item-col", "what", "--rating-col", "grade"),
+    ),
     "empty-file": Case(lambda t: _flat_csv(t, ""), contains=("empty",)),
     "empty-movielens-ratings": Case(lambda t: _ml_folder(t, ""), contains=("empty",)),
     "header-only": Case(lambda t: _flat_csv(t, HEADER), contains=("empty",)),
@@ -168,16 +182,25 @@ CASES = {
     "corrupt-zip-member": Case(_corrupt_member_zip, contains=("zip",)),
     "unreadable-parquet": Case(_garbage_parquet, contains=("Parquet",)),
     "truncated-parquet": Case(_truncated_parquet, contains=("Parquet",)),
-    "implicit-negative-weight": Case(lambda t: _flat_csv(t, "user,item,weight\n1,2,3\n1,3,2\n2,3,-1\n"),
-                                     line=4, column="weight", contains=("-1", "positive")),
-    "implicit-text-weight": Case(lambda t: _flat_csv(t, "user,item,plays\n1,2,3\n1,3,lots\n"), line=3,
-                                 column="plays", contains=("lots",)),
+    "implicit-negative-weight": Case(
+        lambda t: _flat_csv(t, "user,item,weight\n1,2,3\n1,3,2\n2,3,-1\n"),
+        line=4,
+        column="weight",
+        contains=("-1", "positive"),
+    ),
+    "implicit-text-weight": Case(
+        lambda t: _flat_csv(t, "user,item,plays\n1,2,3\n1,3,lots\n"), line=3, column="plays", contains=("lots",)
+    ),
     "implicit-zero-weight-parquet": Case(_parquet_zero_weight, column="weight", contains=("row 2", "positive")),
     "implicit-missing-item": Case(lambda t: _flat_csv(t, "user,item\n1,2\n1,\n"), line=3, column="item"),
-    "implicit-with-rating-range": Case(lambda t: _flat_csv(t, "user,item\n1,2\n"), args=("--rating-range", "1,5"),
-                                       contains=("--rating-range", "implicit")),
-    "implicit-unknown-column": Case(lambda t: _flat_csv(t, "user,item,mood\n1,2,happy\n"),
-                                    contains=("rating", "--rating-col", "--implicit")),
+    "implicit-with-rating-range": Case(
+        lambda t: _flat_csv(t, "user,item\n1,2\n"),
+        args=("--rating-range", "1,5"),
+        contains=("--rating-range", "implicit"),
+    ),
+    "implicit-unknown-column": Case(
+        lambda t: _flat_csv(t, "user,item,mood\n1,2,happy\n"), contains=("rating", "--rating-col", "--implicit")
+    ),
 }
 
 
@@ -241,7 +264,8 @@ def test_bad_rating_range_option(tmp_path):
     result = run(["info", f, "--rating-range", "one-five"])
     assert result.exit_code == 1
     assert [ln for ln in result.stderr.splitlines() if ln] == [
-        "fastmf: error: --rating-range expects LO,HI (for example 1,5), got 'one-five'"]
+        "fastmf: error: --rating-range expects LO,HI (for example 1,5), got 'one-five'"
+    ]
 
 
 @pytest.mark.parametrize("kind", ["als", "bias", "vi", "features"])
@@ -249,8 +273,7 @@ def test_rating_models_refuse_implicit_tables(kind):
     """An implicit table has no ratings: rating models stop with one line (before any fitting)."""
     clicks = FIXTURES / "implicit" / "clicks.csv"
     result = run(["train", clicks, "--model", kind, "--json"])
-    check_one_line_error(result, Case(lambda t: None, contains=(f"'{kind}' needs ratings", "bpr or popular")),
-                         clicks)
+    check_one_line_error(result, Case(lambda t: None, contains=(f"'{kind}' needs ratings", "bpr or popular")), clicks)
     assert result.stdout == ""
     result = run(["compare", clicks, "--models", f"popular,{kind}", "--test-frac", "0.5"])
     check_one_line_error(result, Case(lambda t: None, contains=(f"'{kind}' needs ratings",)), clicks)
@@ -326,9 +349,15 @@ def test_duplicates_warn_and_keep_latest(tmp_path):
     assert len(warn) == 1 and warn[0].startswith("fastmf: warning:")
     assert "3 duplicate" in warn[0] and str(f) in warn[0]
     d = fastmf.load_dataset(str(out))
-    got = {(u, i): (r, t) for u, i, r, t in zip(d.user_map.ids[d.user_of_entry].tolist(),
-                                                   d.item_map.ids[d.indices].tolist(), d.data.tolist(),
-                                                   d.timestamps.tolist())}
+    got = {
+        (u, i): (r, t)
+        for u, i, r, t in zip(
+            d.user_map.ids[d.user_of_entry].tolist(),
+            d.item_map.ids[d.indices].tolist(),
+            d.data.tolist(),
+            d.timestamps.tolist(),
+        )
+    }
     assert got == {(1, 2): (1.0, 30), (1, 3): (2.0, 5), (2, 2): (5.0, 9)}
     # info reports the de-duplicated counts
     result = run(["info", f, "--json"])
@@ -351,8 +380,15 @@ def test_subprocess_errors_are_one_line(tmp_path):
         out_parent = work / "out-parent"
         out_parent.mkdir()
         cmd = [str(FASTMF), "prepare", str(src), str(out_parent / "prepared"), *case.args]
-        procs.append((name, case, named, out_parent,
-                      subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        procs.append(
+            (
+                name,
+                case,
+                named,
+                out_parent,
+                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+            )
+        )
     for name, case, named, out_parent, p in procs:
         stdout, stderr = p.communicate(timeout=120)
         assert p.returncode == 1, (name, stderr)

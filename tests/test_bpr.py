@@ -35,15 +35,38 @@ from fastmf.reference import bpr as ref
 
 def numba_triples(state, n, epoch=0, chunk=0):
     """The first ``n`` triples chunk ``chunk`` of a numba epoch of ``state`` draws (one chunk: in the order applied)."""
-    return draw_triples(state.indptr, state.indices, state.user_prob, state.user_alias, state.n_items, n,
-                        state.seed, epoch, state.neg_prob, state.neg_alias, state.popularity, chunk)
+    return draw_triples(
+        state.indptr,
+        state.indices,
+        state.user_prob,
+        state.user_alias,
+        state.n_items,
+        n,
+        state.seed,
+        epoch,
+        state.neg_prob,
+        state.neg_alias,
+        state.popularity,
+        chunk,
+    )
 
 
 def reference_triples(state, n, epoch=0, chunk=0, first=0):
     """Triples ``first, ..., first + n - 1`` of chunk ``chunk`` of an epoch of ``state``, drawn by the reference."""
     stream = _rng.stream_seed(_rng.stream_seed(state.seed, epoch), chunk)
-    return ref._draw_chunk(stream, first, n, state.indptr, state.indices, state.user_prob, state.user_alias,
-                           state.n_items, state.neg_prob, state.neg_alias, state.popularity)
+    return ref._draw_chunk(
+        stream,
+        first,
+        n,
+        state.indptr,
+        state.indices,
+        state.user_prob,
+        state.user_alias,
+        state.n_items,
+        state.neg_prob,
+        state.neg_alias,
+        state.popularity,
+    )
 
 
 def single_thread(fn):
@@ -92,7 +115,7 @@ class TestMostPopular(ModelTestMixin):
 
 def objective(theta, u, i, j, reg, d):
     """ln sigma(x_uij) - reg/2 |theta_uij|^2 for theta = (U_u, V_i, V_j, b_i, b_j) flattened."""
-    wu, vi, vj, bi, bj = theta[:d], theta[d:2 * d], theta[2 * d:3 * d], theta[3 * d], theta[3 * d + 1]
+    wu, vi, vj, bi, bj = theta[:d], theta[d : 2 * d], theta[2 * d : 3 * d], theta[3 * d], theta[3 * d + 1]
     x = bi - bj + wu @ (vi - vj)
     return -np.logaddexp(0.0, -x) - 0.5 * reg * (theta @ theta)
 
@@ -114,8 +137,12 @@ def test_sgd_step_follows_the_gradient(seed, reference):
     d, lr, reg = 5, 0.1, 0.03
     before, after = step(seed, d, lr, reg, 1.0, reference)
     h = 1e-6
-    grad = np.array([(objective(before + h * e, 1, 2, 4, reg, d) - objective(before - h * e, 1, 2, 4, reg, d))
-                     / (2 * h) for e in np.eye(before.size)])
+    grad = np.array(
+        [
+            (objective(before + h * e, 1, 2, 4, reg, d) - objective(before - h * e, 1, 2, 4, reg, d)) / (2 * h)
+            for e in np.eye(before.size)
+        ]
+    )
     np.testing.assert_allclose((after - before) / lr, grad, rtol=1e-6, atol=1e-8)
 
 
@@ -130,13 +157,22 @@ def test_small_sgd_step_increases_the_triple_objective(seed, d, reg, scale):
 
 
 @settings(max_examples=60, deadline=None)
-@given(row=st.sets(st.integers(0, 40), max_size=40), n_items=st.integers(41, 45), key=st.integers(0, 2 ** 64 - 1))
+@given(row=st.sets(st.integers(0, 40), max_size=40), n_items=st.integers(41, 45), key=st.integers(0, 2**64 - 1))
 def test_kth_missing_enumerates_the_complement(row, n_items, key):
     indices = np.array(sorted(row), dtype=np.int32)
     missing = np.setdiff1d(np.arange(n_items), indices)
     assert [kbpr.kth_missing(indices, 0, indices.size, k) for k in range(missing.size)] == missing.tolist()
-    j = kbpr.draw_negative(np.uint64(key), np.zeros(1, np.uint64), indices, 0, indices.size, n_items, np.ones(1),
-                           np.zeros(1, np.int32), False)
+    j = kbpr.draw_negative(
+        np.uint64(key),
+        np.zeros(1, np.uint64),
+        indices,
+        0,
+        indices.size,
+        n_items,
+        np.ones(1),
+        np.zeros(1, np.int32),
+        False,
+    )
     assert j in missing
 
 
@@ -144,8 +180,9 @@ def tiny_positives():
     # 10 items; user 0 likes 2, 5, 7; items 1, 4 and 6 are nobody's positive
     users = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
     items = [2, 5, 7, 0, 2, 3, 2, 3, 8, 0, 9]
-    return Dataset.from_arrays(users, items, [5.0] * len(users), item_map=fastmf.IdMap(np.arange(10)),
-                               user_map=fastmf.IdMap(np.arange(4)))
+    return Dataset.from_arrays(
+        users, items, [5.0] * len(users), item_map=fastmf.IdMap(np.arange(10)), user_map=fastmf.IdMap(np.arange(4))
+    )
 
 
 @pytest.mark.parametrize("negatives", ["uniform", "popularity"])
@@ -165,8 +202,11 @@ def test_negatives_follow_their_distribution(negatives, backend):
     mine = neg[users == 0]
     assert not np.isin(mine, [2, 5, 7]).any()
     # uniform over the catalogue (items 1, 4, 6 are nobody's positive: never negatives), or by popularity
-    weights = (np.bincount(pos.indices, minlength=10) > 0).astype(float) if negatives == "uniform" else \
-        np.bincount(pos.indices, minlength=10).astype(float)
+    weights = (
+        (np.bincount(pos.indices, minlength=10) > 0).astype(float)
+        if negatives == "uniform"
+        else np.bincount(pos.indices, minlength=10).astype(float)
+    )
     weights[[2, 5, 7]] = 0.0
     support = np.flatnonzero(weights)
     counts = np.bincount(mine, minlength=10)
@@ -181,8 +221,26 @@ def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
     a = BPRState(pos, 7, negatives, backend_of("numba"), seed=9)
     b = BPRState(pos, 7, negatives, backend_of("numba"), seed=9)
     loss = np.zeros(1)
-    kbpr.hogwild_epoch(a.indptr, a.indices, a.user_prob, a.user_alias, a.user_factors, a.item_factors, a.item_bias,
-                       0.05, 0.01, True, 20_000, 9, 2, 1, a.neg_prob, a.neg_alias, a.popularity, loss)
+    kbpr.hogwild_epoch(
+        a.indptr,
+        a.indices,
+        a.user_prob,
+        a.user_alias,
+        a.user_factors,
+        a.item_factors,
+        a.item_bias,
+        0.05,
+        0.01,
+        True,
+        20_000,
+        9,
+        2,
+        1,
+        a.neg_prob,
+        a.neg_alias,
+        a.popularity,
+        loss,
+    )
     triples = numba_triples(b, 20_000, epoch=2)
     assert apply_triples(*triples, b.user_factors, b.item_factors, b.item_bias, 0.05, 0.01, True) == loss[0]
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
@@ -201,7 +259,7 @@ def test_reference_draws_the_kernels_triples(negatives, small_split):
             np.testing.assert_array_equal(g, w)
         # any block of a chunk's stream
         for g, w in zip(reference_triples(state, 777, epoch, chunk, first=1234), want):
-            np.testing.assert_array_equal(g, w[1234:1234 + 777])
+            np.testing.assert_array_equal(g, w[1234 : 1234 + 777])
 
 
 def test_reference_popularity_fallback_is_the_kernels(monkeypatch):
@@ -209,8 +267,9 @@ def test_reference_popularity_fallback_is_the_kernels(monkeypatch):
     # its negatives come from the uniform fallback after MAX_POPULAR_TRIES rejected popularity draws
     users = np.concatenate([np.repeat(np.arange(50), 10), np.full(18, 50), [51, 51, 51]])
     items = np.concatenate([np.tile(np.arange(10), 50), np.arange(18), [0, 18, 19]])
-    pos = Dataset.from_arrays(users, items, np.ones(users.size), item_map=fastmf.IdMap(np.arange(20)),
-                              user_map=fastmf.IdMap(np.arange(52)))
+    pos = Dataset.from_arrays(
+        users, items, np.ones(users.size), item_map=fastmf.IdMap(np.arange(20)), user_map=fastmf.IdMap(np.arange(52))
+    )
     state = BPRState(pos, 2, "popularity", backend_of("numpy"), seed=5)
     fallback = 2 * ref.MAX_POPULAR_TRIES + 1
     used = []
@@ -296,7 +355,7 @@ def test_loss_decreases_and_history_carries_auc(small_split):
     assert losses[-1] < 0.6 * losses[0]
     assert all({"epoch", "seconds", "loss", "auc", "sampled_auc"} <= r.keys() for r in model.history_)
     assert model.history_[-1]["auc"] > model.history_[0]["auc"]
-    assert model.history_[-1]["lr"] == pytest.approx(0.05 * 0.98 ** 7)
+    assert model.history_[-1]["lr"] == pytest.approx(0.05 * 0.98**7)
     assert model.samples_per_epoch_ == positives(small_split.train, 4.0).n_ratings
 
 
@@ -308,7 +367,7 @@ def test_no_item_bias_keeps_biases_at_zero(small_split):
 def test_fold_in_ranks_the_liked_items_first(small_split):
     model = single_thread(lambda: BPR(factors=16, epochs=10).fit(small_split.train))
     u = int(np.argmax(np.diff(model.positive_indptr_)))
-    liked = model.positive_indices_[model.positive_indptr_[u]:model.positive_indptr_[u + 1]]
+    liked = model.positive_indices_[model.positive_indptr_[u] : model.positive_indptr_[u + 1]]
     state = model._fold_in_state(liked, None)
     scores = model._score_vector(state)
     others = np.setdiff1d(np.arange(model.n_items), liked)
@@ -330,8 +389,9 @@ def test_quality_on_ml_latest_small():
     """
     split = random_split(fastmf.load_dataset(), 0.1, seed=42)
     pop = MostPopular().fit(split.train).evaluate(split.test)
-    report, small_init = single_thread(lambda: [BPR(**p).fit(split.train).evaluate(split.test)
-                                                for p in ({}, {"init_std": 1 / (64 * 12 ** 0.5)})])
+    report, small_init = single_thread(
+        lambda: [BPR(**p).fit(split.train).evaluate(split.test) for p in ({}, {"init_std": 1 / (64 * 12**0.5)})]
+    )
     assert report["ndcg@10"] > pop["ndcg@10"] + 0.02 and report["auc"] > pop["auc"] + 0.02
     assert report["ranking_unknown_positives"] == pop["ranking_unknown_positives"] > 0
     assert small_init["auc"] > report["auc"] + 0.004
@@ -343,16 +403,42 @@ def test_quality_on_ml_latest_small():
 def test_cli_train_json_save_and_recommend(tmp_path):
     runner = CliRunner()
     out = tmp_path / "bpr"
-    res = runner.invoke(main, ["train", "--model", "bpr", "--factors", "8", "--epochs", "3", "--lr", "0.1",
-                               "--reg", "0.01", "--negatives", "popularity", "--no-item-bias", "--init-std", "0.05",
-                               "--json", "-q", "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "bpr",
+            "--factors",
+            "8",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.1",
+            "--reg",
+            "0.01",
+            "--negatives",
+            "popularity",
+            "--no-item-bias",
+            "--init-std",
+            "0.05",
+            "--json",
+            "-q",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["params"]["item_bias"] is False and report["params"]["negatives"] == "popularity"
     assert report["params"]["init_std"] == 0.05
     assert [set(r) >= {"epoch", "seconds", "loss", "auc"} for r in report["history"]] == [True] * 3
-    keys = {"auc", "sampled_auc", "loss", *(f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")
-                                           for k in (5, 10, 20))}
+    keys = {
+        "auc",
+        "sampled_auc",
+        "loss",
+        *(f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map") for k in (5, 10, 20)),
+    }
     assert keys <= report.keys()
     pop = json.loads(runner.invoke(main, ["train", "--model", "popular", "--json", "-q"]).stdout)
     assert keys - {"loss"} <= pop.keys() and pop["ranking_users"] == report["ranking_users"]
@@ -370,8 +456,9 @@ def test_cli_train_json_save_and_recommend(tmp_path):
 
 
 def test_cli_tune_scores_rankers_by_validation_ndcg():
-    res = CliRunner().invoke(main, ["tune", "--model", "bpr", "--grid", "reg=0.001,0.05", "--factors", "8",
-                                    "--epochs", "3", "--json", "-q"])
+    res = CliRunner().invoke(
+        main, ["tune", "--model", "bpr", "--grid", "reg=0.001,0.05", "--factors", "8", "--epochs", "3", "--json", "-q"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["metric"] == "ndcg@10" and len(out["rows"]) == 2

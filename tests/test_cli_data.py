@@ -68,7 +68,10 @@ def test_prepare_embedded_round_trip(prepared_embedded, embedded, embedded_ref):
     assert manifest["source"] == str(embedded_folder())
     assert manifest["schema_version"] == 1
     assert (manifest["ratings"], manifest["users"], manifest["items"]) == (
-        embedded_ref.users.size, np.unique(embedded_ref.users).size, np.unique(embedded_ref.items).size)
+        embedded_ref.users.size,
+        np.unique(embedded_ref.users).size,
+        np.unique(embedded_ref.items).size,
+    )
     assert manifest["listed_items"] == len(embedded_ref.movies)
     for name in ("ratings.parquet", "items.parquet"):
         check_zstd(out / name)
@@ -76,8 +79,14 @@ def test_prepare_embedded_round_trip(prepared_embedded, embedded, embedded_ref):
     table = pq.read_table(out / "ratings.parquet")
     assert table.column_names[:3] == ["user_id", "item_id", "rating"]
     assert str(table.schema.field("rating").type) == "float"
-    raw = sorted(zip(embedded_ref.users.tolist(), embedded_ref.items.tolist(), embedded_ref.ratings.tolist(),
-                     embedded_ref.timestamps.tolist()))
+    raw = sorted(
+        zip(
+            embedded_ref.users.tolist(),
+            embedded_ref.items.tolist(),
+            embedded_ref.ratings.tolist(),
+            embedded_ref.timestamps.tolist(),
+        )
+    )
     assert sorted(zip(*(table[c].to_pylist() for c in ("user_id", "item_id", "rating", "timestamp")))) == raw
     # the prepared folder is readable as a whole by other users (not left 0700 by mkdtemp)
     assert os.stat(out).st_mode & 0o055 == 0o055 & ~_umask()
@@ -103,7 +112,10 @@ def test_prepare_fixture_round_trip(release, tmp_path):
     assert manifest["source"] == str(src)
     assert manifest["schema_version"] == 1
     assert (manifest["ratings"], manifest["users"], manifest["items"]) == (
-        len(ref.ratings), len(ref.users), len(ref.items))
+        len(ref.ratings),
+        len(ref.users),
+        len(ref.items),
+    )
     assert manifest["listed_items"] == len(ref.movies)
     items = pq.read_table(out / "items.parquet").to_pylist()
     assert {r["item_id"]: (r["title"], tuple(sorted(r["genres"]))) for r in items} == ref.movies
@@ -114,15 +126,29 @@ def test_prepare_fixture_round_trip(release, tmp_path):
 def test_prepare_generic_csv_with_cli_columns(tmp_path):
     out = tmp_path / "prepared"
     path = FIXTURES / "generic" / "reviews.csv"
-    run_ok(["prepare", path, out, "--user-col", "reviewer", "--item-col", "sku", "--rating-col", "grade",
-            "--time-col", "epoch", "--rating-range", "1,10"])
+    run_ok(
+        [
+            "prepare",
+            path,
+            out,
+            "--user-col",
+            "reviewer",
+            "--item-col",
+            "sku",
+            "--rating-col",
+            "grade",
+            "--time-col",
+            "epoch",
+            "--rating-range",
+            "1,10",
+        ]
+    )
     back = fastmf.load_dataset(str(out))
     import csv
 
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert dataset_triples(back) == sorted((r["reviewer"], r["sku"], float(r["grade"]), int(r["epoch"]))
-                                           for r in rows)
+    assert dataset_triples(back) == sorted((r["reviewer"], r["sku"], float(r["grade"]), int(r["epoch"])) for r in rows)
     assert back.rating_range == (1.0, 10.0)
     assert not (out / "items.parquet").exists()
 
@@ -145,11 +171,17 @@ def test_info_json_embedded(embedded_ref, embedded):
     assert stats["rating_histogram"] == dict(hist)
     assert sum(stats["rating_histogram"].values()) == n
     assert set(stats["rating_histogram"]) == {f"{k / 2:g}" for k in range(1, 11)}
-    assert stats["ratings_per_user"] == {"min": min(user_counts), "median": statistics.median(user_counts),
-                                         "max": max(user_counts)}
+    assert stats["ratings_per_user"] == {
+        "min": min(user_counts),
+        "median": statistics.median(user_counts),
+        "max": max(user_counts),
+    }
     assert stats["ratings_per_user"]["min"] == 20  # every ml-latest-small user has at least 20 ratings
-    assert stats["ratings_per_item"] == {"min": min(item_counts), "median": statistics.median(item_counts),
-                                         "max": max(item_counts)}
+    assert stats["ratings_per_item"] == {
+        "min": min(item_counts),
+        "median": statistics.median(item_counts),
+        "max": max(item_counts),
+    }
     assert stats["items_with_at_most_3_ratings"] == sum(c <= 3 for c in item_counts)
     assert stats["has_timestamps"] is True
     assert stats["features"] == len({g for _, gs in embedded_ref.movies.values() for g in gs})
@@ -203,10 +235,16 @@ def popularity_reference(train, test, k=5):
         ndcg.append(dcg / sum(1 / np.log2(r + 2) for r in range(min(k, len(pos)))))
         neg = [c for c in ranked if c not in pos]
         if neg:
-            auc.append(statistics.mean((counts[p] > counts[n]) + 0.5 * (counts[p] == counts[n])
-                                       for p in pos for n in neg))
-    return {"ndcg@5": statistics.mean(ndcg), "auc": statistics.mean(auc), "ranking_users": len(wanted),
-            "test_positives": sum(map(len, wanted.values())), "ranking_unknown_positives": unknown}
+            auc.append(
+                statistics.mean((counts[p] > counts[n]) + 0.5 * (counts[p] == counts[n]) for p in pos for n in neg)
+            )
+    return {
+        "ndcg@5": statistics.mean(ndcg),
+        "auc": statistics.mean(auc),
+        "ranking_users": len(wanted),
+        "test_positives": sum(map(len, wanted.values())),
+        "ranking_unknown_positives": unknown,
+    }
 
 
 def test_train_popular_on_implicit_tables():
@@ -231,11 +269,27 @@ def test_train_bpr_on_implicit_tables(tmp_path):
     want = popularity_reference(_pairs(train), _pairs(test))
     assert report["history"][-1]["epoch"] == 2 and report["train_ratings"] == len(_pairs(train))
     assert (report["test_positives"], report["ranking_unknown_positives"]) == (
-        want["test_positives"], want["ranking_unknown_positives"])
+        want["test_positives"],
+        want["ranking_unknown_positives"],
+    )
     # a prepared copy is still implicit; a weighted TSV trains too (weights are kept, every row a positive)
     run_ok(["prepare", train, tmp_path / "clicks"])
     again = json.loads(run_ok(["train", tmp_path / "clicks", *args]).stdout)
     assert again["test_positives"] == want["test_positives"]
-    plays = run_ok(["train", IMPLICIT / "plays.tsv", "--model", "bpr", "--factors", "2", "--epochs", "1",
-                    "--test-frac", "0", "--json", "-q"])
+    plays = run_ok(
+        [
+            "train",
+            IMPLICIT / "plays.tsv",
+            "--model",
+            "bpr",
+            "--factors",
+            "2",
+            "--epochs",
+            "1",
+            "--test-frac",
+            "0",
+            "--json",
+            "-q",
+        ]
+    )
     assert json.loads(plays.stdout)["train_ratings"] == len((IMPLICIT / "plays.tsv").read_text().splitlines()) - 1

@@ -31,10 +31,14 @@ def read_saved_model(path):
     raw = open(path, "rb").read()
     assert raw[:8] == b"FASTMF\x00\x02"
     length = int.from_bytes(raw[8:16], "little")
-    header = json.loads(raw[16:16 + length])
+    header = json.loads(raw[16 : 16 + length])
     start = -(-(16 + length) // 64) * 64
-    arrays = {name: np.frombuffer(raw[start + m["offset"]:start + m["offset"] + m["nbytes"]],
-                                  dtype=m["dtype"]).reshape(m["shape"]) for name, m in header["arrays"].items()}
+    arrays = {
+        name: np.frombuffer(raw[start + m["offset"] : start + m["offset"] + m["nbytes"]], dtype=m["dtype"]).reshape(
+            m["shape"]
+        )
+        for name, m in header["arrays"].items()
+    }
     return header, arrays
 
 
@@ -58,13 +62,14 @@ def test_train_then_evaluate_json(tmp_path, embedded_ref):
     pred[ku] += a["user_bias_"][u[ku]]
     pred[ki] += a["item_bias_"][i[ki]]
     both = ku & ki
-    pred[both] += np.einsum("nd,nd->n", a["user_factors_"][u[both]].astype(np.float64),
-                            a["item_factors_"][i[both]].astype(np.float64))
+    pred[both] += np.einsum(
+        "nd,nd->n", a["user_factors_"][u[both]].astype(np.float64), a["item_factors_"][i[both]].astype(np.float64)
+    )
     err = embedded_ref.ratings - pred
     # with --include-training every bundled rating is scored (train's 90% included)
     assert report["cold"]["test_ratings"] == report["scored_ratings"] == embedded_ref.ratings.size
     assert report["training_ratings"] == trained["train_ratings"] and report["training_ratings_scored"]
-    assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-6)
+    assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-6)
     assert report["test_mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-6)
     # by default only the held-out 10% is scored: exactly train's test split and its RMSE
     assert held_out["scored_ratings"] == embedded_ref.ratings.size - trained["train_ratings"]
@@ -81,8 +86,27 @@ def prepared(tmp_path_factory):
 
 def test_bench_records(prepared, tmp_path):
     out = tmp_path / "bench.json"
-    res = run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1", "--epochs", "2",
-               "--numpy-epochs", "1", "--no-series", "--out", out, "-q"])
+    res = run(
+        [
+            "bench",
+            "--model",
+            "als",
+            "--data",
+            prepared,
+            "--factors",
+            "4",
+            "--threads",
+            "1",
+            "--epochs",
+            "2",
+            "--numpy-epochs",
+            "1",
+            "--no-series",
+            "--out",
+            out,
+            "-q",
+        ]
+    )
     with open(out) as fh:
         records = json.load(fh)
     assert sorted(r["backend"] for r in records) == ["numba", "numpy"]
@@ -90,9 +114,23 @@ def test_bench_records(prepared, tmp_path):
     by = {r["backend"]: r for r in records}
     for backend, epochs in (("numba", 2), ("numpy", 1)):
         r = by[backend]
-        assert {"model", "backend", "factors", "threads", "ratings", "epochs", "epoch_seconds", "compile_seconds",
-                "first_epoch_seconds", "fit_seconds", "peak_rss_mb", "ratings_per_s", "params",
-                "last_train_rmse", "last_objective"} <= set(r)
+        assert {
+            "model",
+            "backend",
+            "factors",
+            "threads",
+            "ratings",
+            "epochs",
+            "epoch_seconds",
+            "compile_seconds",
+            "first_epoch_seconds",
+            "fit_seconds",
+            "peak_rss_mb",
+            "ratings_per_s",
+            "params",
+            "last_train_rmse",
+            "last_objective",
+        } <= set(r)
         assert (r["model"], r["factors"], r["threads"], r["epochs"]) == ("als", 4, 1, epochs)
         assert r["ratings"] == data.n_ratings == 8000
         assert r["epoch_seconds"] > 0 and r["first_epoch_seconds"] > 0 and r["fit_seconds"] > 0
@@ -105,24 +143,63 @@ def test_bench_records(prepared, tmp_path):
     assert by["numba"]["numba_threading_layer"] and by["numpy"]["numba_threading_layer"] is None
     # the numba/numpy ratio of the same run, on the numba record only
     assert "speedup_vs_numpy" not in by["numpy"]
-    assert by["numba"]["speedup_vs_numpy"] == pytest.approx(by["numpy"]["epoch_seconds"]
-                                                            / by["numba"]["epoch_seconds"])
+    assert by["numba"]["speedup_vs_numpy"] == pytest.approx(by["numpy"]["epoch_seconds"] / by["numba"]["epoch_seconds"])
     assert by["numba"]["speedup_vs_numpy"] > 0
     # the counted arithmetic is ALS's closed count for this shape: 2 R (D^2 + 2D) + E (D^3/3 + 2 D^2)
     d, shape = 4, data.n_users + data.n_items
     for r in records:
-        assert r["flops_per_epoch"] == pytest.approx(2 * 8000 * (d * d + 2 * d) + shape * (d ** 3 / 3 + 2 * d * d))
+        assert r["flops_per_epoch"] == pytest.approx(2 * 8000 * (d * d + 2 * d) + shape * (d**3 / 3 + 2 * d * d))
     assert f"wrote {out}" in res.stdout and "numba" in res.stdout
 
 
 def test_bench_roofline(prepared):
     """--roofline measures the machine and puts each run's counted rate against the peak of its cores."""
-    res = run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1", "--epochs", "2",
-               "--backends", "numba", "--no-series", "--roofline", "--json", "-q"])
+    res = run(
+        [
+            "bench",
+            "--model",
+            "als",
+            "--data",
+            prepared,
+            "--factors",
+            "4",
+            "--threads",
+            "1",
+            "--epochs",
+            "2",
+            "--backends",
+            "numba",
+            "--no-series",
+            "--roofline",
+            "--json",
+            "-q",
+        ]
+    )
     out = json.loads(res.output)
     machine, (r,) = out["machine"], out["records"]
     assert machine["cores"] >= 1 and machine["peak_gflops"] > 0 and machine["bandwidth_gbs"] > 0
     assert r["gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_seconds"] / 1e9)
     assert r["peak_fraction"] == pytest.approx(r["gflops"] * machine["cores"] / machine["peak_gflops"])
-    assert "of peak" in run(["bench", "--model", "als", "--data", prepared, "--factors", "4", "--threads", "1",
-                             "--epochs", "2", "--backends", "numba", "--no-series", "--roofline", "-q"]).output
+    assert (
+        "of peak"
+        in run(
+            [
+                "bench",
+                "--model",
+                "als",
+                "--data",
+                prepared,
+                "--factors",
+                "4",
+                "--threads",
+                "1",
+                "--epochs",
+                "2",
+                "--backends",
+                "numba",
+                "--no-series",
+                "--roofline",
+                "-q",
+            ]
+        ).output
+    )

@@ -29,7 +29,10 @@ def test_embedded_counts_match_csv_and_published_numbers(embedded, embedded_ref)
     assert (embedded.n_ratings, embedded.n_users, embedded.n_items) == (n_ratings, n_users, n_items)
     # ... and the numbers GroupLens publishes (datasets.md)
     assert (n_ratings, n_users, n_items) == (
-        ML_LATEST_SMALL["ratings"], ML_LATEST_SMALL["users"], ML_LATEST_SMALL["rated_items"])
+        ML_LATEST_SMALL["ratings"],
+        ML_LATEST_SMALL["users"],
+        ML_LATEST_SMALL["rated_items"],
+    )
     assert len(embedded_ref.movies) == ML_LATEST_SMALL["listed_items"]
     assert embedded.items_table.num_rows == ML_LATEST_SMALL["listed_items"]
     assert embedded.global_mean == pytest.approx(embedded_ref.ratings.mean(), abs=1e-9)
@@ -46,7 +49,7 @@ def test_embedded_id_maps(embedded, embedded_scipy):
 
 
 def test_embedded_titles_and_genres(embedded, embedded_ref):
-    for item in embedded.item_map.ids[:: 97].tolist():
+    for item in embedded.item_map.ids[::97].tolist():
         title, genres = embedded_ref.movies[item]
         assert embedded.title_of(embedded.item_map.index(item)) == title
         assert genres_of(embedded, item) == genres

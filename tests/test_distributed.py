@@ -47,8 +47,10 @@ def synth2(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as c:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
@@ -71,11 +73,14 @@ def assert_same_fit(dist, local) -> None:
         assert d["bytes_moved"] > 0
 
 
-@pytest.mark.parametrize("kind, params", [
-    ("als", {"factors": 8, "epochs": 4}),
-    ("features", {"factors": 8, "epochs": 3, "feature_bias": True}),
-    ("vi", {"factors": 6, "epochs": 3}),
-])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("als", {"factors": 8, "epochs": 4}),
+        ("features", {"factors": 8, "epochs": 3, "feature_bias": True}),
+        ("vi", {"factors": 6, "epochs": 3}),
+    ],
+)
 def test_a_distributed_fit_equals_the_local_fit_on_ml_latest_small(ml3, client, kind, params):
     local, split = local_fit(kind, ml3, params)
     dist = fd.fit(build_model(kind, {**params, "random_state": 42}), ml3, client, test_frac=0.1)
@@ -84,12 +89,15 @@ def test_a_distributed_fit_equals_the_local_fit_on_ml_latest_small(ml3, client, 
     assert dist.evaluate(split.test)["test_rmse"] == pytest.approx(local.evaluate(split.test)["test_rmse"], abs=1e-6)
 
 
-@pytest.mark.parametrize("kind, params", [
-    ("als", {"factors": 6, "epochs": 3, "reg_scaling": "count"}),
-    ("bias", {"epochs": 3}),
-    ("vi", {"factors": 4, "epochs": 3, "covariance": "diagonal", "learn_hyper": True}),
-    ("vi", {"factors": 4, "epochs": 3, "learn_hyper": True, "reg_scaling": "count"}),
-])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("als", {"factors": 6, "epochs": 3, "reg_scaling": "count"}),
+        ("bias", {"epochs": 3}),
+        ("vi", {"factors": 4, "epochs": 3, "covariance": "diagonal", "learn_hyper": True}),
+        ("vi", {"factors": 4, "epochs": 3, "learn_hyper": True, "reg_scaling": "count"}),
+    ],
+)
 def test_a_distributed_fit_equals_the_local_fit_on_synthetic_data(synth2, client, kind, params):
     local, _ = local_fit(kind, synth2, params, test_frac=0.2, seed=3)
     dist = fd.fit(build_model(kind, {**params, "random_state": 3}), synth2, client, test_frac=0.2)
@@ -150,8 +158,10 @@ def test_a_killed_worker_does_not_change_the_result(synth2):
     """Real worker processes: after the second epoch's record a timer SIGKILLs one while the third epoch's
     tasks run; what it held (blocks, factors) is recomputed by the scheduler (blocks reloaded from the
     folder; the nanny restarts the process) and the factors are those of an undisturbed run."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as c,
+    ):
         whole = fd.fit(build_model("als", {"factors": 4, "epochs": 6}), synth2, c)
         pid = sorted(c.run(os.getpid).values())[0]
         timers = []
@@ -169,8 +179,24 @@ def test_a_killed_worker_does_not_change_the_result(synth2):
 
 
 def test_train_cluster_on_the_command_line(synth2, tmp_path):
-    result = CliRunner().invoke(main, ["train", synth2, "--cluster", "local:1", "--epochs", "2", "--factors", "3",
-                                       "--json", "--out", str(tmp_path / "m"), "--checkpoint", str(tmp_path / "ck")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            synth2,
+            "--cluster",
+            "local:1",
+            "--epochs",
+            "2",
+            "--factors",
+            "3",
+            "--json",
+            "--out",
+            str(tmp_path / "m"),
+            "--checkpoint",
+            str(tmp_path / "ck"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["workers"] == 1 and report["epochs_run"] == 2 and report["bytes_moved"] > 0
@@ -180,17 +206,20 @@ def test_train_cluster_on_the_command_line(synth2, tmp_path):
     assert load_model(str(tmp_path / "m")).kind == "als"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "popular", "--cluster", "local:2"], "not distributed yet"),
-    (["--cluster", "local:0"], "local:N needs N"),
-    (["--cluster", "spark://x"], "--cluster must be"),
-    (["--cluster", "local:1", "--split", "time"], "--split does not apply"),
-    (["--cluster", "local:1", "--test", "x.csv"], "--test does not apply"),
-    (["--checkpoint", "ck"], "apply to training on a cluster"),
-    (["--resume"], "apply to training on a cluster"),
-    (["--cluster", "local:1", "--resume"], "--resume needs --checkpoint DIR"),
-    (["--cluster", "local:1", "--resume", "--checkpoint", "nowhere"], "--resume needs --checkpoint DIR"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "popular", "--cluster", "local:2"], "not distributed yet"),
+        (["--cluster", "local:0"], "local:N needs N"),
+        (["--cluster", "spark://x"], "--cluster must be"),
+        (["--cluster", "local:1", "--split", "time"], "--split does not apply"),
+        (["--cluster", "local:1", "--test", "x.csv"], "--test does not apply"),
+        (["--checkpoint", "ck"], "apply to training on a cluster"),
+        (["--resume"], "apply to training on a cluster"),
+        (["--cluster", "local:1", "--resume"], "--resume needs --checkpoint DIR"),
+        (["--cluster", "local:1", "--resume", "--checkpoint", "nowhere"], "--resume needs --checkpoint DIR"),
+    ],
+)
 def test_command_line_mistakes_are_one_line(synth2, args, message):
     result = CliRunner().invoke(main, ["train", synth2, *args])
     assert result.exit_code != 0

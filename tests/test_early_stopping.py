@@ -20,8 +20,18 @@ from wrapper_data import learned_attributes, planted  # noqa: F401 (fixture)
 import fastmf
 
 #: learned attributes that legitimately differ between the early-stopped fit and the fresh one
-NOT_PARAMETERS = {"history_", "fit_seconds_", "compile_seconds_", "best_epoch_", "seen_indptr_", "seen_indices_",
-                  "item_counts_", "user_map_", "item_map_", "item_titles_"}
+NOT_PARAMETERS = {
+    "history_",
+    "fit_seconds_",
+    "compile_seconds_",
+    "best_epoch_",
+    "seen_indptr_",
+    "seen_indices_",
+    "item_counts_",
+    "user_map_",
+    "item_map_",
+    "item_titles_",
+}
 
 CASES = {
     # name: (data fixture, model factory); every factory takes epochs= and patience=
@@ -75,8 +85,10 @@ def test_early_stopping_keeps_the_best_epoch(request, name):
     assert_same_parameters(model, fresh, f"{name}: early-stopped model vs {best} epochs")
     # sanity: the parameters of the last epoch run are different, so keeping them would fail above
     last = make(epochs=len(vals), patience=None).fit(carved)
-    assert not np.array_equal(last.item_factors_ if last.item_factors_.size else last.item_bias_,
-                              model.item_factors_ if model.item_factors_.size else model.item_bias_)
+    assert not np.array_equal(
+        last.item_factors_ if last.item_factors_.size else last.item_bias_,
+        model.item_factors_ if model.item_factors_.size else model.item_bias_,
+    )
 
 
 def test_without_patience_all_epochs_run_on_all_data(planted):

@@ -39,7 +39,7 @@ def _random_problem(seed, n_users, n_items, density, n_features, cold_items=0):
     rng = np.random.default_rng(seed)
     mask = rng.random((n_users, n_items)) < density
     mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
-    mask[:, n_items - cold_items:] = False
+    mask[:, n_items - cold_items :] = False
     rows, cols = np.nonzero(mask)
     vals = rng.choice(np.arange(1, 11) / 2, size=rows.size).astype(np.float32)
     m = sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items))
@@ -50,13 +50,42 @@ def _random_problem(seed, n_users, n_items, density, n_features, cold_items=0):
     return m, fptr, fidx
 
 
-def _state(m, fptr, fidx, n_features, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, beta=1.1,
-           feature_bias=True, reg_scaling="none"):
+def _state(
+    m,
+    fptr,
+    fidx,
+    n_features,
+    d,
+    backend,
+    seed=0,
+    lam=0.7,
+    gamma=1.3,
+    tau=0.9,
+    beta=1.1,
+    feature_bias=True,
+    reg_scaling="none",
+):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return FeatureState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), fptr, fidx,
-                        n_features, backend_of(backend), seed, lam, gamma, tau, beta, feature_bias,
-                        reg_scaling=reg_scaling)
+    return FeatureState(
+        (indptr, indices, data),
+        csc,
+        m.shape[0],
+        m.shape[1],
+        d,
+        float(data.mean()),
+        fptr,
+        fidx,
+        n_features,
+        backend_of(backend),
+        seed,
+        lam,
+        gamma,
+        tau,
+        beta,
+        feature_bias,
+        reg_scaling=reg_scaling,
+    )
 
 
 def _w_matrix(fptr, fidx, n_features):
@@ -90,8 +119,8 @@ def test_item_update_is_the_ridge_solution_around_the_prior_mean(backend):
     st_.item_step()
     mt = m.T.tocsr()
     for i in (0, 11, 22, 23, 24):
-        idx = mt.indices[mt.indptr[i]:mt.indptr[i + 1]]
-        r = mt.data[mt.indptr[i]:mt.indptr[i + 1]].astype(np.float64)
+        idx = mt.indices[mt.indptr[i] : mt.indptr[i + 1]]
+        r = mt.data[mt.indptr[i] : mt.indptr[i + 1]].astype(np.float64)
         # bias: argmin lam/2 sum (r - mu - b_u - b - U.v0)^2 + gamma/2 (b - m_i)^2, as a stacked least squares
         res = r - mu - bu[idx] - u[idx] @ v0[i]
         a = np.concatenate([np.sqrt(lam) * np.ones((idx.size, 1)), [[np.sqrt(gamma)]]])
@@ -183,12 +212,25 @@ def test_repeated_item_features_are_dropped():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.integers(0, 5), n_users=st.integers(2, 20), n_items=st.integers(2, 20),
-       n_features=st.integers(1, 6), density=st.floats(0.05, 0.9), lam=st.floats(0.01, 5), gamma=st.floats(0.0, 5),
-       tau=st.floats(0.01, 5), beta=st.floats(0.01, 5), feature_bias=st.booleans(), cold=st.integers(0, 2),
-       backend=st.sampled_from(["numba", "numpy"]), reg_scaling=st.sampled_from(["none", "count"]))
-def test_objective_never_increases_per_step(seed, d, n_users, n_items, n_features, density, lam, gamma, tau, beta,
-                                            feature_bias, cold, backend, reg_scaling):
+@given(
+    seed=st.integers(0, 10_000),
+    d=st.integers(0, 5),
+    n_users=st.integers(2, 20),
+    n_items=st.integers(2, 20),
+    n_features=st.integers(1, 6),
+    density=st.floats(0.05, 0.9),
+    lam=st.floats(0.01, 5),
+    gamma=st.floats(0.0, 5),
+    tau=st.floats(0.01, 5),
+    beta=st.floats(0.01, 5),
+    feature_bias=st.booleans(),
+    cold=st.integers(0, 2),
+    backend=st.sampled_from(["numba", "numpy"]),
+    reg_scaling=st.sampled_from(["none", "count"]),
+)
+def test_objective_never_increases_per_step(
+    seed, d, n_users, n_items, n_features, density, lam, gamma, tau, beta, feature_bias, cold, backend, reg_scaling
+):
     m, fptr, fidx = _random_problem(seed, n_users, n_items, density, n_features, cold_items=min(cold, n_items - 1))
     st_ = _state(m, fptr, fidx, n_features, d, backend, seed, lam, gamma, tau, beta, feature_bias, reg_scaling)
     previous = st_.objective()
@@ -204,9 +246,12 @@ def test_objective_never_increases_per_step(seed, d, n_users, n_items, n_feature
 
 
 def test_backends_agree_every_epoch(small_split):
-    runs = {b: FeatureALS(factors=10, epochs=5, feature_bias=True, backend=b).fit(small_split.train,
-                                                                                  eval_set=small_split.test)
-            for b in ("numba", "numpy")}
+    runs = {
+        b: FeatureALS(factors=10, epochs=5, feature_bias=True, backend=b).fit(
+            small_split.train, eval_set=small_split.test
+        )
+        for b in ("numba", "numpy")
+    }
     for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
         assert abs(a["train_rmse"] - b["train_rmse"]) < 1e-4 and abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
         assert a["objective"] == pytest.approx(b["objective"], rel=1e-4)
@@ -245,8 +290,7 @@ def _cold_split(data, seed=0):
     rank = np.empty(data.n_ratings, dtype=np.int64)
     rank[order] = np.arange(data.n_ratings) - starts[data.indices[order]]
     g = data.indices
-    test = np.where(group[g] == 0, True,
-                    np.where(group[g] == 1, rank >= keep[g], rng.random(data.n_ratings) < 0.1))
+    test = np.where(group[g] == 0, True, np.where(group[g] == 1, rank >= keep[g], rng.random(data.n_ratings) < 0.1))
     return Split(data.subset(~test), data.subset(test), "cold")
 
 
@@ -323,8 +367,21 @@ def test_similar_is_the_top_cosine(genre_model):
 def test_cli_train_compare_als_and_similar(tmp_path):
     runner = CliRunner()
     out = tmp_path / "model"
-    args = ["train", "--model", "features", "--factors", "6", "--epochs", "4", "--feature-bias", "--beta", "2",
-            "--compare-als", "--out", str(out)]
+    args = [
+        "train",
+        "--model",
+        "features",
+        "--factors",
+        "6",
+        "--epochs",
+        "4",
+        "--feature-bias",
+        "--beta",
+        "2",
+        "--compare-als",
+        "--out",
+        str(out),
+    ]
     res = runner.invoke(main, args + ["--json", "-q"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
@@ -336,8 +393,9 @@ def test_cli_train_compare_als_and_similar(tmp_path):
         assert set(strata) == {"0", "1-3", "4-20", ">20"}
     text = runner.invoke(main, args + ["-q"])
     assert text.exit_code == 0 and "plain als" in text.output and "features" in text.output
-    sim = runner.invoke(main, ["similar", str(out), "--features", "Adventure,Animation", "--user", "1", "-k", "4",
-                               "--json"])
+    sim = runner.invoke(
+        main, ["similar", str(out), "--features", "Adventure,Animation", "--user", "1", "-k", "4", "--json"]
+    )
     assert sim.exit_code == 0, sim.output
     got = json.loads(sim.stdout)
     model = load_model(str(out))
@@ -355,14 +413,32 @@ def test_cli_item_features_file(tmp_path):
     path = tmp_path / "tags.csv"
     path.write_text("movieId,tag\n1,pixar\n1,fun\n2,fun\n3114,pixar\n999999,unknown item\n")
     out = tmp_path / "m"
-    res = CliRunner().invoke(main, ["train", "--model", "features", "--factors", "4", "--epochs", "2",
-                                    "--item-features", str(path), "--out", str(out), "-q", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "features",
+            "--factors",
+            "4",
+            "--epochs",
+            "2",
+            "--item-features",
+            str(path),
+            "--out",
+            str(out),
+            "-q",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     model = load_model(str(out))
     assert model.feature_names_ == ["fun", "pixar"]
     rows = model.item_map_.index_of(np.array([1, 2, 3114]))
-    feats = [model.item_feature_indices_[model.item_feature_indptr_[r]:model.item_feature_indptr_[r + 1]].tolist()
-             for r in rows]
+    feats = [
+        model.item_feature_indices_[model.item_feature_indptr_[r] : model.item_feature_indptr_[r + 1]].tolist()
+        for r in rows
+    ]
     assert feats == [[0, 1], [0], [1]] and model.item_feature_indptr_[-1] == 4
     bad = tmp_path / "bad.csv"
     bad.write_text("movieId\n1\n2\n")

@@ -38,8 +38,14 @@ def small(embedded):
     """The ratings of ml-latest-small's first 120 users, with its movies file (titles and genres)."""
     rows = np.arange(embedded.indptr[120])
     users = np.repeat(embedded.user_map.ids[:120], np.diff(embedded.indptr[:121]))
-    table = pa.table({"user_id": users, "item_id": embedded.item_map.ids[embedded.indices[rows]],
-                      "rating": embedded.data[rows], "timestamp": embedded.timestamps[rows]})
+    table = pa.table(
+        {
+            "user_id": users,
+            "item_id": embedded.item_map.ids[embedded.indices[rows]],
+            "rating": embedded.data[rows],
+            "timestamp": embedded.timestamps[rows],
+        }
+    )
     return build_dataset(table, embedded.items_table, source="ml-latest-small, 120 users")
 
 
@@ -67,8 +73,10 @@ def data_figs(small):
 
 @pytest.fixture(scope="module")
 def model_figs(models, small):
-    return {kind: {name: (fig, note) for name, fig, note in plots.model_figures(m, small, MIN_RATINGS)}
-            for kind, m in models.items()}
+    return {
+        kind: {name: (fig, note) for name, fig, note in plots.model_figures(m, small, MIN_RATINGS)}
+        for kind, m in models.items()
+    }
 
 
 def all_figures(data_figs, model_figs):
@@ -149,11 +157,13 @@ def test_every_figure_is_drawn_or_skipped_with_a_note(data_figs, model_figs):
     assert list(data_figs) == list(plots.DATA_FIGURES)
     assert all(fig is not None for fig, _ in data_figs.values())
     drawn = {kind: {name for name, (fig, _) in figs.items() if fig is not None} for kind, figs in model_figs.items()}
-    assert drawn == {"als": {"training_curves.png", "item_map.png"},
-                     "features": {"training_curves.png", "item_map.png", "genre_vectors.png"},
-                     "vi": {"training_curves.png", "item_map.png"},
-                     "bpr": {"training_curves.png", "item_map.png"},
-                     "popular": set()}
+    assert drawn == {
+        "als": {"training_curves.png", "item_map.png"},
+        "features": {"training_curves.png", "item_map.png", "genre_vectors.png"},
+        "vi": {"training_curves.png", "item_map.png"},
+        "bpr": {"training_curves.png", "item_map.png"},
+        "popular": set(),
+    }
     for figs in model_figs.values():
         assert all(note for fig, note in figs.values() if fig is None)
 
@@ -259,8 +269,9 @@ def test_bpr_curves_put_each_quantity_on_its_own_axis(model_figs, models):
 
 
 def test_curves_leave_out_timings_and_constants(models):
-    history = [{"epoch": e, "seconds": 1.0 / e, "feature_seconds": 0.1, "train_rmse": 1 / e, "lam": 0.1}
-               for e in range(1, 4)]
+    history = [
+        {"epoch": e, "seconds": 1.0 / e, "feature_seconds": 0.1, "train_rmse": 1 / e, "lam": 0.1} for e in range(1, 4)
+    ]
     panels, constants, reason = plots.curve_panels(history)
     assert reason is None and constants == {"lam": 0.1}
     assert [[k for k, _ in series] for _, _, series in panels] == [["train_rmse"]]
@@ -278,7 +289,8 @@ def test_item_map_is_coloured_by_the_stated_genre_rule(model_figs, models, small
     items = np.flatnonzero(model.item_counts_ >= MIN_RATINGS)
     genres = A.primary_genres(small, model.item_map_.ids[items])
     assert sorted(t.get_text() for t in legend.get_texts()) == sorted(
-        f"{g} ({n})" for g, n in zip(*np.unique(genres.astype(str), return_counts=True)))
+        f"{g} ({n})" for g, n in zip(*np.unique(genres.astype(str), return_counts=True))
+    )
 
 
 def test_titles_are_shortened_at_a_word_boundary():
@@ -316,8 +328,12 @@ def test_crowded_genre_vectors_get_separate_labels():
 
 def test_bar_charts_grow_with_their_labels_and_cap_them():
     names = [f"genre number {i}" for i in range(60)]
-    genres = {"names": names, "n_items": np.arange(60) + 1, "n_ratings": np.arange(60) * 10 + 5,
-              "mean_rating": np.linspace(2.5, 4.2, 60)}
+    genres = {
+        "names": names,
+        "n_items": np.arange(60) + 1,
+        "n_ratings": np.arange(60) * 10 + 5,
+        "mean_rating": np.linspace(2.5, 4.2, 60),
+    }
     few = plots.genre_count_figure({k: v[:10] for k, v in genres.items()})
     many = plots.genre_count_figure(genres)
     assert many.get_figheight() > few.get_figheight() * 2
@@ -349,8 +365,9 @@ def test_data_without_genres_titles_or_a_rating_scale(tmp_path):
     """An implicit (user, item, weight) table: degree figures, a weight histogram, top items by id."""
     rng = np.random.default_rng(5)
     pairs = np.unique(np.column_stack([rng.integers(0, 300, 4000), np.minimum(rng.zipf(1.6, 4000), 500)]), axis=0)
-    table = pa.table({"user_id": pairs[:, 0], "item_id": pairs[:, 1],
-                      "rating": rng.integers(1, 4, len(pairs)).astype(np.float32)})
+    table = pa.table(
+        {"user_id": pairs[:, 0], "item_id": pairs[:, 1], "rating": rng.integers(1, 4, len(pairs)).astype(np.float32)}
+    )
     data = build_dataset(table, None, rating_range=None)
     figs = {name: (fig, note) for name, fig, note in plots.data_figures(data)}
     assert figs["genre_mean_rating.png"][0] is None and "no genres" in figs["genre_mean_rating.png"][1]

@@ -40,11 +40,13 @@ def map_fold_in(mu, item_bias, item_factors, values, lam, gamma, tau, item_cov=N
         cov = np.asarray(item_cov, dtype=np.float64)
         reg = reg + lam * (cov.sum(axis=0) if cov.ndim == 3 else np.diag(cov.sum(axis=0)))
     root = scipy.linalg.cholesky(reg)  # upper: root^T root = reg
-    design = np.vstack([
-        np.sqrt(lam) * np.hstack([np.ones((n, 1)), v]),
-        np.hstack([[[np.sqrt(gamma)]], np.zeros((1, d))]),
-        np.hstack([np.zeros((d, 1)), root]),
-    ])
+    design = np.vstack(
+        [
+            np.sqrt(lam) * np.hstack([np.ones((n, 1)), v]),
+            np.hstack([[[np.sqrt(gamma)]], np.zeros((1, d))]),
+            np.hstack([np.zeros((d, 1)), root]),
+        ]
+    )
     target = np.concatenate([np.sqrt(lam) * (np.asarray(values, np.float64) - mu - item_bias), np.zeros(1 + d)])
     x = scipy.linalg.lstsq(design, target)[0]
     u_cols = design[:, 1:]
@@ -58,8 +60,11 @@ def new_user(train, n: int, pattern: str, seed: int = 0):
     (a wrong sign of the bias in the factor equation shows); ``mixed`` ratings span the scale."""
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(np.argsort(-train.item_counts, kind="stable")[:80], n, replace=False))
-    choices = {"low": [0.5, 1.0, 1.5, 2.0, 3.0], "high": [5.0, 5.0, 4.5, 4.5, 4.0],
-               "mixed": [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]}[pattern]
+    choices = {
+        "low": [0.5, 1.0, 1.5, 2.0, 3.0],
+        "high": [5.0, 5.0, 4.5, 4.5, 4.0],
+        "mixed": [0.5, 1.0, 2.0, 3.0, 4.0, 5.0],
+    }[pattern]
     return idx, rng.choice(choices, n)
 
 
@@ -71,8 +76,7 @@ def check_public_scores(model, train, idx, values, b, u, k=25):
     """``fold_in`` returns the top-``k`` unrated items by ``mu + b + b_i + V_i.u`` and exactly those scores."""
     ids = train.item_map.ids[idx]
     got_ids, got_scores = model.fold_in(dict(zip(ids.tolist(), values.tolist())), k=k)
-    expected = (model.global_mean_ + b + model.item_bias_.astype(np.float64)
-                + model.item_factors_.astype(np.float64) @ u)
+    expected = model.global_mean_ + b + model.item_bias_.astype(np.float64) + model.item_factors_.astype(np.float64) @ u
     assert len(got_ids) == k and not set(got_ids.tolist()) & set(ids.tolist())
     # the scores of the returned items are the closed form (scores pass through float32)
     np.testing.assert_allclose(got_scores, expected[model.item_map_.index_of(got_ids)], rtol=2e-6, atol=2e-6)
@@ -111,8 +115,9 @@ def als_model(small_split):
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 30), seed=st.integers(0, 10_000),
-       ratings=st.lists(st.floats(0.5, 5.0), min_size=30, max_size=30))
+@given(
+    n=st.integers(1, 30), seed=st.integers(0, 10_000), ratings=st.lists(st.floats(0.5, 5.0), min_size=30, max_size=30)
+)
 def test_fold_in_state_is_the_map_solution_for_any_ratings(als_model, small_split, n, seed, ratings):
     idx, _ = new_user(small_split.train, n, "mixed", seed)
     values = np.asarray(ratings[:n])
@@ -181,11 +186,11 @@ def test_fold_in_predict_is_the_folded_in_users_prediction(point_model, small_sp
     idx, values = new_user(small_split.train, 20, "mixed")
     ratings = {m.item_map_.ids[i].item(): float(r) for i, r in zip(idx, values)}
     bias_i, v = item_arrays(m, np.arange(m.n_items))
-    b, u, _ = map_fold_in(m.global_mean_, item_arrays(m, idx)[0], item_arrays(m, idx)[1], values, m.lam, m.gamma,
-                          m.tau)
+    b, u, _ = map_fold_in(m.global_mean_, item_arrays(m, idx)[0], item_arrays(m, idx)[1], values, m.lam, m.gamma, m.tau)
     items = m.item_map_.ids[[0, 5, 17]]
-    np.testing.assert_allclose(m.fold_in_predict(ratings, items), (m.global_mean_ + b + bias_i + v @ u)[[0, 5, 17]],
-                               rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(
+        m.fold_in_predict(ratings, items), (m.global_mean_ + b + bias_i + v @ u)[[0, 5, 17]], rtol=TOL, atol=TOL
+    )
     with pytest.raises(fastmf.FastMFError, match="no predictive uncertainty"):
         m.fold_in_predict(ratings, items, return_std=True)
     with pytest.raises(fastmf.FastMFError, match="one new user"):
@@ -210,8 +215,14 @@ def test_vi_fold_in_predict_carries_the_predictive_sd(vi_model, small_split):
         si = np.asarray(m.item_cov_[i], dtype=np.float64)
         si = si if si.ndim == 2 else np.diag(si)
         expected_mean.append(m.global_mean_ + b + m.item_bias_[i] + mi @ mean_u)
-        expected_var.append(mean_u @ si @ mean_u + mi @ cov_u @ mi + np.trace(cov_u @ si)
-                            + m.item_bias_var_[i] + 1.0 / (m.lam_ * len(idx) + m.gamma_) + 1.0 / m.lam_)
+        expected_var.append(
+            mean_u @ si @ mean_u
+            + mi @ cov_u @ mi
+            + np.trace(cov_u @ si)
+            + m.item_bias_var_[i]
+            + 1.0 / (m.lam_ * len(idx) + m.gamma_)
+            + 1.0 / m.lam_
+        )
     np.testing.assert_allclose(mean, expected_mean, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(sd, np.sqrt(expected_var), rtol=1e-4)
     np.testing.assert_allclose(m.fold_in_predict(ratings, m.item_map_.ids[items]), mean)

@@ -154,8 +154,15 @@ def test_prepared_folder_rating_outside_the_manifest_scale(prepared, tmp_path):
     ratings = _ratings(prepared)
     ratings[4] = 7.0
     path = rewrite_ratings(prepared, "rating", ratings, pa.float32())
-    cli_refuses(prepared, tmp_path, path, "row 5:", "column 'rating'", "rating 7 is outside the scale 0.5..5",
-                prepared / "manifest.json")
+    cli_refuses(
+        prepared,
+        tmp_path,
+        path,
+        "row 5:",
+        "column 'rating'",
+        "rating 7 is outside the scale 0.5..5",
+        prepared / "manifest.json",
+    )
 
 
 def test_prepared_folder_missing_user_id(prepared, tmp_path):
@@ -203,8 +210,13 @@ def test_arrow_table_rating_text_that_is_not_a_number(tmp_path, monkeypatch):
 def test_pandas_frame_out_of_scale_rating(tmp_path, monkeypatch):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"userId": ["a", "b", "c"], "movieId": [1, 2, 3], "rating": [4.0, 30.0, 3.0]})
-    api_refuses(lambda: Dataset.from_table(frame), tmp_path, monkeypatch,
-                "the table, column 'rating': row 1: rating 30 is outside the scale 0.5..5", "rating_range=")
+    api_refuses(
+        lambda: Dataset.from_table(frame),
+        tmp_path,
+        monkeypatch,
+        "the table, column 'rating': row 1: rating 30 is outside the scale 0.5..5",
+        "rating_range=",
+    )
     # the same frame on its own scale loads
     assert Dataset.from_table(frame, rating_range=(1, 50)).rating_range == (1.0, 50.0)
 
@@ -212,8 +224,9 @@ def test_pandas_frame_out_of_scale_rating(tmp_path, monkeypatch):
 def test_pandas_frame_missing_user(tmp_path, monkeypatch):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"user": [1.0, np.nan, 3.0], "item": [1, 2, 3], "rating": [4.0, 3.0, 3.0]})
-    api_refuses(lambda: Dataset.from_table(frame), tmp_path, monkeypatch,
-                "the table, column 'user': row 1: missing value")
+    api_refuses(
+        lambda: Dataset.from_table(frame), tmp_path, monkeypatch, "the table, column 'user': row 1: missing value"
+    )
 
 
 def test_scipy_matrix_infinite_rating(tmp_path, monkeypatch):
@@ -224,8 +237,13 @@ def test_scipy_matrix_infinite_rating(tmp_path, monkeypatch):
 
 def test_scipy_matrix_explicit_zero_is_outside_the_scale(tmp_path, monkeypatch):
     m = sp.csr_matrix((np.array([4.0, 0.0]), (np.array([0, 2]), np.array([1, 0]))), shape=(3, 3))
-    api_refuses(lambda: Dataset.from_scipy(m), tmp_path, monkeypatch,
-                "the matrix: row 2, column 0: rating 0 is outside the scale 0.5..5", "rating_range=")
+    api_refuses(
+        lambda: Dataset.from_scipy(m),
+        tmp_path,
+        monkeypatch,
+        "the matrix: row 2, column 0: rating 0 is outside the scale 0.5..5",
+        "rating_range=",
+    )
     # counts of an implicit matrix are weights
     d = Dataset.from_scipy(sp.csr_matrix(np.array([[0, 7.0], [2.0, 0]])), rating_range=None)
     assert d.implicit and sorted(d.data.tolist()) == [2.0, 7.0]
@@ -233,15 +251,20 @@ def test_scipy_matrix_explicit_zero_is_outside_the_scale(tmp_path, monkeypatch):
 
 def test_arrays_out_of_scale_rating_names_the_keyword(tmp_path, monkeypatch):
     msg = api_refuses(lambda: Dataset.from_arrays([1, 2, 3], [1, 1, 2], [1, 10, 7]), tmp_path, monkeypatch)
-    assert msg.startswith("the arrays, column 'ratings': row 1: rating 10 is outside the scale 0.5..5 (pass "
-                          "rating_range=(lo, hi)")
+    assert msg.startswith(
+        "the arrays, column 'ratings': row 1: rating 10 is outside the scale 0.5..5 (pass rating_range=(lo, hi)"
+    )
     d = Dataset.from_arrays([1, 2, 3], [1, 1, 2], [1, 10, 7], rating_range=(1, 10))
     assert d.rating_range == (1.0, 10.0) and d.data.tolist() == [1.0, 10.0, 7.0]
 
 
 def test_arrays_implicit_weights_must_be_positive(tmp_path, monkeypatch):
-    api_refuses(lambda: Dataset.from_arrays([1, 2, 3], [1, 1, 2], [2.0, -1.0, 1.0], rating_range=None),
-                tmp_path, monkeypatch, "the arrays, column 'ratings': row 1: weight -1 is not a positive number")
+    api_refuses(
+        lambda: Dataset.from_arrays([1, 2, 3], [1, 1, 2], [2.0, -1.0, 1.0], rating_range=None),
+        tmp_path,
+        monkeypatch,
+        "the arrays, column 'ratings': row 1: weight -1 is not a positive number",
+    )
 
 
 def test_arrays_empty(tmp_path, monkeypatch):
@@ -250,16 +273,23 @@ def test_arrays_empty(tmp_path, monkeypatch):
 
 
 def test_arrays_bad_rating_range_keyword(tmp_path, monkeypatch):
-    api_refuses(lambda: Dataset.from_arrays([1], [1], [3.0], rating_range=(5, 1)), tmp_path, monkeypatch,
-                "rating_range", "lo < hi", error=FastMFError)
+    api_refuses(
+        lambda: Dataset.from_arrays([1], [1], [3.0], rating_range=(5, 1)),
+        tmp_path,
+        monkeypatch,
+        "rating_range",
+        "lo < hi",
+        error=FastMFError,
+    )
 
 
 def test_model_fit_refuses_nan_before_training(tmp_path, monkeypatch):
     """The reproduction: a NaN rating in a table trained into an all-NaN model. Now fit stops first."""
     table = pa.table({"user_id": [1, 1, 2, 2], "item_id": [1, 2, 1, 3], "rating": [4.0, 3.0, float("nan"), 5.0]})
     model = ALS(factors=2, epochs=1)
-    api_refuses(lambda: model.fit(table), tmp_path, monkeypatch,
-                "the table, column 'rating': row 2: rating is NaN or infinite")
+    api_refuses(
+        lambda: model.fit(table), tmp_path, monkeypatch, "the table, column 'rating': row 2: rating is NaN or infinite"
+    )
     assert not hasattr(model, "user_map_")
 
 
@@ -288,8 +318,9 @@ def test_same_error_through_every_entry_point(tmp_path):
         messages[name] = str(info.value)
     assert messages["csv"] == f"{csv}, line 4, column 'rating': rating 7 is outside the scale 0.5..5"
     assert messages["parquet"] == f"{parquet}, column 'rating': row 3: rating 7 is outside the scale 0.5..5"
-    assert messages["prepared"].startswith(f"{folder / 'ratings.parquet'}, column 'rating': row 3: rating 7 is "
-                                           "outside the scale 0.5..5 (the scale of")
+    assert messages["prepared"].startswith(
+        f"{folder / 'ratings.parquet'}, column 'rating': row 3: rating 7 is outside the scale 0.5..5 (the scale of"
+    )
     assert messages["table"].startswith("the table, column 'rating': row 2: rating 7 is outside the scale 0.5..5")
     assert messages["arrays"].startswith("the arrays, column 'ratings': row 2: rating 7 is outside the scale 0.5..5")
     assert messages["matrix"].startswith("the matrix: row 2, column 1: rating 7 is outside the scale 0.5..5")
@@ -352,7 +383,8 @@ def _release_with_movies(folder: Path, layout: str, title: str, encoding: str) -
     else:
         (folder / "ratings.csv").write_text(HEADER + "1,73,5,978300760\n2,1,4,978300761\n")
         (folder / "movies.csv").write_bytes(
-            f'movieId,title,genres\n1,Toy Story (1995),Comedy\n73,"{title}",Drama\n'.encode(encoding))
+            f'movieId,title,genres\n1,Toy Story (1995),Comedy\n73,"{title}",Drama\n'.encode(encoding)
+        )
     return folder
 
 
@@ -371,8 +403,9 @@ def test_mixed_encoding_movies_file_is_one_line_with_its_line(tmp_path):
     folder = tmp_path / "ml-latest"
     folder.mkdir()
     (folder / "ratings.csv").write_text(HEADER + "1,1,5,10\n")
-    (folder / "movies.csv").write_bytes("movieId,title,genres\n1,Café (2001),Drama\n".encode()
-                                        + "2,Misérables (1995),Drama\n".encode("latin-1"))
+    (folder / "movies.csv").write_bytes(
+        "movieId,title,genres\n1,Café (2001),Drama\n".encode() + "2,Misérables (1995),Drama\n".encode("latin-1")
+    )
     cli_refuses(folder, tmp_path, folder / "movies.csv", "line 3", "not UTF-8")
 
 
@@ -404,13 +437,17 @@ def test_generic_csv_id_that_is_not_utf8(tmp_path):
 # --------------------------------------------------------------------------- 5. malformed manifest.json
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda m: dict(m, rating_range="0.5-5"), "rating_range"),
-    (lambda m: dict(m, rating_range=[1, 2, 3]), "rating_range"),
-    (lambda m: dict(m, rating_range=[5, 1]), "rating_range"),
-    (lambda m: dict(m, users="many"), "users"),
-    (lambda m: dict(m, has_timestamps="yes"), "has_timestamps"),
-], ids=["rating_range-string", "rating_range-three", "rating_range-reversed", "users-string", "flag-string"])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda m: dict(m, rating_range="0.5-5"), "rating_range"),
+        (lambda m: dict(m, rating_range=[1, 2, 3]), "rating_range"),
+        (lambda m: dict(m, rating_range=[5, 1]), "rating_range"),
+        (lambda m: dict(m, users="many"), "users"),
+        (lambda m: dict(m, has_timestamps="yes"), "has_timestamps"),
+    ],
+    ids=["rating_range-string", "rating_range-three", "rating_range-reversed", "users-string", "flag-string"],
+)
 def test_malformed_manifest_field(prepared, tmp_path, change, field):
     path = rewrite_manifest(prepared, change)
     cli_refuses(prepared, tmp_path, path, f"field '{field}' must be")

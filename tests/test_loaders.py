@@ -166,8 +166,7 @@ def test_generic_tsv_guessed_columns():
     path = FIXTURES / "generic" / "ratings.tsv"
     rows = _csv_rows(path, "\t")
     d = fastmf.load_dataset(str(path))
-    expected = sorted((int(r["user_id"]), int(r["item_id"]), float(r["rating"]), int(r["timestamp"]))
-                      for r in rows)
+    expected = sorted((int(r["user_id"]), int(r["item_id"]), float(r["rating"]), int(r["timestamp"])) for r in rows)
     assert dataset_triples(d) == expected
     assert d.user_map.is_int
 
@@ -204,12 +203,14 @@ def test_parquet_timestamp_type_and_dictionary_ids(tmp_path):
     import datetime as dt
 
     when = [dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=s) for s in (0, 60, 3600)]
-    table = pa.table({
-        "user_id": pa.array(["x", "y", "x"]).dictionary_encode(),
-        "item_id": pa.array([1, 2, 2], pa.int32()),
-        "rating": pa.array([1.0, 2.0, 3.0], pa.float64()),
-        "timestamp": pa.array(when, pa.timestamp("ms", tz="UTC")),
-    })
+    table = pa.table(
+        {
+            "user_id": pa.array(["x", "y", "x"]).dictionary_encode(),
+            "item_id": pa.array([1, 2, 2], pa.int32()),
+            "rating": pa.array([1.0, 2.0, 3.0], pa.float64()),
+            "timestamp": pa.array(when, pa.timestamp("ms", tz="UTC")),
+        }
+    )
     pq.write_table(table, tmp_path / "t.parquet")
     d = fastmf.load_dataset(str(tmp_path / "t.parquet"))
     base = int(when[0].timestamp())
@@ -249,8 +250,7 @@ def test_implicit_tsv_guessed_weight_column():
     rows = _csv_rows(path, "\t")
     d = fastmf.load_dataset(str(path))  # "plays" is a recognised weight spelling
     assert d.implicit and d.timestamps is None
-    assert dataset_triples(d) == sorted((int(r["user_id"]), int(r["item_id"]), float(r["plays"]), None)
-                                        for r in rows)
+    assert dataset_triples(d) == sorted((int(r["user_id"]), int(r["item_id"]), float(r["plays"]), None) for r in rows)
 
 
 def test_implicit_declared_with_extra_columns(tmp_path):

@@ -86,7 +86,7 @@ def rewrite(path, edit_header=None, arrays=None):
         raw = open(path + ".new", "rb").read()
         length = int.from_bytes(raw[8:16], "little")
         start = -(-(16 + length) // 64) * 64
-        header = json.loads(raw[16:16 + length])
+        header = json.loads(raw[16 : 16 + length])
         edit_header(header)
         blob = json.dumps(header).encode()
         new_start = -(-(16 + len(blob)) // 64) * 64
@@ -112,21 +112,24 @@ def test_every_kind_round_trips_exactly(saved, kind, tiny):
     assert type(model).kind == KINDS[kind]().kind
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda h: h.update(kind=["als"]), "kind"),
-    (lambda h: h.pop("params"), "'params'"),
-    (lambda h: h.update(arrays=["user_factors_"]), "'arrays'"),
-    (lambda h: h["arrays"]["user_factors_"].pop("shape"), "shape"),
-    (lambda h: h["extra"].update(global_mean="abc"), "global_mean"),
-    (lambda h: h.update(history="long"), "'history'"),
-    (lambda h: h.update(format_version="2"), "format version"),
-    (lambda h: h["params"].update(factors="many"), "parameters"),
-    (lambda h: h["arrays"]["user_factors_"].update(dtype="|O"), "not allowed|dtype"),
-    (lambda h: h["arrays"].update({"../outside/secret_": h["arrays"]["user_factors_"]}), "is not one"),
-    (lambda h: h["arrays"].update({"recommend": h["arrays"]["user_factors_"]}), "is not one"),
-    (lambda h: h["arrays"]["user_factors_"].update(offset=10 ** 12), "does not fit"),
-    (lambda h: h.update(kind="svd"), "unknown model kind"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda h: h.update(kind=["als"]), "kind"),
+        (lambda h: h.pop("params"), "'params'"),
+        (lambda h: h.update(arrays=["user_factors_"]), "'arrays'"),
+        (lambda h: h["arrays"]["user_factors_"].pop("shape"), "shape"),
+        (lambda h: h["extra"].update(global_mean="abc"), "global_mean"),
+        (lambda h: h.update(history="long"), "'history'"),
+        (lambda h: h.update(format_version="2"), "format version"),
+        (lambda h: h["params"].update(factors="many"), "parameters"),
+        (lambda h: h["arrays"]["user_factors_"].update(dtype="|O"), "not allowed|dtype"),
+        (lambda h: h["arrays"].update({"../outside/secret_": h["arrays"]["user_factors_"]}), "is not one"),
+        (lambda h: h["arrays"].update({"recommend": h["arrays"]["user_factors_"]}), "is not one"),
+        (lambda h: h["arrays"]["user_factors_"].update(offset=10**12), "does not fit"),
+        (lambda h: h.update(kind="svd"), "unknown model kind"),
+    ],
+)
 def test_malformed_headers_are_one_line(saved, tmp_path, edit, match):
     path = str(tmp_path / "m")
     open(path, "wb").write(open(saved["als"], "rb").read())
@@ -134,18 +137,21 @@ def test_malformed_headers_are_one_line(saved, tmp_path, edit, match):
     one_line_error(path, match)
 
 
-@pytest.mark.parametrize("kind, name, bad, match", [
-    ("als", "seen_indptr_", lambda a: np.concatenate([[-2 ** 40], a[1:]]), "seen indptr"),
-    ("als", "seen_indices_", lambda a: a + 10 ** 6, "out of range"),
-    ("bpr", "positive_indices_", lambda a: a[::-1].copy(), "sorted"),
-    ("als", "user_factors_", lambda a: np.where(a == a.flat[0], np.nan, a), "non-finite"),
-    ("vi", "item_cov_", lambda a: -a, "positive"),
-    ("vi-diagonal", "tau_", lambda a: np.zeros_like(a), "positive"),
-    ("als", "user_ids_", lambda a: np.full_like(a, a[0]), "duplicate"),
-    ("features", "item_feature_indices_", lambda a: a + 100, "out of range"),
-    ("als", "item_bias_", lambda a: a[:-1], "shape"),
-    ("als", "user_factors_", lambda a: a.astype(np.float16), "dtype"),
-])
+@pytest.mark.parametrize(
+    "kind, name, bad, match",
+    [
+        ("als", "seen_indptr_", lambda a: np.concatenate([[-(2**40)], a[1:]]), "seen indptr"),
+        ("als", "seen_indices_", lambda a: a + 10**6, "out of range"),
+        ("bpr", "positive_indices_", lambda a: a[::-1].copy(), "sorted"),
+        ("als", "user_factors_", lambda a: np.where(a == a.flat[0], np.nan, a), "non-finite"),
+        ("vi", "item_cov_", lambda a: -a, "positive"),
+        ("vi-diagonal", "tau_", lambda a: np.zeros_like(a), "positive"),
+        ("als", "user_ids_", lambda a: np.full_like(a, a[0]), "duplicate"),
+        ("features", "item_feature_indices_", lambda a: a + 100, "out of range"),
+        ("als", "item_bias_", lambda a: a[:-1], "shape"),
+        ("als", "user_factors_", lambda a: a.astype(np.float16), "dtype"),
+    ],
+)
 def test_inconsistent_arrays_with_valid_checksums_are_refused(saved, tmp_path, kind, name, bad, match):
     path = str(tmp_path / "m")
     open(path, "wb").write(open(saved[kind], "rb").read())
@@ -158,7 +164,7 @@ def test_a_crafted_index_never_reaches_a_kernel(saved, tmp_path):
     path = str(tmp_path / "m")
     open(path, "wb").write(open(saved["als"], "rb").read())
     indptr = io.read_model(path).arrays["seen_indptr_"].copy()
-    indptr[0] = -2 ** 40
+    indptr[0] = -(2**40)
     rewrite(path, arrays={"seen_indptr_": indptr})
     result = CliRunner().invoke(main, ["recommend", path, "--user", "1"])
     assert result.exit_code == 1 and "seen indptr" in result.stderr and len(result.stderr.splitlines()) == 1
@@ -173,9 +179,19 @@ def test_a_pickled_payload_is_refused(tmp_path):
     legacy = tmp_path / "legacy"
     legacy.mkdir()
     np.save(legacy / "user_ids.npy", evil, allow_pickle=True)
-    (legacy / "header.json").write_text(json.dumps({
-        "format": "fastmf-model", "format_version": 1, "kind": "als", "params": {}, "history": [], "extra": {},
-        "arrays": {"user_ids_": {"shape": [1], "dtype": "object"}}}))
+    (legacy / "header.json").write_text(
+        json.dumps(
+            {
+                "format": "fastmf-model",
+                "format_version": 1,
+                "kind": "als",
+                "params": {},
+                "history": [],
+                "extra": {},
+                "arrays": {"user_ids_": {"shape": [1], "dtype": "object"}},
+            }
+        )
+    )
     one_line_error(str(legacy), "not allowed|not listed")
 
 
@@ -204,10 +220,10 @@ def test_random_corruption_is_refused_or_harmless(saved, tmp_path, kind):
     for case in range(40):
         raw = bytearray(original)
         if case % 4 == 3:
-            raw = raw[:int(rng.integers(0, len(raw)))]
+            raw = raw[: int(rng.integers(0, len(raw)))]
         else:
             at = int(rng.integers(0, len(raw)))
-            raw[at:at + 64] = rng.integers(0, 256, len(raw[at:at + 64]), dtype=np.uint8).tobytes()
+            raw[at : at + 64] = rng.integers(0, 256, len(raw[at : at + 64]), dtype=np.uint8).tobytes()
         open(path, "wb").write(bytes(raw))
         try:
             loaded = fastmf.load_model(path)
@@ -280,8 +296,10 @@ def test_readers_never_see_a_mix_while_a_writer_replaces_the_model(two_models, t
     writer = subprocess.Popen([sys.executable, "-c", WRITER, *paths, target], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
     try:
-        readers = [subprocess.run([sys.executable, "-c", READER, target, "4"], capture_output=True, text=True,
-                                  timeout=120) for _ in range(2)]
+        readers = [
+            subprocess.run([sys.executable, "-c", READER, target, "4"], capture_output=True, text=True, timeout=120)
+            for _ in range(2)
+        ]
     finally:
         writer.kill()
         writer.wait()
@@ -351,8 +369,9 @@ def test_outputs_get_the_usual_permissions(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale_file = tmp_path / f".m.tmp-{dead}-0badc0de"
     stale_file.write_text("partial")
     stale_dir = tmp_path / f".m.old-{dead}-0badc0df"

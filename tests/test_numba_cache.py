@@ -35,6 +35,11 @@ def test_a_change_to_any_kernel_source_changes_the_key(tmp_path, monkeypatch):
 
 def test_numba_cache_dir_from_the_environment_wins(tmp_path):
     code = "import fastmf, numba; print(numba.config.CACHE_DIR)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"NUMBA_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"NUMBA_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert out.stdout.strip() == str(tmp_path)

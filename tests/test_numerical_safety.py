@@ -61,6 +61,7 @@ def one_line_error(result, *fragments) -> str:
 
 def strict_json(text: str):
     """``json.loads`` that refuses the non-JSON constants NaN, Infinity and -Infinity."""
+
     def refuse(name):
         raise ValueError(f"not strict JSON: {name}")
 
@@ -98,18 +99,21 @@ def learned_non_finite(model) -> list:
 # --------------------------------------------------------------------------- 1. absurd hyperparameters
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--tau", "1e-20"], "--tau: tau must be a number in [1e-08, 1e+08], got 1e-20"),
-    (["--lam", "1e30", "--tau", "1e-30"], "--lam: lam must be a number in [1e-08, 1e+08], got 1e+30"),
-    (["--gamma", "-1"], "--gamma: gamma must be a number in [0, 1e+08]"),
-    (["--model", "features", "--beta", "1e-30"], "--beta: beta must be a number in [1e-08, 1e+08]"),
-    (["--model", "vi", "--tau", "1e-20"], "--tau: tau must be a number in [1e-08, 1e+08]"),
-    (["--model", "bpr", "--lr", "1e6"], "--lr: lr must be a number in (0, 10], got 1000000.0"),
-    (["--model", "bpr", "--init-std", "1e39", "--epochs", "0"], "--init-std: init_std must be a number in [0, 10]"),
-    (["--model", "bpr", "--reg", "inf"], "--reg: reg must be a number in [0, 100], got inf"),
-    (["--factors", "100000"], "--factors: factors must be an integer in [0, 4096], got 100000"),
-    (["--epochs", "1000000000"], "--epochs: epochs must be an integer in [0, 100000], got 1000000000"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--tau", "1e-20"], "--tau: tau must be a number in [1e-08, 1e+08], got 1e-20"),
+        (["--lam", "1e30", "--tau", "1e-30"], "--lam: lam must be a number in [1e-08, 1e+08], got 1e+30"),
+        (["--gamma", "-1"], "--gamma: gamma must be a number in [0, 1e+08]"),
+        (["--model", "features", "--beta", "1e-30"], "--beta: beta must be a number in [1e-08, 1e+08]"),
+        (["--model", "vi", "--tau", "1e-20"], "--tau: tau must be a number in [1e-08, 1e+08]"),
+        (["--model", "bpr", "--lr", "1e6"], "--lr: lr must be a number in (0, 10], got 1000000.0"),
+        (["--model", "bpr", "--init-std", "1e39", "--epochs", "0"], "--init-std: init_std must be a number in [0, 10]"),
+        (["--model", "bpr", "--reg", "inf"], "--reg: reg must be a number in [0, 100], got inf"),
+        (["--factors", "100000"], "--factors: factors must be an integer in [0, 4096], got 100000"),
+        (["--epochs", "1000000000"], "--epochs: epochs must be an integer in [0, 100000], got 1000000000"),
+    ],
+)
 def test_absurd_hyperparameters_are_refused_before_training(tmp_path, args, named):
     out = tmp_path / "model"
     one_line_error(cli("train", *args, "--out", out, "-q"), named)
@@ -134,7 +138,7 @@ def _in_range(name, p):
     if p.kind is int:
         return st.integers(int(p.low or 0), min(int(p.high), caps.get(name, int(p.high))))
     low = p.low if p.low > 0 else 1e-12
-    draws = st.floats(math.log10(low), math.log10(p.high)).map(lambda x: min(max(10.0 ** x, p.low), p.high))
+    draws = st.floats(math.log10(low), math.log10(p.high)).map(lambda x: min(max(10.0**x, p.low), p.high))
     edges = [p.high] if p.low_open else [p.low, p.high]
     return st.one_of(st.sampled_from(edges), draws.filter(lambda x: x > p.low or not p.low_open))
 
@@ -148,8 +152,7 @@ ITERATIVE = (fastmf.ALS, fastmf.BiasOnly, fastmf.FeatureALS, fastmf.VI, fastmf.B
 @given(data=st.data())
 def test_any_declared_setting_trains_to_finite_parameters_or_stops_with_divergence(data):
     cls = data.draw(st.sampled_from(ITERATIVE))
-    params = data.draw(st.fixed_dictionaries({n: _in_range(n, p) for n, p in cls.params.items()
-                                              if n not in NOT_DRAWN}))
+    params = data.draw(st.fixed_dictionaries({n: _in_range(n, p) for n, p in cls.params.items() if n not in NOT_DRAWN}))
     if cls is fastmf.BPR:
         params["threshold"] = 0.0
     try:
@@ -183,17 +186,22 @@ def _poison(state_cls, array_of):
     return epoch
 
 
-@pytest.mark.parametrize("kind, state_cls, array_of", [
-    ("als", ALSState, lambda s: s.user_factors),
-    ("features", FeatureState, lambda s: s.item_factors),
-    ("vi", VIState, lambda s: s.users.mean),
-    ("bpr", BPRState, lambda s: s.item_factors),
-])
+@pytest.mark.parametrize(
+    "kind, state_cls, array_of",
+    [
+        ("als", ALSState, lambda s: s.user_factors),
+        ("features", FeatureState, lambda s: s.item_factors),
+        ("vi", VIState, lambda s: s.users.mean),
+        ("bpr", BPRState, lambda s: s.item_factors),
+    ],
+)
 def test_divergence_stops_training_and_saves_nothing(tmp_path, monkeypatch, kind, state_cls, array_of):
     monkeypatch.setattr(state_cls, "epoch", _poison(state_cls, array_of))
     out = tmp_path / "M"
-    one_line_error(cli("train", "--model", kind, "--epochs", "4", "--out", out, "-q"),
-                   f"{kind} diverged in epoch 2 (non-finite parameters)")
+    one_line_error(
+        cli("train", "--model", kind, "--epochs", "4", "--out", out, "-q"),
+        f"{kind} diverged in epoch 2 (non-finite parameters)",
+    )
     assert not out.exists()
     model = model_class(kind)(epochs=4)
     fitted = model_class(kind)(epochs=1).fit(TINY)
@@ -216,22 +224,28 @@ def test_bpr_unlikely_triples_do_not_fake_a_divergence():
 # --------------------------------------------------------------------------- 2. seeds and threads
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--seed", "-1"], "--seed must be an integer in [0, 9223372036854775807], got -1"),
-    (["train", "--model", "bpr", "--seed", str(2 ** 64)],
-     f"--seed must be an integer in [0, 9223372036854775807], got {2 ** 64}"),
-    (["compare", "--seed", "-1"], "--seed must be an integer in [0, 9223372036854775807], got -1"),
-    (["train", "--threads", "-1"], "--threads must be a non-negative integer (0: all cores), got -1"),
-    (["bench", "--threads", "1,-2"], "--threads must be a non-negative integer (0: all cores), got -2"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--seed", "-1"], "--seed must be an integer in [0, 9223372036854775807], got -1"),
+        (
+            ["train", "--model", "bpr", "--seed", str(2**64)],
+            f"--seed must be an integer in [0, 9223372036854775807], got {2**64}",
+        ),
+        (["compare", "--seed", "-1"], "--seed must be an integer in [0, 9223372036854775807], got -1"),
+        (["train", "--threads", "-1"], "--threads must be a non-negative integer (0: all cores), got -1"),
+        (["bench", "--threads", "1,-2"], "--threads must be a non-negative integer (0: all cores), got -2"),
+    ],
+)
 def test_bad_seeds_and_thread_counts_are_one_precise_line(tmp_path, args, message):
     out = tmp_path / "M"
     extra = ["--out", out] if args[0] == "train" else []
     assert one_line_error(cli(*args, *extra, "-q"), message) == f"fastmf: error: {message}"
     assert not out.exists()
-    with pytest.raises(FastMFError, match=re.escape("BPR random_state must be an integer in "
-                                                    f"[0, 9223372036854775807], got {2 ** 64}")):
-        fastmf.BPR(random_state=2 ** 64)
+    with pytest.raises(
+        FastMFError, match=re.escape(f"BPR random_state must be an integer in [0, 9223372036854775807], got {2**64}")
+    ):
+        fastmf.BPR(random_state=2**64)
     with pytest.raises(FastMFError, match=r"random_state must be an integer in \[0, 9223372036854775807\], got -1"):
         fastmf.ALS(random_state=-1)
     with pytest.raises(FastMFError, match="threads must be a non-negative integer"):
@@ -246,9 +260,11 @@ def test_memory_and_time_blow_ups_are_refused_before_allocating(tmp_path, monkey
     out = tmp_path / "M"
     # VI with full covariances at D = 512: about 32 GB for ml-latest-small (covariances, packed rows and
     # the items' moment accumulators)
-    msg = one_line_error(cli("train", "--model", "vi", "--factors", "512", "--test-frac", "0", "--out", out, "-q"),
-                         "VI with D=512 full covariance needs about ", f"GB for {ML_SMALL_RATINGS} ratings, "
-                         "9.8 GB are available: use --covariance diagonal or --factors <= ")
+    msg = one_line_error(
+        cli("train", "--model", "vi", "--factors", "512", "--test-frac", "0", "--out", out, "-q"),
+        "VI with D=512 full covariance needs about ",
+        f"GB for {ML_SMALL_RATINGS} ratings, 9.8 GB are available: use --covariance diagonal or --factors <= ",
+    )
     assert not out.exists()
     best = int(re.search(r"--factors <= (\d+)$", msg).group(1))
     data = fastmf.load_dataset()
@@ -266,10 +282,12 @@ def test_memory_and_time_blow_ups_are_refused_before_allocating(tmp_path, monkey
         model.fit(small)
     assert not hasattr(model, "item_map_")
     # ALS at D = 4096: an epoch of about 2.4e14 flops, hours at 20 GFLOP/s
-    msg = one_line_error(cli("train", "--factors", "4096", "--test-frac", "0", "--out", out, "-q"),
-                         f"ALS with D=4096 needs about 2.4e+14 floating-point operations per epoch for "
-                         f"{ML_SMALL_RATINGS} ratings, about 3.3 hours at 20 GFLOP/s (the limit is 1 hour per "
-                         "epoch): use --factors <= ")
+    msg = one_line_error(
+        cli("train", "--factors", "4096", "--test-frac", "0", "--out", out, "-q"),
+        f"ALS with D=4096 needs about 2.4e+14 floating-point operations per epoch for "
+        f"{ML_SMALL_RATINGS} ratings, about 3.3 hours at 20 GFLOP/s (the limit is 1 hour per "
+        "epoch): use --factors <= ",
+    )
     assert not out.exists()
     best = int(msg.rsplit(" ", 1)[1])
     als = fastmf.ALS(factors=4096)
@@ -284,9 +302,9 @@ def test_recommend_k_is_capped_at_the_catalogue(tmp_path):
     seen = np.diff(model.seen_indptr_)
     items, scores = model.recommend(0, k=1_000_000_000)
     assert items.size == model.n_items - seen[0] and np.all(np.diff(scores) <= 0)
-    idx, top = model.recommend_all(k=10 ** 12, users=[0, 1])
+    idx, top = model.recommend_all(k=10**12, users=[0, 1])
     assert idx.shape == (2, model.n_items)
-    items, _ = model.fold_in({0: 4.0}, k=10 ** 9)
+    items, _ = model.fold_in({0: 4.0}, k=10**9)
     assert items.size == model.n_items - 1
     path = tmp_path / "m"
     model.save(str(path))
@@ -305,8 +323,10 @@ def test_fold_in_ratings_are_checked_against_the_training_scale(tmp_path):
     model.save(str(path))
     listing = sorted(p.name for p in tmp_path.iterdir())
     for value in ("nan", "inf", "1e9", "-1", "5.5"):
-        one_line_error(cli("recommend", path, "--rate", f"1={value}"),
-                       f"the rating of item 1 must be within the training scale 0.5..5, got {float(value)!r}")
+        one_line_error(
+            cli("recommend", path, "--rate", f"1={value}"),
+            f"the rating of item 1 must be within the training scale 0.5..5, got {float(value)!r}",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == listing  # nothing written
     assert cli("recommend", path, "--rate", "1=4.5").exit_code == 0
     loaded = fastmf.load_model(str(path))
@@ -358,14 +378,40 @@ def test_json_output_is_strict_and_unavailable_metrics_are_null(tmp_path, monkey
     info = strict_json(res.stdout)
     assert info["user_activity_loglog_slope"] is None
     # bench --json writes strict JSON too (the measurement itself is replaced by a record with gaps)
-    record = {"model": "als", "backend": "numba", "factors": 2, "threads": 1, "ratings": 1, "epochs": 1,
-              "epoch_seconds": 0.0, "compile_seconds": float("nan"), "first_epoch_seconds": 0.0, "fit_seconds": 0.0,
-              "peak_rss_mb": 1.0, "numba_threading_layer": None, "scale": None, "params": {"factors": 2},
-              "ratings_per_s": float("inf")}
+    record = {
+        "model": "als",
+        "backend": "numba",
+        "factors": 2,
+        "threads": 1,
+        "ratings": 1,
+        "epochs": 1,
+        "epoch_seconds": 0.0,
+        "compile_seconds": float("nan"),
+        "first_epoch_seconds": 0.0,
+        "fit_seconds": 0.0,
+        "peak_rss_mb": 1.0,
+        "numba_threading_layer": None,
+        "scale": None,
+        "params": {"factors": 2},
+        "ratings_per_s": float("inf"),
+    }
     monkeypatch.setattr(B, "run_subprocess", lambda cfg: dict(record, threads=cfg["threads"]))
     target = tmp_path / "bench.json"
-    res = cli("bench", "--data", one, "--factors", "2", "--threads", "1", "--backends", "numba", "--out", target,
-              "--json", "-q")
+    res = cli(
+        "bench",
+        "--data",
+        one,
+        "--factors",
+        "2",
+        "--threads",
+        "1",
+        "--backends",
+        "numba",
+        "--out",
+        target,
+        "--json",
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     assert strict_json(target.read_text())[0]["ratings_per_s"] is None
     assert strict_json(res.stdout)["records"][0]["compile_seconds"] is None
@@ -388,15 +434,21 @@ def two_models(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("traffic, message", [
-    ("100,0", "--traffic: every weight must be a finite positive number (an arm with weight 0 gets no users to "
-              "compare), got 100,0"),
-    ("-1,2", "--traffic: every weight must be a finite positive number"),
-    ("nan,1", "--traffic: every weight must be a finite positive number"),
-    ("inf,1", "--traffic: every weight must be a finite positive number"),
-    ("50,30,20", "--traffic: expected 2 weights, one per arm, got 3 (50,30,20)"),
-    ("99.9,0.1", "arm B got 0 of the 50 sampled users (traffic 99.9/0.1); each arm needs at least 2"),
-])
+@pytest.mark.parametrize(
+    "traffic, message",
+    [
+        (
+            "100,0",
+            "--traffic: every weight must be a finite positive number (an arm with weight 0 gets no users to "
+            "compare), got 100,0",
+        ),
+        ("-1,2", "--traffic: every weight must be a finite positive number"),
+        ("nan,1", "--traffic: every weight must be a finite positive number"),
+        ("inf,1", "--traffic: every weight must be a finite positive number"),
+        ("50,30,20", "--traffic: expected 2 weights, one per arm, got 3 (50,30,20)"),
+        ("99.9,0.1", "arm B got 0 of the 50 sampled users (traffic 99.9/0.1); each arm needs at least 2"),
+    ],
+)
 def test_abtest_refuses_empty_or_malformed_arms(tmp_path, two_models, traffic, message):
     log = tmp_path / "log"
     one_line_error(cli("abtest", *two_models, "--traffic", traffic, "--users", "50", "--log", log, "-q"), message)

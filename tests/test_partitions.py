@@ -72,7 +72,8 @@ def test_a_partitioned_synthetic_set_has_the_ratings_of_the_whole_one(tmp_path):
     whole = generate(cfg)
     stats = write_synth_partitioned(str(tmp_path / "s"), cfg, 3, chunk_ratings=7000)
     assert stats["ratings"] == whole.stats["ratings"] and stats["oracle_rmse"] == pytest.approx(
-        whole.stats["oracle_rmse"], rel=1e-12)
+        whole.stats["oracle_rmse"], rel=1e-12
+    )
     back = fastmf.load_dataset(str(tmp_path / "s"))
     ref = fastmf.Dataset.from_arrays(whole.user_ids, whole.item_ids, whole.ratings)
     for name in ("indptr", "indices", "data"):
@@ -97,18 +98,22 @@ def _manifest(folder: Path) -> dict:
 
 
 def _run(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "fastmf"), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "fastmf"), *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("missing", "missing partition file"),
-    ("truncated", "where the manifest says"),
-    ("flipped", "SHA-256 differs from the manifest"),
-    ("bounds", "partitions.user_bounds"),
-    ("count", "partitions.count"),
-    ("ids", "missing id map"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("missing", "missing partition file"),
+        ("truncated", "where the manifest says"),
+        ("flipped", "SHA-256 differs from the manifest"),
+        ("bounds", "partitions.user_bounds"),
+        ("count", "partitions.count"),
+        ("ids", "missing id map"),
+    ],
+)
 def test_a_damaged_partitioned_folder_is_refused_with_one_line(parts3, tmp_path, damage, message):
     folder = _copy(parts3, tmp_path)
     # a local load reads the user blocks only; a cluster also reads the item blocks (their checks are the same)

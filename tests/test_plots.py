@@ -16,8 +16,14 @@ from fastmf.models.als import ALS, BiasOnly
 pytest.importorskip("matplotlib")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DATA_FIGURES = {"user_activity.png", "item_popularity.png", "rating_histogram.png", "genre_mean_rating.png",
-                "genre_item_count.png", "top_items.png"}
+DATA_FIGURES = {
+    "user_activity.png",
+    "item_popularity.png",
+    "rating_histogram.png",
+    "genre_mean_rating.png",
+    "genre_item_count.png",
+    "top_items.png",
+}
 
 
 def assert_valid_pngs(folder, names):
@@ -58,8 +64,7 @@ def test_plot_data_writes_every_figure(tmp_path):
 
 def test_plot_model_writes_curves_and_item_map(models, tmp_path):
     root, _ = models
-    res = CliRunner().invoke(main, ["plot", "model", str(root / "als"), "--out", str(tmp_path), "--min-ratings",
-                                    "60"])
+    res = CliRunner().invoke(main, ["plot", "model", str(root / "als"), "--out", str(tmp_path), "--min-ratings", "60"])
     assert res.exit_code == 0, res.output
     assert_valid_pngs(tmp_path, {"training_curves.png", "item_map.png"})
     assert "genre_vectors.png" in res.stderr  # skipped: plain ALS has no genre vectors
@@ -87,8 +92,10 @@ def test_without_matplotlib_the_commands_say_how_to_install_it(models, tmp_path,
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
-    for args in (["plot", "data", "--out", str(tmp_path / "d")],
-                 ["plot", "model", str(root / "als"), "--out", str(tmp_path / "m")]):
+    for args in (
+        ["plot", "data", "--out", str(tmp_path / "d")],
+        ["plot", "model", str(root / "als"), "--out", str(tmp_path / "m")],
+    ):
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 1
         lines = res.stderr.strip().splitlines()
@@ -97,8 +104,10 @@ def test_without_matplotlib_the_commands_say_how_to_install_it(models, tmp_path,
 
 
 def test_fastmf_imports_without_matplotlib():
-    code = ("import sys; sys.modules['matplotlib'] = None; "
-            "import fastmf, fastmf.cli, fastmf.drivers.plots, fastmf.drivers.analysis, fastmf.drivers.abtest; "
-            "from fastmf.cli import main; print('ok')")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "
+        "import fastmf, fastmf.cli, fastmf.drivers.plots, fastmf.drivers.analysis, fastmf.drivers.abtest; "
+        "from fastmf.cli import main; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

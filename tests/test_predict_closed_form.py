@@ -62,14 +62,19 @@ def test_cold_predictions_are_the_bias_closed_forms(fitted, small_split):
     # both unseen: mu
     np.testing.assert_allclose(m.predict(cold_u, cold_i), np.full(n, mu), rtol=0, atol=1e-12)
     # both known: the full model
-    full = mu + b_u[u] + b_i[i] + np.einsum("nd,nd->n", m.user_factors_[u].astype(np.float64),
-                                            m.item_factors_[i].astype(np.float64))
+    full = (
+        mu
+        + b_u[u]
+        + b_i[i]
+        + np.einsum("nd,nd->n", m.user_factors_[u].astype(np.float64), m.item_factors_[i].astype(np.float64))
+    )
     np.testing.assert_allclose(m.predict(uid, iid), full, rtol=0, atol=1e-5)
     # all of them in one call, mixed
     users = np.concatenate([cold_u, uid, cold_u, uid])
     items = np.concatenate([iid, cold_i, cold_i, iid])
-    np.testing.assert_allclose(m.predict(users, items), np.concatenate([mu + b_i[i], mu + b_u[u], np.full(n, mu),
-                                                                        full]), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        m.predict(users, items), np.concatenate([mu + b_i[i], mu + b_u[u], np.full(n, mu), full]), rtol=0, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("fitted", ["vi-full", "vi-diagonal", "vi-fixed"], indirect=True)
@@ -93,17 +98,17 @@ def test_vi_cold_predictive_moments(fitted, small_split):
     # cold user, known item: Var(U.V_i) = sum_d (m_id^2 + S_i,dd) / tau_d
     mean, sd = m.predict(cold_u, iid, return_std=True)
     np.testing.assert_allclose(mean, mu + b_i[i], atol=1e-6)
-    var = ((m_i ** 2 + diag(m.item_cov_[i])) * prior).sum(axis=1) + cold_bias + m.item_bias_var_[i] + noise
-    np.testing.assert_allclose(sd ** 2, var, rtol=1e-5)
+    var = ((m_i**2 + diag(m.item_cov_[i])) * prior).sum(axis=1) + cold_bias + m.item_bias_var_[i] + noise
+    np.testing.assert_allclose(sd**2, var, rtol=1e-5)
     # known user, cold item
     mean, sd = m.predict(uid, cold_i, return_std=True)
     np.testing.assert_allclose(mean, mu + b_u[u], atol=1e-6)
-    var = ((m_u ** 2 + diag(m.user_cov_[u])) * prior).sum(axis=1) + m.user_bias_var_[u] + cold_bias + noise
-    np.testing.assert_allclose(sd ** 2, var, rtol=1e-5)
+    var = ((m_u**2 + diag(m.user_cov_[u])) * prior).sum(axis=1) + m.user_bias_var_[u] + cold_bias + noise
+    np.testing.assert_allclose(sd**2, var, rtol=1e-5)
     # both cold: tr(diag(1/tau)^2) + two prior bias variances + noise
     mean, sd = m.predict(cold_u, cold_i, return_std=True)
     np.testing.assert_allclose(mean, np.full(n, mu), atol=1e-9)
-    np.testing.assert_allclose(sd ** 2, np.full(n, np.sum(prior ** 2) + 2 * cold_bias + noise), rtol=1e-5)
+    np.testing.assert_allclose(sd**2, np.full(n, np.sum(prior**2) + 2 * cold_bias + noise), rtol=1e-5)
     if m.learn_hyper:
         assert m.lam_ != pytest.approx(m.lam) and m.gamma_ != pytest.approx(m.gamma)
 
@@ -144,10 +149,12 @@ def compute_reference_als(train, d, epochs, seed, lam, gamma, tau):
     ``N(0, 1/sqrt(D))`` drawn with ``default_rng(seed)``, users then items, rounded to float32; biases 0."""
     rng = np.random.default_rng(seed)
     shape_u, shape_i = (train.n_users, d), (train.n_items, d)
-    user_f = rng.normal(0.0, 1.0 / np.sqrt(d), shape_u).astype(np.float32).astype(np.float64) if d else np.zeros(
-        shape_u)
-    item_f = rng.normal(0.0, 1.0 / np.sqrt(d), shape_i).astype(np.float32).astype(np.float64) if d else np.zeros(
-        shape_i)
+    user_f = (
+        rng.normal(0.0, 1.0 / np.sqrt(d), shape_u).astype(np.float32).astype(np.float64) if d else np.zeros(shape_u)
+    )
+    item_f = (
+        rng.normal(0.0, 1.0 / np.sqrt(d), shape_i).astype(np.float32).astype(np.float64) if d else np.zeros(shape_i)
+    )
     user_b, item_b = np.zeros(train.n_users), np.zeros(train.n_items)
     by_user = sp.csr_matrix((train.data, train.indices, train.indptr), shape=(train.n_users, train.n_items))
     by_item = sp.csr_matrix(by_user.T)
@@ -230,7 +237,7 @@ def test_evaluate_rmse_and_mae_are_independent_computations(fitted, small_split)
     report = fitted.evaluate(fastmf.Dataset.from_arrays(users, items, ratings))
     r = ratings.astype(np.float32).astype(np.float64)  # ratings are stored as float32
     err = r - independent_predictions(fitted, users, items)
-    assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-6)
+    assert report["test_rmse"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-6)
     assert report["test_mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-6)
     # per stratum of the item's training count (0 for unseen items), and the cold counts
     train = small_split.train

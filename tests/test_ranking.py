@@ -59,12 +59,15 @@ def reference_metrics(scores, train_rows, test_rows, ks):
             dcg = sum(h / np.log2(r + 2) for r, h in enumerate(hits))
             idcg = sum(1 / np.log2(r + 2) for r in range(min(k, len(test))))
             row[f"ndcg@{k}"] = dcg / idcg
-            row[f"map@{k}"] = sum(sum(hits[:r + 1]) / (r + 1) for r, h in enumerate(hits) if h) / min(k, len(test))
+            row[f"map@{k}"] = sum(sum(hits[: r + 1]) / (r + 1) for r, h in enumerate(hits) if h) / min(k, len(test))
         negatives = [c for c in eligible if c not in test]
         pos = np.array([scores[u, c] for c in sorted(test)], dtype=np.float64)
         neg = np.array([scores[u, c] for c in negatives], dtype=np.float64)
-        row["auc"] = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) \
-            / (pos.size * neg.size) if neg.size else np.nan
+        row["auc"] = (
+            ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
+            if neg.size
+            else np.nan
+        )
         rows.append(row)
     return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}, len(rows), unknown
 
@@ -123,8 +126,9 @@ def test_closed_forms_of_perfect_and_reversed_scores():
     n_users, n_items = 12, 50
     train_rows = [rng.permutation(n_items)[:5].tolist() for _ in range(n_users)]
     known = set().union(*map(set, train_rows))  # test positives on known items only: all of them are ranked
-    test_rows = [[c for c in rng.permutation(n_items)[:3 + u] if c not in train_rows[u] and c in known]
-                 for u in range(n_users)]
+    test_rows = [
+        [c for c in rng.permutation(n_items)[: 3 + u] if c not in train_rows[u] and c in known] for u in range(n_users)
+    ]
     perfect = rng.normal(size=(n_users, n_items))
     for u, row in enumerate(test_rows):
         perfect[u, row] += 100.0
@@ -172,8 +176,7 @@ def test_pooled_auc_is_the_mann_whitney_statistic():
 
 
 def test_items_without_training_positive_are_not_ranked():
-    train = Dataset.from_arrays([1, 1, 2, 2, 5, 5, 3, 3], [10, 11, 10, 11, 10, 12, 10, 13],
-                                [5, 5, 4, 5, 5, 4, 2, 3])
+    train = Dataset.from_arrays([1, 1, 2, 2, 5, 5, 3, 3], [10, 11, 10, 11, 10, 12, 10, 13], [5, 5, 4, 5, 5, 4, 2, 3])
     model = MostPopular().fit(train)  # popularity: item 10 -> 3, 11 -> 2, 12 -> 1; 13: rated, never positive
     test = Dataset.from_arrays([3, 3, 3, 4, 1], [11, 99, 13, 10, 99], [5, 5, 4, 5, 4])  # 99: new item; 4: new user
     got = ranking_metrics(model, train, test)
@@ -209,15 +212,35 @@ def test_als_and_popular_on_one_table():
 
 
 def test_cli_ranking_flag_for_als():
-    res = CliRunner().invoke(main, ["train", "--model", "als", "--factors", "4", "--epochs", "2", "--ranking",
-                                    "--threshold", "4.5", "--json", "-q"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "als",
+            "--factors",
+            "4",
+            "--epochs",
+            "2",
+            "--ranking",
+            "--threshold",
+            "4.5",
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    for key in ("test_rmse", "auc", "sampled_auc", *(f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")
-                                                       for k in KS)):
+    for key in (
+        "test_rmse",
+        "auc",
+        "sampled_auc",
+        *(f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map") for k in KS),
+    ):
         assert key in report, key
-    plain = json.loads(CliRunner().invoke(main, ["train", "--model", "als", "--factors", "4", "--epochs", "2",
-                                                 "--json", "-q"]).stdout)
+    plain = json.loads(
+        CliRunner().invoke(main, ["train", "--model", "als", "--factors", "4", "--epochs", "2", "--json", "-q"]).stdout
+    )
     assert "auc" not in plain
     bad = CliRunner().invoke(main, ["train", "--model", "als", "--threshold", "4"])
     assert bad.exit_code != 0 and "--threshold does not apply" in bad.output
@@ -225,8 +248,22 @@ def test_cli_ranking_flag_for_als():
 
 def test_cli_compare_puts_models_on_one_split():
     runner = CliRunner()
-    res = runner.invoke(main, ["compare", "--models", "popular,als,bpr", "--param", "bpr.factors=8",
-                               "--param", "bpr.epochs=2", "--param", "als.factors=4", "--json", "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "compare",
+            "--models",
+            "popular,als,bpr",
+            "--param",
+            "bpr.factors=8",
+            "--param",
+            "bpr.epochs=2",
+            "--param",
+            "als.factors=4",
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     rows = {r["model"]: r for r in out["models"]}

@@ -33,7 +33,7 @@ def readme_blocks() -> list[tuple[int, str, str]]:
         mark = m.group("mark") or ""
         if mark.startswith(("readme-test: not run", "test-command")):
             continue
-        out.append((text[:m.start("body")].count("\n") + 1, m.group("lang"), m.group("body")))
+        out.append((text[: m.start("body")].count("\n") + 1, m.group("lang"), m.group("body")))
     return out
 
 
@@ -68,8 +68,9 @@ def test_the_readme_has_the_blocks_users_follow():
 
 @pytest.mark.slow
 def test_every_readme_block_runs_as_written(workdir):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               MPLBACKEND="Agg")
+    env = dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", MPLBACKEND="Agg"
+    )
     for line, lang, code in readme_blocks():
         if lang == "python":
             runs = [[sys.executable, "-c", code]]

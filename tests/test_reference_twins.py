@@ -92,8 +92,11 @@ def test_all_lists_exactly_the_twins(module):
     kmod, rmod = _modules(module)
     assert kmod.__all__ == TWINS[module]
     assert rmod.__all__ == TWINS[module]
-    public = {n for n, v in vars(rmod).items()
-              if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == rmod.__name__}
+    public = {
+        n
+        for n, v in vars(rmod).items()
+        if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == rmod.__name__
+    }
     assert public == set(TWINS[module]), "reference functions outside __all__ must be private"
 
 
@@ -114,13 +117,18 @@ def test_reference_imports_only_numpy_scipy_and_rng(module):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            names = [node.module] if node.module != "fastmf.reference" else [f"fastmf.reference.{a.name}"
-                                                                           for a in node.names]
+            names = (
+                [node.module]
+                if node.module != "fastmf.reference"
+                else [f"fastmf.reference.{a.name}" for a in node.names]
+            )
         else:
             continue
         for n in names:
             assert n.split(".")[0] in {"__future__", "math", "numpy", "scipy"} or n in {
-                "fastmf.reference._rng", "fastmf.common.keys"}, n
+                "fastmf.reference._rng",
+                "fastmf.common.keys",
+            }, n
 
 
 # --------------------------------------------------------------------------- metrics
@@ -128,26 +136,36 @@ def test_reference_imports_only_numpy_scipy_and_rng(module):
 
 def _rating_model(rng, n_users, n_items, d, dtype=np.float32):
     """``(mu, user_bias, item_bias, user_factors, item_factors)`` as the models hold them (float32)."""
-    return (float(rng.normal(3.5, 0.3)), rng.normal(0, 0.4, n_users).astype(dtype),
-            rng.normal(0, 0.4, n_items).astype(dtype), rng.normal(0, 0.5, (n_users, d)).astype(dtype),
-            rng.normal(0, 0.5, (n_items, d)).astype(dtype))
+    return (
+        float(rng.normal(3.5, 0.3)),
+        rng.normal(0, 0.4, n_users).astype(dtype),
+        rng.normal(0, 0.4, n_items).astype(dtype),
+        rng.normal(0, 0.5, (n_users, d)).astype(dtype),
+        rng.normal(0, 0.5, (n_items, d)).astype(dtype),
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.integers(0, 6), n_users=st.integers(0, 12), n_items=st.integers(1, 12),
-       cold=st.integers(0, 3))
+@given(
+    seed=st.integers(0, 10_000),
+    d=st.integers(0, 6),
+    n_users=st.integers(0, 12),
+    n_items=st.integers(1, 12),
+    cold=st.integers(0, 3),
+)
 def test_metrics_agree(seed, d, n_users, n_items, cold):
     """Rows and columns past the model's arrays (cold users and items) included. The kernels multiply
     float32 factors in float32 (``sum_squares`` too: Numba's ``float()`` keeps float32), the reference
     in float64: close, not equal."""
     rng = np.random.default_rng(seed)
     model = _rating_model(rng, n_users, n_items, d)
-    rows = [np.sort(rng.choice(n_items + cold, rng.integers(0, n_items + cold + 1), replace=False))
-            for _ in range(n_users + cold)]
+    rows = [
+        np.sort(rng.choice(n_items + cold, rng.integers(0, n_items + cold + 1), replace=False))
+        for _ in range(n_users + cold)
+    ]
     indptr, indices = _csr(rows)
     data = rng.choice(np.arange(1, 11) / 2, indices.size).astype(np.float32)
-    want, got = k_metrics.error_sums(indptr, indices, data, *model), r_metrics.error_sums(indptr, indices, data,
-                                                                                            *model)
+    want, got = k_metrics.error_sums(indptr, indices, data, *model), r_metrics.error_sums(indptr, indices, data, *model)
     assert isinstance(got, tuple) and all(isinstance(x, float) for x in got)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # the kernel multiplies float32 in float32
     want = k_metrics.squared_errors(indptr, indices, data, *model)
@@ -172,8 +190,9 @@ def test_metrics_edge_cases():
     assert_same(r_metrics.squared_errors(*empty, *model), k_metrics.squared_errors(*empty, *model))
     # an unknown user and item: the prediction is mu
     u, i = np.array([-1, 3, 0], dtype=np.int64), np.array([-1, -1, 99], dtype=np.int64)
-    np.testing.assert_allclose(r_metrics.predict_pairs(u, i, *model),
-                               [model[0], model[0], model[0] + float(model[1][0])], rtol=1e-12)
+    np.testing.assert_allclose(
+        r_metrics.predict_pairs(u, i, *model), [model[0], model[0], model[0] + float(model[1][0])], rtol=1e-12
+    )
     for x in (np.zeros(0, np.float32), np.zeros((0, 3), np.float32), np.arange(6, dtype=np.float32).reshape(2, 3)):
         assert r_metrics.sum_squares(x) == k_metrics.sum_squares(x)
 
@@ -209,8 +228,9 @@ def _topk(fn, scores, k, *args):
 def test_topk_agrees_on_tie_free_scores(seed, n_q, n_cols, k):
     """Indices and scores equal, including -1/-inf slots when fewer than k columns are eligible."""
     problem = _topk_problem(np.random.default_rng(seed), n_q, n_cols, ties=False)
-    assert_same(_topk(r_topk.topk_rows, problem[0], k, *problem[1:]),
-                _topk(k_topk.topk_rows, problem[0], k, *problem[1:]))
+    assert_same(
+        _topk(r_topk.topk_rows, problem[0], k, *problem[1:]), _topk(k_topk.topk_rows, problem[0], k, *problem[1:])
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -247,8 +267,14 @@ def _dot_problem(rng, n_q, n_cols, d, ties):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n_q=st.integers(0, 20), n_cols=st.integers(0, 1200), d=st.integers(0, 5),
-       k=st.integers(1, 30), ties=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    n_q=st.integers(0, 20),
+    n_cols=st.integers(0, 1200),
+    d=st.integers(0, 5),
+    k=st.integers(1, 30),
+    ties=st.booleans(),
+)
 def test_fused_topk_is_topk_of_the_formed_scores(seed, n_q, n_cols, d, k, ties):
     """Across several user blocks (8) and item blocks (512): the fused kernel and its twin select from
     ``offset + b_i + U V^T`` exactly what top-K of the formed matrix selects (tie-free: the same
@@ -276,7 +302,7 @@ def _ranking_problem(rng, n_users, n_items, n_q, ties):
         perm = rng.permutation(n_items)
         a, b = int(rng.integers(0, n_items // 3 + 1)), int(rng.integers(0, n_items // 2 + 1))
         train.append(np.sort(perm[:a]))
-        t = perm[a:a + b]
+        t = perm[a : a + b]
         test.append(np.sort(t[allowed[t]]))  # test positives are allowed, never training positives
     rows = rng.integers(0, n_users, n_q).astype(np.int64)
     if ties:
@@ -287,13 +313,20 @@ def _ranking_problem(rng, n_users, n_items, n_q, ties):
 
 
 @settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 10_000), n_users=st.integers(1, 8), n_items=st.integers(2, 50), n_q=st.integers(1, 8),
-       ties=st.booleans(), ks=st.sets(st.integers(1, 12), min_size=1, max_size=4))
+@given(
+    seed=st.integers(0, 10_000),
+    n_users=st.integers(1, 8),
+    n_items=st.integers(2, 50),
+    n_q=st.integers(1, 8),
+    ties=st.booleans(),
+    ks=st.sets(st.integers(1, 12), min_size=1, max_size=4),
+)
 def test_user_metrics_agree(seed, n_users, n_items, n_q, ties, ks):
     """Users without test positives (NaN metrics), with more than SHORT positives (the kernel's binary
     search) and tied scores (AUC ties count 0.5) included; the AUC is exact, hence equal."""
-    scores, rows, (tip, tix), (sip, six), allowed = _ranking_problem(np.random.default_rng(seed), n_users, n_items,
-                                                                     n_q, ties)
+    scores, rows, (tip, tix), (sip, six), allowed = _ranking_problem(
+        np.random.default_rng(seed), n_users, n_items, n_q, ties
+    )
     ks = np.array(sorted(ks), dtype=np.int64)
     top = np.empty((n_q, ks[-1]), dtype=np.int64)
     k_topk.topk_rows(scores, int(ks[-1]), sip, six, rows, allowed, top, np.empty((n_q, ks[-1])))
@@ -318,8 +351,9 @@ def test_user_metrics_closed_forms():
     metrics, auc = np.full((1, 3, 4), -7.0), np.full(1, -7.0)
     r_ranking.user_metrics(scores, np.zeros(1, np.int64), top, ks, tip, tix, sip, six, allowed, metrics, auc)
     idcg2 = 1 + 1 / np.log2(3)
-    np.testing.assert_allclose(metrics[0], [[1, 0.5, 1, 1], [0.5, 0.5, 1 / idcg2, 0.5],
-                                            [0.5, 1, (1 + 0.5) / idcg2, (1 + 2 / 3) / 2]])
+    np.testing.assert_allclose(
+        metrics[0], [[1, 0.5, 1, 1], [0.5, 0.5, 1 / idcg2, 0.5], [0.5, 1, (1 + 0.5) / idcg2, (1 + 2 / 3) / 2]]
+    )
     assert auc[0] == 3 / 4  # negatives 1, 3: item 0 beats both, item 2 beats 3 only
 
 
@@ -327,8 +361,13 @@ def test_user_metrics_closed_forms():
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(0, 60), n_rows=st.integers(1, 8), n_cols=st.integers(1, 8),
-       wide=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 60),
+    n_rows=st.integers(1, 8),
+    n_cols=st.integers(1, 8),
+    wide=st.booleans(),
+)
 def test_sparse_agree(seed, n, n_rows, n_cols, wide):
     """Permutations, indptr, masks and their dtypes equal; few distinct keys, so many duplicates."""
     rng = np.random.default_rng(seed)
@@ -345,11 +384,14 @@ def test_sparse_agree(seed, n, n_rows, n_cols, wide):
     timestamps = rng.integers(0, 3, n).astype(np.int64)[order]  # few values: timestamp ties
     for has_time in (True, False):
         ts = timestamps if has_time else np.zeros(0, dtype=np.int64)
-        assert_same(r_sparse.latest_of_duplicates(indptr, indices, ts, has_time),
-                    k_sparse.latest_of_duplicates(indptr, indices, ts, has_time))
+        assert_same(
+            r_sparse.latest_of_duplicates(indptr, indices, ts, has_time),
+            k_sparse.latest_of_duplicates(indptr, indices, ts, has_time),
+        )
     data = rng.random(n).astype(np.float64 if wide else np.float32)
-    assert_same(r_sparse.transpose_csr(indptr, indices, data, n_cols),
-                k_sparse.transpose_csr(indptr, indices, data, n_cols))
+    assert_same(
+        r_sparse.transpose_csr(indptr, indices, data, n_cols), k_sparse.transpose_csr(indptr, indices, data, n_cols)
+    )
     assert_same(r_sparse.row_ids(indptr), k_sparse.row_ids(indptr))
 
 
@@ -387,22 +429,27 @@ def _sampling_problem(rng, n_users, n_items):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(-2 ** 40, 2 ** 40), n_users=st.integers(1, 40), n_items=st.integers(2, 120))
+@given(seed=st.integers(-(2**40), 2**40), n_users=st.integers(1, 40), n_items=st.integers(2, 120))
 def test_sample_items_same_items_same_order(seed, n_users, n_items):
     problem = _sampling_problem(np.random.default_rng(abs(seed)), n_users, n_items)
     want = k_synth.sample_items(*problem, seed)
     assert_same(r_synth.sample_items(*problem, seed), want)
     indptr, items = want
     for u in range(n_users):  # distinct items, pre-assigned ones first
-        row = items[indptr[u]:indptr[u + 1]]
+        row = items[indptr[u] : indptr[u + 1]]
         assert np.unique(row).size == row.size
-        pre = problem[2][problem[1][u]:problem[1][u + 1]]
-        np.testing.assert_array_equal(row[:pre.size], pre)
+        pre = problem[2][problem[1][u] : problem[1][u + 1]]
+        np.testing.assert_array_equal(row[: pre.size], pre)
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(-2 ** 40, 2 ** 40), n_users=st.integers(1, 30), n_items=st.integers(2, 60),
-       d=st.integers(0, 8), sigma=st.floats(0.1, 1.5))
+@given(
+    seed=st.integers(-(2**40), 2**40),
+    n_users=st.integers(1, 30),
+    n_items=st.integers(2, 60),
+    d=st.integers(0, 8),
+    sigma=st.floats(0.1, 1.5),
+)
 def test_planted_ratings_bit_identical(seed, n_users, n_items, d, sigma):
     rng = np.random.default_rng(abs(seed))
     rows = [np.sort(rng.choice(n_items, rng.integers(0, n_items + 1), replace=False)) for _ in range(n_users)]
@@ -430,9 +477,12 @@ def test_synth_shape_of_the_generator():
     assert gumbel.any() and not gumbel.all()
     indptr, items = k_synth.sample_items(*args)
     assert_same(r_synth.sample_items(*args), (indptr, items))
-    planted = (rng.normal(0, 0.35, cfg.users).astype(np.float32), rng.normal(0, 0.45, cfg.items).astype(np.float32),
-               rng.normal(0, 0.5, (cfg.users, 8)).astype(np.float32),
-               rng.normal(0, 0.5, (cfg.items, 8)).astype(np.float32))
+    planted = (
+        rng.normal(0, 0.35, cfg.users).astype(np.float32),
+        rng.normal(0, 0.45, cfg.items).astype(np.float32),
+        rng.normal(0, 0.5, (cfg.users, 8)).astype(np.float32),
+        rng.normal(0, 0.5, (cfg.items, 8)).astype(np.float32),
+    )
     want = k_synth.planted_ratings(indptr, items, cfg.mu, *planted, cfg.sigma, cfg.seed)
     got = r_synth.planted_ratings(indptr, items, cfg.mu, *planted, cfg.sigma, cfg.seed)
     assert_same(got[0], want[0])

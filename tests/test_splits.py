@@ -161,14 +161,30 @@ def _cold_case() -> Dataset:
     #   t=8 (u4, d): both new                   -> cold user and cold item
     #   t=9 (u2, c): item c still has no train  -> cold item
     #   t=10 (u3, b): both seen in train        -> warm
-    rows = [("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 3), ("u2", "b", 4), ("u3", "a", 5),
-            ("u1", "c", 6), ("u4", "a", 7), ("u4", "d", 8), ("u2", "c", 9), ("u3", "b", 10)]
+    rows = [
+        ("u1", "a", 1),
+        ("u1", "b", 2),
+        ("u2", "a", 3),
+        ("u2", "b", 4),
+        ("u3", "a", 5),
+        ("u1", "c", 6),
+        ("u4", "a", 7),
+        ("u4", "d", 8),
+        ("u2", "c", 9),
+        ("u3", "b", 10),
+    ]
     users, items, ts = zip(*rows)
     return Dataset.from_arrays(np.array(users), np.array(items), np.arange(1, 11) / 2.0, np.array(ts))
 
 
-COLD_EXPECTED = {"test_ratings": 5, "cold_user_ratings": 2, "cold_item_ratings": 3, "cold_ratings": 4,
-                 "cold_users": 1, "cold_items": 2}
+COLD_EXPECTED = {
+    "test_ratings": 5,
+    "cold_user_ratings": 2,
+    "cold_item_ratings": 3,
+    "cold_ratings": 4,
+    "cold_users": 1,
+    "cold_items": 2,
+}
 
 
 def test_cold_counts_exact_temporal():

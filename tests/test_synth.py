@@ -84,8 +84,12 @@ def test_half_star_ratings(runs):
 def test_planted_and_oracle_rmse(runs):
     folder, result = runs["a"]
     planted = dict(np.load(folder / "planted.npz"))
-    for key, shape in (("user_factors", (300, 8)), ("item_factors", (200, 8)), ("user_bias", (300,)),
-                       ("item_bias", (200,))):
+    for key, shape in (
+        ("user_factors", (300, 8)),
+        ("item_factors", (200, 8)),
+        ("user_bias", (300,)),
+        ("item_bias", (200,)),
+    ):
         assert planted[key].shape == shape
     t = ratings_of(folder)
     # ids are 1-based positions in the planted arrays
@@ -144,10 +148,13 @@ def test_csv_output_is_movielens_format(tmp_path):
     np.testing.assert_array_equal(from_csv.feature_indices, from_parquet.feature_indices)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--scale", "0"], "--scale"),
-    (["--users", "10", "--items", "5", "--ratings", "51"], "too many ratings"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--scale", "0"], "--scale"),
+        (["--users", "10", "--items", "5", "--ratings", "51"], "too many ratings"),
+    ],
+)
 def test_synth_bad_arguments(tmp_path, args, fragment):
     result = CliRunner().invoke(main, ["synth", str(tmp_path / "s"), *args])
     assert result.exit_code == 1

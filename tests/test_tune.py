@@ -44,7 +44,7 @@ def test_schedule_stays_within_budget_and_ends_with_full_training(budget, epochs
         assert lengths == sorted(lengths) and lengths[0] >= 1
     # the budget is used: one more first-rung setting would not fit
     first = counts[0] + 1
-    assert len(rungs) == 1 or sum(max(1, first // ETA ** j) for j in range(len(rungs))) > budget
+    assert len(rungs) == 1 or sum(max(1, first // ETA**j) for j in range(len(rungs))) > budget
 
 
 # --------------------------------------------------------------------------- the ranges
@@ -63,8 +63,12 @@ def test_log_uniform_values_are_its_quantiles_and_stay_in_range(u, low, span):
 def test_draws_cover_every_range_evenly(seed):
     """A low-discrepancy sequence leaves no third of a budget's bins empty in any range or choice (27
     independent uniforms leave one of 9 bins empty about a third of the time)."""
-    space = {"factors": LogUniform(1, 512), "tau": LogUniform(1e-3, 1e3), "lr": LogUniform(1.0, 1e9),
-             "mode": Choice(tuple("abc"))}
+    space = {
+        "factors": LogUniform(1, 512),
+        "tau": LogUniform(1e-3, 1e3),
+        "lr": LogUniform(1.0, 1e9),
+        "mode": Choice(tuple("abc")),
+    }
     points = sample(space, 27, np.random.default_rng(seed), {})
     assert len(points) == 27 and len({tuple(p.values()) for p in points}) == 27
     for name, (low, high) in {"factors": (1, 512), "tau": (1e-3, 1e3), "lr": (1.0, 1e9)}.items():
@@ -175,8 +179,9 @@ def test_failed_fits_are_reported_and_skipped(small_split, monkeypatch):
 
 
 def test_rankers_are_searched_by_validation_ndcg(small_split):
-    result = search("wrmf", small_split.train, small_split.test, 4,
-                    {"random_state": 0, "epochs": 3, "factors": 8}, 0.1, 0)
+    result = search(
+        "wrmf", small_split.train, small_split.test, 4, {"random_state": 0, "epochs": 3, "factors": 8}, 0.1, 0
+    )
     assert result["metric"] == "ndcg@10" and "test_ndcg@10" in result["best"]
     last = [r for r in result["rows"] if r["rung"] == result["rows"][-1]["rung"]]
     assert result["best"]["val_ndcg@10"] == max(r["val_ndcg@10"] for r in last)
@@ -186,8 +191,9 @@ def test_rankers_are_searched_by_validation_ndcg(small_split):
 
 
 def _tune_to_file(runner, path, *extra):
-    return runner.invoke(main, ["tune", "--budget", "4", "--epochs", "3", "--save-params", str(path), "--json", "-q",
-                                *extra])
+    return runner.invoke(
+        main, ["tune", "--budget", "4", "--epochs", "3", "--save-params", str(path), "--json", "-q", *extra]
+    )
 
 
 def test_save_params_then_train_with_them(tmp_path):
@@ -204,8 +210,9 @@ def test_save_params_then_train_with_them(tmp_path):
     assert report["model"] == "als" and all(report["params"][k] == v for k, v in params.items())
     assert report["test_rmse"] == pytest.approx(out["best"]["test_rmse"], rel=1e-6)
     # a flag overrides the file; another model is refused
-    override = json.loads(runner.invoke(main, ["train", "--params", str(path), "--factors", "3", "--json",
-                                               "-q"]).stdout)
+    override = json.loads(
+        runner.invoke(main, ["train", "--params", str(path), "--factors", "3", "--json", "-q"]).stdout
+    )
     assert override["params"]["factors"] == 3 and override["params"]["tau"] == params["tau"]
     wrong = runner.invoke(main, ["train", "--params", str(path), "--model", "bpr"])
     assert wrong.exit_code == 1 and "holds hyperparameters of --model als" in wrong.stderr
@@ -218,22 +225,27 @@ def test_save_params_then_train_with_them(tmp_path):
     assert notes.read_text() == '{"mine": 1}'
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"not json", "invalid JSON"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"tau": NaN}}', "NaN is not a number"),
-    (b'{"format": "other"}', "not a fastmf parameters file"),
-    (b'[1, 2]', "not a fastmf parameters file"),
-    (b'{"format": "fastmf-params", "version": 2, "model": "als", "params": {}}', "version 2 is not supported"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "svd", "params": {}}', "unknown model 'svd'"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": []}', "'params' must be an object"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"lr": 0.1}}',
-     "has no hyperparameter 'lr'"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"tau": -1}}', "tau must be"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"factors": 2.5}}', "factors must be"),
-    (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"factors": "20"}}', "factors must be"),
-    (b"\xff\xfe{}", "invalid JSON"),
-    (b"{" + b" " * (2 << 20) + b"}", "larger than"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not json", "invalid JSON"),
+        (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"tau": NaN}}', "NaN is not a number"),
+        (b'{"format": "other"}', "not a fastmf parameters file"),
+        (b"[1, 2]", "not a fastmf parameters file"),
+        (b'{"format": "fastmf-params", "version": 2, "model": "als", "params": {}}', "version 2 is not supported"),
+        (b'{"format": "fastmf-params", "version": 1, "model": "svd", "params": {}}', "unknown model 'svd'"),
+        (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": []}', "'params' must be an object"),
+        (
+            b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"lr": 0.1}}',
+            "has no hyperparameter 'lr'",
+        ),
+        (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"tau": -1}}', "tau must be"),
+        (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"factors": 2.5}}', "factors must be"),
+        (b'{"format": "fastmf-params", "version": 1, "model": "als", "params": {"factors": "20"}}', "factors must be"),
+        (b"\xff\xfe{}", "invalid JSON"),
+        (b"{" + b" " * (2 << 20) + b"}", "larger than"),
+    ],
+)
 def test_hostile_params_files_are_one_line(tmp_path, content, message):
     path = tmp_path / "p.json"
     path.write_bytes(content)
@@ -243,12 +255,15 @@ def test_hostile_params_files_are_one_line(tmp_path, content, message):
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["tune", "--grid", "lam=1", "--budget", "3"], "not both"),
-    (["tune", "--model", "popular"], "nothing to search"),
-    (["tune", "--budget", "0"], "--budget"),
-    (["train", "--params", "no/such/file.json"], "cannot read"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["tune", "--grid", "lam=1", "--budget", "3"], "not both"),
+        (["tune", "--model", "popular"], "nothing to search"),
+        (["tune", "--budget", "0"], "--budget"),
+        (["train", "--params", "no/such/file.json"], "cannot read"),
+    ],
+)
 def test_tune_and_params_misuse_is_one_line(args, message):
     res = CliRunner().invoke(main, args)
     assert res.exit_code != 0 and message in res.output

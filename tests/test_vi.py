@@ -67,8 +67,22 @@ def _random_problem(seed, n_users, n_items, density):
 def _state(m, d, backend, covariance, seed=0, lam=0.7, gamma=1.3, tau=0.9, learn_hyper=False, reg_scaling="none"):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
-    return VIState((indptr, indices, data), csc, m.shape[0], m.shape[1], d, float(data.mean()), backend_of(backend),
-                   seed, lam, gamma, tau, covariance, learn_hyper, reg_scaling)
+    return VIState(
+        (indptr, indices, data),
+        csc,
+        m.shape[0],
+        m.shape[1],
+        d,
+        float(data.mean()),
+        backend_of(backend),
+        seed,
+        lam,
+        gamma,
+        tau,
+        covariance,
+        learn_hyper,
+        reg_scaling,
+    )
 
 
 def _prior_scales(state, reg_scaling):
@@ -130,11 +144,12 @@ def _direct_elbo(state, tau_users=None, tau_items=None, bias_var=None, reg_scali
     for side, s, rho in ((state.users, s_u, rhos[0]), (state.items, s_i, rhos[1])):
         b = side.bias.astype(np.float64)
         if not state.learn_hyper:
-            kl += 0.5 * state.gamma * np.sum(rho * b ** 2)
+            kl += 0.5 * state.gamma * np.sum(rho * b**2)
         else:  # -E_q[log p(b)] - H[q(b)]
             bias_prior = scipy.stats.norm(0.0, 1.0 / np.sqrt(state.gamma * rho))
-            kl += np.sum(-bias_prior.logpdf(b) + 0.5 * state.gamma * rho * s
-                         - scipy.stats.norm(b, np.sqrt(s)).entropy())
+            kl += np.sum(
+                -bias_prior.logpdf(b) + 0.5 * state.gamma * rho * s - scipy.stats.norm(b, np.sqrt(s)).entropy()
+            )
     return float(lik - kl)
 
 
@@ -156,9 +171,22 @@ def test_scattered_item_sweep_matches_the_gather(reg_scaling):
     for _ in range(2):  # the second round checks that the accumulators were consumed and reset
         state.user_step()
         gather = copy.deepcopy(state.items)
-        kvi.half_sweep_full(*state.csc, state.mu, gather.bias, gather.mean, gather.cov, gather.rows,
-                            gather.logdet, state.users.rows, state.lam, state.gamma, state.tau, state.item_blocks,
-                            gather.esse, gather.prior_scale)
+        kvi.half_sweep_full(
+            *state.csc,
+            state.mu,
+            gather.bias,
+            gather.mean,
+            gather.cov,
+            gather.rows,
+            gather.logdet,
+            state.users.rows,
+            state.lam,
+            state.gamma,
+            state.tau,
+            state.item_blocks,
+            gather.esse,
+            gather.prior_scale,
+        )
         state.item_step()
         for name in ("bias", "mean", "cov", "rows", "logdet", "esse"):
             np.testing.assert_allclose(getattr(state.items, name), getattr(gather, name), rtol=1e-4, atol=1e-6)
@@ -179,7 +207,7 @@ def _user_step_from_random_items(m, d, backend, covariance, item_seed, reg_scali
 
 def _user_row(m, u):
     """Item indices and float64 ratings of row ``u`` of a CSR matrix."""
-    return m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]].astype(np.float64)
+    return m.indices[m.indptr[u] : m.indptr[u + 1]], m.data[m.indptr[u] : m.indptr[u + 1]].astype(np.float64)
 
 
 @pytest.mark.parametrize("reg_scaling", ["none", "count"])
@@ -243,14 +271,15 @@ def test_count_scaled_item_update_is_the_closed_form(backend, covariance):
     by_item = m.tocsc()
     lam = state.lam
     for i in range(m.shape[1]):
-        idx = by_item.indices[by_item.indptr[i]:by_item.indptr[i + 1]]
-        r = by_item.data[by_item.indptr[i]:by_item.indptr[i + 1]].astype(np.float64) - state.mu - bu[idx]
+        idx = by_item.indices[by_item.indptr[i] : by_item.indptr[i + 1]]
+        r = by_item.data[by_item.indptr[i] : by_item.indptr[i + 1]].astype(np.float64) - state.mu - bu[idx]
         rho = max(idx.size, 1)  # the last item is unrated: the unscaled prior
         b = lam * np.sum(r - u[idx] @ v0[i]) / (lam * idx.size + state.gamma * rho) if idx.size else 0.0
         assert state.items.bias[i] == pytest.approx(b, rel=1e-5, abs=1e-6)
         second = s_users[idx].sum(axis=0)
-        a = rho * np.diag(state.tau) + lam * (u[idx].T @ u[idx] + (second if covariance == "full"
-                                                                   else np.diag(np.diag(second))))
+        a = rho * np.diag(state.tau) + lam * (
+            u[idx].T @ u[idx] + (second if covariance == "full" else np.diag(np.diag(second)))
+        )
         rhs = lam * u[idx].T @ (r - b)
         if covariance == "full":
             np.testing.assert_allclose(state.items.cov[i], scipy.linalg.inv(a), rtol=1e-4, atol=1e-6)
@@ -270,8 +299,7 @@ def test_count_scaled_item_update_is_the_closed_form(backend, covariance):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_elbo_is_exact(covariance, backend, learn, reg_scaling):
     """Also with count-scaled priors N(0, (rho_e diag(tau))^-1): their log-determinants included."""
-    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance, learn_hyper=learn,
-                   reg_scaling=reg_scaling)
+    state = _state(_random_problem(5, 12, 9, 0.4), 3, backend, covariance, learn_hyper=learn, reg_scaling=reg_scaling)
     tol = 1e-6 if backend == "numba" else 1e-10
     assert state.elbo() == pytest.approx(_direct_elbo(state, reg_scaling=reg_scaling), rel=tol)  # the start
     state.user_step()
@@ -285,17 +313,39 @@ def test_elbo_is_exact(covariance, backend, learn, reg_scaling):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.integers(1, 5), n_users=st.integers(2, 20), n_items=st.integers(2, 20),
-       density=st.floats(0.05, 0.9), lam=st.floats(0.05, 5), gamma=st.floats(0.0, 5), tau=st.floats(0.05, 5),
-       backend=st.sampled_from(["numba", "numpy"]), covariance=st.sampled_from(["full", "diagonal"]),
-       learn=st.booleans(), reg_scaling=st.sampled_from(["none", "count"]))
-def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn,
-                              reg_scaling):
+@given(
+    seed=st.integers(0, 10_000),
+    d=st.integers(1, 5),
+    n_users=st.integers(2, 20),
+    n_items=st.integers(2, 20),
+    density=st.floats(0.05, 0.9),
+    lam=st.floats(0.05, 5),
+    gamma=st.floats(0.0, 5),
+    tau=st.floats(0.05, 5),
+    backend=st.sampled_from(["numba", "numpy"]),
+    covariance=st.sampled_from(["full", "diagonal"]),
+    learn=st.booleans(),
+    reg_scaling=st.sampled_from(["none", "count"]),
+)
+def test_elbo_never_decreases(
+    seed, d, n_users, n_items, density, lam, gamma, tau, backend, covariance, learn, reg_scaling
+):
     gamma += 0.05 * learn  # a learned bias prior needs a positive starting precision
-    state = _state(_random_problem(seed, n_users, n_items, density), d, backend, covariance, seed, lam, gamma, tau,
-                   learn, reg_scaling)
+    state = _state(
+        _random_problem(seed, n_users, n_items, density),
+        d,
+        backend,
+        covariance,
+        seed,
+        lam,
+        gamma,
+        tau,
+        learn,
+        reg_scaling,
+    )
     steps = [state.user_step, state.item_step] + (
-        [state.update_lam, state.update_gamma, state.update_tau] if learn else [])
+        [state.update_lam, state.update_gamma, state.update_tau] if learn else []
+    )
     rtol = 2e-6 if backend == "numba" else 1e-9
     previous = state.elbo()
     for _ in range(3):
@@ -310,8 +360,7 @@ def test_elbo_never_decreases(seed, d, n_users, n_items, density, lam, gamma, ta
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 def test_learned_precisions_maximise_the_elbo(covariance, reg_scaling):
     """Also under count-scaled priors, whose fixed scales rho_e weight the sums of the updates."""
-    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance, learn_hyper=True,
-                   reg_scaling=reg_scaling)
+    state = _state(_random_problem(8, 25, 20, 0.3), 4, "numpy", covariance, learn_hyper=True, reg_scaling=reg_scaling)
     for _ in range(2):
         state.user_step()
         state.item_step()
@@ -349,8 +398,10 @@ def test_learned_precisions_maximise_the_elbo(covariance, reg_scaling):
     rhos = _prior_scales(state, reg_scaling)
 
     def second_moments():  # sum_e rho_e (m_ed^2 + S_e,dd) over the users and over the items
-        return [rho @ (side.mean.astype(np.float64) ** 2 + np.diagonal(_covariances(side), axis1=1, axis2=2))
-                for side, rho in zip((state.users, state.items), rhos)]
+        return [
+            rho @ (side.mean.astype(np.float64) ** 2 + np.diagonal(_covariances(side), axis1=1, axis2=2))
+            for side, rho in zip((state.users, state.items), rhos)
+        ]
 
     a, b = second_moments()
     separate = direct(tau_users=n_u / a, tau_items=n_i / b)
@@ -385,8 +436,9 @@ def test_predictive_variance_matches_monte_carlo(small_split):
         uu = rng.multivariate_normal(model.user_factors_[u], model.user_cov_[u], 200_000)
         vv = rng.multivariate_normal(model.item_factors_[i], model.item_cov_[i], 200_000)
         # the biases are Gaussian too (learn_hyper), independent of the factors
-        biases = (rng.normal(model.user_bias_[u], np.sqrt(model.user_bias_var_[u]), 200_000)
-                  + rng.normal(model.item_bias_[i], np.sqrt(model.item_bias_var_[i]), 200_000))
+        biases = rng.normal(model.user_bias_[u], np.sqrt(model.user_bias_var_[u]), 200_000) + rng.normal(
+            model.item_bias_[i], np.sqrt(model.item_bias_var_[i]), 200_000
+        )
         draws = model.global_mean_ + biases + np.einsum("nd,nd->n", uu, vv)
         assert mean[j] == pytest.approx(draws.mean(), abs=0.02)
         assert sd[j] ** 2 - 1.0 / model.lam_ == pytest.approx(draws.var(), rel=0.03)
@@ -404,9 +456,10 @@ def test_cold_ids_get_the_prior_variance(small_split):
     # U ~ N(0, diag(1/tau)): Var(U.V) = sum_d (m_id^2 + s_id) / tau_d; both cold: sum_d 1/tau_d^2;
     # a cold bias has the prior variance 1/gamma, a known one its posterior variance
     noise, cold_bias = 1.0 / model.lam_, 1.0 / model.gamma_
-    assert sd[0] ** 2 == pytest.approx(np.sum((m_i ** 2 + s_i) / tau) + noise + cold_bias + model.item_bias_var_[7],
-                                       rel=1e-5)
-    assert sd[1] ** 2 == pytest.approx(np.sum(1.0 / tau ** 2) + noise + 2 * cold_bias, rel=1e-5)
+    assert sd[0] ** 2 == pytest.approx(
+        np.sum((m_i**2 + s_i) / tau) + noise + cold_bias + model.item_bias_var_[7], rel=1e-5
+    )
+    assert sd[1] ** 2 == pytest.approx(np.sum(1.0 / tau**2) + noise + 2 * cold_bias, rel=1e-5)
     assert mean[1] == pytest.approx(model.global_mean_)
 
 
@@ -422,8 +475,12 @@ def test_report_setting_is_the_default_and_stays_fixed(small_split):
 
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 def test_backends_agree_every_epoch(small_split, covariance):
-    runs = {b: VI(factors=8, epochs=4, learn_hyper=True, covariance=covariance, backend=b).fit(
-        small_split.train, eval_set=small_split.test) for b in ("numba", "numpy")}
+    runs = {
+        b: VI(factors=8, epochs=4, learn_hyper=True, covariance=covariance, backend=b).fit(
+            small_split.train, eval_set=small_split.test
+        )
+        for b in ("numba", "numpy")
+    }
     for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
         assert a["elbo"] == pytest.approx(b["elbo"], rel=1e-5)
         assert a["lam"] == pytest.approx(b["lam"], rel=1e-4)
@@ -436,10 +493,19 @@ def test_backends_agree_every_epoch(small_split, covariance):
 @pytest.mark.parametrize("learn", [False, True])
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
 def test_count_scaling_backends_agree_and_differ_from_fixed_priors(small_split, covariance, learn):
-    params = {"factors": 6, "epochs": 3, "covariance": covariance, "learn_hyper": learn, "lam": 1.0, "tau": 0.05,
-              "gamma": 0.05}
-    runs = {b: VI(**params, reg_scaling="count", backend=b).fit(small_split.train, eval_set=small_split.test)
-            for b in ("numba", "numpy")}
+    params = {
+        "factors": 6,
+        "epochs": 3,
+        "covariance": covariance,
+        "learn_hyper": learn,
+        "lam": 1.0,
+        "tau": 0.05,
+        "gamma": 0.05,
+    }
+    runs = {
+        b: VI(**params, reg_scaling="count", backend=b).fit(small_split.train, eval_set=small_split.test)
+        for b in ("numba", "numpy")
+    }
     for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
         assert a["elbo"] == pytest.approx(b["elbo"], rel=1e-5)
         assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
@@ -473,8 +539,11 @@ def test_calibrated_and_as_accurate_as_tuned_als_on_planted_data(synthetic_split
     train, test = synthetic_split.train, synthetic_split.test
     report = VI(factors=8, epochs=15, learn_hyper=True, covariance=covariance).fit(train).evaluate(test)
     assert abs(report["coverage_50"] - 0.5) < 0.05 and abs(report["coverage_90"] - 0.9) < 0.05
-    als = [ALS(factors=8, epochs=15, tau=tau, gamma=gamma).fit(train).evaluate(test)["test_rmse"]
-           for tau in (0.25, 0.5, 1, 2) for gamma in (0.3, 1, 3)]
+    als = [
+        ALS(factors=8, epochs=15, tau=tau, gamma=gamma).fit(train).evaluate(test)["test_rmse"]
+        for tau in (0.25, 0.5, 1, 2)
+        for gamma in (0.3, 1, 3)
+    ]
     assert report["test_rmse"] <= min(als)
     # the report's fixed lam = 0.1 claims noise sd 3.2 stars: intervals far too wide
     fixed = VI(factors=8, epochs=3).fit(train).evaluate(test)
@@ -488,10 +557,30 @@ def test_fold_in_of_a_training_user_repeats_its_user_step(small_split, reg_scali
     (bias, then posterior) converge to: the same bias, mean and covariance, under count with the user's
     prior scaled by its rating count."""
     train = small_split.train
-    model = VI(factors=4, epochs=2, covariance=covariance, reg_scaling=reg_scaling, lam=1.0, tau=0.3, gamma=0.2,
-               backend="numpy").fit(train)
-    state = VIState(train.csr, train.csc, train.n_users, train.n_items, 4, model.global_mean_, backend_of("numpy"),
-                    lam=model.lam, gamma=model.gamma, tau=model.tau, covariance=covariance, reg_scaling=reg_scaling)
+    model = VI(
+        factors=4,
+        epochs=2,
+        covariance=covariance,
+        reg_scaling=reg_scaling,
+        lam=1.0,
+        tau=0.3,
+        gamma=0.2,
+        backend="numpy",
+    ).fit(train)
+    state = VIState(
+        train.csr,
+        train.csc,
+        train.n_users,
+        train.n_items,
+        4,
+        model.global_mean_,
+        backend_of("numpy"),
+        lam=model.lam,
+        gamma=model.gamma,
+        tau=model.tau,
+        covariance=covariance,
+        reg_scaling=reg_scaling,
+    )
     items = state.items
     items.mean[...], items.cov[...], items.bias[...] = model.item_factors_, model.item_cov_, model.item_bias_
     if items.rows is not None:
@@ -536,7 +625,7 @@ def test_ranking_strategies(fitted_vi, small_split):
     for strategy in ("penalized", "ucb"):
         items, scores = model.recommend(uid, k=8, strategy=strategy, beta=2.0)
         mean, sd = model.predict(np.full(items.size, uid), items, return_std=True)
-        var = sd ** 2 - 1.0 / model.lam_ - model.user_bias_var_[10]
+        var = sd**2 - 1.0 / model.lam_ - model.user_bias_var_[10]
         expected = mean / (1.0 + var) if strategy == "penalized" else mean + 2.0 * np.sqrt(var)
         np.testing.assert_allclose(scores, expected, rtol=1e-4)
         ids, sc = model.recommend_all(k=8, users=[uid], strategy=strategy, beta=2.0)
@@ -563,8 +652,7 @@ def test_score_variance_is_the_predictive_variance_of_every_item(small_split, co
     for row, u in enumerate(users):
         uid = np.full(model.n_items, model.user_map_.ids[u])
         _, sd = model.predict(uid, model.item_map_.ids, return_std=True)
-        np.testing.assert_allclose(var[row], sd ** 2 - 1.0 / model.lam_ - model.user_bias_var_[u], rtol=2e-3,
-                                   atol=1e-6)
+        np.testing.assert_allclose(var[row], sd**2 - 1.0 / model.lam_ - model.user_bias_var_[u], rtol=2e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("covariance", ["full", "diagonal"])
@@ -573,8 +661,11 @@ def test_posterior_draws_have_the_posterior_moments(covariance):
     d, n = 3, 40_000
     mean = rng.normal(size=d).astype(np.float32)
     x = rng.normal(size=(d, d))
-    cov = (x @ x.T + 0.1 * np.eye(d)).astype(np.float32) if covariance == "full" else rng.uniform(
-        0.1, 1, d).astype(np.float32)
+    cov = (
+        (x @ x.T + 0.1 * np.eye(d)).astype(np.float32)
+        if covariance == "full"
+        else rng.uniform(0.1, 1, d).astype(np.float32)
+    )
     out = np.empty((n, d))
     kvi.draw(np.tile(mean, (n, 1)), np.tile(cov, (n,) + (1,) * cov.ndim), np.arange(n), 7, out)
     np.testing.assert_allclose(out.mean(axis=0), mean, atol=0.05)
@@ -595,8 +686,25 @@ def test_bad_parameters():
 def test_cli_train_vi_json_and_recommend(tmp_path):
     runner = CliRunner()
     out = tmp_path / "vi"
-    res = runner.invoke(main, ["train", "--model", "vi", "--factors", "5", "--epochs", "3", "--learn-hyper",
-                               "--covariance", "diagonal", "--json", "-q", "--out", str(out)])
+    res = runner.invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "vi",
+            "--factors",
+            "5",
+            "--epochs",
+            "3",
+            "--learn-hyper",
+            "--covariance",
+            "diagonal",
+            "--json",
+            "-q",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["params"]["covariance"] == "diagonal" and report["params"]["learn_hyper"] is True
@@ -607,14 +715,31 @@ def test_cli_train_vi_json_and_recommend(tmp_path):
     assert report["lam"] == report["history"][-1]["lam"] and len(report["tau"]) == 5 and report["gamma"] > 0
     assert len(report["uncertainty"]["most_certain"]) == 5
     for strategy in ("penalized", "ucb", "thompson"):
-        rec = runner.invoke(main, ["recommend", str(out), "--user", "1", "-k", "4", "--strategy", strategy,
-                                   "--beta", "1.5", "--seed", "3", "--json"])
+        rec = runner.invoke(
+            main,
+            [
+                "recommend",
+                str(out),
+                "--user",
+                "1",
+                "-k",
+                "4",
+                "--strategy",
+                strategy,
+                "--beta",
+                "1.5",
+                "--seed",
+                "3",
+                "--json",
+            ],
+        )
         assert rec.exit_code == 0, rec.output
         assert len(json.loads(rec.stdout)) == 4
     text = runner.invoke(main, ["train", "--model", "vi", "--factors", "3", "--epochs", "1", "-q"])
     assert text.exit_code == 0 and "coverage_90" in text.output and "least certain" in text.output
-    runner.invoke(main, ["train", "--model", "als", "--factors", "3", "--epochs", "1", "-q", "--out",
-                         str(tmp_path / "als")])
+    runner.invoke(
+        main, ["train", "--model", "als", "--factors", "3", "--epochs", "1", "-q", "--out", str(tmp_path / "als")]
+    )
     bad = runner.invoke(main, ["recommend", str(tmp_path / "als"), "--user", "1", "--strategy", "ucb"])
     assert bad.exit_code == 1 and "--model vi" in bad.output
     bad = runner.invoke(main, ["train", "--model", "als", "--covariance", "full"])

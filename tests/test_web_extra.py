@@ -21,9 +21,11 @@ def test_the_web_extra_is_installed_for_the_web_tests():
 
 
 def test_the_core_package_and_the_command_line_never_import_django():
-    code = ("import sys, fastmf, fastmf.cli; from click.testing import CliRunner; "
-            "assert CliRunner().invoke(fastmf.cli.main, ['web', '--help']).exit_code == 0; "
-            "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'django' or m.startswith('fastmf.web')); "
-            "assert not loaded, loaded")
+    code = (
+        "import sys, fastmf, fastmf.cli; from click.testing import CliRunner; "
+        "assert CliRunner().invoke(fastmf.cli.main, ['web', '--help']).exit_code == 0; "
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'django' or m.startswith('fastmf.web')); "
+        "assert not loaded, loaded"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

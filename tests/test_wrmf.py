@@ -34,8 +34,14 @@ class TestWRMFCholesky(ModelTestMixin):
 def _problem(seed, n_users, n_items, density):
     """A random implicit problem: CSR and CSC of observed pairs with positive values."""
     rng = np.random.default_rng(seed)
-    m = sp.random(n_users, n_items, density=density, random_state=rng, format="csr",
-                  data_rvs=lambda k: rng.choice([1.0, 2.0, 5.0], k))
+    m = sp.random(
+        n_users,
+        n_items,
+        density=density,
+        random_state=rng,
+        format="csr",
+        data_rvs=lambda k: rng.choice([1.0, 2.0, 5.0], k),
+    )
     m.sort_indices()
     csr = (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32))
     t = m.tocsc()
@@ -45,8 +51,21 @@ def _problem(seed, n_users, n_items, density):
 
 
 def _state(backend, m, csr, csc, d=4, seed=0, cg_steps=0, lam=0.3, alpha=2.0, log_scaling=False):
-    return WRMFState(csr, csc, m.shape[0], m.shape[1], d, backend_of(backend), seed, lam, alpha, 1.0, log_scaling,
-                     cg_steps, init_std=0.3)
+    return WRMFState(
+        csr,
+        csc,
+        m.shape[0],
+        m.shape[1],
+        d,
+        backend_of(backend),
+        seed,
+        lam,
+        alpha,
+        1.0,
+        log_scaling,
+        cg_steps,
+        init_std=0.3,
+    )
 
 
 def brute_objective(m, x, y, lam, alpha, log_scaling=False):
@@ -83,17 +102,27 @@ def test_user_update_is_the_closed_form(backend):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), d=st.integers(1, 6), n_users=st.integers(2, 25), n_items=st.integers(2, 25),
-       density=st.floats(0.05, 0.6), lam=st.floats(0.01, 5.0), alpha=st.floats(0.0, 20.0),
-       cg_steps=st.sampled_from([0, 1, 3]), backend=st.sampled_from(["numba", "numpy"]))
+@given(
+    seed=st.integers(0, 10_000),
+    d=st.integers(1, 6),
+    n_users=st.integers(2, 25),
+    n_items=st.integers(2, 25),
+    density=st.floats(0.05, 0.6),
+    lam=st.floats(0.01, 5.0),
+    alpha=st.floats(0.0, 20.0),
+    cg_steps=st.sampled_from([0, 1, 3]),
+    backend=st.sampled_from(["numba", "numpy"]),
+)
 def test_objective_never_increases_per_half_sweep(seed, d, n_users, n_items, density, lam, alpha, cg_steps, backend):
     m, csr, csc = _problem(seed, n_users, n_items, density)
     state = _state(backend, m, csr, csc, d, seed, cg_steps, lam, alpha)
     before = state.objective()
     rtol = 2e-5 if backend == "numba" else 1e-10
     for _ in range(2):
-        for mat, own, other, blocks in ((state.csr, state.user_factors, state.item_factors, state.user_blocks),
-                                        (state.csc, state.item_factors, state.user_factors, state.item_blocks)):
+        for mat, own, other, blocks in (
+            (state.csr, state.user_factors, state.item_factors, state.user_blocks),
+            (state.csc, state.item_factors, state.user_factors, state.item_blocks),
+        ):
             state._sweep(mat, own, other, blocks)
             after = state.objective()
             assert after <= before + rtol * abs(before) + 1e-9
@@ -140,7 +169,7 @@ def test_implicit_weights_are_the_values():
 def test_fold_in_is_the_users_exact_update(small_split):
     model = fastmf.WRMF(factors=6, epochs=3, solver="cholesky").fit(small_split.train)
     u = int(np.argmax(np.diff(model.positive_indptr_)))
-    seen = model.positive_indices_[model.positive_indptr_[u]:model.positive_indptr_[u + 1]]
+    seen = model.positive_indices_[model.positive_indptr_[u] : model.positive_indptr_[u + 1]]
     _, x = model._fold_in_state(seen, np.full(seen.size, 5.0))
     y = model.item_factors_.astype(float)
     c = np.ones(model.n_items)
@@ -156,16 +185,44 @@ def test_fold_in_is_the_users_exact_update(small_split):
 def test_cli_train_save_recommend_and_compare(tmp_path):
     runner = CliRunner()
     out = tmp_path / "w"
-    res = runner.invoke(main, ["train", "--model", "wrmf", "--factors", "8", "--epochs", "3", "--solver", "cholesky",
-                               "--out", str(out), "--json", "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "train",
+            "--model",
+            "wrmf",
+            "--factors",
+            "8",
+            "--epochs",
+            "3",
+            "--solver",
+            "cholesky",
+            "--out",
+            str(out),
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["params"]["solver"] == "cholesky" and 0.5 < report["auc"] <= 1
     assert all(a["objective"] >= b["objective"] for a, b in zip(report["history"], report["history"][1:]))
     res = runner.invoke(main, ["recommend", str(out), "--user", "1", "-k", "5", "--json"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["compare", "--models", "popular,wrmf", "--param", "wrmf.factors=8",
-                               "--param", "wrmf.epochs=2", "--json", "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "compare",
+            "--models",
+            "popular,wrmf",
+            "--param",
+            "wrmf.factors=8",
+            "--param",
+            "wrmf.epochs=2",
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["models"]
     assert [r["model"] for r in rows] == ["popular", "wrmf"]

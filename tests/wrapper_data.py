@@ -19,15 +19,21 @@ USER_OFFSET = 1000  # planted user ids are 1000.. and item ids 5000.., so no id 
 ITEM_OFFSET = 5000
 
 
-def planted_ratings(seed: int = 0, n_users: int = 300, n_items: int = 200, rank: int = 3, density: float = 0.12,
-                    noise: float = 0.8):
+def planted_ratings(
+    seed: int = 0, n_users: int = 300, n_items: int = 200, rank: int = 3, density: float = 0.12, noise: float = 0.8
+):
     """``(user ids, item ids, ratings)`` of ``3.5 + b_u + b_i + U_u.V_i / sqrt(rank) + N(0, noise^2)``, clipped."""
     rng = np.random.default_rng(seed)
     u_f, i_f = rng.normal(0, 1, (n_users, rank)), rng.normal(0, 1, (n_items, rank))
     b_u, b_i = rng.normal(0, 0.4, n_users), rng.normal(0, 0.6, n_items)
     users, items = np.nonzero(rng.random((n_users, n_items)) < density)
-    r = (3.5 + b_u[users] + b_i[items] + np.einsum("nd,nd->n", u_f[users], i_f[items]) / np.sqrt(rank)
-         + rng.normal(0, noise, users.size))
+    r = (
+        3.5
+        + b_u[users]
+        + b_i[items]
+        + np.einsum("nd,nd->n", u_f[users], i_f[items]) / np.sqrt(rank)
+        + rng.normal(0, noise, users.size)
+    )
     return users + USER_OFFSET, items + ITEM_OFFSET, np.clip(r, 0.5, 5.0)
 
 

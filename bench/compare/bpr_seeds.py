@@ -35,5 +35,7 @@ if __name__ == "__main__":
             report = BPR(seed=seed, **params).fit(split.train).evaluate(split.test)
             rows.append((report["auc"], report["ndcg@10"], report["precision@10"]))
         a = np.array(rows)
-        print(f"{label:<45} AUC {a[:, 0].mean():.4f} ± {a[:, 0].std(ddof=1):.4f}  "
-              f"NDCG@10 {a[:, 1].mean():.4f} ± {a[:, 1].std(ddof=1):.4f}  P@10 {a[:, 2].mean():.4f}")
+        print(
+            f"{label:<45} AUC {a[:, 0].mean():.4f} ± {a[:, 0].std(ddof=1):.4f}  "
+            f"NDCG@10 {a[:, 1].mean():.4f} ± {a[:, 1].std(ddof=1):.4f}  P@10 {a[:, 2].mean():.4f}"
+        )

@@ -36,12 +36,14 @@ if __name__ == "__main__":
     train, test = triples(split.train, 4.0), triples(split.test)
     scores = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        ev = BaseMethod.from_splits(train_data=train, test_data=test, exclude_unknowns=True, rating_threshold=4.0,
-                                    seed=seed, verbose=False)
+        ev = BaseMethod.from_splits(
+            train_data=train, test_data=test, exclude_unknowns=True, rating_threshold=4.0, seed=seed, verbose=False
+        )
         model = BPR(k=64, max_iter=50, learning_rate=0.05, lambda_reg=0.001, seed=seed, verbose=False)
         model.fit(ev.train_set)
-        avg, _ = ranking_eval(model, [AUC(), NDCG(k=10)], ev.train_set, ev.test_set, rating_threshold=4.0,
-                              exclude_unknowns=True)
+        avg, _ = ranking_eval(
+            model, [AUC(), NDCG(k=10)], ev.train_set, ev.test_set, rating_threshold=4.0, exclude_unknowns=True
+        )
         scores.append(avg)
         print(f"seed {seed}: AUC {avg[0]:.4f}  NDCG@10 {avg[1]:.4f}", flush=True)
     a = np.array(scores)

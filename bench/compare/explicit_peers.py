@@ -70,16 +70,19 @@ PEERS_PYTHON = "/tmp/venv-peers/bin/python"
 # only) sat at an edge of the grid: Surprise SVD's factors, epochs, rate and reg_all, cornac's k and
 # learning rate, LensKit's embedding size. SVD++'s grid stays small: one fit takes ~50 s here.
 SURPRISE_GRIDS = {
-    "SVD": {"n_factors": [50, 100, 200], "n_epochs": [20, 40], "lr_all": [0.01, 0.02],
-            "reg_all": [0.05, 0.1, 0.15]},
+    "SVD": {"n_factors": [50, 100, 200], "n_epochs": [20, 40], "lr_all": [0.01, 0.02], "reg_all": [0.05, 0.1, 0.15]},
     "SVDpp": {"n_factors": [20], "n_epochs": [20], "lr_all": [0.007], "reg_all": [0.05, 0.1]},
 }
 SURPRISE_QUICK = {
     "SVD": {"n_factors": [20], "n_epochs": [5], "lr_all": [0.005], "reg_all": [0.02, 0.1]},
     "SVDpp": {"n_factors": [5], "n_epochs": [2], "lr_all": [0.007], "reg_all": [0.02]},
 }
-CORNAC_GRID = {"k": [10, 30, 50, 100], "lambda_reg": [1e-1, 1e-2, 1e-3, 1e-4], "learning_rate": [0.002, 0.005, 0.01],
-               "max_iter": [20, 50, 100]}
+CORNAC_GRID = {
+    "k": [10, 30, 50, 100],
+    "lambda_reg": [1e-1, 1e-2, 1e-3, 1e-4],
+    "learning_rate": [0.002, 0.005, 0.01],
+    "max_iter": [20, 50, 100],
+}
 CORNAC_QUICK = {"k": [10], "lambda_reg": [0.01, 0.1], "learning_rate": [0.01], "max_iter": [20]}
 LENSKIT_GRID = {"embedding_size": [50, 100, 150], "regularization": [0.05, 0.1, 0.2], "damping": [5.0, 25.0]}
 LENSKIT_QUICK = {"embedding_size": [10], "regularization": [0.1], "damping": [5.0, 25.0]}
@@ -117,18 +120,26 @@ def peer_surprise(args, train_csv, test_csv, scale) -> list[dict]:
         grid = {**grids[name], "random_state": [args.seed], **({"cache_ratings": [True]} if name == "SVDpp" else {})}
         n_points = math.prod(len(v) for v in grid.values())
         t0 = time.perf_counter()
-        gs = GridSearchCV(cls, grid, measures=["rmse"], cv=KFold(3, random_state=args.seed, shuffle=True),
-                          n_jobs=args.jobs)
+        gs = GridSearchCV(
+            cls, grid, measures=["rmse"], cv=KFold(3, random_state=args.seed, shuffle=True), n_jobs=args.jobs
+        )
         gs.fit(data)
         params = gs.best_params["rmse"]
         algo = cls(**params).fit(data.build_full_trainset())
         pred = [p.est for p in algo.test(testset)]
-        rows.append({"library": f"Surprise {surprise.__version__}", "model": name,
-                     "tuning": f"GridSearchCV, 3-fold CV on train: {grid_text(grids[name])} ({n_points} settings)",
-                     "fits": 3 * n_points + 1, "params": {k: v for k, v in params.items()
-                                                           if k not in ("random_state", "cache_ratings")},
-                     "val": float(gs.best_score["rmse"]), "val_measure": "RMSE, mean of 3 CV folds of train",
-                     "seconds": time.perf_counter() - t0, "pred": pred})
+        rows.append(
+            {
+                "library": f"Surprise {surprise.__version__}",
+                "model": name,
+                "tuning": f"GridSearchCV, 3-fold CV on train: {grid_text(grids[name])} ({n_points} settings)",
+                "fits": 3 * n_points + 1,
+                "params": {k: v for k, v in params.items() if k not in ("random_state", "cache_ratings")},
+                "val": float(gs.best_score["rmse"]),
+                "val_measure": "RMSE, mean of 3 CV folds of train",
+                "seconds": time.perf_counter() - t0,
+                "pred": pred,
+            }
+        )
         log(f"  Surprise {name}: {params} ({rows[-1]['seconds']:.0f} s)")
     return rows
 
@@ -159,10 +170,19 @@ def peer_cornac(args, train_csv, test_csv, scale) -> list[dict]:
     pred = [float(model.rate(uid.get(u, -1), iid.get(i, -1))) for u, i in zip(test_df["user"], test_df["item"])]
     seconds = time.perf_counter() - t0
     log(f"  cornac MF: {params} ({seconds:.0f} s)")
-    return [{"library": f"cornac {cornac.__version__}", "model": "MF (use_bias, early_stop)",
-             "tuning": f"hyperopt.GridSearch, 10% of train (RatioSplit): {grid_text(grid)} ({n_points} settings)",
-             "fits": n_points + 1, "params": params, "val": float(gs.best_score), "val_measure": "RMSE, 10% of train",
-             "seconds": seconds, "pred": pred}]
+    return [
+        {
+            "library": f"cornac {cornac.__version__}",
+            "model": "MF (use_bias, early_stop)",
+            "tuning": f"hyperopt.GridSearch, 10% of train (RatioSplit): {grid_text(grid)} ({n_points} settings)",
+            "fits": n_points + 1,
+            "params": params,
+            "val": float(gs.best_score),
+            "val_measure": "RMSE, 10% of train",
+            "seconds": seconds,
+            "pred": pred,
+        }
+    ]
 
 
 def _lk_plateaued(history: list[float], min_improvement=0.005, check_iters=3, grace_period=3) -> bool:
@@ -185,8 +205,12 @@ def _lk_predict_fast(scorer, frame: pd.DataFrame, fallback: np.ndarray) -> np.nd
     bias = scorer.bias
     out = fallback.astype(np.float64).copy()
     uk, ik = u[known], i[known]
-    out[known] = (bias.global_bias + bias.item_biases[ik] + bias.user_biases[uk]
-                  + np.einsum("ij,ij->i", scorer.user_embeddings[uk], scorer.item_embeddings[ik]))
+    out[known] = (
+        bias.global_bias
+        + bias.item_biases[ik]
+        + bias.user_biases[uk]
+        + np.einsum("ij,ij->i", scorer.user_embeddings[uk], scorer.item_embeddings[ik])
+    )
     return out
 
 
@@ -237,8 +261,10 @@ def peer_lenskit(args, train_csv, test_csv, scale) -> list[dict]:
             if _lk_plateaued(history):
                 break
         trainer.finalize()
-        log(f"    LensKit {n + 1}/{len(points)} {point}: val RMSE {min(history):.4f} "
-            f"(epoch {int(np.argmin(history)) + 1} of {len(history)}, {time.perf_counter() - t0:.0f} s)")
+        log(
+            f"    LensKit {n + 1}/{len(points)} {point}: val RMSE {min(history):.4f} "
+            f"(epoch {int(np.argmin(history)) + 1} of {len(history)}, {time.perf_counter() - t0:.0f} s)"
+        )
     val_score, point, epochs = best
     scorer = BiasedMFScorer(epochs=epochs, user_embeddings="prefer", **point)
     pipe = predict_pipeline(scorer, fallback=True)
@@ -249,15 +275,28 @@ def peer_lenskit(args, train_csv, test_csv, scale) -> list[dict]:
     seconds = time.perf_counter() - t0
     check = _lk_predict_fast(scorer, test_df, fallback_predictions(data, test_df))
     if not np.allclose(check, pred, atol=1e-4):
-        raise RuntimeError(f"LensKit: vectorised predictions differ from the pipeline's by "
-                           f"{np.max(np.abs(check - pred)):.3g}")
+        raise RuntimeError(
+            f"LensKit: vectorised predictions differ from the pipeline's by {np.max(np.abs(check - pred)):.3g}"
+        )
     params = {**point, "epochs": epochs}
     log(f"  LensKit BiasedMF: {params} ({seconds:.0f} s)")
-    return [{"library": f"LensKit {lenskit.__version__}", "model": "BiasedMFScorer (ALS)",
-             "tuning": (f"grid, 10% of train (sample_records), per-epoch RMSE, plateau stop, <= {max_epochs} "
-                        f"epochs: {grid_text(grid)} ({len(points)} settings)"),
-             "fits": len(points) + 1, "params": params, "val": val_score, "val_measure": "RMSE, 10% of train",
-             "epochs_trained": epochs_run, "seconds": seconds, "pred": pred.tolist()}]
+    return [
+        {
+            "library": f"LensKit {lenskit.__version__}",
+            "model": "BiasedMFScorer (ALS)",
+            "tuning": (
+                f"grid, 10% of train (sample_records), per-epoch RMSE, plateau stop, <= {max_epochs} "
+                f"epochs: {grid_text(grid)} ({len(points)} settings)"
+            ),
+            "fits": len(points) + 1,
+            "params": params,
+            "val": val_score,
+            "val_measure": "RMSE, 10% of train",
+            "epochs_trained": epochs_run,
+            "seconds": seconds,
+            "pred": pred.tolist(),
+        }
+    ]
 
 
 PEER_RUNNERS = {"surprise": peer_surprise, "cornac": peer_cornac, "lenskit": peer_lenskit}
@@ -280,8 +319,13 @@ def export(data_path, folder: str):
     split = fastmf.random_split(data, 0.1, seed=42)
     paths = []
     for name, part in (("train", split.train), ("test", split.test)):
-        frame = pd.DataFrame({"user": part.user_map.ids[part.user_of_entry], "item": part.item_map.ids[part.indices],
-                              "rating": part.data.astype(np.float64)})
+        frame = pd.DataFrame(
+            {
+                "user": part.user_map.ids[part.user_of_entry],
+                "item": part.item_map.ids[part.indices],
+                "rating": part.data.astype(np.float64),
+            }
+        )
         path = os.path.join(folder, f"{name}.csv")
         frame.to_csv(path, index=False)
         paths.append(path)
@@ -299,8 +343,12 @@ def score(row: dict, test: pd.DataFrame, cold: np.ndarray, scale) -> dict:
         raise RuntimeError(f"{row['library']} {row['model']}: {np.sum(~np.isfinite(pred))} missing predictions")
     truth = test["rating"].to_numpy(np.float64)
     clipped = np.clip(pred, *scale)
-    return {**row, "test_rmse": rmse(pred, truth), "test_rmse_clipped": rmse(clipped, truth),
-            "cold_rmse": rmse(clipped[cold], truth[cold])}
+    return {
+        **row,
+        "test_rmse": rmse(pred, truth),
+        "test_rmse_clipped": rmse(clipped, truth),
+        "cold_rmse": rmse(clipped[cold], truth[cold]),
+    }
 
 
 def run_command(argv: list[str], cwd: str) -> tuple[dict, float]:
@@ -324,58 +372,114 @@ def run_fastmf(args, folder: str, test: pd.DataFrame) -> list[dict]:
         pred = fastmf.load_model(path).predict(users, items)
         got = rmse(pred, test["rating"].to_numpy(np.float64))
         if not math.isclose(got, expected, rel_tol=1e-5):
-            raise RuntimeError(f"fastmf {what}: test RMSE {got} on test.csv, {expected} by the command "
-                               "(the exported split is not fastmf's)")
+            raise RuntimeError(
+                f"fastmf {what}: test RMSE {got} on test.csv, {expected} by the command "
+                "(the exported split is not fastmf's)"
+            )
         return pred.tolist()
 
     budget = 6 if args.quick else args.budget
     params_file = os.path.join(folder, "als-tuned.json")
-    tuned, seconds = run_command([*fm, "tune", *data, "--budget", str(budget), "--save-params", params_file,
-                                  *common], folder)
+    tuned, seconds = run_command(
+        [*fm, "tune", *data, "--budget", str(budget), "--save-params", params_file, *common], folder
+    )
     best = tuned["best"]
-    refit, _ = run_command([*fm, "train", *data, "--params", params_file, "--out", os.path.join(folder, "als-tuned"),
-                            *common], folder)
+    refit, _ = run_command(
+        [*fm, "train", *data, "--params", params_file, "--out", os.path.join(folder, "als-tuned"), *common], folder
+    )
     if not math.isclose(refit["test_rmse"], best["test_rmse"], rel_tol=1e-5):
         raise RuntimeError(f"fastmf: train --params gives test RMSE {refit['test_rmse']}, tune {best['test_rmse']}")
     rungs = ", ".join(f"{r['settings']}x{r['epochs']}" for r in tuned["search"]["rungs"])
     keep = ("factors", "tau", "gamma", "reg_scaling", "lam", "epochs")
-    rows.append({"library": f"fastmf {fastmf.__version__}", "model": "ALS",
-                 "tuning": (f"fastmf tune --budget {budget}: searches {', '.join(tuned['search']['searched'])}, "
-                            f"halving (settings x epochs: {rungs}), 10% of train"),
-                 "fits": tuned["search"]["fits"] + 1, "params": {k: best["params"][k] for k in keep},
-                 "val": best["val_rmse"], "val_measure": "RMSE, 10% of train", "seconds": seconds,
-                 "command": f"fastmf tune --budget {budget}", "command_test_rmse": best["test_rmse"],
-                 "pred": predictions(os.path.join(folder, "als-tuned"), best["test_rmse"], "tune")})
+    rows.append(
+        {
+            "library": f"fastmf {fastmf.__version__}",
+            "model": "ALS",
+            "tuning": (
+                f"fastmf tune --budget {budget}: searches {', '.join(tuned['search']['searched'])}, "
+                f"halving (settings x epochs: {rungs}), 10% of train"
+            ),
+            "fits": tuned["search"]["fits"] + 1,
+            "params": {k: best["params"][k] for k in keep},
+            "val": best["val_rmse"],
+            "val_measure": "RMSE, 10% of train",
+            "seconds": seconds,
+            "command": f"fastmf tune --budget {budget}",
+            "command_test_rmse": best["test_rmse"],
+            "pred": predictions(os.path.join(folder, "als-tuned"), best["test_rmse"], "tune"),
+        }
+    )
 
-    vi, seconds = run_command([*fm, "train", *data, "--model", "vi", "--learn-hyper",
-                               "--out", os.path.join(folder, "vi"), *common], folder)
+    vi, seconds = run_command(
+        [*fm, "train", *data, "--model", "vi", "--learn-hyper", "--out", os.path.join(folder, "vi"), *common], folder
+    )
     tau = np.asarray(vi["tau"], dtype=np.float64)
-    rows.append({"library": f"fastmf {fastmf.__version__}", "model": "VI (learn_hyper)",
-                 "tuning": "none: lam, gamma and a per-dimension tau learned by empirical Bayes",
-                 "fits": 1, "params": {"factors": vi["params"]["factors"], "epochs": vi["params"]["epochs"],
-                                       "lam": round(vi["lam"], 4), "gamma": round(vi["gamma"], 4),
-                                       "tau": f"{tau.min():.3g}..{tau.max():.3g}"},
-                 "tau": tau.tolist(), "seconds": seconds, "fit_seconds": vi["fit_seconds"],
-                 "compile_seconds": vi["compile_seconds"], "command": "fastmf train --model vi --learn-hyper",
-                 "command_test_rmse": vi["test_rmse"],
-                 "pred": predictions(os.path.join(folder, "vi"), vi["test_rmse"], "train --model vi")})
+    rows.append(
+        {
+            "library": f"fastmf {fastmf.__version__}",
+            "model": "VI (learn_hyper)",
+            "tuning": "none: lam, gamma and a per-dimension tau learned by empirical Bayes",
+            "fits": 1,
+            "params": {
+                "factors": vi["params"]["factors"],
+                "epochs": vi["params"]["epochs"],
+                "lam": round(vi["lam"], 4),
+                "gamma": round(vi["gamma"], 4),
+                "tau": f"{tau.min():.3g}..{tau.max():.3g}",
+            },
+            "tau": tau.tolist(),
+            "seconds": seconds,
+            "fit_seconds": vi["fit_seconds"],
+            "compile_seconds": vi["compile_seconds"],
+            "command": "fastmf train --model vi --learn-hyper",
+            "command_test_rmse": vi["test_rmse"],
+            "pred": predictions(os.path.join(folder, "vi"), vi["test_rmse"], "train --model vi"),
+        }
+    )
 
-    als, seconds = run_command([*fm, "train", *data, "--out", os.path.join(folder, "als-default"), *common],
-                                folder)
-    rows.append({"library": f"fastmf {fastmf.__version__}", "model": "ALS (defaults, reference)",
-                 "tuning": "none", "fits": 1,
-                 "params": {k: als["params"][k] for k in keep}, "seconds": seconds,
-                 "fit_seconds": als["fit_seconds"], "compile_seconds": als["compile_seconds"],
-                 "command": "fastmf train", "command_test_rmse": als["test_rmse"],
-                 "pred": predictions(os.path.join(folder, "als-default"), als["test_rmse"], "train")})
+    als, seconds = run_command([*fm, "train", *data, "--out", os.path.join(folder, "als-default"), *common], folder)
+    rows.append(
+        {
+            "library": f"fastmf {fastmf.__version__}",
+            "model": "ALS (defaults, reference)",
+            "tuning": "none",
+            "fits": 1,
+            "params": {k: als["params"][k] for k in keep},
+            "seconds": seconds,
+            "fit_seconds": als["fit_seconds"],
+            "compile_seconds": als["compile_seconds"],
+            "command": "fastmf train",
+            "command_test_rmse": als["test_rmse"],
+            "pred": predictions(os.path.join(folder, "als-default"), als["test_rmse"], "train"),
+        }
+    )
     return rows
 
 
 def run_peer(args, name: str, train_csv: str, test_csv: str, scale, folder: str) -> list[dict]:
     result = os.path.join(folder, f"{name}.json")
-    argv = [args.peers_python, os.path.abspath(__file__), "--peer", name, "--train", train_csv, "--test", test_csv,
-            "--scale", f"{scale[0]},{scale[1]}", "--result", result, "--seed", str(args.seed),
-            "--threads", str(args.threads), "--jobs", str(args.jobs), "--lk-epochs", str(args.lk_epochs)]
+    argv = [
+        args.peers_python,
+        os.path.abspath(__file__),
+        "--peer",
+        name,
+        "--train",
+        train_csv,
+        "--test",
+        test_csv,
+        "--scale",
+        f"{scale[0]},{scale[1]}",
+        "--result",
+        result,
+        "--seed",
+        str(args.seed),
+        "--threads",
+        str(args.threads),
+        "--jobs",
+        str(args.jobs),
+        "--lk-epochs",
+        str(args.lk_epochs),
+    ]
     if args.quick:
         argv.append("--quick")
     log("  $ " + " ".join(argv))
@@ -392,17 +496,37 @@ def settings_text(params: dict) -> str:
         if isinstance(v, dict):
             return "/".join(fmt(x) for x in v.values())
         return str(v)
+
     return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["library", "model", "tuning (on train only)", "fits", "tuned settings", "val RMSE", "test RMSE",
-            "clipped", "cold-item RMSE", "seconds"]
+    head = [
+        "library",
+        "model",
+        "tuning (on train only)",
+        "fits",
+        "tuned settings",
+        "val RMSE",
+        "test RMSE",
+        "clipped",
+        "cold-item RMSE",
+        "seconds",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
-        cells = [r["library"], r["model"], r["tuning"], str(r["fits"]), settings_text(r["params"]),
-                 f"{r['val']:.4f}" if r.get("val") is not None else "-", f"{r['test_rmse']:.4f}",
-                 f"{r['test_rmse_clipped']:.4f}", f"{r['cold_rmse']:.4f}", f"{r['seconds']:.0f}"]
+        cells = [
+            r["library"],
+            r["model"],
+            r["tuning"],
+            str(r["fits"]),
+            settings_text(r["params"]),
+            f"{r['val']:.4f}" if r.get("val") is not None else "-",
+            f"{r['test_rmse']:.4f}",
+            f"{r['test_rmse_clipped']:.4f}",
+            f"{r['cold_rmse']:.4f}",
+            f"{r['seconds']:.0f}",
+        ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -413,10 +537,15 @@ def fastmf_source() -> str:
 
     where = os.path.dirname(os.path.dirname(os.path.abspath(fastmf.__file__)))
     try:
-        commit = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return where
     return f"{where} @ {commit}{'+' if dirty else ''}"
@@ -432,27 +561,44 @@ def driver_main(args) -> None:
     train_csv, test_csv, scale, cold = export(args.data, folder)
     train, test = pd.read_csv(train_csv), pd.read_csv(test_csv)
     cold_rows = ~test["item"].isin(set(train["item"])).to_numpy() | ~test["user"].isin(set(train["user"])).to_numpy()
-    log(f"data: {args.data or 'ml-latest-small'}: train {len(train):,} / test {len(test):,} ratings in {folder}; "
+    log(
+        f"data: {args.data or 'ml-latest-small'}: train {len(train):,} / test {len(test):,} ratings in {folder}; "
         f"scale {scale}; {cold['cold_ratings']} cold test ratings ({cold['cold_item_ratings']} of unseen items, "
-        f"{cold['cold_user_ratings']} of unseen users)")
+        f"{cold['cold_user_ratings']} of unseen users)"
+    )
     only = [x.strip() for x in args.only.split(",")]
     rows = []
     for name in ("fastmf", *PEERS):
         if name not in only:
             continue
         log(f"{name}:")
-        got = (run_fastmf(args, folder, test) if name == "fastmf"
-               else run_peer(args, name, train_csv, test_csv, scale, folder))
+        got = (
+            run_fastmf(args, folder, test)
+            if name == "fastmf"
+            else run_peer(args, name, train_csv, test_csv, scale, folder)
+        )
         for r in got:
             r = score(r, test, cold_rows, scale)
-            log(f"  -> {r['library']} {r['model']}: test RMSE {r['test_rmse']:.4f} ({r['seconds']:.0f} s) "
-                f"{settings_text(r['params'])}")
+            log(
+                f"  -> {r['library']} {r['model']}: test RMSE {r['test_rmse']:.4f} ({r['seconds']:.0f} s) "
+                f"{settings_text(r['params'])}"
+            )
             rows.append(r)
-    report = {"data": args.data or "ml-latest-small", "split": "fastmf.random_split(data, 0.1, seed=42)",
-              "train_csv": train_csv, "test_csv": test_csv, "train_ratings": len(train), "test_ratings": len(test),
-              "cold": cold, "fastmf_source": source, "quick": args.quick, "threads": args.threads,
-              "surprise_jobs": args.jobs,
-              "total_seconds": time.perf_counter() - start, "rows": rows}
+    report = {
+        "data": args.data or "ml-latest-small",
+        "split": "fastmf.random_split(data, 0.1, seed=42)",
+        "train_csv": train_csv,
+        "test_csv": test_csv,
+        "train_ratings": len(train),
+        "test_ratings": len(test),
+        "cold": cold,
+        "fastmf_source": source,
+        "quick": args.quick,
+        "threads": args.threads,
+        "surprise_jobs": args.jobs,
+        "total_seconds": time.perf_counter() - start,
+        "rows": rows,
+    }
     if args.save:
         with open(args.save, "w") as fh:
             json.dump(report, fh, indent=1, default=str)
@@ -460,18 +606,22 @@ def driver_main(args) -> None:
         print(json.dumps(report, indent=1, default=str))
     else:
         print(markdown(rows))
-        print(f"\n{report['data']}, fastmf's default split (random 90/10, seed 42): {len(train):,} training / "
-              f"{len(test):,} test ratings, {cold['cold_item_ratings']} of them of items unseen in training; "
-              f"total {report['total_seconds'] / 60:.1f} min.")
+        print(
+            f"\n{report['data']}, fastmf's default split (random 90/10, seed 42): {len(train):,} training / "
+            f"{len(test):,} test ratings, {cold['cold_item_ratings']} of them of items unseen in training; "
+            f"total {report['total_seconds'] / 60:.1f} min."
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="a rating source fastmf reads (default: ml-latest-small)")
-    parser.add_argument("--export", default=None, help="folder for train.csv, test.csv and the models "
-                        "(default: a temporary one)")
-    parser.add_argument("--only", default=",".join(("fastmf", *PEERS)),
-                        help="comma-separated subset of fastmf," + ",".join(PEERS))
+    parser.add_argument(
+        "--export", default=None, help="folder for train.csv, test.csv and the models (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(("fastmf", *PEERS)), help="comma-separated subset of fastmf," + ",".join(PEERS)
+    )
     parser.add_argument("--peers-python", default=PEERS_PYTHON, help="the throwaway environment's python")
     parser.add_argument("--budget", type=int, default=40, help="fastmf tune --budget")
     parser.add_argument("--lk-epochs", type=int, default=20, help="LensKit: most epochs per setting")

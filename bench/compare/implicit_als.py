@@ -31,15 +31,23 @@ from fastmf.metrics.ranking import positives
 
 def implicit_model(args, use_cg: bool, iterations: int):
     # implicit 0.7 runs 3 conjugate-gradient steps per block (fastmf's default --cg-steps)
-    return AlternatingLeastSquares(factors=args.factors, regularization=args.lam, alpha=1.0 + args.alpha,
-                                   iterations=iterations, use_cg=use_cg, num_threads=args.threads,
-                                   random_state=args.seed, dtype=np.float32)
+    return AlternatingLeastSquares(
+        factors=args.factors,
+        regularization=args.lam,
+        alpha=1.0 + args.alpha,
+        iterations=iterations,
+        use_cg=use_cg,
+        num_threads=args.threads,
+        random_state=args.seed,
+        dtype=np.float32,
+    )
 
 
 def user_items(data) -> sp.csr_matrix:
     pos = positives(data, args_threshold)
-    return sp.csr_matrix((np.ones(pos.n_ratings, dtype=np.float32), pos.indices, pos.indptr),
-                         shape=(pos.n_users, pos.n_items))
+    return sp.csr_matrix(
+        (np.ones(pos.n_ratings, dtype=np.float32), pos.indices, pos.indptr), shape=(pos.n_users, pos.n_items)
+    )
 
 
 def quality(args) -> list[dict]:
@@ -47,8 +55,16 @@ def quality(args) -> list[dict]:
     split = fastmf.random_split(data, 0.1, seed=42)
     rows = []
     for solver in ("cg", "cholesky"):
-        ours = fastmf.WRMF(factors=args.factors, lam=args.lam, alpha=args.alpha, epochs=args.epochs, solver=solver,
-                           cg_steps=args.cg_steps, threshold=args.threshold, random_state=args.seed).fit(split.train)
+        ours = fastmf.WRMF(
+            factors=args.factors,
+            lam=args.lam,
+            alpha=args.alpha,
+            epochs=args.epochs,
+            solver=solver,
+            cg_steps=args.cg_steps,
+            threshold=args.threshold,
+            random_state=args.seed,
+        ).fit(split.train)
         theirs = implicit_model(args, solver == "cg", args.epochs)
         theirs.fit(user_items(split.train), show_progress=False)
         shell = fastmf.WRMF(factors=args.factors, epochs=0, threshold=args.threshold).fit(split.train)
@@ -56,8 +72,15 @@ def quality(args) -> list[dict]:
         shell.item_factors_ = np.ascontiguousarray(theirs.item_factors, dtype=np.float32)
         for name, model in (("fastmf", ours), ("implicit", shell)):
             report = model.evaluate(split.test)
-            rows.append({"library": name, "solver": solver, "auc": report["auc"], "ndcg@10": report["ndcg@10"],
-                         "precision@10": report["precision@10"]})
+            rows.append(
+                {
+                    "library": name,
+                    "solver": solver,
+                    "auc": report["auc"],
+                    "ndcg@10": report["ndcg@10"],
+                    "precision@10": report["precision@10"],
+                }
+            )
     return rows
 
 
@@ -68,8 +91,15 @@ def speed(args) -> list[dict]:
     matrix = user_items(data)
     rows = []
     for solver in ("cg", "cholesky"):
-        model = fastmf.WRMF(factors=args.factors, lam=args.lam, alpha=args.alpha, epochs=args.epochs + 1,
-                            solver=solver, cg_steps=args.cg_steps, threshold=args.threshold).fit(data)
+        model = fastmf.WRMF(
+            factors=args.factors,
+            lam=args.lam,
+            alpha=args.alpha,
+            epochs=args.epochs + 1,
+            solver=solver,
+            cg_steps=args.cg_steps,
+            threshold=args.threshold,
+        ).fit(data)
         ours = statistics.median(r["seconds"] for r in model.history_[1:])  # the first epoch compiles
         times = []
         for iterations in (1, args.epochs + 1):
@@ -78,8 +108,15 @@ def speed(args) -> list[dict]:
             theirs.fit(matrix, show_progress=False)
             times.append(time.perf_counter() - t0)
         per_epoch = (times[1] - times[0]) / args.epochs
-        rows.append({"solver": solver, "positives": int(matrix.nnz), "fastmf_s": ours, "implicit_s": per_epoch,
-                     "implicit_over_fastmf": per_epoch / ours})
+        rows.append(
+            {
+                "solver": solver,
+                "positives": int(matrix.nnz),
+                "fastmf_s": ours,
+                "implicit_s": per_epoch,
+                "implicit_over_fastmf": per_epoch / ours,
+            }
+        )
     return rows
 
 

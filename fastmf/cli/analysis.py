@@ -59,8 +59,13 @@ def plot_data(data, out_dir, quiet, as_json, **kw):
 @click.argument("model_dir", type=click.Path())
 @click.argument("data", required=False, type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for the PNG files.")
-@click.option("--min-ratings", type=int, default=100, show_default=True,
-              help="Items in the embedding map need this many training ratings.")
+@click.option(
+    "--min-ratings",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Items in the embedding map need this many training ratings.",
+)
 @data_options
 @click.option("--quiet", "-q", is_flag=True, help="Do not list skipped figures on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written and skipped figures as JSON.")
@@ -76,8 +81,13 @@ def plot_model(model_dir, data, out_dir, min_ratings, quiet, as_json, **kw):
 @click.argument("model_dir", type=click.Path())
 @click.argument("data", required=False, type=click.Path())
 @click.option("--polarizing", is_flag=True, help="Items with extreme factor norms and rating variances.")
-@click.option("--similar", "similar_to", default=None, metavar="ITEM",
-              help="Nearest items by cosine of item factors (ITEM: id or unique title).")
+@click.option(
+    "--similar",
+    "similar_to",
+    default=None,
+    metavar="ITEM",
+    help="Nearest items by cosine of item factors (ITEM: id or unique title).",
+)
 @click.option("--min-ratings", type=int, default=100, show_default=True, help="Only items with this many ratings.")
 @click.option("-k", "k", type=int, default=10, show_default=True)
 @data_options
@@ -94,8 +104,11 @@ def analyze(model_dir, data, polarizing, similar_to, min_ratings, k, as_json, **
         out["polarizing"] = A.polarizing(model, dataset, min_ratings, k)
     if similar_to is not None:
         idx = model.item_map_.index(resolve_item(model, similar_to))
-        out["similar"] = {"item_id": model.item_map_.ids[idx].item(), "title": model.title(idx),
-                          "items": A.similar_items(model, idx, k, min_ratings)}
+        out["similar"] = {
+            "item_id": model.item_map_.ids[idx].item(),
+            "title": model.title(idx),
+            "items": A.similar_items(model, idx, k, min_ratings),
+        }
     if as_json:
         emit_json(out)
         return
@@ -114,26 +127,68 @@ def analyze(model_dir, data, polarizing, similar_to, min_ratings, k, as_json, **
 @click.option("--experiment", default=None, help="Experiment name in the log (default: the salt).")
 @click.option("--traffic", default="50,50", show_default=True, metavar="WA,WB", help="Traffic weights of A and B.")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Recommendations per user.")
-@click.option("--threshold", type=float, default=4.0, show_default=True,
-              help="Ratings at or above it are positives / likes.")
-@click.option("--min-ratings-a", type=int, default=0, show_default=True, help="Arm A recommends only items "
-              "with this many training ratings (compare settings of one model with MODEL_A = MODEL_B).")
+@click.option(
+    "--threshold", type=float, default=4.0, show_default=True, help="Ratings at or above it are positives / likes."
+)
+@click.option(
+    "--min-ratings-a",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Arm A recommends only items "
+    "with this many training ratings (compare settings of one model with MODEL_A = MODEL_B).",
+)
 @click.option("--min-ratings-b", type=int, default=0, show_default=True, help="The same for arm B.")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level.")
 @click.option("--power", type=float, default=0.8, show_default=True, help="Power of the sample-size estimate.")
-@click.option("--effect", type=float, default=None,
-              help="Difference of the primary metric for the sample-size estimate (default: the observed one).")
+@click.option(
+    "--effect",
+    type=float,
+    default=None,
+    help="Difference of the primary metric for the sample-size estimate (default: the observed one).",
+)
 @click.option("--bootstrap", "n_boot", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
-@click.option("--log", "log_dir", type=click.Path(), default="abtest-log", show_default=True,
-              help="Parquet log folder; every run appends one file.")
-@click.option("--report", "report_log", type=click.Path(), default=None,
-              help="Re-analyse the runs of this log (folder or file) instead of running an experiment.")
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(),
+    default="abtest-log",
+    show_default=True,
+    help="Parquet log folder; every run appends one file.",
+)
+@click.option(
+    "--report",
+    "report_log",
+    type=click.Path(),
+    default=None,
+    help="Re-analyse the runs of this log (folder or file) instead of running an experiment.",
+)
 @split_options
 @data_options
 @threads_option
 @output_options
-def abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold, min_ratings_a, min_ratings_b,
-           alpha, power, effect, n_boot, log_dir, report_log, as_json, quiet, **kw):
+def abtest(
+    model_a,
+    model_b,
+    data,
+    n_users,
+    salt,
+    experiment,
+    traffic,
+    k,
+    threshold,
+    min_ratings_a,
+    min_ratings_b,
+    alpha,
+    power,
+    effect,
+    n_boot,
+    log_dir,
+    report_log,
+    as_json,
+    quiet,
+    **kw,
+):
     """A/B test of two saved models on held-out truth (or planted truth for `fastmf synth` data).
 
     The models must have been trained by `fastmf train` on DATA with the same
@@ -147,16 +202,52 @@ def abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, thresh
     else:
         if not (model_a and model_b):
             raise FastMFError("give MODEL_A and MODEL_B (or --report LOG)")
-        reports = [_run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold,
-                               (min_ratings_a, min_ratings_b), alpha, power, effect, n_boot, log_dir, quiet, kw)]
+        reports = [
+            _run_abtest(
+                model_a,
+                model_b,
+                data,
+                n_users,
+                salt,
+                experiment,
+                traffic,
+                k,
+                threshold,
+                (min_ratings_a, min_ratings_b),
+                alpha,
+                power,
+                effect,
+                n_boot,
+                log_dir,
+                quiet,
+                kw,
+            )
+        ]
     if as_json:
         emit_json({"runs": reports} if report_log is not None else reports[0])
         return
     click.echo("\n\n".join(format_abtest(r) for r in reports))
 
 
-def _run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, threshold, min_ratings, alpha,
-                power, effect, n_boot, log_dir, quiet, kw):
+def _run_abtest(
+    model_a,
+    model_b,
+    data,
+    n_users,
+    salt,
+    experiment,
+    traffic,
+    k,
+    threshold,
+    min_ratings,
+    alpha,
+    power,
+    effect,
+    n_boot,
+    log_dir,
+    quiet,
+    kw,
+):
     try:
         weights = [float(x) for x in traffic.split(",")]
     except ValueError:
@@ -167,8 +258,9 @@ def _run_abtest(model_a, model_b, data, n_users, salt, experiment, traffic, k, t
     split = {"split": kw["split"], "test_frac": kw["test_frac"], "leave_k": kw["leave_k"]}
     train_set, test_set, _ = prepare_split(data, kw)
     planted = load_planted(data) if data and os.path.isdir(data) else None
-    table, meta = AB.run_experiment(arms, train_set, test_set, planted, n_users, salt, weights, k, threshold,
-                                    kw["seed"], experiment, settings=split)
+    table, meta = AB.run_experiment(
+        arms, train_set, test_set, planted, n_users, salt, weights, k, threshold, kw["seed"], experiment, settings=split
+    )
     path = AB.write_log(log_dir, table, meta)
     if not quiet:
         click.echo(f"logged {table.num_rows:,} rows to {path}", err=True)

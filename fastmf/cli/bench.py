@@ -33,18 +33,47 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--backends", default="numba,numpy", show_default=True)
 @click.option("--epochs", type=int, default=4, show_default=True, help="Epochs per numba run (first = compile).")
 @click.option("--numpy-epochs", type=int, default=1, show_default=True, help="Epochs per numpy run.")
-@click.option("--series/--no-series", default=True, show_default=True,
-              help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings (not with --data).")
+@click.option(
+    "--series/--no-series",
+    default=True,
+    show_default=True,
+    help="Also run numba at 1/8, 1/4, 1/2 and 1 of --scale to show cost linear in ratings (not with --data).",
+)
 @click.option("--balance-check", is_flag=True, help="Also run numba with naive equal-count work splitting.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Extra model hyperparameter.")
 @click.option("--cache", type=click.Path(), default=None, help="Folder for generated synthetic sets.")
-@click.option("--out", "out_path", type=click.Path(), default=None,
-              help="Also write the records (a JSON list) to this file (replacing only a file of records).")
-@click.option("--roofline", is_flag=True, help="Also measure this machine's peak flop rate and memory bandwidth "
-              "and report each run's share of the peak.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(),
+    default=None,
+    help="Also write the records (a JSON list) to this file (replacing only a file of records).",
+)
+@click.option(
+    "--roofline",
+    is_flag=True,
+    help="Also measure this machine's peak flop rate and memory bandwidth and report each run's share of the peak.",
+)
 @output_options
-def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epochs, series, balance_check, params,
-          cache, out_path, roofline, as_json, quiet, forced_progress):
+def bench(
+    kind,
+    scale,
+    data,
+    factors,
+    threads_list,
+    backends,
+    epochs,
+    numpy_epochs,
+    series,
+    balance_check,
+    params,
+    cache,
+    out_path,
+    roofline,
+    as_json,
+    quiet,
+    forced_progress,
+):
     """Seconds per epoch, throughput, compile time and peak RSS for numba vs numpy in one run."""
     kind = model_class(kind).kind
     if out_path:
@@ -68,8 +97,9 @@ def bench(kind, scale, data, factors, threads_list, backends, epochs, numpy_epoc
     if series and not data:  # the scaling series is one of synthetic sets
         series_data = {s * scale: B.synthetic_folder(s * scale, cache=cache, log=log) for s in B.SERIES}
     scale = None if data else scale  # a given data set has no synthetic scale
-    configs = B.plan(kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra,
-                     balance_check)
+    configs = B.plan(
+        kind, scale, dims, threads, chosen, epochs, numpy_epochs, series, folder, series_data, extra, balance_check
+    )
     configs = B.companions(kind, configs, scale, dims, threads, chosen, epochs, numpy_epochs, folder, extra)
     records, failures = [], []
     with Progress(len(configs), f"bench {kind}", "run", quiet, forced_progress) as progress:

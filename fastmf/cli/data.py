@@ -30,8 +30,13 @@ from fastmf.data_prep.synth import SynthConfig, generate, write_synth, write_syn
 @click.argument("out_dir", type=click.Path())
 @data_options
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
-@click.option("--partitions", type=int, default=None, metavar="N",
-              help="Write N user blocks and N item blocks (the partitioned layout that train --cluster reads).")
+@click.option(
+    "--partitions",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Write N user blocks and N item blocks (the partitioned layout that train --cluster reads).",
+)
 @output_options
 def prepare(source, out_dir, force, partitions, as_json, quiet, forced_progress, **kw):
     """Convert SOURCE (MovieLens zip/folder, CSV or Parquet) to a prepared folder OUT_DIR.
@@ -46,8 +51,10 @@ def prepare(source, out_dir, force, partitions, as_json, quiet, forced_progress,
         emit_json({"out_dir": out_dir, **manifest})
         return
     blocks = f" in {partitions} user and {partitions} item blocks" if partitions else ""
-    click.echo(f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
-               f"{manifest['items']:,} items{blocks}")
+    click.echo(
+        f"wrote {out_dir}: {manifest['ratings']:,} ratings, {manifest['users']:,} users, "
+        f"{manifest['items']:,} items{blocks}"
+    )
 
 
 @main.command()
@@ -74,9 +81,14 @@ def info(data, as_json, quiet, forced_progress, **kw):
 @click.option("--seed", type=int, default=42, show_default=True, callback=check_seed)
 @click.option("--csv", is_flag=True, help="Also write MovieLens-format ratings.csv and movies.csv.")
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
-@click.option("--partitions", type=int, default=None, metavar="N",
-              help="Write N user and N item blocks (train --cluster), generating a chunk of users at a time: the "
-                   "whole table is never in memory.")
+@click.option(
+    "--partitions",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Write N user and N item blocks (train --cluster), generating a chunk of users at a time: the "
+    "whole table is never in memory.",
+)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the generation statistics as JSON.")
 def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, partitions, as_json):
@@ -97,9 +109,13 @@ def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, 
     if as_json:
         emit_json(stats)
         return
-    click.echo(f"wrote {out_dir}: {stats['ratings']:,} ratings, {stats['users']:,} users, {stats['items']:,} items "
-               f"in {stats['seconds']:.1f} s")
-    click.echo(f"mean rating {stats['mean_rating']:.3f}; ratings per user {stats['min_user_ratings']}.."
-               f"{stats['max_user_ratings']:,}; top item {stats['max_item_ratings']:,} ratings; "
-               f"{stats['items_le_3']:,} items with <= 3 ratings")
+    click.echo(
+        f"wrote {out_dir}: {stats['ratings']:,} ratings, {stats['users']:,} users, {stats['items']:,} items "
+        f"in {stats['seconds']:.1f} s"
+    )
+    click.echo(
+        f"mean rating {stats['mean_rating']:.3f}; ratings per user {stats['min_user_ratings']}.."
+        f"{stats['max_user_ratings']:,}; top item {stats['max_item_ratings']:,} ratings; "
+        f"{stats['items_le_3']:,} items with <= 3 ratings"
+    )
     click.echo(f"best reachable RMSE (oracle, planted model): {stats['oracle_rmse']:.4f}")

@@ -11,17 +11,17 @@ def format_ranking(report: dict) -> list[str]:
     if "auc" not in report:
         return []
     ks = sorted({int(k.split("@")[1]) for k in report if k.startswith("ndcg@")})
-    lines = [f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives; "
-             f"{report['ranking_unknown_positives']:,} on items without a training positive not ranked)",
-             f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible known items)",
-             f"{'sampled_auc':<12}{report['sampled_auc']:.4f}  (ML-32M report protocol: "
-             f"{SAMPLED_AUC_USERS:,} users x 1 positive + 1 negative, pooled)",
-             f"{'K':>4}" + "".join(f"{n + '@K':>14}" for n in METRIC_NAMES)]
+    lines = [
+        f"ranking over {report['ranking_users']:,} test users ({report['test_positives']:,} test positives; "
+        f"{report['ranking_unknown_positives']:,} on items without a training positive not ranked)",
+        f"{'auc':<12}{report['auc']:.4f}  (exact, per user, all eligible known items)",
+        f"{'sampled_auc':<12}{report['sampled_auc']:.4f}  (ML-32M report protocol: "
+        f"{SAMPLED_AUC_USERS:,} users x 1 positive + 1 negative, pooled)",
+        f"{'K':>4}" + "".join(f"{n + '@K':>14}" for n in METRIC_NAMES),
+    ]
     for k in ks:
         lines.append(f"{k:>4}" + "".join(f"{report[f'{n}@{k}']:>14.4f}" for n in METRIC_NAMES))
     return lines
-
-
 
 
 def format_strata(rows: dict) -> str:
@@ -35,16 +35,18 @@ def format_strata(rows: dict) -> str:
     return "\n".join(lines)
 
 
-COMPARISON_COLUMNS = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10", "ndcg@20",
-                      "recall@20")
+COMPARISON_COLUMNS = ("auc", "sampled_auc", "ndcg@10", "precision@10", "recall@10", "map@10", "ndcg@20", "recall@20")
 
 
 def format_comparison(rows: list[dict]) -> str:
     """A table with one line per model of :func:`compare` (every metric is in its rows)."""
     lines = [f"{'model':<10}" + "".join(f"{c:>13}" for c in COMPARISON_COLUMNS) + f"{'fit s':>9}"]
     for row in rows:
-        lines.append(f"{row['model']:<10}" + "".join(f"{row[c]:>13.4f}" for c in COMPARISON_COLUMNS)
-                     + f"{row['fit_seconds']:>9.2f}")
+        lines.append(
+            f"{row['model']:<10}"
+            + "".join(f"{row[c]:>13.4f}" for c in COMPARISON_COLUMNS)
+            + f"{row['fit_seconds']:>9.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -62,28 +64,36 @@ def format_uncertainty(table: dict) -> str:
 def format_bench_table(records: list[dict]) -> str:
     """One line per benchmark record of :func:`fastmf.drivers.bench.run_config`."""
     rate_key = next((k for k in ("samples_per_s", "positives_per_s") if any(k in r for r in records)), "ratings_per_s")
-    head = (f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'ratings':>12}{'epoch s':>10}"
-            f"{'M ' + rate_key.split('_')[0] + '/s':>14}{'compile s':>11}{'peak MB':>9}{'x numpy':>9}  note")
+    head = (
+        f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'ratings':>12}{'epoch s':>10}"
+        f"{'M ' + rate_key.split('_')[0] + '/s':>14}{'compile s':>11}{'peak MB':>9}{'x numpy':>9}  note"
+    )
     lines = [head]
     for r in records:
         note = "series" if r.get("series") else ""
         extra = {k: v for k, v in r.get("params", {}).items() if k != "factors"}
         note = " ".join([note] + [f"{k}={v}" for k, v in extra.items()]).strip()
         ratio = f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else ""
-        lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
-                     f"{r['epoch_seconds']:>10.3f}{r.get(rate_key, 0) / 1e6:>14.2f}{r['compile_seconds']:>11.2f}"
-                     f"{r['peak_rss_mb']:>9.0f}{ratio:>9}  {note}")
+        lines.append(
+            f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
+            f"{r['epoch_seconds']:>10.3f}{r.get(rate_key, 0) / 1e6:>14.2f}{r['compile_seconds']:>11.2f}"
+            f"{r['peak_rss_mb']:>9.0f}{ratio:>9}  {note}"
+        )
     return "\n".join(lines)
 
 
 def format_roofline(records: list[dict], peak: dict) -> str:
     """The machine's measured peak and each run's counted arithmetic rate against it."""
-    lines = [f"machine: {peak['peak_gflops']:.1f} GFLOP/s float32 (BLAS GEMM, {peak['cores']} cores), "
-             f"{peak['bandwidth_gbs']:.1f} GB/s (array copy)",
-             f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'GFLOP/epoch':>13}{'GFLOP/s':>10}{'of peak':>9}"]
+    lines = [
+        f"machine: {peak['peak_gflops']:.1f} GFLOP/s float32 (BLAS GEMM, {peak['cores']} cores), "
+        f"{peak['bandwidth_gbs']:.1f} GB/s (array copy)",
+        f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'GFLOP/epoch':>13}{'GFLOP/s':>10}{'of peak':>9}",
+    ]
     for r in records:
-        lines.append(f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}"
-                     f"{r['flops_per_epoch'] / 1e9:>13.1f}{r['gflops']:>10.2f}{r['peak_fraction']:>9.1%}")
+        lines.append(
+            f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}"
+            f"{r['flops_per_epoch'] / 1e9:>13.1f}{r['gflops']:>10.2f}{r['peak_fraction']:>9.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -91,17 +101,21 @@ def _cell(row: dict | None, width: int, fmt: str) -> str:
     if row is None:
         return " " * width
     text = f"{row['value']:{fmt}} {row['ratings']:>7,}  {row['title']}"
-    return (text[:width - 1] + "~") if len(text) > width else text.ljust(width)
+    return (text[: width - 1] + "~") if len(text) > width else text.ljust(width)
 
 
 def format_polarizing(result: dict, width: int = 46) -> str:
     """The three polarizing lists side by side (value, ratings, title)."""
-    cols = [("largest factor norm", result["largest_norm"], "7.3f"),
-            ("smallest factor norm", result["smallest_norm"], "7.3f"),
-            ("largest rating variance", result["largest_variance"], "7.3f")]
-    lines = [f"items with at least {result['min_ratings']:,} ratings "
-             "(norm: training ratings of the model; variance: ratings in DATA)",
-             "    " + "".join(f"{name:<{width}}" for name, _, _ in cols).rstrip()]
+    cols = [
+        ("largest factor norm", result["largest_norm"], "7.3f"),
+        ("smallest factor norm", result["smallest_norm"], "7.3f"),
+        ("largest rating variance", result["largest_variance"], "7.3f"),
+    ]
+    lines = [
+        f"items with at least {result['min_ratings']:,} ratings "
+        "(norm: training ratings of the model; variance: ratings in DATA)",
+        "    " + "".join(f"{name:<{width}}" for name, _, _ in cols).rstrip(),
+    ]
     for r in range(max(len(rows) for _, rows, _ in cols)):
         cells = "".join(_cell(rows[r] if r < len(rows) else None, width, fmt) for _, rows, fmt in cols)
         lines.append(f"{r + 1:>3} {cells.rstrip()}")
@@ -110,8 +124,9 @@ def format_polarizing(result: dict, width: int = 46) -> str:
 
 def format_similar(query: str, rows: list[dict]) -> str:
     lines = [f"items closest to {query} (cosine of item factors)"]
-    lines += [f"{r + 1:>3}. {row['similarity']:7.4f} {row['ratings']:>7,}  {row['title']}"
-              for r, row in enumerate(rows)]
+    lines += [
+        f"{r + 1:>3}. {row['similarity']:7.4f} {row['ratings']:>7,}  {row['title']}" for r, row in enumerate(rows)
+    ]
     return "\n".join(lines)
 
 
@@ -147,15 +162,21 @@ def format_abtest(report: dict) -> str:
     """The text report printed by ``fastmf abtest``."""
     meta = report["meta"]
     names = [v["name"] for v in meta["variants"]]
-    truth = ("planted expected ratings and simulated feedback" if meta["mode"] == "planted"
-             else f"held-out test ratings (positives >= {meta['threshold']:g})")
+    truth = (
+        "planted expected ratings and simulated feedback"
+        if meta["mode"] == "planted"
+        else f"held-out test ratings (positives >= {meta['threshold']:g})"
+    )
     weights = "/".join(f"{100 * w:g}" for w in meta["weights"])
-    lines = [f"experiment {report['experiment']}  run {report['run']}",
-             f"salt '{meta['salt']}', traffic {weights}, top-{meta['k']} recommendations, truth: {truth}"]
+    lines = [
+        f"experiment {report['experiment']}  run {report['run']}",
+        f"salt '{meta['salt']}', traffic {weights}, top-{meta['k']} recommendations, truth: {truth}",
+    ]
     for v in meta["variants"]:
         setting = f", items with >= {v['min_item_ratings']} ratings" if v["min_item_ratings"] else ""
-        lines.append(f"  {v['name']}: {v['label'] or v['model']} ({v['model']}{setting})  "
-                     f"{report['counts'][v['name']]:,} users")
+        lines.append(
+            f"  {v['name']}: {v['label'] or v['model']} ({v['model']}{setting})  {report['counts'][v['name']]:,} users"
+        )
     lines.append(f"sample ratio check: chi-square p = {report['sample_ratio_p']:.3g}")
     head = f"{'metric':<16}" + "".join(f"{v + ' mean [CI]':>30}" for v in names)
     head += "".join(f"{v + ' - ' + names[0] + ' [bootstrap CI]':>34}{'t':>8}{'p':>10}" for v in names[1:])
@@ -177,13 +198,21 @@ def format_abtest(report: dict) -> str:
         share = like / (like + dislike) if like + dislike else float("nan")
         cells.append(f"{v} {like:,.0f}/{dislike:,.0f} ({share:.1%} liked)")
     test = fb["test"]
-    chi = (f"chi-square {test['chi2']:.2f} (dof {test['dof']}), p = {test['p']:.2g} (items as independent "
-           "trials: optimistic; see like_rate)") if test else "chi-square: n/a"
+    chi = (
+        (
+            f"chi-square {test['chi2']:.2f} (dof {test['dof']}), p = {test['p']:.2g} (items as independent "
+            "trials: optimistic; see like_rate)"
+        )
+        if test
+        else "chi-square: n/a"
+    )
     lines.append("likes/dislikes: " + "   ".join(cells) + f"; {chi}")
     size = report["sample_size"]
     if size and size["per_arm"]:
-        lines.append(f"sample size: {size['per_arm']:,} users per arm detect a difference of {size['effect']:.4f} "
-                     f"in {size['metric']} (sd {size['sd']:.4f}) with {size['power']:.0%} power at "
-                     f"alpha {size['alpha']:g}")
+        lines.append(
+            f"sample size: {size['per_arm']:,} users per arm detect a difference of {size['effect']:.4f} "
+            f"in {size['metric']} (sd {size['sd']:.4f}) with {size['power']:.0%} power at "
+            f"alpha {size['alpha']:g}"
+        )
     lines.append("verdict: " + report["verdict"])
     return "\n".join(lines)

@@ -39,32 +39,73 @@ from fastmf.registry import build_model, load_model, model_class
 
 @main.command()
 @click.argument("data", required=False, type=click.Path())
-@click.option("--model", "kind", type=model_choice(), default=None,
-              help="The model (default: that of --params, else als).")
-@click.option("--params", "params_file", type=click.Path(), default=None,
-              help="Hyperparameters from a file written by tune --save-params (flags given here override them).")
+@click.option(
+    "--model", "kind", type=model_choice(), default=None, help="The model (default: that of --params, else als)."
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(),
+    default=None,
+    help="Hyperparameters from a file written by tune --save-params (flags given here override them).",
+)
 @model_options
 @split_options
 @data_options
-@click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Save the fitted model to this file (replacing only a fastmf model there).")
-@click.option("--compare-als", is_flag=True,
-              help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.")
-@click.option("--ranking", is_flag=True,
-              help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).")
-@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
-              help="Train on a Dask cluster (als, bias, features, vi, bpr by DSGD; needs the distributed extra): "
-                   "local:N starts N local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder "
-                   "written by prepare --partitions.")
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(), default=None,
-              help="With --cluster: write the training state to this folder every --checkpoint-every epochs.")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True,
-              help="Epochs between checkpoints.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default=None,
+    help="Save the fitted model to this file (replacing only a fastmf model there).",
+)
+@click.option(
+    "--compare-als",
+    is_flag=True,
+    help="Also fit plain ALS with the same hyperparameters and split; RMSE per stratum side by side.",
+)
+@click.option(
+    "--ranking",
+    is_flag=True,
+    help="Rating models: also report ranking metrics (positives: ratings >= --threshold, default 4).",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="local:N|tcp://HOST:PORT",
+    help="Train on a Dask cluster (als, bias, features, vi, bpr by DSGD; needs the distributed extra): "
+    "local:N starts N local workers, tcp://HOST:PORT uses a running scheduler. DATA: a folder "
+    "written by prepare --partitions.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_dir",
+    type=click.Path(),
+    default=None,
+    help="With --cluster: write the training state to this folder every --checkpoint-every epochs.",
+)
+@click.option(
+    "--checkpoint-every", type=click.IntRange(1), default=1, show_default=True, help="Epochs between checkpoints."
+)
 @click.option("--resume", is_flag=True, help="With --cluster: continue from the state in --checkpoint.")
 @threads_option
 @output_options
-def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet, forced_progress, cluster,
-          checkpoint_dir, checkpoint_every, resume, **kw):
+def train(
+    data,
+    kind,
+    params_file,
+    out_dir,
+    compare_als,
+    ranking,
+    as_json,
+    quiet,
+    forced_progress,
+    cluster,
+    checkpoint_dir,
+    checkpoint_every,
+    resume,
+    **kw,
+):
     """Train a model on DATA (default: the embedded ml-latest-small) and evaluate it.
 
     With --json one object goes to stdout: parameters, per-epoch history, final
@@ -85,15 +126,28 @@ def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet
     replacing = out_dir and check_target(out_dir, is_model, "model", protect=input_paths(data, kw))
     if cluster is not None or checkpoint_dir is not None or resume:
         from fastmf.cli.cluster import train_on_cluster
-        train_on_cluster(model, data, cluster, checkpoint_dir, checkpoint_every, resume, out_dir, replacing,
-                         as_json, quiet, {"compare_als": compare_als, "ranking": ranking, **kw})
+
+        train_on_cluster(
+            model,
+            data,
+            cluster,
+            checkpoint_dir,
+            checkpoint_every,
+            resume,
+            out_dir,
+            replacing,
+            as_json,
+            quiet,
+            {"compare_als": compare_als, "ranking": ranking, **kw},
+        )
         return
     train_set, test_set, info = prepare_split(data, kw, [kind])
     epochs = model.epochs if "epochs" in model.params else None
     with Progress(epochs, kind, "epoch", quiet, forced_progress) as progress:
         model.fit(train_set, eval_set=test_set, callback=progress.epoch)
-    report = train_report(model, train_set, test_set, {**info, "threads": n_threads()},
-                          ranking=ranking, threshold=threshold)
+    report = train_report(
+        model, train_set, test_set, {**info, "threads": n_threads()}, ranking=ranking, threshold=threshold
+    )
     if compare_als:
         with Progress(None, "plain als", "epoch", quiet, forced_progress) as progress:
             report["compare_als"] = als_baseline(model, train_set, test_set, progress.epoch)
@@ -104,13 +158,19 @@ def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet
         emit_json(report)
         return
     backend = f", backend {model.backend}" if "backend" in model.params else ""
-    compiled = (f", of which {report['compile_seconds']:.1f} s compiling kernels (first run only)"
-                if report["compile_seconds"] >= 0.05 else "")
-    click.echo(f"{kind}: fitted in {report['fit_seconds']:.2f} s{compiled} on {train_set.n_ratings:,} ratings "
-               f"({report['threads']} threads{backend})")
+    compiled = (
+        f", of which {report['compile_seconds']:.1f} s compiling kernels (first run only)"
+        if report["compile_seconds"] >= 0.05
+        else ""
+    )
+    click.echo(
+        f"{kind}: fitted in {report['fit_seconds']:.2f} s{compiled} on {train_set.n_ratings:,} ratings "
+        f"({report['threads']} threads{backend})"
+    )
     if "best_epoch" in report:
-        click.echo(f"early stopping: kept epoch {report['best_epoch']} (best validation RMSE) of "
-                   f"{report['epochs_run']} run")
+        click.echo(
+            f"early stopping: kept epoch {report['best_epoch']} (best validation RMSE) of {report['epochs_run']} run"
+        )
     for key in ("train_rmse", "test_rmse", "test_mae", "loss", "coverage_50", "coverage_90"):
         if key in report:
             click.echo(f"{key:<12}{_metric(report[key])}")
@@ -118,8 +178,10 @@ def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet
         click.echo(line)
     if "cold" in report:
         c = report["cold"]
-        click.echo(f"cold test ratings: {c['cold_ratings']:,} of {c['test_ratings']:,} "
-                   f"(user unseen {c['cold_user_ratings']:,}, item unseen {c['cold_item_ratings']:,})")
+        click.echo(
+            f"cold test ratings: {c['cold_ratings']:,} of {c['test_ratings']:,} "
+            f"(user unseen {c['cold_user_ratings']:,}, item unseen {c['cold_item_ratings']:,})"
+        )
     if "rmse_by_stratum" in report:
         als = {"plain als": report["compare_als"]["rmse_by_stratum"]} if compare_als else {}
         click.echo(format_strata({kind: report["rmse_by_stratum"], **als}))
@@ -134,8 +196,11 @@ def train(data, kind, params_file, out_dir, compare_als, ranking, as_json, quiet
 @click.argument("data", required=False, type=click.Path())
 @data_options
 @threads_option
-@click.option("--include-training", is_flag=True,
-              help="Also score the ratings the model was trained on (optimistic; a warning says so).")
+@click.option(
+    "--include-training",
+    is_flag=True,
+    help="Also score the ratings the model was trained on (optimistic; a warning says so).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def evaluate(model_dir, data, include_training, as_json, **kw):
     """Evaluate a saved model on DATA (default: the bundled ml-latest-small).
@@ -145,8 +210,11 @@ def evaluate(model_dir, data, include_training, as_json, **kw):
     many were training ratings.
     """
     model = load_model(model_dir)
-    report = {"model": model.kind, "model_dir": model_dir,
-              **model.evaluate(load_data(data, kw), include_training=include_training)}
+    report = {
+        "model": model.kind,
+        "model_dir": model_dir,
+        **model.evaluate(load_data(data, kw), include_training=include_training),
+    }
     if as_json:
         emit_json(report)
         return
@@ -186,18 +254,29 @@ def _user_id(model, user: str):
 @main.command()
 @click.argument("model_dir", type=click.Path())
 @click.option("--user", default=None, help="Recommend for this user id.")
-@click.option("--rate", "rates", multiple=True, metavar="ITEM=STARS",
-              help="Fold in a new user from ratings (ITEM: id or unique title); repeatable.")
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    metavar="ITEM=STARS",
+    help="Fold in a new user from ratings (ITEM: id or unique title); repeatable.",
+)
 @click.option("-k", "k", type=int, default=10, show_default=True)
 @click.option("--include-seen", is_flag=True, help="Do not exclude the user's own items.")
-@click.option("--min-ratings", type=int, default=0, show_default=True,
-              help="Only items with at least this many training ratings.")
-@click.option("--strategy", type=click.Choice(STRATEGIES, case_sensitive=False), default=None,
-              help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
-                   "ucb mean+beta*sd, or thompson (one posterior draw).")
+@click.option(
+    "--min-ratings", type=int, default=0, show_default=True, help="Only items with at least this many training ratings."
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES, case_sensitive=False),
+    default=None,
+    help="Ranking with uncertainty (--model vi): predicted mean, penalized mean/(1+var), "
+    "ucb mean+beta*sd, or thompson (one posterior draw).",
+)
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the sd in --strategy ucb.")
-@click.option("--seed", type=int, default=None, callback=check_seed,
-              help="Seed of --strategy thompson (default: a fresh draw).")
+@click.option(
+    "--seed", type=int, default=None, callback=check_seed, help="Seed of --strategy thompson (default: a fresh draw)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, beta, seed, as_json):
     """Top-k items for a known --user, or for a new user described by --rate ITEM=STARS."""
@@ -207,26 +286,42 @@ def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, be
     ranking = {}
     if strategy not in (None, "mean"):
         if strategy not in getattr(model, "strategies", ()):
-            raise FastMFError(f"--strategy {strategy} needs posterior uncertainty (--model vi), "
-                              f"not a '{model.kind}' model")
+            raise FastMFError(
+                f"--strategy {strategy} needs posterior uncertainty (--model vi), not a '{model.kind}' model"
+            )
         ranking = {"strategy": strategy, "beta": beta, "seed": seed}
     if user is not None:
         uid = _user_id(model, user)
-        items, scores = model.recommend(uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
-                                        **ranking)
+        items, scores = model.recommend(
+            uid, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings, **ranking
+        )
     else:
         ratings = dict(_parse_rating(r, model) for r in rates)
-        items, scores = model.fold_in(ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings,
-                                      **ranking)
+        items, scores = model.fold_in(
+            ratings, k=k, exclude_seen=not include_seen, min_item_ratings=min_ratings, **ranking
+        )
     idx = model.item_map_.index_of(items)
-    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
-            for r in range(len(items))]
-    rated = [] if user is not None else [
-        {"item_id": item, "title": model.title(model.item_map_.index_of(np.asarray([item]))[0]), "rating": value}
-        for item, value in ratings.items()]
+    rows = [
+        {"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "score": float(scores[r])}
+        for r in range(len(items))
+    ]
+    rated = (
+        []
+        if user is not None
+        else [
+            {"item_id": item, "title": model.title(model.item_map_.index_of(np.asarray([item]))[0]), "rating": value}
+            for item, value in ratings.items()
+        ]
+    )
     if as_json:
-        emit_json({"model": model.kind, "user": None if user is None else _user_id(model, user), "rated": rated,
-                   "recommendations": rows})
+        emit_json(
+            {
+                "model": model.kind,
+                "user": None if user is None else _user_id(model, user),
+                "rated": rated,
+                "recommendations": rows,
+            }
+        )
         return
     for row in rated:
         click.echo(f"rated {row['rating']:g}: {row['title']} (id {row['item_id']})")
@@ -239,8 +334,9 @@ def recommend(model_dir, user, rates, k, include_seen, min_ratings, strategy, be
 @click.option("--features", required=True, help="Features of the new item, comma-separated (Adventure,Animation).")
 @click.option("--user", default=None, help="Also predict this user's rating of the new item and of the listed ones.")
 @click.option("-k", "k", type=int, default=10, show_default=True)
-@click.option("--min-ratings", type=int, default=0, show_default=True,
-              help="Only items with at least this many training ratings.")
+@click.option(
+    "--min-ratings", type=int, default=0, show_default=True, help="Only items with at least this many training ratings."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def similar(model_dir, features, user, k, min_ratings, as_json):
     """Existing items most similar (cosine in factor space) to a new item known only by its features.
@@ -254,8 +350,10 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
     names = [f.strip() for f in features.split(",") if f.strip()]
     items, sims = model.similar(names, k=k, min_item_ratings=min_ratings)
     idx = model.item_map_.index_of(items)
-    rows = [{"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "similarity": float(sims[r])}
-            for r in range(len(items))]
+    rows = [
+        {"rank": r + 1, "item_id": items[r].item(), "title": model.title(idx[r]), "similarity": float(sims[r])}
+        for r in range(len(items))
+    ]
     out = {"features": names, "items": rows}
     if user is not None:
         uid = _user_id(model, user)
@@ -277,15 +375,33 @@ def similar(model_dir, features, user, k, min_ratings, as_json):
 @main.command()
 @click.argument("data", required=False, type=click.Path())
 @click.option("--model", "kind", type=model_choice(), default="als", show_default=True)
-@click.option("--grid", default=None, help='Search this grid: space-separated name=v1,v2 lists, e.g. '
-              '"lam=0.05,0.1 tau=1,2" (without it, tune searches by itself within --budget fits).')
-@click.option("--budget", type=click.IntRange(1, 10_000), default=None,
-              help=f"Fits of the search by itself (default {DEFAULT_BUDGET}): settings drawn log-uniformly from the "
-                   "model's search ranges, trained by successive halving with early stopping on the validation split.")
-@click.option("--score-frac", type=float, default=0.1, show_default=True,
-              help="Share of the training ratings held out to score the settings.")
-@click.option("--save-params", "params_out", type=click.Path(), default=None,
-              help="Write the best settings to this JSON file, for train --params.")
+@click.option(
+    "--grid",
+    default=None,
+    help="Search this grid: space-separated name=v1,v2 lists, e.g. "
+    '"lam=0.05,0.1 tau=1,2" (without it, tune searches by itself within --budget fits).',
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help=f"Fits of the search by itself (default {DEFAULT_BUDGET}): settings drawn log-uniformly from the "
+    "model's search ranges, trained by successive halving with early stopping on the validation split.",
+)
+@click.option(
+    "--score-frac",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of the training ratings held out to score the settings.",
+)
+@click.option(
+    "--save-params",
+    "params_out",
+    type=click.Path(),
+    default=None,
+    help="Write the best settings to this JSON file, for train --params.",
+)
 @model_options
 @split_options
 @data_options
@@ -310,8 +426,10 @@ def tune(data, kind, grid, budget, score_frac, params_out, as_json, quiet, force
     if params_out:
         check_target(params_out, is_params_file, "parameters file", protect=input_paths(data, kw))
     train_set, test_set, info = prepare_split(data, kw, [kind])
-    with Progress(len(points) if points is not None else budget, f"tune {kind}", "fit", quiet,
-                  forced_progress) as progress:
+    with Progress(
+        len(points) if points is not None else budget, f"tune {kind}", "fit", quiet, forced_progress
+    ) as progress:
+
         def report(row):
             progress.step(**{k: v for k, v in row.items() if k.startswith("val_")})
 
@@ -339,8 +457,10 @@ def _print_tune(result: dict, names: list) -> None:
     searched = "rung" in (result["rows"][0] if result["rows"] else {})
     cols = (["rung", "epochs"] if searched else []) + names
     click.echo("".join(f"{n:>12}" for n in cols) + f"{val:>12}{'seconds':>10}")
-    order = sorted(result["rows"], key=lambda r: (-r.get("rung", 0), np.isnan(r[val]),
-                                                  r[val] if result["metric"] == "rmse" else -r[val]))
+    order = sorted(
+        result["rows"],
+        key=lambda r: (-r.get("rung", 0), np.isnan(r[val]), r[val] if result["metric"] == "rmse" else -r[val]),
+    )
     for row in order:
         cells = "".join(f"{_cell(row.get(n)):>12}" for n in cols)
         score = f"{row[val]:>12.4f}" if not np.isnan(row[val]) else f"{'failed':>12}"
@@ -358,8 +478,13 @@ def _cell(value) -> str:
 @main.command()
 @click.argument("data", required=False, type=click.Path())
 @click.option("--models", default="popular,als,bpr", show_default=True, help="Comma-separated model kinds.")
-@click.option("--param", "params", multiple=True, metavar="KIND.NAME=VALUE",
-              help="Hyperparameter of one model (repeatable), e.g. bpr.reg=0.01.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KIND.NAME=VALUE",
+    help="Hyperparameter of one model (repeatable), e.g. bpr.reg=0.01.",
+)
 @click.option("--threshold", type=float, default=4.0, show_default=True, help="Ratings >= this are positives.")
 @split_options
 @data_options
@@ -383,8 +508,15 @@ def compare(data, models, params, threshold, as_json, quiet, forced_progress, **
     if test_set is None:
         raise FastMFError("compare needs test ratings: use a --test-frac above 0 or --test")
     with Progress(len(kinds), "compare", "model", quiet, forced_progress) as progress:
-        rows = run_compare(kinds, train_set, test_set, per_model, threshold, kw["seed"],
-                           lambda row: progress.step(**{"ndcg@10": row["ndcg@10"]}))
+        rows = run_compare(
+            kinds,
+            train_set,
+            test_set,
+            per_model,
+            threshold,
+            kw["seed"],
+            lambda row: progress.step(**{"ndcg@10": row["ndcg@10"]}),
+        )
     if as_json:
         emit_json({**info, "threshold": threshold, "models": rows})
         return

@@ -29,13 +29,17 @@ def data_options(f):
         click.option("--rating-col", default=None, help="Rating column of a generic CSV/Parquet file."),
         click.option("--time-col", default=None, help="Timestamp column of a generic file (optional)."),
         click.option("--sep", default=None, help="Field separator of a generic CSV (default ',' or tab for .tsv)."),
-        click.option("--rating-range", default=None, metavar="LO,HI",
-                     help="Allowed rating scale (default 0.5,5)."),
-        click.option("--weight-col", default=None,
-                     help="Weight column of an implicit (user, item, weight) table (no ratings)."),
-        click.option("--implicit", is_flag=True, default=False,
-                     help="DATA is an implicit (user, item[, weight]) table: no rating column, every row a positive "
-                          "(automatic when the file has no columns besides user, item, timestamp, weight)."),
+        click.option("--rating-range", default=None, metavar="LO,HI", help="Allowed rating scale (default 0.5,5)."),
+        click.option(
+            "--weight-col", default=None, help="Weight column of an implicit (user, item, weight) table (no ratings)."
+        ),
+        click.option(
+            "--implicit",
+            is_flag=True,
+            default=False,
+            help="DATA is an implicit (user, item[, weight]) table: no rating column, every row a positive "
+            "(automatic when the file has no columns besides user, item, timestamp, weight).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -52,10 +56,16 @@ def column_spec(kw: dict) -> ColumnSpec:
         if not lo < hi:
             raise FastMFError(f"--rating-range LO,HI needs LO < HI, got '{rng}'")
         rng = (lo, hi)
-    return ColumnSpec(user=kw.pop("user_col", None), item=kw.pop("item_col", None),
-                      rating=kw.pop("rating_col", None), timestamp=kw.pop("time_col", None),
-                      sep=kw.pop("sep", None), rating_range=rng, weight=kw.pop("weight_col", None),
-                      implicit=bool(kw.pop("implicit", False)))
+    return ColumnSpec(
+        user=kw.pop("user_col", None),
+        item=kw.pop("item_col", None),
+        rating=kw.pop("rating_col", None),
+        timestamp=kw.pop("time_col", None),
+        sep=kw.pop("sep", None),
+        rating_range=rng,
+        weight=kw.pop("weight_col", None),
+        implicit=bool(kw.pop("implicit", False)),
+    )
 
 
 def check_threads(threads: int | None, flag: str = "--threads") -> None:
@@ -65,8 +75,9 @@ def check_threads(threads: int | None, flag: str = "--threads") -> None:
 
 
 def threads_option(f):
-    @click.option("--threads", type=int, default=None,
-                  help="Threads for the parallel kernels (default or 0: all cores).")
+    @click.option(
+        "--threads", type=int, default=None, help="Threads for the parallel kernels (default or 0: all cores)."
+    )
     @functools.wraps(f)
     def wrapper(*args, threads=None, **kw):
         check_threads(threads)
@@ -98,8 +109,9 @@ def output_options(f):
 
     f = command
     f = click.option("--quiet", "-q", is_flag=True, help="No progress or notes on stderr.")(f)
-    f = click.option("--progress", "forced_progress", is_flag=True,
-                     help="Progress bars even when stderr is not a terminal.")(f)
+    f = click.option(
+        "--progress", "forced_progress", is_flag=True, help="Progress bars even when stderr is not a terminal."
+    )(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(f)
     return f
 
@@ -142,8 +154,9 @@ def _model_option(name: str, decls: list):
             return click.option("--no-" + name.replace("_", "-"), name, flag_value=False, default=None, help=help_text)
         return click.option(flag, name, flag_value=True, default=None, help=help_text)
     if first.choices:
-        return click.option(flag, name, type=click.Choice(first.choices, case_sensitive=False), default=None,
-                            help=help_text)
+        return click.option(
+            flag, name, type=click.Choice(first.choices, case_sensitive=False), default=None, help=help_text
+        )
     metavar = {int: "INTEGER", float: "NUMBER"}.get(first.kind, "TEXT")
     return click.option(flag, name, default=None, metavar=metavar, help=help_text)
 
@@ -178,17 +191,41 @@ def model_choice() -> click.Choice:
 
 def split_options(f):
     opts = [
-        click.option("--test-frac", type=float, default=None,
-                     help="Share of ratings held out for testing (default 0.1; 0 with --test)."),
-        click.option("--split", type=click.Choice(["random", "user", "time"]), default="random", show_default=True,
-                     help="random: per rating; user: leave-k-out per user; time: latest ratings."),
+        click.option(
+            "--test-frac",
+            type=float,
+            default=None,
+            help="Share of ratings held out for testing (default 0.1; 0 with --test).",
+        ),
+        click.option(
+            "--split",
+            type=click.Choice(["random", "user", "time"]),
+            default="random",
+            show_default=True,
+            help="random: per rating; user: leave-k-out per user; time: latest ratings.",
+        ),
         click.option("--leave-k", type=int, default=None, help="k of --split user (default 1)."),
-        click.option("--test", "test_path", type=click.Path(), default=None,
-                     help="Evaluate on this data set instead of a split of DATA."),
-        click.option("--seed", type=int, default=42, show_default=True, callback=check_seed,
-                     help="Seed of the split and the model."),
-        click.option("--item-features", type=click.Path(), default=None,
-                     help="CSV/Parquet of (item, feature) pairs replacing the genres as item features."),
+        click.option(
+            "--test",
+            "test_path",
+            type=click.Path(),
+            default=None,
+            help="Evaluate on this data set instead of a split of DATA.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=42,
+            show_default=True,
+            callback=check_seed,
+            help="Seed of the split and the model.",
+        ),
+        click.option(
+            "--item-features",
+            type=click.Path(),
+            default=None,
+            help="CSV/Parquet of (item, feature) pairs replacing the genres as item features.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -218,11 +255,19 @@ def prepare_split(data, kw, kinds=None):
     check_implicit(full, given)
     split, frac, leave_k = kw.pop("split"), kw.pop("test_frac"), kw.pop("leave_k")
     train, test = train_test(full, given, split, frac, kw["seed"], 1 if leave_k is None else leave_k)
-    info = {"data": full.source, "test_data": given.source if given is not None else None,
-            "ratings": full.n_ratings, "users": full.n_users, "items": full.n_items,
-            "split": {"kind": "given" if given is not None else split, "seed": kw["seed"],
-                      "test_frac": (0.0 if given is not None else 0.1) if frac is None else frac,
-                      **({"leave_k": 1 if leave_k is None else leave_k} if split == "user" else {})}}
+    info = {
+        "data": full.source,
+        "test_data": given.source if given is not None else None,
+        "ratings": full.n_ratings,
+        "users": full.n_users,
+        "items": full.n_items,
+        "split": {
+            "kind": "given" if given is not None else split,
+            "seed": kw["seed"],
+            "test_frac": (0.0 if given is not None else 0.1) if frac is None else frac,
+            **({"leave_k": 1 if leave_k is None else leave_k} if split == "user" else {}),
+        },
+    }
     return train, test, info
 
 
@@ -238,12 +283,17 @@ def check_implicit(*datasets) -> None:
     rating = [k for k in kinds if k and model_class(k).rating_model]
     source = implicit[0].source
     if rating:
-        raise FastMFError(f"{source} is an implicit (user, item[, weight]) table without ratings: the rating "
-                          f"model '{rating[0]}' needs ratings (use bpr or popular, or name the rating column "
-                          "with --rating-col)")
+        raise FastMFError(
+            f"{source} is an implicit (user, item[, weight]) table without ratings: the rating "
+            f"model '{rating[0]}' needs ratings (use bpr or popular, or name the rating column "
+            "with --rating-col)"
+        )
     given = params.get("threshold") if params.get("kind") else None
-    click.echo(f"fastmf: note: {source} is an implicit (user, item[, weight]) table: every row is a positive"
-               + (f" (--threshold {given} does not apply)" if given is not None else ""), err=True)
+    click.echo(
+        f"fastmf: note: {source} is an implicit (user, item[, weight]) table: every row is a positive"
+        + (f" (--threshold {given} does not apply)" if given is not None else ""),
+        err=True,
+    )
 
 
 def resolve_item(model, item: str):
@@ -261,11 +311,18 @@ def resolve_item(model, item: str):
     hits = exact if exact.size else np.flatnonzero(np.char.find(titles, item.lower()) >= 0)
     if hits.size == 0:
         close = difflib.get_close_matches(item.lower(), titles.tolist(), n=3, cutoff=0.5)
-        hint = "; did you mean " + " or ".join(f"'{model.item_titles_[np.flatnonzero(titles == c)[0]]}'"
-                                              for c in close) + "?" if close else ""
+        hint = (
+            "; did you mean "
+            + " or ".join(f"'{model.item_titles_[np.flatnonzero(titles == c)[0]]}'" for c in close)
+            + "?"
+            if close
+            else ""
+        )
         raise FastMFError(f"no item id or title matches '{item}'{hint}")
     if hits.size > 1:
         shown = "; ".join(f"{model.item_titles_[h]} (id {ids[h]})" for h in hits[:5])
-        raise FastMFError(f"'{item}' matches {hits.size} titles: {shown}{'; ...' if hits.size > 5 else ''}; "
-                          "give more of the title or the id")
+        raise FastMFError(
+            f"'{item}' matches {hits.size} titles: {shown}{'; ...' if hits.size > 5 else ''}; "
+            "give more of the title or the id"
+        )
     return ids[hits[0]].item()

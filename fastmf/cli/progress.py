@@ -22,8 +22,9 @@ class Progress:
     def __init__(self, total: int | None, desc: str, unit: str, quiet: bool = False, forced: bool = False):
         self.quiet = quiet
         shown = not quiet and (forced or sys.stderr.isatty())
-        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not shown, dynamic_ncols=True,
-                        leave=True)
+        self.bar = tqdm(
+            total=total, desc=desc, unit=unit, file=sys.stderr, disable=not shown, dynamic_ncols=True, leave=True
+        )
 
     def __enter__(self) -> Progress:
         return self
@@ -38,8 +39,7 @@ class Progress:
             self.bar.refresh()
 
     def step(self, **figures) -> None:
-        self.bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items() if isinstance(v, (int, float))},
-                             refresh=False)
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items() if isinstance(v, (int, float))}, refresh=False)
         self.bar.update(1)
 
     def epoch(self, record: dict) -> None:
@@ -60,8 +60,17 @@ def file_bars(quiet: bool, forced: bool):
     shown = not quiet and (forced or sys.stderr.isatty())
 
     def open_bar(display: str, total: int):
-        return tqdm(total=total, desc=f"reading {display}", unit="B", unit_scale=True, unit_divisor=1024,
-                    file=sys.stderr, disable=not shown, dynamic_ncols=True, leave=False,
-                    delay=0.0 if forced else FILE_BAR_DELAY)
+        return tqdm(
+            total=total,
+            desc=f"reading {display}",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=not shown,
+            dynamic_ncols=True,
+            leave=False,
+            delay=0.0 if forced else FILE_BAR_DELAY,
+        )
 
     return open_bar

@@ -22,19 +22,39 @@ def _web_module():
 
 
 @main.group(invoke_without_command=True)
-@click.option("--model", type=click.Path(), default=None,
-              help="A saved model (fastmf train --out) to serve; default: one trained on first start and kept in "
-                   "the home folder.")
-@click.option("--data", type=click.Path(), default=None,
-              help="The catalogue: the data the model was trained on (default: the bundled ml-latest-small).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; other than this machine needs FASTMF_WEB_SECRET_KEY and "
-                   "FASTMF_WEB_ALLOWED_HOSTS.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="Port (0: any free port; the address is printed).")
-@click.option("--home", type=click.Path(file_okay=False), default=None,
-              help="Folder of the database, models, figures and job logs (default $XDG_DATA_HOME/fastmf/web "
-                   "or ~/.local/share/fastmf/web).")
+@click.option(
+    "--model",
+    type=click.Path(),
+    default=None,
+    help="A saved model (fastmf train --out) to serve; default: one trained on first start and kept in "
+    "the home folder.",
+)
+@click.option(
+    "--data",
+    type=click.Path(),
+    default=None,
+    help="The catalogue: the data the model was trained on (default: the bundled ml-latest-small).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; other than this machine needs FASTMF_WEB_SECRET_KEY and FASTMF_WEB_ALLOWED_HOSTS.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port (0: any free port; the address is printed).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of the database, models, figures and job logs (default $XDG_DATA_HOME/fastmf/web "
+    "or ~/.local/share/fastmf/web).",
+)
 @click.option("--debug", is_flag=True, help="Django's debug mode (never on a public address).")
 @click.option("--quiet", "-q", is_flag=True, help="No line per request.")
 @click.pass_context

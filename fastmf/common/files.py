@@ -86,8 +86,10 @@ def check_target(path: str, replaceable=None, what: str = "output", protect=()) 
     if replaceable is not None and not os.path.islink(target) and replaceable(target):
         return True
     kind = "folder" if os.path.isdir(target) else "file"
-    raise FastMFError(f"{path}: a {kind} that is not a fastmf {what} is there; choose another path "
-                      "(fastmf never overwrites what it did not write)")
+    raise FastMFError(
+        f"{path}: a {kind} that is not a fastmf {what} is there; choose another path "
+        "(fastmf never overwrites what it did not write)"
+    )
 
 
 def _fsync_dir(folder: str) -> None:

@@ -27,7 +27,7 @@ def aligned_zeros(shape, dtype, align: int = 64) -> np.ndarray:
     nbytes = int(np.prod(shape)) * dtype.itemsize
     buf = np.zeros(nbytes + align, dtype=np.uint8)
     offset = -buf.ctypes.data % align
-    return buf[offset:offset + nbytes].view(dtype).reshape(shape)
+    return buf[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
 def aligned_copy(a: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:
     """Boundaries of ``n_blocks`` contiguous entity ranges with about equal solve cost."""
     n = indptr.shape[0] - 1
     counts = np.diff(indptr).astype(np.float64)
-    cost = counts * (d * d + 2 * d + 4) + (d ** 3) / 3.0 + 8.0 * d + 16.0
+    cost = counts * (d * d + 2 * d + 4) + (d**3) / 3.0 + 8.0 * d + 16.0
     cum = np.cumsum(cost)
     total = cum[-1] if n else 0.0
     cuts = np.searchsorted(cum, total * np.arange(1, n_blocks) / n_blocks, side="left") + 1
@@ -67,9 +67,9 @@ def pack_rows(mean: np.ndarray, cov: np.ndarray, bias: np.ndarray, dtype=np.floa
     out = aligned_zeros((mean.shape[0], row_width(d)), dtype)
     step = max(1, min(4096, PACK_CHUNK // max(rows.size, 1)))  # temporaries of about PACK_CHUNK floats each
     for lo in range(0, mean.shape[0], step):
-        m = mean[lo:lo + step].astype(np.float64)
-        out[lo:lo + step, :rows.size] = m[:, rows] * m[:, cols] + cov[lo:lo + step][:, rows, cols]
-    out[:, rows.size:rows.size + d] = mean
+        m = mean[lo : lo + step].astype(np.float64)
+        out[lo : lo + step, : rows.size] = m[:, rows] * m[:, cols] + cov[lo : lo + step][:, rows, cols]
+    out[:, rows.size : rows.size + d] = mean
     out[:, rows.size + d] = bias
     return out
 
@@ -79,8 +79,8 @@ def scale_rows(rows: np.ndarray, scale: np.ndarray) -> None:
     ``C = diag(scale)``: ``P = m m^T + S`` becomes ``C P C``, entry ``(p, q)`` times ``c_p c_q``."""
     d = scale.shape[0]
     r, c = np.tril_indices(d)
-    rows[:, :r.size] *= (scale[r] * scale[c]).astype(rows.dtype)
-    rows[:, r.size:r.size + d] *= scale.astype(rows.dtype)
+    rows[:, : r.size] *= (scale[r] * scale[c]).astype(rows.dtype)
+    rows[:, r.size : r.size + d] *= scale.astype(rows.dtype)
 
 
 def row_width(d: int) -> int:

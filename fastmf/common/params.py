@@ -145,8 +145,10 @@ def make_init(params: dict):
     def __init__(self, **kwargs):
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
-            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument '{unknown[0]}' "
-                            f"(its hyperparameters: {', '.join(params)})")
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument '{unknown[0]}' "
+                f"(its hyperparameters: {', '.join(params)})"
+            )
         for name, p in params.items():
             value = kwargs.get(name, p.default)
             p.check(value, type(self).__name__)
@@ -155,8 +157,12 @@ def make_init(params: dict):
 
     __init__.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.kind)
-           for name, p in params.items()])
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.kind)
+            for name, p in params.items()
+        ]
+    )
     __init__.__doc__ = "Hyperparameters (keyword only):\n\n" + "\n".join(
-        f"* ``{name}`` = {p.default!r}: {p.help}" for name, p in params.items())
+        f"* ``{name}`` = {p.default!r}: {p.help}" for name, p in params.items()
+    )
     return __init__

@@ -81,9 +81,17 @@ ASSIGNED = "assigned"
 LIKES, DISLIKES = "likes", "dislikes"
 META_KEY = b"fastmf.abtest"
 VARIANT_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-LOG_SCHEMA = pa.schema([("experiment", pa.string()), ("run", pa.string()), ("variant", pa.string()),
-                        ("user", pa.string()), ("metric", pa.string()), ("outcome", pa.float64()),
-                        ("timestamp", pa.timestamp("us", tz="UTC"))])
+LOG_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("run", pa.string()),
+        ("variant", pa.string()),
+        ("user", pa.string()),
+        ("metric", pa.string()),
+        ("outcome", pa.float64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 # --------------------------------------------------------------------------- assignment
@@ -114,8 +122,10 @@ def experiment_weights(weights, n_arms: int, what: str = "traffic weights") -> n
     if w.size != n_arms:
         raise FastMFError(f"{what}: expected {n_arms} weights, one per arm, got {w.size} ({shown})")
     if not np.all(np.isfinite(w)) or np.any(w <= 0):
-        raise FastMFError(f"{what}: every weight must be a finite positive number (an arm with weight 0 gets "
-                          f"no users to compare), got {shown}")
+        raise FastMFError(
+            f"{what}: every weight must be a finite positive number (an arm with weight 0 gets "
+            f"no users to compare), got {shown}"
+        )
     return w / w.sum()
 
 
@@ -157,14 +167,17 @@ def ranking_outcomes(rec: np.ndarray, users: np.ndarray, test: Dataset, threshol
     ideal = np.concatenate([[np.nan], np.cumsum(discount)])[np.minimum(positives, k)]
     n_rated = rated.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"precision": liked.sum(axis=1) / k,
-                "ndcg": (liked * discount).sum(axis=1) / ideal,
-                "heldout_rating": np.where(n_rated > 0, np.nansum(rating, axis=1) / n_rated, np.nan),
-                **_feedback(liked.sum(axis=1), (rated & ~liked).sum(axis=1))}
+        return {
+            "precision": liked.sum(axis=1) / k,
+            "ndcg": (liked * discount).sum(axis=1) / ideal,
+            "heldout_rating": np.where(n_rated > 0, np.nansum(rating, axis=1) / n_rated, np.nan),
+            **_feedback(liked.sum(axis=1), (rated & ~liked).sum(axis=1)),
+        }
 
 
-def planted_outcomes(rec: np.ndarray, planted_users: np.ndarray, planted_items: np.ndarray, planted: dict,
-                     threshold: float, seed: int) -> dict:
+def planted_outcomes(
+    rec: np.ndarray, planted_users: np.ndarray, planted_items: np.ndarray, planted: dict, threshold: float, seed: int
+) -> dict:
     """Synthetic outcomes: per-user mean planted ``E[r]`` of the recommendations and simulated
     likes / dislikes (one rating per recommended item from the planted model, stream ``seed``).
 
@@ -179,8 +192,16 @@ def planted_outcomes(rec: np.ndarray, planted_users: np.ndarray, planted_items: 
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     items = planted_items[rec[order][valid[order]]].astype(np.int32)
     drawn, expected = ksynth.planted_ratings(
-        indptr, items, float(planted["mu"]), planted["user_bias"], planted["item_bias"],
-        planted["user_factors"], planted["item_factors"], float(planted["sigma"]), int(seed))
+        indptr,
+        items,
+        float(planted["mu"]),
+        planted["user_bias"],
+        planted["item_bias"],
+        planted["user_factors"],
+        planted["item_factors"],
+        float(planted["sigma"]),
+        int(seed),
+    )
     e_sorted = np.full(rec.shape, np.nan)
     r_sorted = np.full(rec.shape, np.nan)
     e_sorted[valid[order]], r_sorted[valid[order]] = expected, drawn
@@ -188,8 +209,10 @@ def planted_outcomes(rec: np.ndarray, planted_users: np.ndarray, planted_items: 
     e[order], r[order] = e_sorted, r_sorted
     liked = r >= threshold
     with np.errstate(invalid="ignore"):
-        return {"expected_rating": np.nanmean(np.where(valid, e, np.nan), axis=1),
-                **_feedback(liked.sum(axis=1), (valid & ~liked).sum(axis=1))}
+        return {
+            "expected_rating": np.nanmean(np.where(valid, e, np.nan), axis=1),
+            **_feedback(liked.sum(axis=1), (valid & ~liked).sum(axis=1)),
+        }
 
 
 def _feedback(likes: np.ndarray, dislikes: np.ndarray) -> dict:
@@ -228,9 +251,16 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, n_boot: in
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size == 0 or b.size == 0 or n_boot < 1:
         return [float("nan"), float("nan")]
-    result = stats.bootstrap((a, b), lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
-                             n_resamples=n_boot, confidence_level=1 - alpha, method="percentile", vectorized=True,
-                             random_state=np.random.default_rng(seed), batch=max(1, (1 << 22) // (a.size + b.size)))
+    result = stats.bootstrap(
+        (a, b),
+        lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+        n_resamples=n_boot,
+        confidence_level=1 - alpha,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+        batch=max(1, (1 << 22) // (a.size + b.size)),
+    )
     return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
@@ -284,20 +314,34 @@ class Arm:
 
 def check_trained_on(model, train: Dataset, name: str) -> None:
     """Error unless ``model`` was fitted on exactly ``train`` (same ids and training pattern)."""
-    same = (len(model.user_map_) == train.n_users and len(model.item_map_) == train.n_items
-            and np.array_equal(model.user_map_.ids, train.user_map.ids)
-            and np.array_equal(model.item_map_.ids, train.item_map.ids)
-            and np.array_equal(model.seen_indptr_, train.indptr)
-            and np.array_equal(model.seen_indices_, train.indices))
+    same = (
+        len(model.user_map_) == train.n_users
+        and len(model.item_map_) == train.n_items
+        and np.array_equal(model.user_map_.ids, train.user_map.ids)
+        and np.array_equal(model.item_map_.ids, train.item_map.ids)
+        and np.array_equal(model.seen_indptr_, train.indptr)
+        and np.array_equal(model.seen_indices_, train.indices)
+    )
     if not same:
-        raise FastMFError(f"model {name} was not trained on this split (train it with the same DATA, "
-                          "--split, --test-frac and --seed)")
+        raise FastMFError(
+            f"model {name} was not trained on this split (train it with the same DATA, --split, --test-frac and --seed)"
+        )
 
 
-def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None, planted: dict | None = None,
-                   n_users: int = 1000, salt: str = "fastmf-abtest", weights=None, k: int = 10,
-                   threshold: float = 4.0, seed: int = 42, experiment: str | None = None,
-                   settings: dict | None = None) -> tuple[pa.Table, dict]:
+def run_experiment(
+    arms: list[Arm],
+    train: Dataset,
+    test: Dataset | None = None,
+    planted: dict | None = None,
+    n_users: int = 1000,
+    salt: str = "fastmf-abtest",
+    weights=None,
+    k: int = 10,
+    threshold: float = 4.0,
+    seed: int = 42,
+    experiment: str | None = None,
+    settings: dict | None = None,
+) -> tuple[pa.Table, dict]:
     """Sample users, assign them, recommend with each arm and score on held-out or planted truth.
 
     Every arm's model must have been trained on ``train``. Real data needs
@@ -319,11 +363,12 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
         mode = "planted"
     elif test is not None and test.n_ratings:
         positives = np.bincount(test.user_of_entry[test.data >= threshold], minlength=test.n_users)
-        eligible = np.flatnonzero(positives[:train.n_users] > 0)
+        eligible = np.flatnonzero(positives[: train.n_users] > 0)
         mode = "heldout"
     else:
-        raise FastMFError("the experiment needs held-out truth: a test split (--test-frac > 0) "
-                          "or a synthetic folder with planted.npz")
+        raise FastMFError(
+            "the experiment needs held-out truth: a test split (--test-frac > 0) or a synthetic folder with planted.npz"
+        )
     if eligible.size < 2:
         raise FastMFError(f"only {eligible.size} users have test ratings >= {threshold:g}")
     rng = np.random.default_rng([seed, 0xAB])
@@ -334,9 +379,11 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
     per_arm = np.bincount(variant, minlength=len(arms))
     if per_arm.min() < 2:
         v = int(np.argmin(per_arm))
-        raise FastMFError(f"arm {VARIANT_NAMES[v]} got {per_arm[v]} of the {sample.size} sampled users (traffic "
-                          f"{'/'.join(f'{100 * w:g}' for w in weights)}); each arm needs at least 2 to be compared: "
-                          "sample more users or give that arm more traffic")
+        raise FastMFError(
+            f"arm {VARIANT_NAMES[v]} got {per_arm[v]} of the {sample.size} sampled users (traffic "
+            f"{'/'.join(f'{100 * w:g}' for w in weights)}); each arm needs at least 2 to be compared: "
+            "sample more users or give that arm more traffic"
+        )
     metrics: dict[str, np.ndarray] = {}
     feedback_seed = int.from_bytes(hashlib.sha256(f"{salt}:{seed}:feedback".encode()).digest()[:4], "big")
     for v, arm in enumerate(arms):
@@ -354,12 +401,22 @@ def run_experiment(arms: list[Arm], train: Dataset, test: Dataset | None = None,
     now = _dt.datetime.now(_dt.UTC)
     run = now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
     experiment = experiment or salt
-    meta = {"experiment": experiment, "run": run, "salt": salt, "weights": weights.tolist(),
-            "variants": [dict(name=VARIANT_NAMES[v], **arm.describe()) for v, arm in enumerate(arms)],
-            "k": int(k), "threshold": float(threshold), "seed": int(seed), "mode": mode,
-            "users_requested": int(n_users), "eligible_users": int(eligible.size),
-            "primary": "expected_rating" if mode == "planted" else f"ndcg@{k}",
-            "source": train.source, **(settings or {})}
+    meta = {
+        "experiment": experiment,
+        "run": run,
+        "salt": salt,
+        "weights": weights.tolist(),
+        "variants": [dict(name=VARIANT_NAMES[v], **arm.describe()) for v, arm in enumerate(arms)],
+        "k": int(k),
+        "threshold": float(threshold),
+        "seed": int(seed),
+        "mode": mode,
+        "users_requested": int(n_users),
+        "eligible_users": int(eligible.size),
+        "primary": "expected_rating" if mode == "planted" else f"ndcg@{k}",
+        "source": train.source,
+        **(settings or {}),
+    }
     names = np.asarray(list(VARIANT_NAMES))[variant]
     return log_table(experiment, run, names, user_ids, units, metrics, now), meta
 
@@ -371,8 +428,15 @@ def _planted_index(ids: np.ndarray, n: int, what: str) -> np.ndarray:
     return (ids - 1).astype(np.int64)
 
 
-def log_table(experiment: str, run: str, variants: np.ndarray, user_ids: np.ndarray, units: np.ndarray,
-              metrics: dict, when: _dt.datetime) -> pa.Table:
+def log_table(
+    experiment: str,
+    run: str,
+    variants: np.ndarray,
+    user_ids: np.ndarray,
+    units: np.ndarray,
+    metrics: dict,
+    when: _dt.datetime,
+) -> pa.Table:
     """Long-format log rows: one ``assigned`` row per user plus one row per defined outcome."""
     parts = [(ASSIGNED, np.arange(units.size), units)]
     for name, values in metrics.items():
@@ -381,15 +445,18 @@ def log_table(experiment: str, run: str, variants: np.ndarray, user_ids: np.ndar
     rows = np.concatenate([p[1] for p in parts])
     n = rows.size
     users = np.asarray(user_ids).astype(str)
-    return pa.table({
-        "experiment": pa.array([experiment] * n, pa.string()),
-        "run": pa.array([run] * n, pa.string()),
-        "variant": pa.array(np.asarray(variants)[rows].astype(str), pa.string()),
-        "user": pa.array(users[rows], pa.string()),
-        "metric": pa.array(np.concatenate([[p[0]] * p[1].size for p in parts]).astype(str), pa.string()),
-        "outcome": pa.array(np.concatenate([p[2] for p in parts]).astype(np.float64)),
-        "timestamp": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
-    }, schema=LOG_SCHEMA)
+    return pa.table(
+        {
+            "experiment": pa.array([experiment] * n, pa.string()),
+            "run": pa.array([run] * n, pa.string()),
+            "variant": pa.array(np.asarray(variants)[rows].astype(str), pa.string()),
+            "user": pa.array(users[rows], pa.string()),
+            "metric": pa.array(np.concatenate([[p[0]] * p[1].size for p in parts]).astype(str), pa.string()),
+            "outcome": pa.array(np.concatenate([p[2] for p in parts]).astype(np.float64)),
+            "timestamp": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
+        },
+        schema=LOG_SCHEMA,
+    )
 
 
 # --------------------------------------------------------------------------- log
@@ -428,8 +495,10 @@ def read_log(path: str) -> list[tuple[pa.Table, dict]]:
         raw = (table.schema.metadata or {}).get(META_KEY)
         missing = set(LOG_SCHEMA.names) - set(table.column_names)
         if raw is None or missing:
-            raise FastMFError(f"{file}: not a fastmf A/B log file"
-                              + (f" (missing columns {', '.join(sorted(missing))})" if missing else ""))
+            raise FastMFError(
+                f"{file}: not a fastmf A/B log file"
+                + (f" (missing columns {', '.join(sorted(missing))})" if missing else "")
+            )
         runs.append((table, json.loads(raw)))
     return sorted(runs, key=lambda r: r[1]["run"])
 
@@ -437,8 +506,14 @@ def read_log(path: str) -> list[tuple[pa.Table, dict]]:
 # --------------------------------------------------------------------------- analysis
 
 
-def analyze(table: pa.Table, meta: dict, alpha: float = 0.05, power: float = 0.8, effect: float | None = None,
-            n_boot: int = 2000) -> dict:
+def analyze(
+    table: pa.Table,
+    meta: dict,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    effect: float | None = None,
+    n_boot: int = 2000,
+) -> dict:
     """The report of one run from its log rows: counts, per-metric tests, chi-square, sample size, verdict.
 
     Variants are compared with the first (the control); with more than two
@@ -468,13 +543,19 @@ def analyze(table: pa.Table, meta: dict, alpha: float = 0.05, power: float = 0.8
         versus = {}
         for v in names[1:]:
             treat = values(m, v)
-            versus[v] = {"diff": arms[v]["mean"] - arms[names[0]]["mean"], **welch(control, treat),
-                         "diff_ci": bootstrap_diff(control, treat, alpha, n_boot, meta["seed"])}
+            versus[v] = {
+                "diff": arms[v]["mean"] - arms[names[0]]["mean"],
+                **welch(control, treat),
+                "diff_ci": bootstrap_diff(control, treat, alpha, n_boot, meta["seed"]),
+            }
         results[m] = {"arms": arms, "versus_control": versus}
     likes = [float(values(LIKES, v).sum()) for v in names]
     dislikes = [float(values(DISLIKES, v).sum()) for v in names]
-    feedback = {"likes": dict(zip(names, likes)), "dislikes": dict(zip(names, dislikes)),
-                "test": chi_square(likes, dislikes)}
+    feedback = {
+        "likes": dict(zip(names, likes)),
+        "dislikes": dict(zip(names, dislikes)),
+        "test": chi_square(likes, dislikes),
+    }
     primary = meta["primary"]
     size = None
     if primary in results and len(names) >= 2:
@@ -482,11 +563,25 @@ def analyze(table: pa.Table, meta: dict, alpha: float = 0.05, power: float = 0.8
         sds = [r["arms"][v]["sd"] for v in names[:2]]
         delta = r["versus_control"][names[1]]["diff"] if effect is None else effect
         pooled = float(np.sqrt(np.mean(np.square(sds))))
-        size = {"metric": primary, "effect": float(abs(delta)), "sd": pooled, "alpha": alpha, "power": power,
-                "per_arm": sample_size(delta, pooled, alpha, power)}
-    report = {"experiment": meta["experiment"], "run": meta["run"], "meta": meta, "alpha": alpha,
-              "counts": dict(zip(names, counts)), "sample_ratio_p": srm, "metrics": results,
-              "feedback": feedback, "sample_size": size}
+        size = {
+            "metric": primary,
+            "effect": float(abs(delta)),
+            "sd": pooled,
+            "alpha": alpha,
+            "power": power,
+            "per_arm": sample_size(delta, pooled, alpha, power),
+        }
+    report = {
+        "experiment": meta["experiment"],
+        "run": meta["run"],
+        "meta": meta,
+        "alpha": alpha,
+        "counts": dict(zip(names, counts)),
+        "sample_ratio_p": srm,
+        "metrics": results,
+        "feedback": feedback,
+        "sample_size": size,
+    }
     report["verdict"] = verdict(report)
     return report
 
@@ -498,8 +593,10 @@ def verdict(report: dict) -> str:
     primary = meta["primary"]
     lines = []
     if np.isfinite(report["sample_ratio_p"]) and report["sample_ratio_p"] < 0.001:
-        lines.append(f"warning: the assignment counts do not fit the traffic weights (p = "
-                     f"{report['sample_ratio_p']:.2g}); check the assignment before trusting the result.")
+        lines.append(
+            f"warning: the assignment counts do not fit the traffic weights (p = "
+            f"{report['sample_ratio_p']:.2g}); check the assignment before trusting the result."
+        )
     if primary not in report["metrics"]:
         return "\n".join(lines + [f"no outcomes for the primary metric {primary}"])
     level = report["alpha"] / max(1, len(names) - 1)
@@ -509,20 +606,28 @@ def verdict(report: dict) -> str:
         a, b = r["arms"][names[0]]["mean"], r["arms"][v]["mean"]
         if not np.isfinite(c["p"]):
             n_a, n_b = r["arms"][names[0]]["n"], r["arms"][v]["n"]
-            lines.append(f"cannot compare {v} with {names[0]} on {primary}: {n_b} and {n_a} users with outcomes "
-                         "(the test needs at least 2 per arm, with some variation).")
+            lines.append(
+                f"cannot compare {v} with {names[0]} on {primary}: {n_b} and {n_a} users with outcomes "
+                "(the test needs at least 2 per arm, with some variation)."
+            )
         elif c["p"] < level:
             better, worse = (v, names[0]) if c["diff"] > 0 else (names[0], v)
             means = {names[0]: a, v: b}
-            lines.append(f"{better} beats {worse} on {primary}: {means[better]:.4f} vs {means[worse]:.4f} "
-                         f"({v} - {names[0]} = {c['diff']:+.4f}, bootstrap CI {c['diff_ci'][0]:+.4f} to "
-                         f"{c['diff_ci'][1]:+.4f}), Welch p = {c['p']:.2g} < {level:.3g}.")
+            lines.append(
+                f"{better} beats {worse} on {primary}: {means[better]:.4f} vs {means[worse]:.4f} "
+                f"({v} - {names[0]} = {c['diff']:+.4f}, bootstrap CI {c['diff_ci'][0]:+.4f} to "
+                f"{c['diff_ci'][1]:+.4f}), Welch p = {c['p']:.2g} < {level:.3g}."
+            )
         else:
-            line = (f"no significant difference between {v} and {names[0]} on {primary}: {b:.4f} vs {a:.4f}, "
-                    f"Welch p = {c['p']:.2g} (level {level:.3g}).")
+            line = (
+                f"no significant difference between {v} and {names[0]} on {primary}: {b:.4f} vs {a:.4f}, "
+                f"Welch p = {c['p']:.2g} (level {level:.3g})."
+            )
             size = report["sample_size"]
             if size and size["per_arm"] and v == names[1]:
-                line += (f" Detecting a difference of {size['effect']:.4f} with {size['power']:.0%} power "
-                         f"would take about {size['per_arm']:,} users per arm.")
+                line += (
+                    f" Detecting a difference of {size['effect']:.4f} with {size['power']:.0%} power "
+                    f"would take about {size['per_arm']:,} users per arm."
+                )
             lines.append(line)
     return "\n".join(lines)

@@ -57,12 +57,19 @@ def degree_fit(degrees: np.ndarray) -> dict:
     degrees = np.asarray(degrees)
     values, counts = np.unique(degrees[degrees > 0], return_counts=True)
     slope = loglog_slope(degrees)
-    intercept = (float(np.mean(np.log10(counts)) - slope * np.mean(np.log10(values)))
-                 if np.isfinite(slope) else float("nan"))
+    intercept = (
+        float(np.mean(np.log10(counts)) - slope * np.mean(np.log10(values))) if np.isfinite(slope) else float("nan")
+    )
     n = counts.sum()
     ccdf = (n - np.concatenate([[0], np.cumsum(counts)[:-1]])) / max(n, 1)
-    return {"values": values, "counts": counts, "ccdf": ccdf, "slope": slope, "intercept": intercept,
-            "power_law": power_law_fit(degrees)}
+    return {
+        "values": values,
+        "counts": counts,
+        "ccdf": ccdf,
+        "slope": slope,
+        "intercept": intercept,
+        "power_law": power_law_fit(degrees),
+    }
 
 
 #: ``power_law_fit`` only considers lower bounds that leave at least this many entities in the tail
@@ -96,13 +103,19 @@ def power_law_fit(degrees: np.ndarray, xmin: int | None = None, min_tail: int = 
     x = x[x > 0]
     values, counts = np.unique(x, return_counts=True)
     n = int(counts.sum())
-    nan = {"alpha": float("nan"), "xmin": int(values[0]) if values.size else 1, "n_tail": n, "n": n,
-           "ks": float("nan"), "sigma": float("nan")}
+    nan = {
+        "alpha": float("nan"),
+        "xmin": int(values[0]) if values.size else 1,
+        "n_tail": n,
+        "n": n,
+        "ks": float("nan"),
+        "sigma": float("nan"),
+    }
     if values.size < 2:
         return nan
     logs = np.log(values.astype(np.float64))
-    tail_n = np.cumsum(counts[::-1])[::-1]                       # entities with x >= values[k]
-    tail_log = np.cumsum((counts * logs)[::-1])[::-1]            # sum of ln x_i over them
+    tail_n = np.cumsum(counts[::-1])[::-1]  # entities with x >= values[k]
+    tail_log = np.cumsum((counts * logs)[::-1])[::-1]  # sum of ln x_i over them
     if xmin is not None:
         candidates = np.flatnonzero(values >= xmin)[:1]
         if candidates.size == 0 or candidates[0] > values.size - 2:
@@ -120,8 +133,14 @@ def power_law_fit(degrees: np.ndarray, xmin: int | None = None, min_tail: int = 
         if best is None or ks < best[0]:
             best = (ks, lo, alpha, nt)
     ks, lo, alpha, nt = best
-    return {"alpha": float(alpha), "xmin": int(lo), "n_tail": int(nt), "n": n, "ks": float(ks),
-            "sigma": float((alpha - 1.0) / np.sqrt(nt))}
+    return {
+        "alpha": float(alpha),
+        "xmin": int(lo),
+        "n_tail": int(nt),
+        "n": n,
+        "ks": float(ks),
+        "sigma": float((alpha - 1.0) / np.sqrt(nt)),
+    }
 
 
 def _ks_distance(values: np.ndarray, counts: np.ndarray, xmin: float, alpha: float) -> float:
@@ -162,8 +181,7 @@ def genre_stats(data: Dataset) -> dict:
     rating_sum = np.bincount(fidx, weights=item_sum[rows], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = rating_sum / n_ratings
-    return {"names": list(names), "n_items": n_items, "n_ratings": n_ratings.astype(np.int64),
-            "mean_rating": mean}
+    return {"names": list(names), "n_items": n_items, "n_ratings": n_ratings.astype(np.int64), "mean_rating": mean}
 
 
 def top_items(data: Dataset, k: int = 10) -> list[dict]:
@@ -171,8 +189,15 @@ def top_items(data: Dataset, k: int = 10) -> list[dict]:
     counts = data.item_counts
     order = np.lexsort((np.arange(counts.size), -counts))[:k]
     sums = np.bincount(data.indices, weights=data.data.astype(np.float64), minlength=data.n_items)
-    return [{"item_id": data.item_map.ids[i].item(), "title": data.title_of(i), "ratings": int(counts[i]),
-             "mean_rating": float(sums[i] / counts[i])} for i in order]
+    return [
+        {
+            "item_id": data.item_map.ids[i].item(),
+            "title": data.title_of(i),
+            "ratings": int(counts[i]),
+            "mean_rating": float(sums[i] / counts[i]),
+        }
+        for i in order
+    ]
 
 
 #: MovieLens lists these among the genres, but they name a release format: an item gets one as its
@@ -242,17 +267,18 @@ def check_same_items(model, data: Dataset) -> None:
     found = idx >= 0
     same = np.asarray([str(data.titles[j]) == str(t) for j, t in zip(idx[found], model.item_titles_[found])])
     if same.sum() < 0.5 * model.n_items:
-        raise FastMFError(f"{data.source or 'DATA'}: its items do not match the model's "
-                          f"({int(same.sum()):,} of {model.n_items:,} ids have the model's title); "
-                          "give the data the model was trained on")
+        raise FastMFError(
+            f"{data.source or 'DATA'}: its items do not match the model's "
+            f"({int(same.sum()):,} of {model.n_items:,} ids have the model's title); "
+            "give the data the model was trained on"
+        )
 
 
 def item_factors(model) -> np.ndarray:
     """The model's item factors as float64; an error for models without them (bias-only, popularity)."""
     v = getattr(model, "item_factors_", None)
     if v is None or v.ndim != 2 or v.shape[1] == 0:
-        raise FastMFError(f"model '{model.kind}' has no item factors: "
-                          "this analysis needs a model with latent factors")
+        raise FastMFError(f"model '{model.kind}' has no item factors: this analysis needs a model with latent factors")
     return np.asarray(v, dtype=np.float64)
 
 
@@ -271,10 +297,10 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     signs = np.sign(axes[np.arange(axes.shape[0]), np.argmax(np.abs(axes), axis=1)])
     axes *= np.where(signs == 0, 1.0, signs)[:, None]
     coords = np.zeros((x.shape[0], 2))
-    coords[:, :axes.shape[0]] = centred @ axes.T
-    total = float(np.sum(s ** 2))
+    coords[:, : axes.shape[0]] = centred @ axes.T
+    total = float(np.sum(s**2))
     explained = np.zeros(2)
-    explained[:axes.shape[0]] = (s[:2] ** 2) / total if total > 0 else 0.0
+    explained[: axes.shape[0]] = (s[:2] ** 2) / total if total > 0 else 0.0
     return coords, explained
 
 
@@ -293,20 +319,32 @@ def embedding_map(model, data: Dataset | None, min_ratings: int = 100, bias_shif
     v = item_factors(model)
     items = np.flatnonzero(model.item_counts_ >= min_ratings)
     if items.size < 3:
-        raise FastMFError(f"only {items.size} items have at least {min_ratings} training ratings: "
-                          "lower --min-ratings to draw the item map")
+        raise FastMFError(
+            f"only {items.size} items have at least {min_ratings} training ratings: "
+            "lower --min-ratings to draw the item map"
+        )
     largest = float(np.max(np.abs(v[items])))
     if largest < COLLAPSED:
-        raise FastMFError(f"the item factors of the {items.size:,} items with at least {min_ratings} training ratings "
-                          f"are all zero (largest |V| {largest:.1e}): the model shrank them away, so there is no map")
+        raise FastMFError(
+            f"the item factors of the {items.size:,} items with at least {min_ratings} training ratings "
+            f"are all zero (largest |V| {largest:.1e}): the model shrank them away, so there is no map"
+        )
     coords, explained = pca_2d(v[items])
     bias = getattr(model, "item_bias_", None)
     shift = bias_shift * np.asarray(bias, dtype=np.float64)[items] if bias is not None else 0.0
-    return {"items": items, "x": coords[:, 0] + shift, "y": coords[:, 1],
-            "genre": (primary_genres(data, model.item_map_.ids[items]) if data is not None
-                      else np.full(items.size, NO_GENRE, dtype=object)),
-            "titles": [model.title(i) for i in items], "counts": model.item_counts_[items],
-            "explained": explained}
+    return {
+        "items": items,
+        "x": coords[:, 0] + shift,
+        "y": coords[:, 1],
+        "genre": (
+            primary_genres(data, model.item_map_.ids[items])
+            if data is not None
+            else np.full(items.size, NO_GENRE, dtype=object)
+        ),
+        "titles": [model.title(i) for i in items],
+        "counts": model.item_counts_[items],
+        "explained": explained,
+    }
 
 
 def rating_variance(data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -334,8 +372,15 @@ def polarizing(model, data: Dataset, min_ratings: int = 100, k: int = 10) -> dic
     smallest = eligible[np.lexsort((eligible, norms[eligible]))][:k]
 
     def model_rows(idx):
-        return [{"item_id": model.item_map_.ids[i].item(), "title": model.title(i), "value": float(norms[i]),
-                 "ratings": int(model.item_counts_[i])} for i in idx]
+        return [
+            {
+                "item_id": model.item_map_.ids[i].item(),
+                "title": model.title(i),
+                "value": float(norms[i]),
+                "ratings": int(model.item_counts_[i]),
+            }
+            for i in idx
+        ]
 
     counts, _, var = rating_variance(data)
     keep = np.flatnonzero(counts >= max(min_ratings, 1))
@@ -344,8 +389,15 @@ def polarizing(model, data: Dataset, min_ratings: int = 100, k: int = 10) -> dic
         "min_ratings": min_ratings,
         "largest_norm": model_rows(largest),
         "smallest_norm": model_rows(smallest),
-        "largest_variance": [{"item_id": data.item_map.ids[i].item(), "title": data.title_of(i),
-                              "value": float(var[i]), "ratings": int(counts[i])} for i in by_var],
+        "largest_variance": [
+            {
+                "item_id": data.item_map.ids[i].item(),
+                "title": data.title_of(i),
+                "value": float(var[i]),
+                "ratings": int(counts[i]),
+            }
+            for i in by_var
+        ],
     }
 
 
@@ -355,8 +407,15 @@ def similar_items(model, item_index: int, k: int = 10, min_ratings: int = 0) -> 
     item_factors(model)  # a clear error for models without factors
     ids, sims = model.similar_items(model.item_map_.ids[item_index], k, min_item_ratings=min_ratings)
     idx = model.item_map_.index_of(ids)
-    return [{"item_id": model.item_map_.ids[j].item(), "title": model.title(j), "similarity": float(s),
-             "ratings": int(model.item_counts_[j])} for j, s in zip(idx, sims)]
+    return [
+        {
+            "item_id": model.item_map_.ids[j].item(),
+            "title": model.title(j),
+            "similarity": float(s),
+            "ratings": int(model.item_counts_[j]),
+        }
+        for j, s in zip(idx, sims)
+    ]
 
 
 # --------------------------------------------------------------------------- text

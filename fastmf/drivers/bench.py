@@ -70,10 +70,16 @@ def run_config(config: dict) -> dict:
     steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
     samples = getattr(model, "samples_per_epoch_", None)
     record = {
-        "model": config["model"], "backend": config["backend"], "factors": params.get("factors"),
-        "threads": threads, "ratings": data.n_ratings, "epochs": len(seconds),
-        "epoch_seconds": steady, "compile_seconds": model.compile_seconds_,
-        "first_epoch_seconds": seconds[0] + model.history_[0].get("compile_seconds", 0.0), "fit_seconds": total,
+        "model": config["model"],
+        "backend": config["backend"],
+        "factors": params.get("factors"),
+        "threads": threads,
+        "ratings": data.n_ratings,
+        "epochs": len(seconds),
+        "epoch_seconds": steady,
+        "compile_seconds": model.compile_seconds_,
+        "first_epoch_seconds": seconds[0] + model.history_[0].get("compile_seconds", 0.0),
+        "fit_seconds": total,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "numba_threading_layer": numba.threading_layer() if config["backend"] == "numba" else None,
         "scale": config.get("scale"),
@@ -116,8 +122,11 @@ def machine_peak(seconds: float = 2.0) -> dict:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    return {"cores": max_threads(), "peak_gflops": 2 * 2048 ** 3 / best(lambda: a @ b) / 1e9,
-            "bandwidth_gbs": 2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9}
+    return {
+        "cores": max_threads(),
+        "peak_gflops": 2 * 2048**3 / best(lambda: a @ b) / 1e9,
+        "bandwidth_gbs": 2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9,
+    }
 
 
 def add_roofline(records: list[dict], peak: dict) -> None:
@@ -131,16 +140,29 @@ def add_roofline(records: list[dict], peak: dict) -> None:
 
 def run_subprocess(config: dict) -> dict:
     """Run :func:`run_config` in a fresh interpreter so peak RSS and first-call cost are its own."""
-    proc = subprocess.run([sys.executable, "-m", "fastmf.drivers.bench", json.dumps(config)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastmf.drivers.bench", json.dumps(config)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         raise FastMFError(f"benchmark worker failed for {config['model']}/{config['backend']}: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def plan(model: str, scale: float, factors, threads, backends, epochs: int, numpy_epochs: int,
-         series: bool, data: str, series_data=None, extra_params=None, balance_check: bool = False) -> list[dict]:
+def plan(
+    model: str,
+    scale: float,
+    factors,
+    threads,
+    backends,
+    epochs: int,
+    numpy_epochs: int,
+    series: bool,
+    data: str,
+    series_data=None,
+    extra_params=None,
+    balance_check: bool = False,
+) -> list[dict]:
     """The list of configurations to measure."""
     configs = []
     base = dict(extra_params or {})
@@ -148,23 +170,50 @@ def plan(model: str, scale: float, factors, threads, backends, epochs: int, nump
         factors = [None]  # e.g. the bias-only model
     for d in factors:
         for backend in backends:
-            for t in (threads if backend == "numba" else threads[:1]):
-                configs.append({"model": model, "backend": backend, "threads": t, "data": data, "scale": scale,
-                                "epochs": epochs if backend == "numba" else numpy_epochs,
-                                "params": _with_factors(base, d)})
+            for t in threads if backend == "numba" else threads[:1]:
+                configs.append(
+                    {
+                        "model": model,
+                        "backend": backend,
+                        "threads": t,
+                        "data": data,
+                        "scale": scale,
+                        "epochs": epochs if backend == "numba" else numpy_epochs,
+                        "params": _with_factors(base, d),
+                    }
+                )
         if balance_check and "numba" in backends:
-            configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": data,
-                            "scale": scale, "epochs": epochs,
-                            "params": {**_with_factors(base, d), "work_split": "naive"}})
+            configs.append(
+                {
+                    "model": model,
+                    "backend": "numba",
+                    "threads": max(threads),
+                    "data": data,
+                    "scale": scale,
+                    "epochs": epochs,
+                    "params": {**_with_factors(base, d), "work_split": "naive"},
+                }
+            )
     if series:
         for s, folder in (series_data or {}).items():
-            configs.append({"model": model, "backend": "numba", "threads": max(threads), "data": folder, "scale": s,
-                            "epochs": epochs, "params": _with_factors(base, factors[0]), "series": True})
+            configs.append(
+                {
+                    "model": model,
+                    "backend": "numba",
+                    "threads": max(threads),
+                    "data": folder,
+                    "scale": s,
+                    "epochs": epochs,
+                    "params": _with_factors(base, factors[0]),
+                    "series": True,
+                }
+            )
     return configs
 
 
-def companions(kind: str, configs: list[dict], scale, factors, threads, backends, epochs, numpy_epochs, data,
-               extra: dict) -> list[dict]:
+def companions(
+    kind: str, configs: list[dict], scale, factors, threads, backends, epochs, numpy_epochs, data, extra: dict
+) -> list[dict]:
     """Configurations measured beside ``kind``'s own: plain ALS at the same D and threads for the
     models whose target is a ratio to ALS (features, vi), and VI's other covariance option."""
     if kind not in ("features", "vi"):
@@ -172,8 +221,19 @@ def companions(kind: str, configs: list[dict], scale, factors, threads, backends
     als_extra = {k: v for k, v in extra.items() if k in ALS.params}
     out = plan("als", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None, als_extra) + configs
     if kind == "vi" and "covariance" not in extra:
-        out += plan("vi", scale, factors, threads, backends, epochs, numpy_epochs, False, data, None,
-                    {**extra, "covariance": "diagonal"})
+        out += plan(
+            "vi",
+            scale,
+            factors,
+            threads,
+            backends,
+            epochs,
+            numpy_epochs,
+            False,
+            data,
+            None,
+            {**extra, "covariance": "diagonal"},
+        )
     return out
 
 
@@ -183,13 +243,20 @@ def als_ratios(records: list[dict]) -> list[str]:
     for r in records:
         if r["model"] == "als" or _side_run(r):
             continue
-        same = [x for x in records if x["model"] == "als" and not _side_run(x)
-                and all(x[key] == r[key] for key in ("backend", "factors", "threads", "ratings"))]
+        same = [
+            x
+            for x in records
+            if x["model"] == "als"
+            and not _side_run(x)
+            and all(x[key] == r[key] for key in ("backend", "factors", "threads", "ratings"))
+        ]
         if same:
             r["vs_als"] = r["epoch_seconds"] / same[0]["epoch_seconds"]
             note = " ".join(f"{k}={v}" for k, v in r.get("params", {}).items() if k != "factors")
-            lines.append(f"{r['model']} {note} vs als epoch time ({r['backend']}, D={r['factors']}, "
-                         f"{r['threads']} threads): {r['vs_als']:.2f}x")
+            lines.append(
+                f"{r['model']} {note} vs als epoch time ({r['backend']}, D={r['factors']}, "
+                f"{r['threads']} threads): {r['vs_als']:.2f}x"
+            )
     return lines
 
 
@@ -202,8 +269,14 @@ def add_ratios(records: list[dict]) -> None:
     for r in records:
         if r["backend"] != "numba" or _side_run(r):
             continue
-        ref = [x for x in records if x["backend"] == "numpy" and x["model"] == r["model"]
-               and x["factors"] == r["factors"] and x["ratings"] == r["ratings"]]
+        ref = [
+            x
+            for x in records
+            if x["backend"] == "numpy"
+            and x["model"] == r["model"]
+            and x["factors"] == r["factors"]
+            and x["ratings"] == r["ratings"]
+        ]
         if ref:
             r["speedup_vs_numpy"] = ref[0]["epoch_seconds"] / r["epoch_seconds"]
 
@@ -215,12 +288,14 @@ def is_records(path: str) -> bool:
             records = json.load(fh)
     except (OSError, ValueError):
         return False
-    return isinstance(records, list) and all(isinstance(r, dict) and {"model", "backend", "epoch_seconds"} <= r.keys()
-                                             for r in records)
+    return isinstance(records, list) and all(
+        isinstance(r, dict) and {"model", "backend", "epoch_seconds"} <= r.keys() for r in records
+    )
 
 
 def write_records(path: str, records: list[dict]) -> None:
     """Write the records as a JSON list (replacing only a file of records)."""
+
     def write(tmp):
         with open(tmp, "w") as fh:
             fh.write(jsonio.dumps(records, indent=2))

@@ -11,8 +11,15 @@ from fastmf.models.base import Recommender
 from fastmf.registry import build_model, model_class
 
 
-def compare(kinds, train: Dataset, test: Dataset, params: dict | None = None, threshold: float | None = 4.0,
-            seed: int = 42, callback=None) -> list[dict]:
+def compare(
+    kinds,
+    train: Dataset,
+    test: Dataset,
+    params: dict | None = None,
+    threshold: float | None = 4.0,
+    seed: int = 42,
+    callback=None,
+) -> list[dict]:
     """Fit each model kind on ``train`` and rank ``test`` with the same positives: one row per model.
 
     ``params`` maps a kind to its hyperparameters; every model gets ``seed``, and rankers get

@@ -100,8 +100,9 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
     if test_frac <= 0:  # no split: the block as read
         train = test = None
     else:
-        test = (stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)) \
-            < test_frac
+        test = (
+            stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
+        ) < test_frac
         train = ~test
 
     def part(mask):
@@ -111,8 +112,9 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
         return _local_csr(r.rows[mask], r.cols[mask], r.ratings[mask], r.start, r.stop)
 
     read = ratings
-    block = Block(side, ratings.start, ratings.stop, part(train),
-                  part(np.zeros(n, dtype=bool)) if test is None else part(test))
+    block = Block(
+        side, ratings.start, ratings.stop, part(train), part(np.zeros(n, dtype=bool)) if test is None else part(test)
+    )
     read = ratings = None
     # the block's arrays are numpy's own (copied out of Arrow's buffers): what reading and checking the file
     # took from Arrow's pool goes back to the system, so a worker's memory is its blocks
@@ -123,9 +125,14 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
 def block_summary(block: Block) -> dict:
     """What the client needs of a block: training ratings per row, their float64 sum, extremes, test count."""
     data = block.train[2]
-    return {"counts": np.diff(block.train[0]), "sum": float(data.sum(dtype=np.float64)), "n": int(data.shape[0]),
-            "extremes": (float(data.min()), float(data.max())) if data.size else None,
-            "n_test": int(block.test[2].shape[0]), "bytes": block.nbytes}
+    return {
+        "counts": np.diff(block.train[0]),
+        "sum": float(data.sum(dtype=np.float64)),
+        "n": int(data.shape[0]),
+        "extremes": (float(data.min()), float(data.max())) if data.size else None,
+        "n_test": int(block.test[2].shape[0]),
+        "bytes": block.nbytes,
+    }
 
 
 def block_pattern(block: Block) -> tuple:
@@ -138,22 +145,37 @@ def _threads(threads: int) -> None:
     if not threads:
         try:
             from distributed import get_worker
+
             threads = get_worker().state.nthreads
         except (ImportError, ValueError, AttributeError):
             threads = 0
     set_threads(threads)
 
 
-def als_sweep(block: Block, own_factors, own_bias, other_factors, other_bias, prior_mean, prior_bias,
-              params: dict) -> tuple:
+def als_sweep(
+    block: Block, own_factors, own_bias, other_factors, other_bias, prior_mean, prior_bias, params: dict
+) -> tuple:
     """The half-sweep kernel of the model on one block: the block's rows' new factors and biases."""
     _threads(params["threads"])
     backend = backend_of(params["backend"])
     factors, bias = np.array(own_factors, copy=True), np.array(own_bias, copy=True)
     indptr = block.train[0]
-    backend.als.half_sweep(*block.train, params["mu"], bias, other_bias, factors, other_factors, params["lam"],
-                           params["gamma"], params["tau"], work_blocks(indptr, factors.shape[1], params["work_split"]),
-                           params["fit_bias"], prior_mean, prior_bias, ridge_scale(indptr, params["reg_scaling"]))
+    backend.als.half_sweep(
+        *block.train,
+        params["mu"],
+        bias,
+        other_bias,
+        factors,
+        other_factors,
+        params["lam"],
+        params["gamma"],
+        params["tau"],
+        work_blocks(indptr, factors.shape[1], params["work_split"]),
+        params["fit_bias"],
+        prior_mean,
+        prior_bias,
+        ridge_scale(indptr, params["reg_scaling"]),
+    )
     return factors, bias
 
 
@@ -169,11 +191,24 @@ def vi_sweep(block: Block, own: dict, other: dict, params: dict) -> dict:
     backend = backend_of(params["backend"])
     indptr = block.train[0]
     scale = ridge_scale(indptr, params["reg_scaling"])
-    mine = Posterior.of(**{k: np.array(own[k], copy=True) for k in VI_OWN if own.get(k) is not None},
-                        esse=np.zeros(indptr.shape[0] - 1), prior_scale=np.zeros(0) if scale is None else scale)
+    mine = Posterior.of(
+        **{k: np.array(own[k], copy=True) for k in VI_OWN if own.get(k) is not None},
+        esse=np.zeros(indptr.shape[0] - 1),
+        prior_scale=np.zeros(0) if scale is None else scale,
+    )
     d = mine.mean.shape[1]
-    gather_sweep(backend, block.train, params["mu"], mine, Posterior.of(**other), params["lam"], params["gamma"],
-                 params["tau"], work_blocks(indptr, d), params["full"])
+    gather_sweep(
+        backend,
+        block.train,
+        params["mu"],
+        mine,
+        Posterior.of(**other),
+        params["lam"],
+        params["gamma"],
+        params["tau"],
+        work_blocks(indptr, d),
+        params["full"],
+    )
     return {k: getattr(mine, k) for k in VI_OWN + ("esse",) if getattr(mine, k) is not None}
 
 
@@ -195,8 +230,9 @@ def positive_pattern(block: Block, threshold) -> tuple:
     return np.bincount(rows[keep], minlength=block.stop - block.start), block.train[1][keep]
 
 
-def bpr_stratum(block: Block, user_factors, item_factors, item_bias, sampled, group, weights, params: dict,
-                stream: int) -> tuple:
+def bpr_stratum(
+    block: Block, user_factors, item_factors, item_bias, sampled, group, weights, params: dict, stream: int
+) -> tuple:
     """One DSGD stratum: the existing BPR kernel (:func:`fastmf.kernels.bpr.hogwild_epoch`) on the positives
     of user block ``block`` whose items are in ``group`` (ascending item indices; ``item_factors`` and
     ``item_bias`` are their rows), negatives drawn within the group (uniformly, or by ``weights``). Returns
@@ -223,9 +259,26 @@ def bpr_stratum(block: Block, user_factors, item_factors, item_bias, sampled, gr
     else:
         neg_prob, neg_alias = np.ones(1), np.zeros(1, dtype=np.int32)
     loss = np.zeros(n_threads())
-    backend.bpr.hogwild_epoch(sub_ptr, sub_idx, user_prob, user_alias, u, v, b, params["lr"], params["reg"],
-                              params["fit_bias"], n_samples, params["seed"], stream, loss.size, neg_prob, neg_alias,
-                              params["popularity"], loss)
+    backend.bpr.hogwild_epoch(
+        sub_ptr,
+        sub_idx,
+        user_prob,
+        user_alias,
+        u,
+        v,
+        b,
+        params["lr"],
+        params["reg"],
+        params["fit_bias"],
+        n_samples,
+        params["seed"],
+        stream,
+        loss.size,
+        neg_prob,
+        neg_alias,
+        params["popularity"],
+        loss,
+    )
     return u, v, b, float(loss.sum()), n_samples
 
 
@@ -329,9 +382,23 @@ class Runner:
         def place(b: int) -> dict:
             return {"workers": [workers[b % len(workers)]], "allow_other_workers": True} if workers else {}
 
-        self.blocks = {side: [client.submit(load_block, folder, side, b, float(test_frac), int(seed), pure=False,
-                                            key=f"fastmf-block-{side}-{b}-{os.getpid()}-{id(self)}", **place(b))
-                              for b in range(parts.count)] for side in ("users", "items")}
+        self.blocks = {
+            side: [
+                client.submit(
+                    load_block,
+                    folder,
+                    side,
+                    b,
+                    float(test_frac),
+                    int(seed),
+                    pure=False,
+                    key=f"fastmf-block-{side}-{b}-{os.getpid()}-{id(self)}",
+                    **place(b),
+                )
+                for b in range(parts.count)
+            ]
+            for side in ("users", "items")
+        }
         self.n_train = self.n_test = 0
         self.params: dict = {}
         self._held_users = None
@@ -375,9 +442,16 @@ class Runner:
         own, other = (state.users, state.items) if side == "users" else (state.items, state.users)
         names = ("rows",) if state.full else ("mean", "cov", "bias")
         held = {k: self.put(getattr(other, k)) for k in names}
-        params = {"mu": state.mu, "lam": state.lam, "gamma": state.gamma, "tau": state.tau, "full": state.full,
-                  "backend": self.params["backend"], "reg_scaling": self.params["reg_scaling"],
-                  "threads": self.threads}
+        params = {
+            "mu": state.mu,
+            "lam": state.lam,
+            "gamma": state.gamma,
+            "tau": state.tau,
+            "full": state.full,
+            "backend": self.params["backend"],
+            "reg_scaling": self.params["reg_scaling"],
+            "threads": self.threads,
+        }
         bounds = self.parts.bounds(side)
         futures = []
         for b, block in enumerate(self.blocks[side]):
@@ -405,9 +479,19 @@ class Runner:
         futures = []
         for b, block in enumerate(self.blocks[side]):
             lo, hi = bounds[b], bounds[b + 1]
-            futures.append(self.submit(als_sweep, block, own_f[lo:hi], own_b[lo:hi], held_f, held_b,
-                                       prior_mean[lo:hi] if prior_mean.size else prior_mean,
-                                       prior_bias[lo:hi] if prior_bias.size else prior_bias, self.params))
+            futures.append(
+                self.submit(
+                    als_sweep,
+                    block,
+                    own_f[lo:hi],
+                    own_b[lo:hi],
+                    held_f,
+                    held_b,
+                    prior_mean[lo:hi] if prior_mean.size else prior_mean,
+                    prior_bias[lo:hi] if prior_bias.size else prior_bias,
+                    self.params,
+                )
+            )
         for b, (f, bias) in enumerate(self.gather(futures)):
             lo, hi = bounds[b], bounds[b + 1]
             own_f[lo:hi], own_b[lo:hi] = f, bias
@@ -428,15 +512,22 @@ class Runner:
             for p in range(count):
                 g = groups[(p + s) % count]
                 u0, u1 = ubounds[p], ubounds[p + 1]
-                args = (state.user_factors[u0:u1], state.item_factors[g], state.item_bias[g],
-                        state.sampled_users[u0:u1], state.items[g], self.weights[state.items[g]])
+                args = (
+                    state.user_factors[u0:u1],
+                    state.item_factors[g],
+                    state.item_bias[g],
+                    state.sampled_users[u0:u1],
+                    state.items[g],
+                    self.weights[state.items[g]],
+                )
                 self.bytes += sum(a.nbytes for a in args)
                 stream = (state.epochs_run * count + s) * count + p
-                futures.append(self.client.submit(bpr_stratum, self.blocks["users"][p], *args, params, stream,
-                                                  pure=False))
+                futures.append(
+                    self.client.submit(bpr_stratum, self.blocks["users"][p], *args, params, stream, pure=False)
+                )
             for p, (u, v, b, loss, n) in enumerate(self.client.gather(futures)):
                 g = groups[(p + s) % count]
-                state.user_factors[ubounds[p]:ubounds[p + 1]] = u
+                state.user_factors[ubounds[p] : ubounds[p + 1]] = u
                 state.item_factors[g], state.item_bias[g] = v, b
                 self.bytes += u.nbytes + v.nbytes + b.nbytes
                 total, drawn = total + loss, drawn + n
@@ -450,9 +541,18 @@ class Runner:
         self._held_users = None
         bounds = self.parts.bounds("items")
         params = {**self.params, "mu": mu}
-        futures = [self.submit(block_errors, block, item_factors[bounds[b]:bounds[b + 1]],
-                               item_bias[bounds[b]:bounds[b + 1]], held_f, held_b, params)
-                   for b, block in enumerate(self.blocks["items"])]
+        futures = [
+            self.submit(
+                block_errors,
+                block,
+                item_factors[bounds[b] : bounds[b + 1]],
+                item_bias[bounds[b] : bounds[b + 1]],
+                held_f,
+                held_b,
+                params,
+            )
+            for b, block in enumerate(self.blocks["items"])
+        ]
         sums = np.asarray(self.client.gather(futures), dtype=np.float64).reshape(-1, 2)
         return float(sums[:, 0].sum()), float(sums[:, 1].sum())
 
@@ -473,15 +573,27 @@ def _identity(x):
 
 def _check_model(model) -> None:
     if getattr(model, "kind", None) not in SUPPORTED or not isinstance(model, (ALSFamily, VI, BPR)):
-        raise FastMFError(f"distributed training supports the models {', '.join(SUPPORTED)}; "
-                          f"got '{getattr(model, 'kind', type(model).__name__)}'")
+        raise FastMFError(
+            f"distributed training supports the models {', '.join(SUPPORTED)}; "
+            f"got '{getattr(model, 'kind', type(model).__name__)}'"
+        )
     if getattr(model, "patience", None) is not None:
         raise FastMFError("--patience (early stopping) is not available on a cluster: train a fixed number of epochs")
 
 
-def fit(model, dataset_path: str, client, test_frac: float = 0.1, seed: int | None = None, callback=None,
-        threads: int = 0, checkpoint: str | None = None, checkpoint_every: int = 1, resume: bool = False,
-        keep_seen: bool = True):
+def fit(
+    model,
+    dataset_path: str,
+    client,
+    test_frac: float = 0.1,
+    seed: int | None = None,
+    callback=None,
+    threads: int = 0,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    keep_seen: bool = True,
+):
     """Fit ``model`` (ALS, BiasOnly, FeatureALS, VI or BPR, fitted or not) on the partitioned folder
     ``dataset_path`` with the Dask ``client``; returns the model, fitted as a local fit would be.
 
@@ -525,20 +637,29 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
     skeleton = Skeleton(user_counts, item_counts, mu, n_train, (fptr, fidx, fnames))
 
     model._forget()
-    model._remember(widened_scale(parts.rating_range, (min(e[0] for e in extremes), max(e[1] for e in extremes))),
-                    user_map, item_map, item_counts, titles)
+    model._remember(
+        widened_scale(parts.rating_range, (min(e[0] for e in extremes), max(e[1] for e in extremes))),
+        user_map,
+        item_map,
+        item_counts,
+        titles,
+    )
     model.history_ = []
     model.global_mean_ = mu
     runner.count_workers()
     if isinstance(model, BPR):
         state = _bpr_state(model, runner, parts, user_map, item_map)
     else:
-        runner.params = {"mu": mu, "backend": model.backend, "reg_scaling": model.reg_scaling,
-                         "work_split": getattr(model, "work_split", "balanced"), "threads": runner.threads}
+        runner.params = {
+            "mu": mu,
+            "backend": model.backend,
+            "reg_scaling": model.reg_scaling,
+            "work_split": getattr(model, "work_split", "balanced"),
+            "threads": runner.threads,
+        }
         state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
         if not isinstance(state, VIState):
-            runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau,
-                                 fit_bias=state.fit_bias)
+            runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
     first = 1
     if resume:
         first = _resume(model, state, checkpoint, folder) + 1
@@ -555,8 +676,9 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
         record["bytes_moved"] = runner.take_bytes()
         if not state.finite(record):
             model._forget()
-            raise DivergenceError(f"{model.kind} diverged in epoch {epoch} (non-finite parameters): "
-                                  f"{state.divergence_hint}")
+            raise DivergenceError(
+                f"{model.kind} diverged in epoch {epoch} (non-finite parameters): {state.divergence_hint}"
+            )
         model._log(record, callback)
         if checkpoint and (epoch % every == 0 or epoch == int(model.epochs)):
             _save_checkpoint(model, state, checkpoint, folder, epoch)
@@ -579,25 +701,44 @@ def _bpr_state(model, runner: Runner, parts, user_map, item_map):
     from the positives per user and per item counted on the workers; the model adopts it as a local fit does."""
     threshold = model.threshold if model.threshold and parts.rating_range is not None else None
     gather = runner.client.gather
-    counts = np.concatenate(gather([runner.client.submit(positive_summary, f, threshold, pure=False)
-                                    for f in runner.blocks["users"]]))
-    weights = np.concatenate(gather([runner.client.submit(positive_summary, f, threshold, pure=False)
-                                     for f in runner.blocks["items"]]))
+    counts = np.concatenate(
+        gather([runner.client.submit(positive_summary, f, threshold, pure=False) for f in runner.blocks["users"]])
+    )
+    weights = np.concatenate(
+        gather([runner.client.submit(positive_summary, f, threshold, pure=False) for f in runner.blocks["items"]])
+    )
     if counts.sum() == 0:
-        raise FastMFError(f"no training ratings >= threshold {model.threshold} "
-                          "(for implicit data with every rating 1, use threshold 0)")
+        raise FastMFError(
+            f"no training ratings >= threshold {model.threshold} "
+            "(for implicit data with every rating 1, use threshold 0)"
+        )
     backend = backend_of(model.backend)
     state = cluster_state_class(BPRState, runner).__new__(cluster_state_class(BPRState, runner))
-    state._start(counts, weights, int(model.factors), backend, model.random_state, model.init_std, model.item_bias,
-                 model.lr, model.decay, model.reg)
+    state._start(
+        counts,
+        weights,
+        int(model.factors),
+        backend,
+        model.random_state,
+        model.init_std,
+        model.item_bias,
+        model.lr,
+        model.decay,
+        model.reg,
+    )
     state.popularity = model.negatives == "popularity"
     runner.weights = weights
-    runner.params = {"backend": model.backend, "threads": runner.threads, "threshold": threshold,
-                     "reg": state.reg, "fit_bias": state.fit_bias, "seed": state.seed,
-                     "popularity": state.popularity}
+    runner.params = {
+        "backend": model.backend,
+        "threads": runner.threads,
+        "threshold": threshold,
+        "reg": state.reg,
+        "fit_bias": state.fit_bias,
+        "seed": state.seed,
+        "popularity": state.popularity,
+    }
     model._adopt(state, len(user_map), len(item_map))
-    pieces = gather([runner.client.submit(positive_pattern, f, threshold, pure=False)
-                     for f in runner.blocks["users"]])
+    pieces = gather([runner.client.submit(positive_pattern, f, threshold, pure=False) for f in runner.blocks["users"]])
     model.positive_indptr_ = _indptr(np.concatenate([p[0] for p in pieces]))
     model.positive_indices_ = np.concatenate([p[1] for p in pieces]).astype(np.int32)
     model.global_mean_ = 0.0
@@ -624,13 +765,15 @@ class Cluster:
         self.spec, self.threads, self.timeout = str(spec), threads, timeout
         self.n_local = None
         if self.spec.startswith("local:"):
-            n = self.spec[len("local:"):]
+            n = self.spec[len("local:") :]
             if not n.isdigit() or not 1 <= int(n) <= 256:
                 raise FastMFError(f"--cluster local:N needs N, a whole number of workers from 1 to 256, got {spec!r}")
             self.n_local = int(n)
         elif not self.spec.startswith(("tcp://", "tls://")) or len(self.spec) <= len("tcp://"):
-            raise FastMFError(f"--cluster must be local:N (a local cluster of N workers) or tcp://HOST:PORT "
-                              f"(a running Dask scheduler), got {spec!r}")
+            raise FastMFError(
+                f"--cluster must be local:N (a local cluster of N workers) or tcp://HOST:PORT "
+                f"(a running Dask scheduler), got {spec!r}"
+            )
         self._cluster = self.client = None
 
     def __enter__(self) -> Cluster:
@@ -640,8 +783,13 @@ class Cluster:
             raise FastMFError("training on a cluster needs Dask: pip install 'fastmf[distributed]'") from None
         try:
             if self.n_local is not None:
-                self._cluster = LocalCluster(n_workers=self.n_local, threads_per_worker=self.threads or 1,
-                                             processes=True, dashboard_address=":0", silence_logs=50)
+                self._cluster = LocalCluster(
+                    n_workers=self.n_local,
+                    threads_per_worker=self.threads or 1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=50,
+                )
                 self.client = Client(self._cluster)
             else:
                 self.client = Client(self.spec, timeout=self.timeout)
@@ -677,6 +825,7 @@ def _identity_of(model, folder: str) -> dict:
     manifest = os.path.join(folder, "manifest.json")
     with open(manifest, "rb") as fh:
         import hashlib
+
         digest = hashlib.sha256(fh.read()).hexdigest()
     params = {k: v for k, v in model.get_params().items() if k != "epochs"}
     return {"model": model.kind, "params": json.loads(json.dumps(params, default=str)), "manifest_sha256": digest}
@@ -741,10 +890,13 @@ def _resume(model, state, folder_out: str | None, data_folder: str) -> int:
     expected = _identity_of(model, data_folder)
     for key in ("model", "params", "manifest_sha256"):
         if meta.get(key) != expected[key]:
-            what = {"model": "another model", "params": "other hyperparameters",
-                    "manifest_sha256": "another dataset"}[key]
-            raise FastMFError(f"{folder_out}: the checkpoint is of {what}; resume with the same model, "
-                              f"hyperparameters and data, or start without --resume")
+            what = {"model": "another model", "params": "other hyperparameters", "manifest_sha256": "another dataset"}[
+                key
+            ]
+            raise FastMFError(
+                f"{folder_out}: the checkpoint is of {what}; resume with the same model, "
+                f"hyperparameters and data, or start without --resume"
+            )
     current: dict = {}
     _flatten(state.snapshot(), current)
     saved: dict = {}

@@ -54,8 +54,14 @@ def new_figure(width: float = 6.4, height: float = 4.4):
 
 
 #: the files ``plot data`` and ``plot model`` may write
-DATA_FIGURES = ("user_activity.png", "item_popularity.png", "rating_histogram.png", "genre_mean_rating.png",
-                "genre_item_count.png", "top_items.png")
+DATA_FIGURES = (
+    "user_activity.png",
+    "item_popularity.png",
+    "rating_histogram.png",
+    "genre_mean_rating.png",
+    "genre_item_count.png",
+    "top_items.png",
+)
 MODEL_FIGURES = ("training_curves.png", "item_map.png", "genre_vectors.png")
 #: the PNG text chunk that marks a figure as fastmf's (an existing file is replaced only when it has it)
 SOFTWARE = f"fastmf {__version__}"
@@ -90,8 +96,12 @@ class _Writer:
     def save(self, fig, name: str) -> None:
         path = os.path.join(self.out_dir, name)
         try:
-            atomic_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": SOFTWARE}),
-                        replaceable=is_figure, what="figure")
+            atomic_file(
+                path,
+                lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": SOFTWARE}),
+                replaceable=is_figure,
+                what="figure",
+            )
         except OSError as exc:
             raise FastMFError(f"{path}: cannot write the figure: {exc.strerror or exc}") from None
         self.written.append(path)
@@ -122,9 +132,9 @@ def shorten(text: str, n: int = 40) -> str:
         return text
     year = _YEAR.search(text)
     suffix = " " + year.group(0).strip() if year and len(year.group(0).strip()) + 8 <= n else ""
-    head = text[:year.start()] if suffix else text
+    head = text[: year.start()] if suffix else text
     room = n - len(suffix) - 1
-    cut = head[:room + 1]
+    cut = head[: room + 1]
     space = cut.rfind(" ")
     cut = cut[:space] if space >= room // 2 else head[:room]
     words = cut.rstrip(" ,;:-–").split(" ")
@@ -184,12 +194,24 @@ def _densify(px: np.ndarray, step: float = 3.0) -> np.ndarray:
 
 
 def _inside(box, pts: np.ndarray, pad: float = 2.0) -> np.ndarray:
-    return ((pts[:, 0] >= box.x0 - pad) & (pts[:, 0] <= box.x1 + pad)
-            & (pts[:, 1] >= box.y0 - pad) & (pts[:, 1] <= box.y1 + pad))
+    return (
+        (pts[:, 0] >= box.x0 - pad)
+        & (pts[:, 0] <= box.x1 + pad)
+        & (pts[:, 1] >= box.y0 - pad)
+        & (pts[:, 1] <= box.y1 + pad)
+    )
 
 
-_LEGEND_CORNERS = ("upper right", "upper left", "lower left", "lower right", "center right", "center left",
-                   "upper center", "lower center")
+_LEGEND_CORNERS = (
+    "upper right",
+    "upper left",
+    "lower left",
+    "lower right",
+    "center right",
+    "center left",
+    "upper center",
+    "lower center",
+)
 
 
 def _legend(ax, **kw):
@@ -250,9 +272,16 @@ def _label_points(ax, xy: np.ndarray, labels: list[str], fontsize: float = 8) ->
 def _label_offsets():
     for d in (3.0, 9.0, 18.0, 30.0):
         s = 1.4 * d
-        yield from ((d, d, "left", "bottom"), (-d, d, "right", "bottom"), (d, -d, "left", "top"),
-                    (-d, -d, "right", "top"), (s, 0.0, "left", "center"), (-s, 0.0, "right", "center"),
-                    (0.0, s, "center", "bottom"), (0.0, -s, "center", "top"))
+        yield from (
+            (d, d, "left", "bottom"),
+            (-d, d, "right", "bottom"),
+            (d, -d, "left", "top"),
+            (-d, -d, "right", "top"),
+            (s, 0.0, "left", "center"),
+            (-s, 0.0, "right", "center"),
+            (0.0, s, "center", "bottom"),
+            (0.0, -s, "center", "top"),
+        )
 
 
 def _thousands(ax, axis: str = "x") -> None:
@@ -289,8 +318,10 @@ def data_figures(data):
     ``rating_histogram.png``, ``genre_mean_rating.png``,
     ``genre_item_count.png`` (skipped without genres) and ``top_items.png``.
     """
-    for name, degrees, who in (("user_activity.png", data.user_counts, "user"),
-                               ("item_popularity.png", data.item_counts, "item")):
+    for name, degrees, who in (
+        ("user_activity.png", data.user_counts, "user"),
+        ("item_popularity.png", data.item_counts, "item"),
+    ):
         yield name, degree_figure(A.degree_fit(degrees), who), None
     yield "rating_histogram.png", rating_histogram_figure(data), None
     genres = A.genre_stats(data)
@@ -322,17 +353,33 @@ def degree_figure(fit: dict, who: str):
     tail = values >= pl["xmin"] if np.isfinite(pl["alpha"]) else np.ones(values.size, bool)
     if (~tail).any():
         ax.loglog(values[~tail], ccdf[~tail], "o", ms=3, color="0.65", label=f"x < {pl['xmin']:,} (not fitted)")
-    ax.loglog(values[tail], ccdf[tail], "o", ms=3, color="tab:blue", alpha=0.8,
-              label=f"{who}s" + (f", x ≥ {pl['xmin']:,}" if (~tail).any() else ""))
+    ax.loglog(
+        values[tail],
+        ccdf[tail],
+        "o",
+        ms=3,
+        color="tab:blue",
+        alpha=0.8,
+        label=f"{who}s" + (f", x ≥ {pl['xmin']:,}" if (~tail).any() else ""),
+    )
     if np.isfinite(pl["alpha"]):
         x = np.geomspace(pl["xmin"], values[-1], 200)
-        ax.loglog(x, A.power_law_ccdf(pl, x), "-", color="tab:red", lw=1.8,
-                  label=f"ML fit, α = {pl['alpha']:.2f} ± {pl['sigma']:.2f}, x ≥ {pl['xmin']:,}\n"
-                        f"({pl['n_tail']:,} of {pl['n']:,} {who}s; KS distance {pl['ks']:.3f})")
+        ax.loglog(
+            x,
+            A.power_law_ccdf(pl, x),
+            "-",
+            color="tab:red",
+            lw=1.8,
+            label=f"ML fit, α = {pl['alpha']:.2f} ± {pl['sigma']:.2f}, x ≥ {pl['xmin']:,}\n"
+            f"({pl['n_tail']:,} of {pl['n']:,} {who}s; KS distance {pl['ks']:.3f})",
+        )
     ax.set_ylim(0.5 / max(pl["n"], 1), 1.6)
     what = "User activity" if who == "user" else "Item popularity"
-    ax.set(xlabel=f"x = ratings per {who}", ylabel=f"P(X ≥ x): share of {who}s with ≥ x ratings",
-           title=f"{what}: complementary CDF and power-law fit")
+    ax.set(
+        xlabel=f"x = ratings per {who}",
+        ylabel=f"P(X ≥ x): share of {who}s with ≥ x ratings",
+        title=f"{what}: complementary CDF and power-law fit",
+    )
     _legend(ax, fontsize=8)
     return fig
 
@@ -345,8 +392,11 @@ def rating_histogram_figure(data):
     ax.bar(values, counts, width=0.8 * step, color="tab:blue")
     if values.size <= 12:
         ax.set_xticks(values, labels=[f"{v:g}" for v in values])
-    ax.set(xlabel=_unit(data), ylabel="number of ratings",
-           title=f"Rating histogram ({data.n_ratings:,} ratings, mean {data.global_mean:.2f})")
+    ax.set(
+        xlabel=_unit(data),
+        ylabel="number of ratings",
+        title=f"Rating histogram ({data.n_ratings:,} ratings, mean {data.global_mean:.2f})",
+    )
     _thousands(ax, "y")
     return fig
 
@@ -368,8 +418,11 @@ def genre_mean_figure(genres: dict, data):
     ax.set_ylim(-0.7, order.size - 0.3)
     span = max(float(np.nanmax(np.abs(mean - overall))), 0.05)
     ax.set_xlim(overall - 1.25 * span, overall + 1.25 * span)
-    ax.set(xlabel=f"mean {_unit(data)} of the genre's ratings", ylabel="genre",
-           title="Average rating by genre" + _left_out(order.size, names.size, "most-rated"))
+    ax.set(
+        xlabel=f"mean {_unit(data)} of the genre's ratings",
+        ylabel="genre",
+        title="Average rating by genre" + _left_out(order.size, names.size, "most-rated"),
+    )
     _legend(ax, fontsize=8)
     return fig
 
@@ -378,14 +431,24 @@ def genre_count_figure(genres: dict):
     names = np.asarray(genres["names"])
     keep = _most(genres["n_items"])
     order = keep[np.argsort(genres["n_items"][keep], kind="stable")]
-    return _barh([shorten(n, 30) for n in names[order]], genres["n_items"][order], "number of items",
-                 "genre", "Items per genre" + _left_out(order.size, names.size, "largest"))
+    return _barh(
+        [shorten(n, 30) for n in names[order]],
+        genres["n_items"][order],
+        "number of items",
+        "genre",
+        "Items per genre" + _left_out(order.size, names.size, "largest"),
+    )
 
 
 def top_items_figure(top: list[dict]):
     top = top[::-1]
-    return _barh([shorten(t["title"], 40) for t in top], [t["ratings"] for t in top], "number of ratings", "item",
-                 f"The {len(top)} most-rated items")
+    return _barh(
+        [shorten(t["title"], 40) for t in top],
+        [t["ratings"] for t in top],
+        "number of ratings",
+        "item",
+        f"The {len(top)} most-rated items",
+    )
 
 
 def _most(values: np.ndarray) -> np.ndarray:
@@ -466,19 +529,28 @@ def model_figures(model, data=None, min_ratings: int = 100):
 
 
 #: history keys drawn by ``training_curves.png``: key -> (panel, legend label)
-SERIES = {"train_rmse": ("rmse", "training set"), "val_rmse": ("rmse", "validation split"),
-          "test_rmse": ("rmse", "test set"), "objective": ("objective", "objective"), "elbo": ("elbo", "ELBO"),
-          "loss": ("loss", "loss"), "auc": ("auc", "exact AUC (all items)"),
-          "sampled_auc": ("auc", "sampled AUC (report protocol)"), "lr": ("lr", "learning rate"),
-          "lam": ("lam", "λ")}
+SERIES = {
+    "train_rmse": ("rmse", "training set"),
+    "val_rmse": ("rmse", "validation split"),
+    "test_rmse": ("rmse", "test set"),
+    "objective": ("objective", "objective"),
+    "elbo": ("elbo", "ELBO"),
+    "loss": ("loss", "loss"),
+    "auc": ("auc", "exact AUC (all items)"),
+    "sampled_auc": ("auc", "sampled AUC (report protocol)"),
+    "lr": ("lr", "learning rate"),
+    "lam": ("lam", "λ"),
+}
 #: panel -> (title, y-axis label); each panel is one quantity on its own axis
-PANELS = {"rmse": ("RMSE per epoch", "RMSE (rating units)"),
-          "objective": ("Training objective (minimised)", "λ/2·squared error + penalties"),
-          "elbo": ("Evidence lower bound (maximised)", "ELBO (nats)"),
-          "loss": ("BPR loss (minimised)", "mean −ln σ(x̂ui − x̂uj) per triple (nats)"),
-          "auc": ("Ranking AUC on test users", "AUC (0.5 random, 1 perfect)"),
-          "lr": ("Learning-rate schedule", "learning rate (lr·decay^epoch)"),
-          "lam": ("Learned noise precision", "λ (1 / rating units²)")}
+PANELS = {
+    "rmse": ("RMSE per epoch", "RMSE (rating units)"),
+    "objective": ("Training objective (minimised)", "λ/2·squared error + penalties"),
+    "elbo": ("Evidence lower bound (maximised)", "ELBO (nats)"),
+    "loss": ("BPR loss (minimised)", "mean −ln σ(x̂ui − x̂uj) per triple (nats)"),
+    "auc": ("Ranking AUC on test users", "AUC (0.5 random, 1 perfect)"),
+    "lr": ("Learning-rate schedule", "learning rate (lr·decay^epoch)"),
+    "lam": ("Learned noise precision", "λ (1 / rating units²)"),
+}
 
 
 def curve_panels(history: list[dict]) -> tuple[list[tuple[str, str, list]], dict, str | None]:
@@ -493,10 +565,21 @@ def curve_panels(history: list[dict]) -> tuple[list[tuple[str, str, list]], dict
     most-popular model is one pass) or nothing that changes between epochs.
     """
     if len(history) < 2:
-        return [], {}, (f"the training history has {len(history)} record{'' if len(history) == 1 else 's'} "
-                        "(a one-pass fit), so there is no per-epoch curve to draw")
-    keys = [k for k in history[0] if k != "epoch" and not k.endswith("seconds")
-            and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in history)]
+        return (
+            [],
+            {},
+            (
+                f"the training history has {len(history)} record{'' if len(history) == 1 else 's'} "
+                "(a one-pass fit), so there is no per-epoch curve to draw"
+            ),
+        )
+    keys = [
+        k
+        for k in history[0]
+        if k != "epoch"
+        and not k.endswith("seconds")
+        and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in history)
+    ]
     constants, moving = {}, []
     for k in keys:
         v = np.asarray([r[k] for r in history], dtype=np.float64)
@@ -547,19 +630,39 @@ def item_map_figure(emb: dict, min_ratings: int, kind: str):
     colours = _palette(len(genres))
     for g, colour in zip(genres[order], colours):
         mask = genre == g
-        ax.scatter(emb["x"][mask], emb["y"][mask], s=14, color="0.6" if g == A.NO_GENRE else colour, alpha=0.8,
-                   label=f"{g} ({mask.sum()})", linewidths=0)
+        ax.scatter(
+            emb["x"][mask],
+            emb["y"][mask],
+            s=14,
+            color="0.6" if g == A.NO_GENRE else colour,
+            alpha=0.8,
+            label=f"{g} ({mask.sum()})",
+            linewidths=0,
+        )
     e = emb["explained"]
-    ax.set(xlabel=f"PC1 of the item factors ({e[0]:.0%} of variance) + {A.BIAS_SHIFT} b_i",
-           ylabel=f"PC2 of the item factors ({e[1]:.0%} of variance)",
-           title=f"{kind}: item factors of the {len(emb['items']):,} items with ≥ {min_ratings:,} ratings")
+    ax.set(
+        xlabel=f"PC1 of the item factors ({e[0]:.0%} of variance) + {A.BIAS_SHIFT} b_i",
+        ylabel=f"PC2 of the item factors ({e[1]:.0%} of variance)",
+        title=f"{kind}: item factors of the {len(emb['items']):,} items with ≥ {min_ratings:,} ratings",
+    )
     ax.margins(0.08)
     if len(genres) > 1 or genres[0] != A.NO_GENRE:
-        ax.legend(fontsize=8, markerscale=1.3, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  title=f"genre: {A.PRIMARY_GENRE_RULE.replace(' of ', chr(10) + 'of ')}", title_fontsize=8)
+        ax.legend(
+            fontsize=8,
+            markerscale=1.3,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0.0,
+            title=f"genre: {A.PRIMARY_GENRE_RULE.replace(' of ', chr(10) + 'of ')}",
+            title_fontsize=8,
+        )
     named = np.argsort(-emb["counts"], kind="stable")[:LABELLED_ITEMS]
-    _label_points(ax, np.column_stack([emb["x"][named], emb["y"][named]]),
-                  [shorten(emb["titles"][j], 34) for j in named], fontsize=7.5)
+    _label_points(
+        ax,
+        np.column_stack([emb["x"][named], emb["y"][named]]),
+        [shorten(emb["titles"][j], 34) for j in named],
+        fontsize=7.5,
+    )
     return fig
 
 
@@ -574,8 +677,10 @@ def features_figure(features: np.ndarray, names: list[str]):
     ax.margins(0.12)
     fig.colorbar(points, ax=ax, label="length ‖F_f‖ of the genre vector")
     named = np.argsort(-norms, kind="stable")[:MAX_LABELS]
-    ax.set(xlabel=f"PC1 of the genre vectors ({e[0]:.0%} of variance)",
-           ylabel=f"PC2 of the genre vectors ({e[1]:.0%} of variance)",
-           title="Genre feature vectors F_f" + _left_out(named.size, len(names), "longest named"))
+    ax.set(
+        xlabel=f"PC1 of the genre vectors ({e[0]:.0%} of variance)",
+        ylabel=f"PC2 of the genre vectors ({e[1]:.0%} of variance)",
+        title="Genre feature vectors F_f" + _left_out(named.size, len(names), "longest named"),
+    )
     _label_points(ax, coords[named], [shorten(names[j], 24) for j in named], fontsize=8)
     return fig

@@ -7,17 +7,29 @@ from fastmf.metrics.ranking import ranking_metrics
 from fastmf.models.base import Recommender
 
 
-def train_report(model: Recommender, train: Dataset, test: Dataset | None, extra: dict | None = None,
-                 ranking: bool = False, threshold: float | None = 4.0) -> dict:
+def train_report(
+    model: Recommender,
+    train: Dataset,
+    test: Dataset | None,
+    extra: dict | None = None,
+    ranking: bool = False,
+    threshold: float | None = 4.0,
+) -> dict:
     """The JSON-ready summary of a fitted model: parameters, history and final metrics.
 
     With ``ranking`` a rating model is also scored by the ranking metrics of
     :mod:`fastmf.metrics.ranking` (positives: ratings ``>= threshold``); rankers always are.
     """
     history = model.history_
-    out = {"model": model.kind, "params": model.get_params(), **(extra or {}),
-           "train_ratings": train.n_ratings, "history": history,
-           "fit_seconds": model.fit_seconds_, "compile_seconds": model.compile_seconds_}
+    out = {
+        "model": model.kind,
+        "params": model.get_params(),
+        **(extra or {}),
+        "train_ratings": train.n_ratings,
+        "history": history,
+        "fit_seconds": model.fit_seconds_,
+        "compile_seconds": model.compile_seconds_,
+    }
     if history:
         out["epochs_run"] = len(history)
         last = history[-1]

@@ -46,8 +46,9 @@ def parse_setting(kind: str, name: str, text: str, where: str = "--grid"):
     cls = model_class(kind)
     key = name.strip().replace("-", "_")
     if key not in cls.params:
-        raise FastMFError(f"{where}: --model {cls.kind} has no hyperparameter '{name}' "
-                          f"(it has: {', '.join(cls.params)})")
+        raise FastMFError(
+            f"{where}: --model {cls.kind} has no hyperparameter '{name}' (it has: {', '.join(cls.params)})"
+        )
     return key, cls.params[key].parse(text, owner=f"{where} {cls.kind}")
 
 
@@ -90,8 +91,9 @@ def _rank_key(metric: str):
     return lambda r: (bool(np.isnan(r[key])), -r[key] if metric != "rmse" else r[key])
 
 
-def _finish(kind: str, train: Dataset, test: Dataset | None, metric: str, best_params: dict, val: float,
-            result: dict) -> dict:
+def _finish(
+    kind: str, train: Dataset, test: Dataset | None, metric: str, best_params: dict, val: float, result: dict
+) -> dict:
     """Refit ``best_params`` on all of ``train``, evaluate on ``test``, and complete ``result``."""
     result["best"] = {"params": best_params, f"val_{metric}": val}
     final = build_model(kind, best_params).fit(train, eval_set=test)
@@ -101,8 +103,16 @@ def _finish(kind: str, train: Dataset, test: Dataset | None, metric: str, best_p
     return result
 
 
-def tune(kind: str, train: Dataset, test: Dataset | None, grid: list[dict], base: dict,
-         validation_frac: float = 0.1, seed: int = 42, callback=None) -> dict:
+def tune(
+    kind: str,
+    train: Dataset,
+    test: Dataset | None,
+    grid: list[dict],
+    base: dict,
+    validation_frac: float = 0.1,
+    seed: int = 42,
+    callback=None,
+) -> dict:
     """Score every grid point on a validation split carved from ``train`` (never on ``test``).
 
     Rating models are scored by RMSE (lower is better), rankers by NDCG@10
@@ -122,8 +132,9 @@ def tune(kind: str, train: Dataset, test: Dataset | None, grid: list[dict], base
             callback(row)
     best = min(rows, key=_rank_key(metric))
     best_params = {k: best[k] for k in grid[0]}
-    return _finish(kind, train, test, metric, {**base, **best_params}, best[f"val_{metric}"],
-                   {"metric": metric, "rows": rows})
+    return _finish(
+        kind, train, test, metric, {**base, **best_params}, best[f"val_{metric}"], {"metric": metric, "rows": rows}
+    )
 
 
 def halving_rungs(budget: int, epochs: int | None) -> list[tuple[int, int | None]]:
@@ -136,19 +147,29 @@ def halving_rungs(budget: int, epochs: int | None) -> list[tuple[int, int | None
     """
     for n_rungs in range(MAX_RUNGS, 0, -1):
         last = n_rungs - 1
-        if epochs is None and n_rungs > 1 or epochs is not None and epochs // ETA ** last < 1:
+        if epochs is None and n_rungs > 1 or epochs is not None and epochs // ETA**last < 1:
             continue
         n = budget
-        while n >= 1 and sum(max(1, n // ETA ** j) for j in range(n_rungs)) > budget:
+        while n >= 1 and sum(max(1, n // ETA**j) for j in range(n_rungs)) > budget:
             n -= 1
-        if n >= ETA ** last:
-            return [(max(1, n // ETA ** j), None if epochs is None else max(1, round(epochs / ETA ** (last - j))))
-                    for j in range(n_rungs)]
+        if n >= ETA**last:
+            return [
+                (max(1, n // ETA**j), None if epochs is None else max(1, round(epochs / ETA ** (last - j))))
+                for j in range(n_rungs)
+            ]
     return [(budget, epochs)]
 
 
-def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: dict,
-           validation_frac: float = 0.1, seed: int = 42, callback=None) -> dict:
+def search(
+    kind: str,
+    train: Dataset,
+    test: Dataset | None,
+    budget: int,
+    base: dict,
+    validation_frac: float = 0.1,
+    seed: int = 42,
+    callback=None,
+) -> dict:
     """Search model ``kind``'s ``search_space`` within ``budget`` fits on a validation split of ``train``.
 
     Hyperparameters given in ``base`` are held fixed (not searched). Successive halving over
@@ -162,8 +183,10 @@ def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: d
     cls = model_class(kind)
     space = {name: spec for name, spec in cls.search_space.items() if base.get(name) is None}
     if not space:
-        raise FastMFError(f"--model {cls.kind} has nothing to search" + (
-            " (every searched hyperparameter is fixed on the command line)" if cls.search_space else ""))
+        raise FastMFError(
+            f"--model {cls.kind} has nothing to search"
+            + (" (every searched hyperparameter is fixed on the command line)" if cls.search_space else "")
+        )
     if budget < 1:
         raise FastMFError(f"--budget must be at least 1 fit, got {budget}")
     metric = metric_of(kind)
@@ -172,8 +195,10 @@ def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: d
     settings.update({k: v for k, v in base.items() if v is not None})
     epochs = settings.get("epochs")
     rungs = halving_rungs(int(budget), epochs)
-    context = {"lam": float(settings.get("lam", 1.0)),
-               "typical_count": typical_count(split.train.indptr, split.train.csc[0])}
+    context = {
+        "lam": float(settings.get("lam", 1.0)),
+        "typical_count": typical_count(split.train.indptr, split.train.csc[0]),
+    }
     rng = np.random.default_rng(seed)
     points = [{name: settings[name] for name in space}]
     points += sample(space, rungs[0][0] - 1, rng, context)
@@ -190,8 +215,14 @@ def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: d
                 score, best_epoch = _score(kind, params, split, early_stopping=True)
             except FastMFError as exc:
                 score, best_epoch, row["error"] = float("nan"), None, str(exc)
-            row.update({"epochs": rung_epochs, "best_epoch": best_epoch, f"val_{metric}": score,
-                        "seconds": time.perf_counter() - t0})
+            row.update(
+                {
+                    "epochs": rung_epochs,
+                    "best_epoch": best_epoch,
+                    f"val_{metric}": score,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             rung_rows.append(row)
             if callback is not None:
                 callback(row)
@@ -204,10 +235,16 @@ def search(kind: str, train: Dataset, test: Dataset | None, budget: int, base: d
     best_params = {**settings, **{name: best[name] for name in space}}
     if best["best_epoch"] is not None:
         best_params["epochs"] = best["best_epoch"]
-    info = {"budget": int(budget), "fits": len(rows), "rungs": [{"settings": n, "epochs": e} for n, e in rungs],
-            "searched": sorted(space), "typical_count": context["typical_count"]}
-    return _finish(kind, train, test, metric, best_params, best[f"val_{metric}"],
-                   {"metric": metric, "search": info, "rows": rows})
+    info = {
+        "budget": int(budget),
+        "fits": len(rows),
+        "rungs": [{"settings": n, "epochs": e} for n, e in rungs],
+        "searched": sorted(space),
+        "typical_count": context["typical_count"],
+    }
+    return _finish(
+        kind, train, test, metric, best_params, best[f"val_{metric}"], {"metric": metric, "search": info, "rows": rows}
+    )
 
 
 def write_params(path: str, kind: str, params: dict, scores: dict) -> bool:
@@ -218,6 +255,7 @@ def write_params(path: str, kind: str, params: dict, scores: dict) -> bool:
     def write(tmp):
         with open(tmp, "w") as fh:
             fh.write(jsonio.dumps(doc, indent=2) + "\n")
+
     return atomic_file(path, write, replaceable=is_params_file, what="parameters file")
 
 

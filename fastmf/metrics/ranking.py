@@ -98,14 +98,25 @@ class RankingTask:
         test_indptr = np.zeros(test.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=test_indptr[1:])
         with_pos = np.flatnonzero(counts)
-        return cls(train_indptr, train_indices, test_indptr, test.indices[keep], n_items, known,
-                   with_pos[with_pos < model.n_users].astype(np.int64), int(cold_users), unknown)
+        return cls(
+            train_indptr,
+            train_indices,
+            test_indptr,
+            test.indices[keep],
+            n_items,
+            known,
+            with_pos[with_pos < model.n_users].astype(np.int64),
+            int(cold_users),
+            unknown,
+        )
 
     @cached_property
     def keys(self) -> tuple:
         """Sorted keys ``u * n_items + i`` of the training and of the test positives."""
-        return (positive_keys(self.train_indptr, self.train_indices, self.n_items),
-                positive_keys(self.test_indptr, self.test_indices, self.n_items))
+        return (
+            positive_keys(self.train_indptr, self.train_indices, self.n_items),
+            positive_keys(self.test_indptr, self.test_indices, self.n_items),
+        )
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user, item) pair is a training or a test positive."""
@@ -117,8 +128,17 @@ class RankingTask:
         if self.users.size <= n:
             return self
         users = np.sort(np.random.default_rng(seed).choice(self.users, n, replace=False))
-        return RankingTask(self.train_indptr, self.train_indices, self.test_indptr, self.test_indices,
-                           self.n_items, self.known, users, self.cold_users, self.unknown_positives)
+        return RankingTask(
+            self.train_indptr,
+            self.train_indices,
+            self.test_indptr,
+            self.test_indices,
+            self.n_items,
+            self.known,
+            users,
+            self.cold_users,
+            self.unknown_positives,
+        )
 
 
 def score_rows(model, users: np.ndarray, n_items: int) -> np.ndarray:
@@ -127,15 +147,15 @@ def score_rows(model, users: np.ndarray, n_items: int) -> np.ndarray:
     if n_items == model.n_items:
         return np.ascontiguousarray(scores, dtype=np.float32)
     out = np.empty((users.size, n_items), dtype=np.float32)
-    out[:, :model.n_items] = scores
+    out[:, : model.n_items] = scores
     # an unknown item has zero bias and factors: the model's prediction for item index -1
-    out[:, model.n_items:] = km.predict_pairs(users, np.full(users.size, -1, dtype=np.int64),
-                                              *model._model_arrays())[:, None]
+    out[:, model.n_items :] = km.predict_pairs(users, np.full(users.size, -1, dtype=np.int64), *model._model_arrays())[
+        :, None
+    ]
     return out
 
 
-def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
-                   sampled_users: int = SAMPLED_AUC_USERS) -> dict:
+def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0, sampled_users: int = SAMPLED_AUC_USERS) -> dict:
     """``auc``, ``sampled_auc`` and ``precision@K``/``recall@K``/``ndcg@K``/``map@K`` of ``model`` on ``task``."""
     ks = np.asarray(sorted(set(int(k) for k in ks)), dtype=np.int64)
     if ks.size == 0 or ks[0] < 1:
@@ -145,15 +165,28 @@ def ranking_report(model, task: RankingTask, ks=KS, seed: int = 0,
     auc = np.full(users.size, np.nan)
     kmax = int(ks[-1])
     for lo in range(0, users.size, SCORE_BATCH):
-        batch = users[lo:lo + SCORE_BATCH]
+        batch = users[lo : lo + SCORE_BATCH]
         scores = score_rows(model, batch, task.n_items)
         top = np.empty((batch.size, kmax), dtype=np.int64)
         top_scores = np.empty((batch.size, kmax), dtype=np.float64)
         topk_rows(scores, kmax, task.train_indptr, task.train_indices, batch, task.known, top, top_scores)
-        kr.user_metrics(scores, batch, top, ks, task.test_indptr, task.test_indices, task.train_indptr,
-                        task.train_indices, task.known, metrics[lo:lo + batch.size], auc[lo:lo + batch.size])
-    out = {"auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan"),
-           "sampled_auc": sampled_auc(model, task, sampled_users, seed)}
+        kr.user_metrics(
+            scores,
+            batch,
+            top,
+            ks,
+            task.test_indptr,
+            task.test_indices,
+            task.train_indptr,
+            task.train_indices,
+            task.known,
+            metrics[lo : lo + batch.size],
+            auc[lo : lo + batch.size],
+        )
+    out = {
+        "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan"),
+        "sampled_auc": sampled_auc(model, task, sampled_users, seed),
+    }
     for m, k in enumerate(ks):
         for c, name in enumerate(METRIC_NAMES):
             out[f"{name}@{k}"] = float(metrics[:, m, c].mean()) if users.size else float("nan")

@@ -25,13 +25,13 @@ STRATA = (("0", 0, 0), ("1-3", 1, 3), ("4-20", 4, 20), (">20", 21, np.iinfo(np.i
 def train_item_counts(model, test: Dataset) -> np.ndarray:
     """Training-rating count of every test rating's item (0 for items unseen in training)."""
     counts = np.zeros(max(test.n_items, model.n_items), dtype=np.int64)
-    counts[:model.n_items] = model.item_counts_
+    counts[: model.n_items] = model.item_counts_
     return counts[test.indices]
 
 
 def train_user_counts(model, test: Dataset) -> np.ndarray:
     counts = np.zeros(max(test.n_users, model.n_users), dtype=np.int64)
-    counts[:model.n_users] = np.diff(model.seen_indptr_)
+    counts[: model.n_users] = np.diff(model.seen_indptr_)
     return counts[test.user_of_entry]
 
 
@@ -39,8 +39,12 @@ def cold_report(model, test: Dataset) -> dict:
     """Counts of test ratings whose user or item has no training rating."""
     cu = train_user_counts(model, test) == 0
     ci = train_item_counts(model, test) == 0
-    return {"test_ratings": test.n_ratings, "cold_user_ratings": int(cu.sum()),
-            "cold_item_ratings": int(ci.sum()), "cold_ratings": int((cu | ci).sum())}
+    return {
+        "test_ratings": test.n_ratings,
+        "cold_user_ratings": int(cu.sum()),
+        "cold_item_ratings": int(ci.sum()),
+        "cold_ratings": int((cu | ci).sum()),
+    }
 
 
 def rmse_by_stratum(model, test: Dataset, squared_errors: np.ndarray | None = None) -> dict:

@@ -86,8 +86,23 @@ class ALSState:
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
 
-    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0,
-                 fit_bias=True, work_split="balanced", reg_scaling="none"):
+    def __init__(
+        self,
+        csr,
+        csc,
+        n_users,
+        n_items,
+        factors,
+        mu,
+        backend,
+        seed=42,
+        lam=0.1,
+        gamma=2.5,
+        tau=1.0,
+        fit_bias=True,
+        work_split="balanced",
+        reg_scaling="none",
+    ):
         self.backend = backend
         self.csr, self.csc = csr, csc
         self.mu = float(mu)
@@ -107,14 +122,39 @@ class ALSState:
         self.item_blocks = work_blocks(csc[0], factors, work_split)
 
     def user_step(self) -> None:
-        self.backend.als.half_sweep(*self.csr, self.mu, self.user_bias, self.item_bias, self.user_factors,
-                                    self.item_factors, self.lam, self.gamma, self.tau, self.user_blocks,
-                                    self.fit_bias, *self._no_prior, self.user_scale)
+        self.backend.als.half_sweep(
+            *self.csr,
+            self.mu,
+            self.user_bias,
+            self.item_bias,
+            self.user_factors,
+            self.item_factors,
+            self.lam,
+            self.gamma,
+            self.tau,
+            self.user_blocks,
+            self.fit_bias,
+            *self._no_prior,
+            self.user_scale,
+        )
 
     def item_step(self) -> None:
-        self.backend.als.half_sweep(*self.csc, self.mu, self.item_bias, self.user_bias, self.item_factors,
-                                    self.user_factors, self.lam, self.gamma, self.tau, self.item_blocks,
-                                    self.fit_bias, self.item_prior_mean, self.item_prior_bias, self.item_scale)
+        self.backend.als.half_sweep(
+            *self.csc,
+            self.mu,
+            self.item_bias,
+            self.user_bias,
+            self.item_factors,
+            self.user_factors,
+            self.lam,
+            self.gamma,
+            self.tau,
+            self.item_blocks,
+            self.fit_bias,
+            self.item_prior_mean,
+            self.item_prior_bias,
+            self.item_scale,
+        )
 
     def epoch(self) -> dict:
         """One epoch of block updates; returns extra entries for the history record."""
@@ -135,15 +175,21 @@ class ALSState:
         """``precision/2 (sum_u s_u |user_values_u|^2 + sum_i s_i |item_values_i|^2)``."""
         if self.user_scale is None:
             return 0.5 * precision * (self._sq(user_values) + self._sq(item_values))
-        return 0.5 * precision * (weighted_squares(user_values, self.user_scale)
-                                  + weighted_squares(item_values, self.item_scale))
+        return (
+            0.5
+            * precision
+            * (weighted_squares(user_values, self.user_scale) + weighted_squares(item_values, self.item_scale))
+        )
 
     def objective(self, sse: float | None = None) -> float:
         """``J`` of the module docstring on the training ratings (``sse``: their squared error, if known)."""
         if sse is None:
             sse, _ = self.error_sums(self.csr)
-        return (0.5 * self.lam * sse + self._penalty(self.gamma, self.user_bias, self.item_bias)
-                + self._penalty(self.tau, self.user_factors, self.item_factors))
+        return (
+            0.5 * self.lam * sse
+            + self._penalty(self.gamma, self.user_bias, self.item_bias)
+            + self._penalty(self.tau, self.user_factors, self.item_factors)
+        )
 
     def rmse(self, data: Dataset) -> float:
         return rmse(self.error_sums(data.csr)[0], data.n_ratings)
@@ -172,8 +218,21 @@ class ALSState:
             target[...] = src
 
 
-def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5, tau=1.0, epochs=20,
-            seed=42, backend="numba", fit_bias=True, reg_scaling="none") -> dict:
+def fit_als(
+    indptr,
+    indices,
+    data,
+    n_items=None,
+    factors=20,
+    lam=0.1,
+    gamma=2.5,
+    tau=1.0,
+    epochs=20,
+    seed=42,
+    backend="numba",
+    fit_bias=True,
+    reg_scaling="none",
+) -> dict:
     """Functional ALS over a user-by-item CSR matrix given as plain arrays.
 
     Returns ``{"user_factors", "item_factors", "user_bias", "item_bias",
@@ -186,23 +245,53 @@ def fit_als(indptr, indices, data, n_items=None, factors=20, lam=0.1, gamma=2.5,
     n_users = indptr.shape[0] - 1
     n_items = int(indices.max()) + 1 if n_items is None else int(n_items)
     # the hyperparameters' ranges and the memory and time budget of the ALS class
-    model = ALS(factors=factors, lam=lam, gamma=gamma, tau=tau, epochs=epochs, random_state=seed, backend=backend,
-                reg_scaling=reg_scaling)
+    model = ALS(
+        factors=factors,
+        lam=lam,
+        gamma=gamma,
+        tau=tau,
+        epochs=epochs,
+        random_state=seed,
+        backend=backend,
+        reg_scaling=reg_scaling,
+    )
     counts = np.diff(indptr)
-    shape = Shape(n_users, n_items, int(data.shape[0]),
-                  max(int(counts.max(initial=0)), int(np.bincount(indices, minlength=1).max())))
+    shape = Shape(
+        n_users,
+        n_items,
+        int(data.shape[0]),
+        max(int(counts.max(initial=0)), int(np.bincount(indices, minlength=1).max())),
+    )
     budget.check(model._budget_label(factors), lambda k: model.training_cost(shape, k), factors, shape.ratings)
     csc = ksparse.transpose_csr(indptr, indices, data, n_items)
     mu = float(data.mean(dtype=np.float64)) if data.size else 0.0
-    state = ALSState((indptr, indices, data), csc, n_users, n_items, factors, mu, backend_of(backend), seed,
-                     lam, gamma, tau, fit_bias, reg_scaling=reg_scaling)
+    state = ALSState(
+        (indptr, indices, data),
+        csc,
+        n_users,
+        n_items,
+        factors,
+        mu,
+        backend_of(backend),
+        seed,
+        lam,
+        gamma,
+        tau,
+        fit_bias,
+        reg_scaling=reg_scaling,
+    )
     objective = []
     for _ in range(epochs):
         state.epoch()
         objective.append(state.objective())
-    return {"user_factors": state.user_factors, "item_factors": state.item_factors,
-            "user_bias": state.user_bias, "item_bias": state.item_bias, "global_mean": mu,
-            "objective": objective}
+    return {
+        "user_factors": state.user_factors,
+        "item_factors": state.item_factors,
+        "user_bias": state.user_bias,
+        "item_bias": state.item_bias,
+        "global_mean": mu,
+        "objective": objective,
+    }
 
 
 class ALSFamily(FactorModel):
@@ -239,7 +328,7 @@ class ALSFamily(FactorModel):
         scratch = n_threads() * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
         gather = 8.0 * shape.largest * d if self.backend == "numpy" else 0.0
         memory = snapshots * state + start + scratch + gather + budget.PER_RATING_BYTES * shape.ratings
-        flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d ** 3 / 3 + 2 * d * d)
+        flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d**3 / 3 + 2 * d * d)
         return Cost(bytes=memory, flops=flops + self._extra_flops(shape, d))
 
     def _extra_floats(self, shape: Shape, d: int) -> float:
@@ -253,9 +342,21 @@ class ALSFamily(FactorModel):
     def _new_state(self, train: Dataset, state_class: type = ALSState) -> ALSState:
         """The training state (``state_class``, an :class:`ALSState` or a subclass: :mod:`fastmf.distributed`
         passes one whose half-sweeps run on a cluster) on ``train`` and ``global_mean_``."""
-        return state_class(train.csr, train.csc, train.n_users, train.n_items, self._dimension(), self.global_mean_,
-                           backend_of(self.backend), self.random_state, self.lam, self.gamma, self._ridge(),
-                           work_split=self.work_split, reg_scaling=self.reg_scaling)
+        return state_class(
+            train.csr,
+            train.csc,
+            train.n_users,
+            train.n_items,
+            self._dimension(),
+            self.global_mean_,
+            backend_of(self.backend),
+            self.random_state,
+            self.lam,
+            self.gamma,
+            self._ridge(),
+            work_split=self.work_split,
+            reg_scaling=self.reg_scaling,
+        )
 
     def _keep(self, state: ALSState) -> None:
         """Store the fitted parameters as learned attributes."""
@@ -282,12 +383,25 @@ class ALS(ALSFamily):
     """
 
     kind = "als"
-    params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
-                     random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
-                     validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
-                     work_split=hyper.WORK_SPLIT)
-    search_space = {"factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU, "gamma": hyper.SEARCH_GAMMA,
-                    "reg_scaling": hyper.SEARCH_REG_SCALING}
+    params = declare(
+        factors=hyper.FACTORS,
+        lam=hyper.LAM,
+        gamma=hyper.GAMMA,
+        tau=hyper.TAU,
+        epochs=hyper.EPOCHS,
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+        patience=hyper.PATIENCE,
+        validation_frac=hyper.VALIDATION_FRAC,
+        reg_scaling=hyper.REG_SCALING,
+        work_split=hyper.WORK_SPLIT,
+    )
+    search_space = {
+        "factors": hyper.SEARCH_FACTORS,
+        "tau": hyper.SEARCH_TAU,
+        "gamma": hyper.SEARCH_GAMMA,
+        "reg_scaling": hyper.SEARCH_REG_SCALING,
+    }
 
 
 class BiasOnly(ALSFamily):
@@ -298,10 +412,17 @@ class BiasOnly(ALSFamily):
     """
 
     kind = "bias"
-    params = declare(lam=hyper.LAM.but(default=1.0), gamma=hyper.GAMMA.but(default=0.1),
-                     epochs=hyper.EPOCHS.but(default=10), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
-                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
-                     work_split=hyper.WORK_SPLIT)
+    params = declare(
+        lam=hyper.LAM.but(default=1.0),
+        gamma=hyper.GAMMA.but(default=0.1),
+        epochs=hyper.EPOCHS.but(default=10),
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+        patience=hyper.PATIENCE,
+        validation_frac=hyper.VALIDATION_FRAC,
+        reg_scaling=hyper.REG_SCALING,
+        work_split=hyper.WORK_SPLIT,
+    )
     #: the default gamma / lam is 0.1
     search_space = {"gamma": Ridge(0.003, 30.0), "reg_scaling": hyper.SEARCH_REG_SCALING}
 

@@ -83,8 +83,9 @@ class Recommender:
         """Set hyperparameters by name, each validated; returns ``self``."""
         for key, value in params.items():
             if key not in self.params:
-                raise FastMFError(f"{type(self).__name__} has no parameter '{key}' (its parameters: "
-                                  f"{', '.join(self.params)})")
+                raise FastMFError(
+                    f"{type(self).__name__} has no parameter '{key}' (its parameters: {', '.join(self.params)})"
+                )
             self.params[key].check(value, type(self).__name__)
         for key, value in params.items():
             setattr(self, key, value)
@@ -145,8 +146,9 @@ class Recommender:
         """Estimated peak bytes of the training state and floating-point operations per epoch on data of
         this ``shape``, at latent dimension ``factors`` (default: the model's); see :mod:`fastmf.models.budget`.
         This base estimate counts per-entity biases and per-rating temporaries only."""
-        return budget.Cost(bytes=16.0 * shape.entities + budget.PER_RATING_BYTES * shape.ratings,
-                           flops=10.0 * shape.ratings)
+        return budget.Cost(
+            bytes=16.0 * shape.entities + budget.PER_RATING_BYTES * shape.ratings, flops=10.0 * shape.ratings
+        )
 
     def _budget_factors(self) -> int | None:
         """The latent dimension the budget may suggest lowering (None: the model has none)."""
@@ -170,8 +172,13 @@ class Recommender:
         """Refuse, before allocating anything, training that would not fit in memory or in the epoch time budget."""
         shape = self.data_shape(train)
         d = self._budget_factors()
-        budget.check(self._budget_label(d), lambda k: self.training_cost(shape, factors=k), d, train.n_ratings,
-                     self._budget_alternatives(shape))
+        budget.check(
+            self._budget_label(d),
+            lambda k: self.training_cost(shape, factors=k),
+            d,
+            train.n_ratings,
+            self._budget_alternatives(shape),
+        )
 
     def _remember_training(self, train: Dataset) -> None:
         self._remember(training_scale(train), train.user_map, train.item_map, train.item_counts, train.titles)
@@ -183,8 +190,7 @@ class Recommender:
         self.user_map_ = user_map
         self.item_map_ = item_map
         self.item_counts_ = item_counts
-        self.item_titles_ = None if titles is None else np.asarray(
-            ["" if t is None else str(t) for t in titles])
+        self.item_titles_ = None if titles is None else np.asarray(["" if t is None else str(t) for t in titles])
 
     def _remember_seen(self, indptr: np.ndarray, indices: np.ndarray) -> None:
         """The (user, item) pairs trained on, excluded from recommendations (CSR pattern)."""
@@ -266,9 +272,10 @@ class Recommender:
         out_idx = np.empty((users.size, k), dtype=np.int64)
         out_score = np.empty((users.size, k), dtype=np.float64)
         for lo in range(0, users.size, SCORE_BATCH):
-            batch = users[lo:lo + SCORE_BATCH]
-            out_idx[lo:lo + batch.size], out_score[lo:lo + batch.size] = self._topk(
-                self._score_batch(batch), k, batch, exclude_seen, eligible)
+            batch = users[lo : lo + SCORE_BATCH]
+            out_idx[lo : lo + batch.size], out_score[lo : lo + batch.size] = self._topk(
+                self._score_batch(batch), k, batch, exclude_seen, eligible
+            )
         return out_idx, out_score
 
     def user_index(self, user) -> int:
@@ -293,8 +300,16 @@ class Recommender:
             raise FastMFError(f"unknown {what} id {items[int(np.flatnonzero(idx < 0)[0])].item()!r}")
         return idx
 
-    def recommend(self, users, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
-                  min_item_ratings: int = 0, as_frame: bool = False):
+    def recommend(
+        self,
+        users,
+        k: int = 10,
+        exclude_seen: bool = True,
+        allow=None,
+        deny=None,
+        min_item_ratings: int = 0,
+        as_frame: bool = False,
+    ):
         """The ``k`` best items of one user id or of many, best first.
 
         One id gives ``(item_ids, scores)``; a sequence of ids gives two arrays of shape
@@ -308,8 +323,16 @@ class Recommender:
         """
         return self._recommend(users, k, exclude_seen, allow, deny, min_item_ratings, as_frame)
 
-    def recommend_all(self, k: int = 10, users=None, exclude_seen: bool = True, allow=None, deny=None,
-                      min_item_ratings: int = 0, as_frame: bool = False):
+    def recommend_all(
+        self,
+        k: int = 10,
+        users=None,
+        exclude_seen: bool = True,
+        allow=None,
+        deny=None,
+        min_item_ratings: int = 0,
+        as_frame: bool = False,
+    ):
         """:meth:`recommend` for many user ids at once (default: every user, in ``user_map_.ids`` order):
         ``(item_ids, scores)`` of shape ``(n, k)``, or a DataFrame with ``as_frame``."""
         self._check_fitted()
@@ -321,8 +344,15 @@ class Recommender:
         top, scores = self.recommend_indices(idx, k, exclude_seen, allow, deny, min_item_ratings)
         return self._results(users, self.user_map_.ids[idx], top, scores, as_frame)
 
-    def recommend_indices(self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
-                          min_item_ratings: int = 0):
+    def recommend_indices(
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        allow=None,
+        deny=None,
+        min_item_ratings: int = 0,
+    ):
         """:meth:`recommend` on the model's dense user indices, returning dense item *indices* (-1 past
         the eligible items) and scores, for code that works on indices."""
         self._check_fitted()
@@ -339,8 +369,9 @@ class Recommender:
 
             keep = top >= 0
             rows, ranks = np.nonzero(keep)
-            return pd.DataFrame({"user": np.asarray(row_ids)[rows], "rank": ranks + 1, "item": ids[top[keep]],
-                                 "score": scores[keep]})
+            return pd.DataFrame(
+                {"user": np.asarray(row_ids)[rows], "rank": ranks + 1, "item": ids[top[keep]], "score": scores[keep]}
+            )
         if np.ndim(query) == 0 or isinstance(query, dict):
             keep = top[0] >= 0
             return ids[top[0][keep]], scores[0][keep]
@@ -349,8 +380,16 @@ class Recommender:
         out[top >= 0] = ids[top[top >= 0]]
         return out, scores
 
-    def fold_in(self, ratings, k: int = 10, exclude_seen: bool = True, allow=None, deny=None,
-                min_item_ratings: int = 0, as_frame: bool = False):
+    def fold_in(
+        self,
+        ratings,
+        k: int = 10,
+        exclude_seen: bool = True,
+        allow=None,
+        deny=None,
+        min_item_ratings: int = 0,
+        as_frame: bool = False,
+    ):
         """Recommendations for new users, each described by ``{item_id: rating}`` (or a list of the
         items they interacted with, for rankers), without refitting.
 
@@ -404,11 +443,15 @@ class Recommender:
                 raise FastMFError(f"the rating of item {item!r} must be a number, got {value!r}") from None
             if scale is None:
                 if not (math.isfinite(x) and x > 0):
-                    raise FastMFError(f"the weight of item {item!r} must be a finite positive number (the model was "
-                                      f"trained on an implicit table), got {value!r}")
+                    raise FastMFError(
+                        f"the weight of item {item!r} must be a finite positive number (the model was "
+                        f"trained on an implicit table), got {value!r}"
+                    )
             elif not scale[0] <= x <= scale[1]:
-                raise FastMFError(f"the rating of item {item!r} must be within the training scale "
-                                  f"{scale[0]:g}..{scale[1]:g}, got {value!r}")
+                raise FastMFError(
+                    f"the rating of item {item!r} must be within the training scale "
+                    f"{scale[0]:g}..{scale[1]:g}, got {value!r}"
+                )
 
     # ------------------------------------------------------------------ evaluation
     def aligned(self, data) -> Dataset:
@@ -430,13 +473,19 @@ class Recommender:
         trained = self._trained_pairs(test)
         n_trained = int(trained.sum())
         if n_trained and include_training:
-            warnings.warn(f"{n_trained:,} of the {test.n_ratings:,} ratings scored are ratings the model was trained "
-                          "on: its metrics are optimistic", stacklevel=2)
+            warnings.warn(
+                f"{n_trained:,} of the {test.n_ratings:,} ratings scored are ratings the model was trained "
+                "on: its metrics are optimistic",
+                stacklevel=2,
+            )
         elif n_trained:
             test = test.subset(~trained)
         report = self._evaluate(test)
-        report.update(scored_ratings=test.n_ratings, training_ratings=n_trained,
-                      training_ratings_scored=bool(include_training and n_trained))
+        report.update(
+            scored_ratings=test.n_ratings,
+            training_ratings=n_trained,
+            training_ratings_scored=bool(include_training and n_trained),
+        )
         return report
 
     def _trained_pairs(self, data: Dataset) -> np.ndarray:
@@ -445,15 +494,18 @@ class Recommender:
         users = data.user_of_entry.astype(np.int64)
         known = users < self.n_users
         mask = np.zeros(data.n_ratings, dtype=bool)
-        mask[known] = contains_sorted(positive_keys(self.seen_indptr_, self.seen_indices_, n_items),
-                                      users[known] * n_items + data.indices[known])
+        mask[known] = contains_sorted(
+            positive_keys(self.seen_indptr_, self.seen_indices_, n_items), users[known] * n_items + data.indices[known]
+        )
         return mask
 
     def _check_ratings(self, data: Dataset) -> None:
         """Rating models refuse an implicit (user, item[, weight]) table: it has no ratings to fit or score."""
         if self.rating_model and data.implicit:
-            raise FastMFError(f"{data.source or 'the data'} is an implicit (user, item[, weight]) table without "
-                              f"ratings: the rating model '{self.kind}' needs ratings (use bpr or popular)")
+            raise FastMFError(
+                f"{data.source or 'the data'} is an implicit (user, item[, weight]) table without "
+                f"ratings: the rating model '{self.kind}' needs ratings (use bpr or popular)"
+            )
 
     def _evaluate(self, test: Dataset) -> dict:
         raise NotImplementedError
@@ -471,6 +523,7 @@ class Recommender:
     def _load_extra(self, extra: dict) -> None:
         """Restore the state of :meth:`_extra_header` (each value checked: a finite number, a list of
         them, or None)."""
+
         def finite(x) -> bool:
             return not isinstance(x, bool) and isinstance(x, (int, float)) and bool(np.isfinite(x))
 
@@ -492,15 +545,26 @@ class Recommender:
         there is replaced atomically, anything else is refused. Returns ``path``."""
         self._check_fitted()
         arrays = {name: getattr(self, name) for name in self._saved_arrays}
-        arrays.update({
-            "user_ids_": self.user_map_.ids, "item_ids_": self.item_map_.ids,
-            "seen_indptr_": self.seen_indptr_, "seen_indices_": self.seen_indices_,
-            "item_counts_": self.item_counts_,
-        })
+        arrays.update(
+            {
+                "user_ids_": self.user_map_.ids,
+                "item_ids_": self.item_map_.ids,
+                "seen_indptr_": self.seen_indptr_,
+                "seen_indices_": self.seen_indices_,
+                "item_counts_": self.item_counts_,
+            }
+        )
         if self.item_titles_ is not None:
             arrays["item_titles_"] = self.item_titles_
-        io.write_model(path, self.kind, self.get_params(), arrays, getattr(self, "history_", []),
-                       getattr(self, "fit_seconds_", None), self._extra_header())
+        io.write_model(
+            path,
+            self.kind,
+            self.get_params(),
+            arrays,
+            getattr(self, "history_", []),
+            getattr(self, "fit_seconds_", None),
+            self._extra_header(),
+        )
         return path
 
     @classmethod

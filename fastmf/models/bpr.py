@@ -72,9 +72,19 @@ class BPRState:
 
     divergence_hint = "try a smaller --lr"
 
-    def __init__(self, positives: Dataset, factors: int, negatives: str, backend, seed: int = 42,
-                 init_std: float = 0.1, fit_bias: bool = True, lr: float = 0.05, decay: float = 0.98,
-                 reg: float = 0.001):
+    def __init__(
+        self,
+        positives: Dataset,
+        factors: int,
+        negatives: str,
+        backend,
+        seed: int = 42,
+        init_std: float = 0.1,
+        fit_bias: bool = True,
+        lr: float = 0.05,
+        decay: float = 0.98,
+        reg: float = 0.001,
+    ):
         weights = np.bincount(positives.indices, minlength=positives.n_items)
         counts = np.diff(positives.indptr)
         self._start(counts, weights, factors, backend, seed, init_std, fit_bias, lr, decay, reg)
@@ -83,11 +93,25 @@ class BPRState:
         self.indices = (np.cumsum(weights > 0) - 1)[positives.indices].astype(np.int32)
         build_alias = backend.sampling.build_alias
         self.user_prob, self.user_alias = build_alias(np.where(self.sampled_users, counts, 0).astype(np.float64))
-        self.neg_prob, self.neg_alias = build_alias(weights[self.items].astype(np.float64)) if self.popularity else \
-            (np.ones(1), np.zeros(1, dtype=np.int32))
+        self.neg_prob, self.neg_alias = (
+            build_alias(weights[self.items].astype(np.float64))
+            if self.popularity
+            else (np.ones(1), np.zeros(1, dtype=np.int32))
+        )
 
-    def _start(self, counts: np.ndarray, weights: np.ndarray, factors: int, backend, seed: int, init_std: float,
-               fit_bias: bool, lr: float, decay: float, reg: float) -> None:
+    def _start(
+        self,
+        counts: np.ndarray,
+        weights: np.ndarray,
+        factors: int,
+        backend,
+        seed: int,
+        init_std: float,
+        fit_bias: bool,
+        lr: float,
+        decay: float,
+        reg: float,
+    ) -> None:
         """The catalogue, the users sampled and the starting factors, from the positives per user (``counts``)
         and per item (``weights``): all a state needs that trains elsewhere (:mod:`fastmf.distributed`)."""
         self.backend = backend
@@ -112,16 +136,32 @@ class BPRState:
 
     def learning_rate(self) -> float:
         """The learning rate of the next epoch, ``lr decay^e``."""
-        return self.lr * self.decay ** self.epochs_run
+        return self.lr * self.decay**self.epochs_run
 
     def epoch(self) -> dict:
         """One epoch (the ``e``-th, from 0) at learning rate ``lr decay^e``: its mean ``-ln sigma(x_uij)``."""
         lr = self.learning_rate()
         loss = np.zeros(n_threads())
-        self.backend.bpr.hogwild_epoch(self.indptr, self.indices, self.user_prob, self.user_alias, self.user_factors,
-                                       self.item_factors, self.item_bias, lr, self.reg, self.fit_bias,
-                                       self.n_samples, self.seed, self.epochs_run, loss.size, self.neg_prob,
-                                       self.neg_alias, self.popularity, loss)
+        self.backend.bpr.hogwild_epoch(
+            self.indptr,
+            self.indices,
+            self.user_prob,
+            self.user_alias,
+            self.user_factors,
+            self.item_factors,
+            self.item_bias,
+            lr,
+            self.reg,
+            self.fit_bias,
+            self.n_samples,
+            self.seed,
+            self.epochs_run,
+            loss.size,
+            self.neg_prob,
+            self.neg_alias,
+            self.popularity,
+            loss,
+        )
         self.epochs_run += 1
         return {"loss": float(loss.sum() / self.n_samples), "lr": lr}
 
@@ -132,8 +172,10 @@ class BPRState:
 
     def finite(self, record: dict) -> bool:
         sq = self.backend.metrics.sum_squares
-        return bool(np.isfinite(record["loss"]) and np.isfinite(
-            sq(self.user_factors) + sq(self.item_factors) + sq(self.item_bias)))
+        return bool(
+            np.isfinite(record["loss"])
+            and np.isfinite(sq(self.user_factors) + sq(self.item_factors) + sq(self.item_bias))
+        )
 
     def snapshot(self):
         return self.user_factors.copy(), self.item_factors.copy(), self.item_bias.copy(), self.epochs_run
@@ -169,23 +211,48 @@ class BPR(Ranker):
     epoch_eval_users = 2000
     params = declare(
         factors=hyper.FACTORS.but(default=64),
-        lr=Param(0.05, "SGD learning rate of the first epoch (at most 10; useful rates lie below 1, larger "
-                 "ones usually stop with a divergence error).", low=0.0, high=10.0, low_open=True),
+        lr=Param(
+            0.05,
+            "SGD learning rate of the first epoch (at most 10; useful rates lie below 1, larger "
+            "ones usually stop with a divergence error).",
+            low=0.0,
+            high=10.0,
+            low_open=True,
+        ),
         decay=Param(0.98, "Learning rate factor per epoch.", low=0.0, high=1.0, low_open=True),
-        reg=Param(0.001, "L2 regularisation of factors and item biases (at most 100; with lr * reg > 2 the "
-                  "shrinkage overshoots and training diverges).", low=0.0, high=100.0),
-        epochs=hyper.EPOCHS.but(default=50), threshold=hyper.THRESHOLD,
-        negatives=Param("uniform", "Negative sampling: uniform over the catalogue or by popularity.",
-                        choices=("uniform", "popularity")),
+        reg=Param(
+            0.001,
+            "L2 regularisation of factors and item biases (at most 100; with lr * reg > 2 the "
+            "shrinkage overshoots and training diverges).",
+            low=0.0,
+            high=100.0,
+        ),
+        epochs=hyper.EPOCHS.but(default=50),
+        threshold=hyper.THRESHOLD,
+        negatives=Param(
+            "uniform",
+            "Negative sampling: uniform over the catalogue or by popularity.",
+            choices=("uniform", "popularity"),
+        ),
         item_bias=Param(True, "Score with item biases b_i (false: U_u . V_i only)."),
-        init_std=Param(0.1, "Standard deviation of the initial factors N(0, s^2) (at most 10; scores of D such "
-                       "terms already saturate the sigmoid).", low=0.0, high=10.0),
-        fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items (at most 1000).", low=1,
-                             high=1000),
+        init_std=Param(
+            0.1,
+            "Standard deviation of the initial factors N(0, s^2) (at most 10; scores of D such "
+            "terms already saturate the sigmoid).",
+            low=0.0,
+            high=10.0,
+        ),
+        fold_in_passes=Param(30, "SGD passes that fold in a new user's liked items (at most 1000).", low=1, high=1000),
         fold_in_samples=Param(200, "Triples per fold-in pass (at most 100000).", low=1, high=100_000),
-        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
-    search_space = {"factors": LogUniform(16, 256, integer=True), "lr": LogUniform(0.005, 0.3),
-                    "reg": LogUniform(1e-5, 0.1), "negatives": Choice(("uniform", "popularity"))}
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+    )
+    search_space = {
+        "factors": LogUniform(16, 256, integer=True),
+        "lr": LogUniform(0.005, 0.3),
+        "reg": LogUniform(1e-5, 0.1),
+        "negatives": Choice(("uniform", "popularity")),
+    }
 
     def training_cost(self, shape: Shape, factors: int | None = None) -> Cost:
         """BPR's estimate (see :mod:`fastmf.models.budget`), with ``s`` bytes per float of the backend
@@ -205,8 +272,18 @@ class BPR(Ranker):
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)
-        state = BPRState(pos, int(self.factors), self.negatives, backend_of(self.backend), self.random_state,
-                         self.init_std, self.item_bias, self.lr, self.decay, self.reg)
+        state = BPRState(
+            pos,
+            int(self.factors),
+            self.negatives,
+            backend_of(self.backend),
+            self.random_state,
+            self.init_std,
+            self.item_bias,
+            self.lr,
+            self.decay,
+            self.reg,
+        )
         self._adopt(state, train.n_users, train.n_items)
         self._epoch_task = None
         if eval_set is not None:
@@ -250,9 +327,10 @@ class BPR(Ranker):
         b = self.item_bias_.astype(np.float64)
         vec = np.zeros(v.shape[1])
         for p in range(self.fold_in_passes):
-            lr = self.lr * self.decay ** p
-            for i, j in zip(rng.choice(liked, self.fold_in_samples).tolist(),
-                            rng.choice(others, self.fold_in_samples).tolist()):
+            lr = self.lr * self.decay**p
+            for i, j in zip(
+                rng.choice(liked, self.fold_in_samples).tolist(), rng.choice(others, self.fold_in_samples).tolist()
+            ):
                 diff = v[i] - v[j]
                 z = 1.0 / (1.0 + np.exp(np.clip(b[i] - b[j] + vec @ diff, -50.0, 50.0)))
                 vec += lr * (z * diff - self.reg * vec)

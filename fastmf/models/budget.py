@@ -117,8 +117,14 @@ def largest_fitting(cost_of: Callable[[int], Cost], low: int, high: int, fits: C
     return low
 
 
-def check(what: str, cost_of: Callable[[int | None], Cost], factors: int | None, n_ratings: int,
-          alternatives: tuple = (), min_factors: int = 1) -> None:
+def check(
+    what: str,
+    cost_of: Callable[[int | None], Cost],
+    factors: int | None,
+    n_ratings: int,
+    alternatives: tuple = (),
+    min_factors: int = 1,
+) -> None:
     """Refuse a run whose ``cost_of(factors)`` exceeds the available memory or :data:`EPOCH_SECONDS`.
 
     ``what`` names the run (``"ALS with D=64"``); ``cost_of`` gives the cost at any latent
@@ -135,16 +141,20 @@ def check(what: str, cost_of: Callable[[int | None], Cost], factors: int | None,
         raise FastMFError(f"{problem}: {remedy or 'use less data or a machine with more memory'}")
     seconds = cost.flops / FLOPS
     if seconds > EPOCH_SECONDS:
-        problem = (f"{what} needs about {cost.flops:.2g} floating-point operations per epoch {on}, about "
-                   f"{duration_text(seconds)} at {FLOPS / 1e9:g} GFLOP/s (the limit is {limit_text()} "
-                   "per epoch)")
-        remedy = _remedies(cost_of, factors, min_factors, alternatives,
-                           lambda c: c.flops / FLOPS <= EPOCH_SECONDS)
+        problem = (
+            f"{what} needs about {cost.flops:.2g} floating-point operations per epoch {on}, about "
+            f"{duration_text(seconds)} at {FLOPS / 1e9:g} GFLOP/s (the limit is {limit_text()} "
+            "per epoch)"
+        )
+        remedy = _remedies(cost_of, factors, min_factors, alternatives, lambda c: c.flops / FLOPS <= EPOCH_SECONDS)
         raise FastMFError(f"{problem}: {remedy or 'use less data'}")
     if seconds > WARN_SECONDS:
-        warnings.warn(f"{what} needs about {cost.flops:.2g} floating-point operations per epoch {on}: an epoch "
-                      f"may take about {duration_text(seconds)} (at {FLOPS / 1e9:g} GFLOP/s), with no progress "
-                      "shown until it ends", stacklevel=3)
+        warnings.warn(
+            f"{what} needs about {cost.flops:.2g} floating-point operations per epoch {on}: an epoch "
+            f"may take about {duration_text(seconds)} (at {FLOPS / 1e9:g} GFLOP/s), with no progress "
+            "shown until it ends",
+            stacklevel=3,
+        )
 
 
 def _remedies(cost_of, factors, min_factors, alternatives, fits) -> str:

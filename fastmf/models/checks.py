@@ -19,8 +19,11 @@ def require(ok: bool, path: str, message: str) -> None:
 
 def check_shape(a: np.ndarray, shape: tuple, name: str, path: str, kinds: str = "f") -> None:
     """``a`` has ``shape`` and a dtype of one of ``kinds`` (numpy kind letters)."""
-    require(a.dtype.kind in kinds and (a.dtype.kind != "f" or a.dtype.itemsize in (4, 8)), path,
-            f"{name} has dtype {a.dtype}")
+    require(
+        a.dtype.kind in kinds and (a.dtype.kind != "f" or a.dtype.itemsize in (4, 8)),
+        path,
+        f"{name} has dtype {a.dtype}",
+    )
     require(a.shape == tuple(shape), path, f"{name} has shape {list(a.shape)}, expected {list(shape)}")
 
 
@@ -47,11 +50,17 @@ def check_csr(indptr: np.ndarray, indices: np.ndarray, n_rows: int, n_cols: int,
     column indices in ``[0, n_cols)`` and strictly increasing within each row."""
     check_shape(indptr, (n_rows + 1,), f"{name} indptr", path, "iu")
     require(indices.ndim == 1 and indices.dtype.kind in "iu", path, f"{name} indices must be integers")
-    require(int(indptr[0]) == 0 and int(indptr[-1]) == indices.shape[0] and bool((np.diff(indptr) >= 0).all()),
-            path, f"{name} indptr is not a valid row pointer")
+    require(
+        int(indptr[0]) == 0 and int(indptr[-1]) == indices.shape[0] and bool((np.diff(indptr) >= 0).all()),
+        path,
+        f"{name} indptr is not a valid row pointer",
+    )
     if indices.size:
         require(int(indices.min()) >= 0 and int(indices.max()) < n_cols, path, f"{name} indices out of range")
         starts = np.zeros(indices.size, dtype=bool)
         starts[indptr[:-1][np.diff(indptr) > 0]] = True
-        require(bool((np.diff(indices.astype(np.int64))[~starts[1:]] > 0).all()), path,
-                f"{name} rows are not sorted without repeats")
+        require(
+            bool((np.diff(indices.astype(np.int64))[~starts[1:]] > 0).all()),
+            path,
+            f"{name} rows are not sorted without repeats",
+        )

@@ -54,9 +54,14 @@ class FactorModel(Recommender):
         checks.check_shape(self.item_factors_, (self.n_items, d), "item_factors", path)
         checks.check_shape(self.user_bias_, (self.n_users,), "user_bias", path)
         checks.check_shape(self.item_bias_, (self.n_items,), "item_bias", path)
-        checks.check_finite(path, user_factors=self.user_factors_, item_factors=self.item_factors_,
-                            user_bias=self.user_bias_, item_bias=self.item_bias_,
-                            global_mean=np.asarray(self.global_mean_, dtype=np.float64))
+        checks.check_finite(
+            path,
+            user_factors=self.user_factors_,
+            item_factors=self.item_factors_,
+            user_bias=self.user_bias_,
+            item_bias=self.item_bias_,
+            global_mean=np.asarray(self.global_mean_, dtype=np.float64),
+        )
 
     def _fit(self, train, eval_set, callback) -> None:
         """Fit through the shared epoch loop (:mod:`fastmf.models.training`): the model's training state
@@ -79,8 +84,7 @@ class FactorModel(Recommender):
 
     # ------------------------------------------------------------------ prediction
     def _model_arrays(self):
-        return (float(self.global_mean_), self.user_bias_, self.item_bias_,
-                self.user_factors_, self.item_factors_)
+        return (float(self.global_mean_), self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
 
     def predict(self, users, items) -> np.ndarray:
         """Predicted ratings for parallel sequences of user ids and item ids (unknown ids are cold)."""
@@ -111,8 +115,15 @@ class FactorModel(Recommender):
         offsets = np.zeros(users.size)
         if self.rating_model:
             offsets = self.global_mean_ + self.user_bias_[users].astype(np.float64)
-        return self._fused_topk(self.user_factors_[users], offsets, self.item_factors_, self.item_bias_, k,
-                                self._exclusions(users, exclude_seen), eligible)
+        return self._fused_topk(
+            self.user_factors_[users],
+            offsets,
+            self.item_factors_,
+            self.item_bias_,
+            k,
+            self._exclusions(users, exclude_seen),
+            eligible,
+        )
 
     def _fused_topk(self, query_vecs, offsets, item_vecs, item_bias, k, exclusions, eligible):
         """Best ``k`` eligible items of the scores ``offsets[q] + item_bias[c] + query_vecs[q] . item_vecs[c]``
@@ -121,9 +132,16 @@ class FactorModel(Recommender):
         out_idx = np.empty((len(query_vecs), k), dtype=np.int64)
         out_score = np.empty((len(query_vecs), k), dtype=np.float64)
         backend_of(self.backend).topk.topk_dot(
-            np.ascontiguousarray(query_vecs, dtype=dtype), np.asarray(offsets, dtype=dtype),
-            np.ascontiguousarray(np.asarray(item_vecs, dtype=dtype).T), np.asarray(item_bias, dtype=dtype), k,
-            *exclusions, eligible, out_idx, out_score)
+            np.ascontiguousarray(query_vecs, dtype=dtype),
+            np.asarray(offsets, dtype=dtype),
+            np.ascontiguousarray(np.asarray(item_vecs, dtype=dtype).T),
+            np.asarray(item_bias, dtype=dtype),
+            k,
+            *exclusions,
+            eligible,
+            out_idx,
+            out_score,
+        )
         return out_idx, out_score
 
     def _score_vector(self, state) -> np.ndarray:
@@ -152,11 +170,16 @@ class FactorModel(Recommender):
     def _new_user_means(self, state, idx: np.ndarray) -> np.ndarray:
         """``mu + b + b_i + u . V_i`` of a folded-in user ``state = (b, u, ...)`` for item indices ``idx``."""
         b, u = state[0], np.asarray(state[1], dtype=np.float64)
-        return (self.global_mean_ + b + self.item_bias_[idx].astype(np.float64)
-                + self.item_factors_[idx].astype(np.float64) @ u)
+        return (
+            self.global_mean_
+            + b
+            + self.item_bias_[idx].astype(np.float64)
+            + self.item_factors_[idx].astype(np.float64) @ u
+        )
 
-    def similar_items(self, items, k: int = 10, allow=None, deny=None, min_item_ratings: int = 0,
-                      as_frame: bool = False):
+    def similar_items(
+        self, items, k: int = 10, allow=None, deny=None, min_item_ratings: int = 0, as_frame: bool = False
+    ):
         """The ``k`` items most similar to each given item id: the largest cosines
         ``V_i . V_j / (|V_i| |V_j|)`` of the item factors (the item itself excluded; a zero vector
         has cosine 0). One id gives ``(item_ids, similarities)``; a sequence of ids ``(n, k)``
@@ -168,17 +191,25 @@ class FactorModel(Recommender):
             raise FastMFError(f"model '{self.kind}' has no item factors to compare")
         norms = np.linalg.norm(v, axis=1)
         unit = v / np.where(norms > 0, norms, 1.0)[:, None]  # zero vectors stay zero: cosine 0
-        top, sims = self._fused_topk(unit[idx], np.zeros(idx.size), unit, np.zeros(self.n_items), self._check_k(k),
-                                     self._exclusions(idx, False, [[i] for i in idx]),
-                                     self._eligible(allow, deny, min_item_ratings))
+        top, sims = self._fused_topk(
+            unit[idx],
+            np.zeros(idx.size),
+            unit,
+            np.zeros(self.n_items),
+            self._check_k(k),
+            self._exclusions(idx, False, [[i] for i in idx]),
+            self._eligible(allow, deny, min_item_ratings),
+        )
         return self._results(items, self.item_map_.ids[idx], top, sims, as_frame)
 
     def _fold_in_residuals(self, item_idx: np.ndarray, values: np.ndarray | None):
         """``(V, r - mu - b_i)`` of a new user's rated items, in float64."""
         if values is None:
             raise FastMFError(f"a '{self.kind}' model folds in ratings: give {{item_id: rating}}")
-        return (self.item_factors_[item_idx].astype(np.float64),
-                values - self.global_mean_ - self.item_bias_[item_idx].astype(np.float64))
+        return (
+            self.item_factors_[item_idx].astype(np.float64),
+            values - self.global_mean_ - self.item_bias_[item_idx].astype(np.float64),
+        )
 
     # ------------------------------------------------------------------ evaluation
     def squared_errors(self, data) -> np.ndarray:

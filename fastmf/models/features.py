@@ -73,11 +73,42 @@ def item_weights(indptr) -> np.ndarray:
 class FeatureState(ALSState):
     """:class:`ALSState` plus the feature vectors ``F`` (and genre biases ``g``) and the item prior means."""
 
-    def __init__(self, csr, csc, n_users, n_items, factors, mu, item_feature_indptr, item_feature_indices,
-                 n_features, backend, seed=42, lam=0.1, gamma=2.5, tau=1.0, beta=1.0,
-                 feature_bias=False, work_split="balanced", reg_scaling="none"):
-        super().__init__(csr, csc, n_users, n_items, factors, mu, backend, seed, lam, gamma, tau,
-                         work_split=work_split, reg_scaling=reg_scaling)
+    def __init__(
+        self,
+        csr,
+        csc,
+        n_users,
+        n_items,
+        factors,
+        mu,
+        item_feature_indptr,
+        item_feature_indices,
+        n_features,
+        backend,
+        seed=42,
+        lam=0.1,
+        gamma=2.5,
+        tau=1.0,
+        beta=1.0,
+        feature_bias=False,
+        work_split="balanced",
+        reg_scaling="none",
+    ):
+        super().__init__(
+            csr,
+            csc,
+            n_users,
+            n_items,
+            factors,
+            mu,
+            backend,
+            seed,
+            lam,
+            gamma,
+            tau,
+            work_split=work_split,
+            reg_scaling=reg_scaling,
+        )
         self.beta, self.feature_bias = float(beta), bool(feature_bias)
         dtype = self.item_factors.dtype
         self.item_feature_indptr, self.item_feature_indices = item_feature_indptr, item_feature_indices
@@ -103,12 +134,22 @@ class FeatureState(ALSState):
         k = self.backend.features
         cycles = [(self.item_factors, self.item_prior_mean, self.feature_factors, self.tau)]
         if self.feature_bias:
-            cycles.append((self.item_bias[:, None], self.item_prior_bias[:, None], self.feature_biases[:, None],
-                           self.gamma))
+            cycles.append(
+                (self.item_bias[:, None], self.item_prior_bias[:, None], self.feature_biases[:, None], self.gamma)
+            )
         scale = np.zeros(0) if self.item_scale is None else self.item_scale
         for values, prior, feats, precision in cycles:
-            k.feature_cycle(self.feature_indptr, self.feature_items, self.item_weight, values, prior, feats,
-                            precision, self.beta, scale)
+            k.feature_cycle(
+                self.feature_indptr,
+                self.feature_items,
+                self.item_weight,
+                values,
+                prior,
+                feats,
+                precision,
+                self.beta,
+                scale,
+            )
             k.prior_means(self.item_feature_indptr, self.item_feature_indices, self.item_weight, feats, prior)
         self.item_factors[self.cold_items] = self.item_prior_mean[self.cold_items]
         if self.feature_bias:
@@ -120,13 +161,24 @@ class FeatureState(ALSState):
             sse, _ = self.error_sums(self.csr)
         sq = self._sq
         bias_dev = self.item_bias - self.item_prior_bias if self.feature_bias else self.item_bias
-        return (0.5 * self.lam * sse + self._penalty(self.gamma, self.user_bias, bias_dev)
-                + self._penalty(self.tau, self.user_factors, self.item_factors - self.item_prior_mean)
-                + 0.5 * self.beta * (sq(self.feature_factors) + sq(self.feature_biases)))
+        return (
+            0.5 * self.lam * sse
+            + self._penalty(self.gamma, self.user_bias, bias_dev)
+            + self._penalty(self.tau, self.user_factors, self.item_factors - self.item_prior_mean)
+            + 0.5 * self.beta * (sq(self.feature_factors) + sq(self.feature_biases))
+        )
 
     def _fitted(self):
-        return (self.user_factors, self.item_factors, self.user_bias, self.item_bias, self.feature_factors,
-                self.feature_biases, self.item_prior_mean, self.item_prior_bias)
+        return (
+            self.user_factors,
+            self.item_factors,
+            self.user_bias,
+            self.item_bias,
+            self.feature_factors,
+            self.feature_biases,
+            self.item_prior_mean,
+            self.item_prior_bias,
+        )
 
     def snapshot(self):
         return tuple(a.copy() for a in self._fitted())
@@ -155,18 +207,40 @@ class FeatureALS(ALSFamily):
 
     kind = "features"
     uses_item_features = True
-    _saved_arrays = ALSFamily._saved_arrays + ("feature_factors_", "feature_bias_", "item_feature_indptr_",
-                                               "item_feature_indices_")
-    params = declare(factors=hyper.FACTORS, lam=hyper.LAM, gamma=hyper.GAMMA, tau=hyper.TAU,
-                     beta=Param(1.0, "Prior precision beta of the feature vectors (and genre biases; 1e-8 to "
-                                "1e8, as the other precisions).", low=hyper.PRECISION_MIN, high=hyper.PRECISION_MAX),
-                     feature_bias=Param(False, "Centre the item biases on genre biases too."),
-                     epochs=hyper.EPOCHS.but(default=50), random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND,
-                     patience=hyper.PATIENCE, validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING,
-                     work_split=hyper.WORK_SPLIT)
-    search_space = {**ALSFamily.search_space, "factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU,
-                    "gamma": hyper.SEARCH_GAMMA, "beta": LogUniform(0.01, 100.0),
-                    "reg_scaling": hyper.SEARCH_REG_SCALING}
+    _saved_arrays = ALSFamily._saved_arrays + (
+        "feature_factors_",
+        "feature_bias_",
+        "item_feature_indptr_",
+        "item_feature_indices_",
+    )
+    params = declare(
+        factors=hyper.FACTORS,
+        lam=hyper.LAM,
+        gamma=hyper.GAMMA,
+        tau=hyper.TAU,
+        beta=Param(
+            1.0,
+            "Prior precision beta of the feature vectors (and genre biases; 1e-8 to 1e8, as the other precisions).",
+            low=hyper.PRECISION_MIN,
+            high=hyper.PRECISION_MAX,
+        ),
+        feature_bias=Param(False, "Centre the item biases on genre biases too."),
+        epochs=hyper.EPOCHS.but(default=50),
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+        patience=hyper.PATIENCE,
+        validation_frac=hyper.VALIDATION_FRAC,
+        reg_scaling=hyper.REG_SCALING,
+        work_split=hyper.WORK_SPLIT,
+    )
+    search_space = {
+        **ALSFamily.search_space,
+        "factors": hyper.SEARCH_FACTORS,
+        "tau": hyper.SEARCH_TAU,
+        "gamma": hyper.SEARCH_GAMMA,
+        "beta": LogUniform(0.01, 100.0),
+        "reg_scaling": hyper.SEARCH_REG_SCALING,
+    }
 
     def _extra_floats(self, shape, d: int) -> float:
         """The items' prior means and the feature vectors (counted as at most one per item), ``2 I D``."""
@@ -179,14 +253,31 @@ class FeatureALS(ALSFamily):
     def _new_state(self, train: Dataset, state_class: type = FeatureState) -> FeatureState:
         indptr, indices, names = train.item_features()
         if not len(names):
-            warnings.warn("the training data has no item features: the feature model reduces to plain ALS",
-                          stacklevel=3)
+            warnings.warn(
+                "the training data has no item features: the feature model reduces to plain ALS", stacklevel=3
+            )
         self.feature_names_ = [str(n) for n in names]
         self.item_feature_indptr_, self.item_feature_indices_ = unique_item_features(indptr, indices, len(names))
-        return state_class(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                           self.item_feature_indptr_, self.item_feature_indices_, len(names), backend_of(self.backend),
-                           self.random_state, self.lam, self.gamma, self.tau, self.beta, self.feature_bias,
-                           work_split=self.work_split, reg_scaling=self.reg_scaling)
+        return state_class(
+            train.csr,
+            train.csc,
+            train.n_users,
+            train.n_items,
+            int(self.factors),
+            self.global_mean_,
+            self.item_feature_indptr_,
+            self.item_feature_indices_,
+            len(names),
+            backend_of(self.backend),
+            self.random_state,
+            self.lam,
+            self.gamma,
+            self.tau,
+            self.beta,
+            self.feature_bias,
+            work_split=self.work_split,
+            reg_scaling=self.reg_scaling,
+        )
 
     def _keep(self, state: FeatureState) -> None:
         super()._keep(state)
@@ -210,8 +301,9 @@ class FeatureALS(ALSFamily):
         checks.check_shape(self.feature_factors_, (n_f, self.item_factors_.shape[1]), "feature_factors", path)
         checks.check_shape(self.feature_bias_, (n_f,), "feature_bias", path)
         checks.check_finite(path, feature_factors=self.feature_factors_, feature_bias=self.feature_bias_)
-        checks.check_csr(self.item_feature_indptr_, self.item_feature_indices_, self.n_items, n_f, "item features",
-                         path)
+        checks.check_csr(
+            self.item_feature_indptr_, self.item_feature_indices_, self.n_items, n_f, "item features", path
+        )
 
     # ------------------------------------------------------------------ cold start
     def feature_indices(self, names) -> np.ndarray:
@@ -254,15 +346,17 @@ class FeatureALS(ALSFamily):
         priors = [self.prior_of([self.feature_names_[f] for f in fs]) for fs in feats]
         n_new = len(ids)
         self.item_map_ = new_map
-        self.item_factors_ = np.vstack([self.item_factors_, np.array([c for c, _ in priors]).reshape(n_new, -1)
-                                        .astype(self.item_factors_.dtype)])
+        self.item_factors_ = np.vstack(
+            [self.item_factors_, np.array([c for c, _ in priors]).reshape(n_new, -1).astype(self.item_factors_.dtype)]
+        )
         self.item_bias_ = np.concatenate([self.item_bias_, np.array([m for _, m in priors], self.item_bias_.dtype)])
         self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(n_new, self.item_counts_.dtype)])
         if self.item_titles_ is not None:
             self.item_titles_ = np.concatenate([self.item_titles_, np.full(n_new, "", self.item_titles_.dtype)])
         lengths = np.array([f.size for f in feats], dtype=np.int64)
-        self.item_feature_indptr_ = np.concatenate([self.item_feature_indptr_,
-                                                    self.item_feature_indptr_[-1] + np.cumsum(lengths)])
+        self.item_feature_indptr_ = np.concatenate(
+            [self.item_feature_indptr_, self.item_feature_indptr_[-1] + np.cumsum(lengths)]
+        )
         self.item_feature_indices_ = np.concatenate([self.item_feature_indices_, *feats]).astype(np.int32)
         return self
 
@@ -282,8 +376,9 @@ class FeatureALS(ALSFamily):
         v = self.item_factors_.astype(np.float64)
         norms = np.linalg.norm(v, axis=1)
         cos = np.divide(v @ c, norms * norm_c, out=np.zeros(v.shape[0]), where=norms > 0)
-        idx, score = self._topk(cos[None, :], self._check_k(k), np.array([0]), False,
-                                self._eligible(None, None, min_item_ratings))
+        idx, score = self._topk(
+            cos[None, :], self._check_k(k), np.array([0]), False, self._eligible(None, None, min_item_ratings)
+        )
         keep = idx[0] >= 0
         return self.item_map_.ids[idx[0][keep]], score[0][keep]
 

@@ -75,13 +75,26 @@ def write_model(path: str, kind: str, params: dict, arrays: dict, history: list,
     for name, a in arrays.items():
         if a.dtype.kind not in ARRAY_KINDS:
             raise ModelFileError(f"array {name} has dtype {a.dtype}, which the model format does not store")
-        meta[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes,
-                      "sha256": hashlib.sha256(_bytes(a)).hexdigest()}
+        meta[name] = {
+            "dtype": a.dtype.str,
+            "shape": list(a.shape),
+            "offset": offset,
+            "nbytes": a.nbytes,
+            "sha256": hashlib.sha256(_bytes(a)).hexdigest(),
+        }
         end = offset + a.nbytes
         offset += -(-a.nbytes // ALIGN) * ALIGN
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "fastmf_version": __version__, "kind": kind,
-              "params": params, "arrays": meta, "history": _finite(history), "fit_seconds": fit_seconds,
-              "extra": extra}
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fastmf_version": __version__,
+        "kind": kind,
+        "params": params,
+        "arrays": meta,
+        "history": _finite(history),
+        "fit_seconds": fit_seconds,
+        "extra": extra,
+    }
     blob = _json_bytes(header)
     start = -(-(len(MAGIC) + 8 + len(blob)) // ALIGN) * ALIGN
     blob += b" " * (start - len(MAGIC) - 8 - len(blob))
@@ -104,8 +117,7 @@ def _bytes(a: np.ndarray) -> np.ndarray:
 
 def _finite(history: list) -> list:
     """History records with non-finite numbers as None (strict JSON)."""
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-            for r in history]
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in history]
 
 
 def is_model(path: str) -> bool:
@@ -141,9 +153,9 @@ def read_model(path: str, expected: dict | None = None) -> SavedModel:
     with fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(len(MAGIC) + 8)
-        if len(head) < len(MAGIC) + 8 or head[:len(MAGIC)] != MAGIC:
+        if len(head) < len(MAGIC) + 8 or head[: len(MAGIC)] != MAGIC:
             raise ModelFileError(f"{path}: not a fastmf model file")
-        (length,) = struct.unpack("<Q", head[len(MAGIC):])
+        (length,) = struct.unpack("<Q", head[len(MAGIC) :])
         if length > min(MAX_HEADER, size - len(head)):
             raise ModelFileError(f"{path}: truncated or corrupt header (length {length} in a {size}-byte file)")
         header = _parse_header(fh.read(length), path)
@@ -154,8 +166,14 @@ def read_model(path: str, expected: dict | None = None) -> SavedModel:
             meta = header["arrays"][name]
             dtype, shape = _array_type(meta, name, path)
             offset, nbytes = meta.get("offset"), meta.get("nbytes")
-            if not (_is_int(offset) and _is_int(nbytes) and offset >= 0 and offset % ALIGN == 0
-                    and nbytes == dtype.itemsize * math.prod(shape) and start + offset + nbytes <= size):
+            if not (
+                _is_int(offset)
+                and _is_int(nbytes)
+                and offset >= 0
+                and offset % ALIGN == 0
+                and nbytes == dtype.itemsize * math.prod(shape)
+                and start + offset + nbytes <= size
+            ):
                 raise ModelFileError(f"{path}: array {name}: offset or size does not fit the file (truncated?)")
             buf = bytearray(nbytes)
             fh.seek(start + offset)
@@ -188,8 +206,10 @@ def _check_header(header: dict, where: str, expected: dict | None):
     """``(kind, array names to read)`` after checking the header's structure and types."""
     version = header.get("format_version")
     if version not in (FORMAT_VERSION, LEGACY_VERSION):
-        raise ModelFileError(f"{where}: format version {version!r} is not supported "
-                             f"(this fastmf reads versions {LEGACY_VERSION} and {FORMAT_VERSION})")
+        raise ModelFileError(
+            f"{where}: format version {version!r} is not supported "
+            f"(this fastmf reads versions {LEGACY_VERSION} and {FORMAT_VERSION})"
+        )
     kind = header.get("kind")
     if not isinstance(kind, str):
         raise ModelFileError(f"{where}: the model kind is missing or not a name")
@@ -241,8 +261,9 @@ def _is_number(x) -> bool:
 
 
 def _saved(path: str, header: dict, kind: str, arrays: dict) -> SavedModel:
-    return SavedModel(path, kind, header["params"], arrays, header["history"], header.get("fit_seconds"),
-                      header["extra"])
+    return SavedModel(
+        path, kind, header["params"], arrays, header["history"], header.get("fit_seconds"), header["extra"]
+    )
 
 
 def array_file(folder: str, name: str) -> str:
@@ -266,8 +287,10 @@ def _read_legacy(path: str, expected: dict | None) -> SavedModel:
         raise ModelFileError(f"{header_path}: too large for a model header")
     header = _parse_header(raw, header_path)
     if header.get("format_version") != LEGACY_VERSION:
-        raise ModelFileError(f"{header_path}: format version {header.get('format_version')!r} is not supported "
-                             f"in a folder (this fastmf reads version {LEGACY_VERSION} folders)")
+        raise ModelFileError(
+            f"{header_path}: format version {header.get('format_version')!r} is not supported "
+            f"in a folder (this fastmf reads version {LEGACY_VERSION} folders)"
+        )
     kind, names = _check_header(header, header_path, expected)
     if expected is None:
         raise ModelFileError(f"{header_path}: cannot check the arrays of a model folder without the model kinds")
@@ -285,7 +308,8 @@ def _read_legacy(path: str, expected: dict | None) -> SavedModel:
         except (OSError, ValueError, EOFError) as exc:
             raise ModelFileError(f"{file}: unreadable or truncated ({str(exc).splitlines()[0][:120]})") from None
         if a.shape != shape or a.dtype != dtype:
-            raise ModelFileError(f"{file}: shape {list(a.shape)} {a.dtype} does not match the header "
-                                 f"({list(shape)} {dtype})")
+            raise ModelFileError(
+                f"{file}: shape {list(a.shape)} {a.dtype} does not match the header ({list(shape)} {dtype})"
+            )
         arrays[name] = a
     return _saved(path, header, kind, arrays)

@@ -24,8 +24,10 @@ class Ranker(FactorModel):
     def _fit_positives(self, train: Dataset) -> Dataset:
         pos = positives(train, self.threshold)
         if pos.n_ratings == 0:
-            raise FastMFError(f"no training ratings >= threshold {self.threshold} "
-                              "(for implicit data with every rating 1, use threshold 0)")
+            raise FastMFError(
+                f"no training ratings >= threshold {self.threshold} "
+                "(for implicit data with every rating 1, use threshold 0)"
+            )
         self.positive_indptr_, self.positive_indices_ = pos.indptr, pos.indices
         self.global_mean_ = 0.0
         return pos

@@ -33,8 +33,7 @@ def validation_split(model, train: Dataset):
     return split.train, split.test
 
 
-def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validation: Dataset | None,
-               callback) -> int:
+def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validation: Dataset | None, callback) -> int:
     """Run ``model.epochs`` epochs of ``state``; returns the epoch whose parameters are kept.
 
     Each record holds ``epoch``, ``seconds`` (the epoch's updates, without any kernel
@@ -55,8 +54,9 @@ def run_epochs(model, state, train: Dataset, eval_set: Dataset | None, validatio
                 record["compile_seconds"] = compiling.seconds
             record.update(model._epoch_metrics(state, train, eval_set))
         if not state.finite(record):
-            raise DivergenceError(f"{model.kind} diverged in epoch {epoch} (non-finite parameters): "
-                                  f"{state.divergence_hint}")
+            raise DivergenceError(
+                f"{model.kind} diverged in epoch {epoch} (non-finite parameters): {state.divergence_hint}"
+            )
         if validation is not None:
             record["val_rmse"] = state.rmse(validation)
         model._log(record, callback)

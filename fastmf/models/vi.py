@@ -159,20 +159,69 @@ def gather_sweep(backend, mat, mu, own: Posterior, other: Posterior, lam, gamma,
     posteriors, gathering per rating the other side's packed rows (full covariances) or means, variances
     and biases (diagonal): :func:`fastmf.kernels.vi.half_sweep_full` / ``half_sweep_diag``."""
     if full:
-        backend.vi.half_sweep_full(*mat, mu, own.bias, own.mean, own.cov, own.rows, own.logdet, other.rows, lam, gamma,
-                                   tau, blocks, own.esse, own.prior_scale)
+        backend.vi.half_sweep_full(
+            *mat,
+            mu,
+            own.bias,
+            own.mean,
+            own.cov,
+            own.rows,
+            own.logdet,
+            other.rows,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            own.esse,
+            own.prior_scale,
+        )
     else:
-        backend.vi.half_sweep_diag(*mat, mu, own.bias, other.bias, own.mean, own.cov, own.logdet, other.mean,
-                                   other.cov, lam, gamma, tau, blocks, own.esse, own.prior_scale)
+        backend.vi.half_sweep_diag(
+            *mat,
+            mu,
+            own.bias,
+            other.bias,
+            own.mean,
+            own.cov,
+            own.logdet,
+            other.mean,
+            other.cov,
+            lam,
+            gamma,
+            tau,
+            blocks,
+            own.esse,
+            own.prior_scale,
+        )
 
 
-def scatter_sweep(backend, csr, scatter: MomentScatter, mu, own: Posterior, other: Posterior, lam, gamma, tau,
-                  blocks) -> None:
+def scatter_sweep(
+    backend, csr, scatter: MomentScatter, mu, own: Posterior, other: Posterior, lam, gamma, tau, blocks
+) -> None:
     """Update every *column* entity of the CSR matrix ``csr`` (``own``, full covariances) by streaming the
     row entities' packed rows into ``scatter``'s accumulators (:func:`fastmf.kernels.vi.scatter_sweep_full`)."""
-    backend.vi.scatter_sweep_full(csr[1], csr[2], mu, other.rows, scatter.cuts, scatter.acc32, scatter.acc64,
-                                  scatter.counts, scatter.col_counts, own.bias, own.mean, own.cov, own.rows,
-                                  own.logdet, lam, gamma, tau, blocks, own.esse, own.prior_scale)
+    backend.vi.scatter_sweep_full(
+        csr[1],
+        csr[2],
+        mu,
+        other.rows,
+        scatter.cuts,
+        scatter.acc32,
+        scatter.acc64,
+        scatter.counts,
+        scatter.col_counts,
+        own.bias,
+        own.mean,
+        own.cov,
+        own.rows,
+        own.logdet,
+        lam,
+        gamma,
+        tau,
+        blocks,
+        own.esse,
+        own.prior_scale,
+    )
 
 
 class VIState:
@@ -189,8 +238,23 @@ class VIState:
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
 
-    def __init__(self, csr, csc, n_users, n_items, factors, mu, backend, seed=42, lam=0.1, gamma=2.5,
-                 tau=1.0, covariance="full", learn_hyper=False, reg_scaling="none"):
+    def __init__(
+        self,
+        csr,
+        csc,
+        n_users,
+        n_items,
+        factors,
+        mu,
+        backend,
+        seed=42,
+        lam=0.1,
+        gamma=2.5,
+        tau=1.0,
+        covariance="full",
+        learn_hyper=False,
+        reg_scaling="none",
+    ):
         self.backend = backend
         self.learn_hyper = bool(learn_hyper)
         self.csr, self.csc = csr, csc
@@ -204,15 +268,26 @@ class VIState:
         var0 = 1.0 / factors
         sides = []
         for n, m, mat in zip((n_users, n_items), means, (csr, csc)):
-            cov = np.broadcast_to(var0 * np.eye(factors), (n, factors, factors)) if self.full else np.full(
-                (n, factors), var0)
+            cov = (
+                np.broadcast_to(var0 * np.eye(factors), (n, factors, factors))
+                if self.full
+                else np.full((n, factors), var0)
+            )
             scale = ridge_scale(mat[0], reg_scaling)
-            sides.append(Posterior(m, cov, np.zeros(n), backend.FLOAT, packed=self.full,
-                                   prior_scale=np.zeros(0) if scale is None else scale))
+            sides.append(
+                Posterior(
+                    m,
+                    cov,
+                    np.zeros(n),
+                    backend.FLOAT,
+                    packed=self.full,
+                    prior_scale=np.zeros(0) if scale is None else scale,
+                )
+            )
         self.users, self.items = sides
         norms = [np.diff(mat[0]) @ np.square(m, dtype=np.float64).sum(axis=1) for mat, m in zip((csr, csc), means)]
         #: sum over the ratings of E_q[(r - mu - b_u - b_i - U_u . V_i)^2] for the current state
-        self.esse = self.error_sums(csr)[0] + var0 * sum(norms) + self.n_ratings * factors * var0 ** 2
+        self.esse = self.error_sums(csr)[0] + var0 * sum(norms) + self.n_ratings * factors * var0**2
         self.user_blocks = work_blocks(csr[0], factors)
         self.item_blocks = work_blocks(csc[0], factors)
         # the item sweep's accumulators (none for a state whose sweeps run elsewhere: csr without its indices)
@@ -220,18 +295,48 @@ class VIState:
 
     # ------------------------------------------------------------------ coordinate ascent
     def user_step(self) -> None:
-        gather_sweep(self.backend, self.csr, self.mu, self.users, self.items, self.lam, self.gamma, self.tau,
-                     self.user_blocks, self.full)
+        gather_sweep(
+            self.backend,
+            self.csr,
+            self.mu,
+            self.users,
+            self.items,
+            self.lam,
+            self.gamma,
+            self.tau,
+            self.user_blocks,
+            self.full,
+        )
         # every rating belongs to exactly one swept entity: their shares are the whole sum
         self.esse = float(np.sum(self.users.esse))
 
     def item_step(self) -> None:
         if self.full:
-            scatter_sweep(self.backend, self.csr, self.scatter, self.mu, self.items, self.users, self.lam, self.gamma,
-                          self.tau, self.item_blocks)
+            scatter_sweep(
+                self.backend,
+                self.csr,
+                self.scatter,
+                self.mu,
+                self.items,
+                self.users,
+                self.lam,
+                self.gamma,
+                self.tau,
+                self.item_blocks,
+            )
         else:
-            gather_sweep(self.backend, self.csc, self.mu, self.items, self.users, self.lam, self.gamma, self.tau,
-                         self.item_blocks, False)
+            gather_sweep(
+                self.backend,
+                self.csc,
+                self.mu,
+                self.items,
+                self.users,
+                self.lam,
+                self.gamma,
+                self.tau,
+                self.item_blocks,
+                False,
+            )
         self.esse = float(np.sum(self.items.esse))
 
     def bias_variances(self) -> tuple:
@@ -243,8 +348,10 @@ class VIState:
         optimum can only raise it further."""
         if not self.learn_hyper:
             return np.zeros(self.users.bias.shape[0]), np.zeros(self.items.bias.shape[0])
-        return tuple(1.0 / (self.lam * np.diff(mat[0]) + self.gamma * side.rho)
-                     for mat, side in zip((self.csr, self.csc), (self.users, self.items)))
+        return tuple(
+            1.0 / (self.lam * np.diff(mat[0]) + self.gamma * side.rho)
+            for mat, side in zip((self.csr, self.csc), (self.users, self.items))
+        )
 
     def update_lam(self) -> None:
         """``lam = N / sum E_q[(r - mu - b_u - b_i - U.V)^2]``, the exact ELBO maximiser in ``lam``
@@ -262,8 +369,10 @@ class VIState:
         precision of the bias prior ``b_e ~ N(0, 1/(gamma rho_e))`` (``learn_hyper`` only: with point
         estimates the objective would be unbounded as ``b -> 0``, ``gamma -> inf``)."""
         n_entities = self.users.bias.shape[0] + self.items.bias.shape[0]
-        self.gamma = n_entities / sum(side.weighted_sum(np.square(side.bias, dtype=np.float64) + s)
-                                      for side, s in zip((self.users, self.items), self.bias_variances()))
+        self.gamma = n_entities / sum(
+            side.weighted_sum(np.square(side.bias, dtype=np.float64) + s)
+            for side, s in zip((self.users, self.items), self.bias_variances())
+        )
 
     def update_tau(self) -> None:
         """The exact joint ELBO maximiser in ``tau`` and the scale of each dimension.
@@ -322,8 +431,10 @@ class VIState:
         return bool(np.isfinite(record["elbo"]))
 
     def snapshot(self):
-        sides = tuple({k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(p).items()}
-                      for p in (self.users, self.items))
+        sides = tuple(
+            {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(p).items()}
+            for p in (self.users, self.items)
+        )
         return sides, self.lam, self.gamma, self.tau.copy(), self.esse
 
     def restore(self, snap) -> None:
@@ -342,8 +453,9 @@ class VIState:
         logdets = sum(float(np.sum(side.logdet)) for side in sides)
         log_scales = sum(side.log_prior_scale() for side in sides)
         d = self.tau.shape[0]
-        return 0.5 * (float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau))))
-                      - d * log_scales - logdets)
+        return 0.5 * (
+            float(self.tau @ second) - n_entities * (d + float(np.sum(np.log(self.tau)))) - d * log_scales - logdets
+        )
 
     def bias_term(self) -> float:
         """The biases' share of ``-ELBO``: the penalty ``gamma/2 sum_e rho_e b_e^2`` of point estimates or,
@@ -393,26 +505,39 @@ class VI(FactorModel):
 
     kind = "vi"
     strategies = STRATEGIES
-    _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_", "user_bias_var_",
-                                                 "item_bias_var_")
+    _saved_arrays = FactorModel._saved_arrays + ("user_cov_", "item_cov_", "tau_", "user_bias_var_", "item_bias_var_")
     _saved_scalars = FactorModel._saved_scalars + ("lam_", "gamma_", "best_epoch_")
 
     params = declare(
-        factors=hyper.FACTORS.but(low=1), lam=hyper.LAM,
-        gamma=hyper.GAMMA, tau=hyper.TAU, epochs=hyper.EPOCHS,
-        covariance=Param("full", "Posterior covariance per user/item: full (D x D) or diagonal.",
-                         choices=("full", "diagonal")),
+        factors=hyper.FACTORS.but(low=1),
+        lam=hyper.LAM,
+        gamma=hyper.GAMMA,
+        tau=hyper.TAU,
+        epochs=hyper.EPOCHS,
+        covariance=Param(
+            "full", "Posterior covariance per user/item: full (D x D) or diagonal.", choices=("full", "diagonal")
+        ),
         learn_hyper=Param(False, "Learn lam, gamma and a per-dimension tau by empirical Bayes."),
-        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND, patience=hyper.PATIENCE,
-        validation_frac=hyper.VALIDATION_FRAC, reg_scaling=hyper.REG_SCALING)
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+        patience=hyper.PATIENCE,
+        validation_frac=hyper.VALIDATION_FRAC,
+        reg_scaling=hyper.REG_SCALING,
+    )
     #: the fixed-hyperparameter mode's ranges (with learn_hyper the precisions are learned, not searched)
-    search_space = {"factors": hyper.SEARCH_FACTORS, "tau": hyper.SEARCH_TAU, "gamma": hyper.SEARCH_GAMMA,
-                    "reg_scaling": hyper.SEARCH_REG_SCALING}
+    search_space = {
+        "factors": hyper.SEARCH_FACTORS,
+        "tau": hyper.SEARCH_TAU,
+        "gamma": hyper.SEARCH_GAMMA,
+        "reg_scaling": hyper.SEARCH_REG_SCALING,
+    }
 
     def _check_combination(self) -> None:
         if self.learn_hyper and self.gamma < hyper.PRECISION_MIN:
-            raise FastMFError(f"learn_hyper needs a starting gamma of at least {hyper.PRECISION_MIN:g} (the "
-                              f"precision of the bias prior), got {self.gamma!r}")
+            raise FastMFError(
+                f"learn_hyper needs a starting gamma of at least {hyper.PRECISION_MIN:g} (the "
+                f"precision of the bias prior), got {self.gamma!r}"
+            )
 
     # ------------------------------------------------------------------ memory and time budget
     def training_cost(self, shape: Shape, factors: int | None = None, covariance: str | None = None) -> Cost:
@@ -448,7 +573,7 @@ class VI(FactorModel):
                 extra = (4.0 * shape.items + 8.0 * min(shape.items, shape.ratings / SCATTER_FLUSH)) * width
                 extra += threads * (24.0 * d * d + 12.0 * width + 8.0 * SCATTER_PARTS_PER_THREAD * shape.users)
             memory = snapshots * state + extra + start + per_rating + PACK_TEMPORARIES
-            flops = 2.0 * shape.ratings * (d * d + 3 * d) + shape.entities * (4.0 / 3.0 * d ** 3 + 4.0 * d * d)
+            flops = 2.0 * shape.ratings * (d * d + 3 * d) + shape.entities * (4.0 / 3.0 * d**3 + 4.0 * d * d)
         else:
             state = shape.entities * (2 * d + 4) * s
             scratch = threads * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
@@ -468,9 +593,22 @@ class VI(FactorModel):
     def _new_state(self, train: Dataset, state_class: type = VIState) -> VIState:
         """The training state (``state_class``: :class:`VIState` or a subclass, as for ALS); with
         ``learn_hyper`` it starts from the noise level of the initial q, not the fixed ``lam``."""
-        state = state_class(train.csr, train.csc, train.n_users, train.n_items, int(self.factors), self.global_mean_,
-                            backend_of(self.backend), self.random_state, self.lam, self.gamma, self.tau,
-                            self.covariance, self.learn_hyper, self.reg_scaling)
+        state = state_class(
+            train.csr,
+            train.csc,
+            train.n_users,
+            train.n_items,
+            int(self.factors),
+            self.global_mean_,
+            backend_of(self.backend),
+            self.random_state,
+            self.lam,
+            self.gamma,
+            self.tau,
+            self.covariance,
+            self.learn_hyper,
+            self.reg_scaling,
+        )
         if self.learn_hyper:
             state.update_lam()
         return state
@@ -494,12 +632,16 @@ class VI(FactorModel):
         checks.check_shape(self.user_bias_var_, (self.n_users,), "user_bias_var", path)
         checks.check_shape(self.item_bias_var_, (self.n_items,), "item_bias_var", path)
         variances = [c.diagonal(axis1=1, axis2=2) if c.ndim == 3 else c for c in (self.user_cov_, self.item_cov_)]
-        checks.check_positive(path, user_variances=variances[0], item_variances=variances[1], tau=self.tau_,
-                              lam=np.asarray(self.lam_))
+        checks.check_positive(
+            path, user_variances=variances[0], item_variances=variances[1], tau=self.tau_, lam=np.asarray(self.lam_)
+        )
         checks.require(np.isfinite(self.gamma_) and self.gamma_ >= 0, path, "gamma must be finite and non-negative")
         checks.check_finite(path, user_cov=self.user_cov_, item_cov=self.item_cov_)
-        checks.require(bool((self.user_bias_var_ >= 0).all() and (self.item_bias_var_ >= 0).all()), path,
-                       "bias variances must be non-negative")
+        checks.require(
+            bool((self.user_bias_var_ >= 0).all() and (self.item_bias_var_ >= 0).all()),
+            path,
+            "bias variances must be non-negative",
+        )
 
     # ------------------------------------------------------------------ predictive distribution
     def _pair_moments(self, users: np.ndarray, items: np.ndarray):
@@ -510,11 +652,21 @@ class VI(FactorModel):
         prior_cov = (np.diag(1.0 / self.tau_) if self.user_cov_.ndim == 3 else 1.0 / self.tau_).astype(f32)
         mean = np.empty(users.shape[0])
         var = np.empty(users.shape[0])
-        kvi.pair_moments(np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64),
-                         float(self.global_mean_), self.user_bias_.astype(f32, copy=False),
-                         self.item_bias_.astype(f32, copy=False), self.user_factors_.astype(f32, copy=False),
-                         self.user_cov_, self.item_factors_.astype(f32, copy=False), self.item_cov_,
-                         np.zeros(d, dtype=f32), prior_cov, mean, var)
+        kvi.pair_moments(
+            np.asarray(users, dtype=np.int64),
+            np.asarray(items, dtype=np.int64),
+            float(self.global_mean_),
+            self.user_bias_.astype(f32, copy=False),
+            self.item_bias_.astype(f32, copy=False),
+            self.user_factors_.astype(f32, copy=False),
+            self.user_cov_,
+            self.item_factors_.astype(f32, copy=False),
+            self.item_cov_,
+            np.zeros(d, dtype=f32),
+            prior_cov,
+            mean,
+            var,
+        )
         cold = 1.0 / self.gamma_ if self.learn_hyper else 0.0
         for idx, bias_var in ((users, self.user_bias_var_), (items, self.item_bias_var_)):
             known = (idx >= 0) & (idx < bias_var.shape[0])
@@ -562,9 +714,11 @@ class VI(FactorModel):
         if not test.n_ratings:  # not available (null in JSON), not 0% coverage
             return {"coverage_50": float("nan"), "coverage_90": float("nan"), "mean_sd": float("nan")}
         n = test.n_ratings
-        return {"coverage_50": float(np.count_nonzero(z <= Z50) / n),
-                "coverage_90": float(np.count_nonzero(z <= Z90) / n),
-                "mean_sd": float(sd.mean())}
+        return {
+            "coverage_50": float(np.count_nonzero(z <= Z50) / n),
+            "coverage_90": float(np.count_nonzero(z <= Z90) / n),
+            "mean_sd": float(sd.mean()),
+        }
 
     def _evaluate(self, test) -> dict:
         return {**rating_metrics(self, test), **self.calibration(test)}
@@ -584,24 +738,38 @@ class VI(FactorModel):
         order = rated[np.lexsort((-counts[rated], var[rated]))]
 
         def rows(idx):
-            return [{"item_id": self.item_map_.ids[i].item(), "title": self.title(i), "variance": float(var[i]),
-                     "ratings": int(counts[i])} for i in idx]
+            return [
+                {
+                    "item_id": self.item_map_.ids[i].item(),
+                    "title": self.title(i),
+                    "variance": float(var[i]),
+                    "ratings": int(counts[i]),
+                }
+                for i in idx
+            ]
 
         strata = {}
         for label, lo, hi in STRATA:
             mask = (counts >= lo) & (counts <= hi)
-            strata[label] = {"mean_variance": float(var[mask].mean()) if mask.any() else float("nan"),
-                             "items": int(mask.sum())}
+            strata[label] = {
+                "mean_variance": float(var[mask].mean()) if mask.any() else float("nan"),
+                "items": int(mask.sum()),
+            }
         return {"most_certain": rows(order[:k]), "least_certain": rows(order[::-1][:k]), "by_count": strata}
 
     def fit_summary(self) -> dict:
         """Learned precisions and the item uncertainty table, for ``fastmf train`` reports."""
-        return {"lam": self.lam_, "gamma": self.gamma_, "tau": self.tau_.tolist(),
-                "uncertainty": self.uncertainty_table()}
+        return {
+            "lam": self.lam_,
+            "gamma": self.gamma_,
+            "tau": self.tau_.tolist(),
+            "uncertainty": self.uncertainty_table(),
+        }
 
     # ------------------------------------------------------------------ ranking with uncertainty
-    def recommend(self, users, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None,
-                  **options):
+    def recommend(
+        self, users, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None, **options
+    ):
         """:meth:`~fastmf.models.base.Recommender.recommend`, ranked by ``strategy``:
 
         ``mean`` (predicted rating), ``penalized`` (``mean / (1 + var)``, the ML-32M
@@ -613,14 +781,16 @@ class VI(FactorModel):
         with self._ranking(strategy, beta, seed):
             return super().recommend(users, k, **options)
 
-    def recommend_all(self, k: int = 10, users=None, *, strategy: str = "mean", beta: float = 1.0,
-                      seed: int | None = None, **options):
+    def recommend_all(
+        self, k: int = 10, users=None, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None, **options
+    ):
         """As the base class, ranked by ``strategy`` (see :meth:`recommend`; one draw per call)."""
         with self._ranking(strategy, beta, seed):
             return super().recommend_all(k, users, **options)
 
-    def fold_in(self, ratings, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None,
-                **options):
+    def fold_in(
+        self, ratings, k: int = 10, *, strategy: str = "mean", beta: float = 1.0, seed: int | None = None, **options
+    ):
         """As the base class, ranked by ``strategy`` (see :meth:`recommend`)."""
         with self._ranking(strategy, beta, seed):
             return super().fold_in(ratings, k, **options)
@@ -631,8 +801,9 @@ class VI(FactorModel):
             raise FastMFError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        token = _RANKING.set({"model": self, "strategy": strategy, "beta": float(beta), "seed": int(seed),
-                              "items": None})
+        token = _RANKING.set(
+            {"model": self, "strategy": strategy, "beta": float(beta), "seed": int(seed), "items": None}
+        )
         try:
             yield
         finally:
@@ -648,8 +819,9 @@ class VI(FactorModel):
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         scores = super()._score_batch(users)
-        return self._rank_scores(scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users],
-                                 self.n_items + users)
+        return self._rank_scores(
+            scores, self.user_factors_[users], self.user_cov_[users], self.user_bias_[users], self.n_items + users
+        )
 
     def _fold_in_state(self, item_idx: np.ndarray, values: np.ndarray | None):
         """The new user's bias and ``q(U) = N(m, S)`` against the fixed items: the MAP of
@@ -682,8 +854,11 @@ class VI(FactorModel):
             if rank["items"] is None:
                 rank["items"] = self._draw(self.item_factors_, self.item_cov_, np.arange(self.n_items), rank["seed"])
             u = self._draw(mean_u, cov_u, streams, rank["seed"])
-            return (u @ rank["items"].T + self.item_bias_[None, :]
-                    + (self.global_mean_ + bias_u.astype(np.float64))[:, None])
+            return (
+                u @ rank["items"].T
+                + self.item_bias_[None, :]
+                + (self.global_mean_ + bias_u.astype(np.float64))[:, None]
+            )
         var = self.score_variance(mean_u, cov_u.astype(np.float32, copy=False))
         if rank["strategy"] == "penalized":
             return scores / (1.0 + var)
@@ -692,8 +867,13 @@ class VI(FactorModel):
     @staticmethod
     def _draw(mean, cov, streams, seed) -> np.ndarray:
         out = np.empty(mean.shape, dtype=np.float64)
-        kvi.draw(np.ascontiguousarray(mean, dtype=np.float32), np.ascontiguousarray(cov, dtype=np.float32),
-                 np.asarray(streams, dtype=np.int64), seed, out)
+        kvi.draw(
+            np.ascontiguousarray(mean, dtype=np.float32),
+            np.ascontiguousarray(cov, dtype=np.float32),
+            np.asarray(streams, dtype=np.int64),
+            seed,
+            out,
+        )
         return out
 
     def score_variance(self, mean_u: np.ndarray, cov_u: np.ndarray) -> np.ndarray:
@@ -708,5 +888,5 @@ class VI(FactorModel):
             for b in range(len(mean_u)):
                 var[b] += np.einsum("id,id->i", m_i @ cov_u[b], m_i)
         else:
-            var = (mean_u ** 2 + cov_u) @ s_i.T + cov_u @ (m_i ** 2).T
+            var = (mean_u**2 + cov_u) @ s_i.T + cov_u @ (m_i**2).T
         return np.maximum(var, 0.0) + self.item_bias_var_[None, :]

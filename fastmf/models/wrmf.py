@@ -41,8 +41,22 @@ class WRMFState:
 
     divergence_hint = "try a larger --lam or a smaller --alpha"
 
-    def __init__(self, csr, csc, n_users, n_items, factors, backend, seed=42, lam=0.01, alpha=1.0, eps=1.0,
-                 log_scaling=False, cg_steps=3, init_std=0.01):
+    def __init__(
+        self,
+        csr,
+        csc,
+        n_users,
+        n_items,
+        factors,
+        backend,
+        seed=42,
+        lam=0.01,
+        alpha=1.0,
+        eps=1.0,
+        log_scaling=False,
+        cg_steps=3,
+        init_std=0.01,
+    ):
         self.backend = backend
         self.csr, self.csc = csr, csc
         self.lam, self.alpha, self.eps, self.log_scaling = float(lam), float(alpha), float(eps), bool(log_scaling)
@@ -55,8 +69,9 @@ class WRMFState:
 
     def _sweep(self, mat, own, other, blocks) -> None:
         k = self.backend.wrmf
-        k.half_sweep(*mat, own, other, k.gram(other), self.lam, self.alpha, self.eps, self.log_scaling, self.cg_steps,
-                     blocks)
+        k.half_sweep(
+            *mat, own, other, k.gram(other), self.lam, self.alpha, self.eps, self.log_scaling, self.cg_steps, blocks
+        )
 
     def epoch(self) -> dict:
         self._sweep(self.csr, self.user_factors, self.item_factors, self.user_blocks)
@@ -66,8 +81,9 @@ class WRMFState:
     def objective(self) -> float:
         """``J`` of the module docstring (``tr(X^T X Y^T Y)`` stands for the sum over all pairs)."""
         k, sq = self.backend.wrmf, self.backend.metrics.sum_squares
-        observed = k.observed_loss(*self.csr, self.user_factors, self.item_factors, self.alpha, self.eps,
-                                   self.log_scaling)
+        observed = k.observed_loss(
+            *self.csr, self.user_factors, self.item_factors, self.alpha, self.eps, self.log_scaling
+        )
         cross = float(np.sum(k.gram(self.user_factors) * k.gram(self.item_factors)))
         return observed + cross + self.lam * (sq(self.user_factors) + sq(self.item_factors))
 
@@ -88,30 +104,58 @@ class WRMF(Ranker):
     params = declare(
         factors=hyper.FACTORS.but(default=64),
         lam=hyper.LAM.but(default=0.01, help="Ridge lambda of the user and item factors (1e-8 to 1e8)."),
-        alpha=Param(1.0, "Confidence slope: c = 1 + alpha r (or 1 + alpha log(1 + r/eps); at most 1e8).", low=0.0,
-                    high=hyper.PRECISION_MAX),
-        confidence=Param("linear", "Confidence scaling of the observed values: linear or log.",
-                         choices=("linear", "log")),
-        eps=Param(1.0, "The eps of the log confidence scaling (1e-8 to 1e8).", low=hyper.PRECISION_MIN,
-                  high=hyper.PRECISION_MAX),
-        solver=Param("cg", "Block solver: cg (conjugate gradient, warm-started) or cholesky (exact).",
-                     choices=("cg", "cholesky")),
+        alpha=Param(
+            1.0,
+            "Confidence slope: c = 1 + alpha r (or 1 + alpha log(1 + r/eps); at most 1e8).",
+            low=0.0,
+            high=hyper.PRECISION_MAX,
+        ),
+        confidence=Param(
+            "linear", "Confidence scaling of the observed values: linear or log.", choices=("linear", "log")
+        ),
+        eps=Param(
+            1.0,
+            "The eps of the log confidence scaling (1e-8 to 1e8).",
+            low=hyper.PRECISION_MIN,
+            high=hyper.PRECISION_MAX,
+        ),
+        solver=Param(
+            "cg", "Block solver: cg (conjugate gradient, warm-started) or cholesky (exact).", choices=("cg", "cholesky")
+        ),
         cg_steps=Param(3, "Conjugate-gradient steps per block (--solver cg).", low=1, high=100),
-        epochs=hyper.EPOCHS.but(default=15), threshold=hyper.THRESHOLD,
-        init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2) (at most 10).", low=0.0,
-                       high=10.0),
-        random_state=hyper.RANDOM_STATE, backend=hyper.BACKEND)
-    search_space = {"factors": LogUniform(16, 256, integer=True), "lam": LogUniform(1e-3, 10.0),
-                    "alpha": LogUniform(0.1, 100.0), "confidence": Choice(("linear", "log"))}
+        epochs=hyper.EPOCHS.but(default=15),
+        threshold=hyper.THRESHOLD,
+        init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2) (at most 10).", low=0.0, high=10.0),
+        random_state=hyper.RANDOM_STATE,
+        backend=hyper.BACKEND,
+    )
+    search_space = {
+        "factors": LogUniform(16, 256, integer=True),
+        "lam": LogUniform(1e-3, 10.0),
+        "alpha": LogUniform(0.1, 100.0),
+        "confidence": Choice(("linear", "log")),
+    }
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)
         values = pos.data if train.implicit else np.ones_like(pos.data)
         csr = (pos.indptr, pos.indices, values)
         csc = ksparse.transpose_csr(pos.indptr, pos.indices, values, train.n_items)
-        state = WRMFState(csr, csc, train.n_users, train.n_items, int(self.factors),
-                          backend_of(self.backend), self.random_state, self.lam, self.alpha, self.eps,
-                          self.confidence == "log", self._cg_steps(), self.init_std)
+        state = WRMFState(
+            csr,
+            csc,
+            train.n_users,
+            train.n_items,
+            int(self.factors),
+            backend_of(self.backend),
+            self.random_state,
+            self.lam,
+            self.alpha,
+            self.eps,
+            self.confidence == "log",
+            self._cg_steps(),
+            self.init_std,
+        )
         self.user_factors_, self.item_factors_ = state.user_factors, state.item_factors
         self.user_bias_ = np.zeros(train.n_users, dtype=state.user_factors.dtype)
         self.item_bias_ = np.zeros(train.n_items, dtype=state.user_factors.dtype)
@@ -135,8 +179,11 @@ class WRMF(Ranker):
         scratch = n_threads() * (4.0 * shape.largest * d + 16.0 * (d + 3) ** 2 + 512.0 * (d + 3))
         memory = shape.entities * d * (s + 4.0) + 16.0 * d * d + scratch + budget.PER_RATING_BYTES * shape.ratings
         steps = self._cg_steps()
-        solve = (steps + 1) * (2.0 * shape.entities * d * d + 4.0 * shape.ratings * d) if steps else (
-            2.0 * shape.ratings * d * d + shape.entities * d ** 3 / 3)
+        solve = (
+            (steps + 1) * (2.0 * shape.entities * d * d + 4.0 * shape.ratings * d)
+            if steps
+            else (2.0 * shape.ratings * d * d + shape.entities * d**3 / 3)
+        )
         return budget.Cost(bytes=memory, flops=2.0 * shape.entities * d * d + solve)
 
     def _cg_steps(self) -> int:

@@ -7,8 +7,24 @@ import numpy as np
 __all__ = ["half_sweep"]
 
 
-def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors,
-               lam, gamma, tau, blocks, fit_bias, prior_mean, prior_bias, ridge_scale=None):
+def half_sweep(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_factors,
+    other_factors,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    fit_bias,
+    prior_mean,
+    prior_bias,
+    ridge_scale=None,
+):
     """Per entity of the blocks, in order: ``b = (lam sum(r - mu - b_i - U.V_i) + gamma m)/(lam n + gamma)``,
     then ``U = (lam V^T V + tau I)^{-1} (lam V^T (r - mu - b - b_i) + tau c)``, in place.
 
@@ -20,15 +36,18 @@ def half_sweep(indptr, indices, data, mu, own_bias, other_bias, own_factors, oth
     has_mean = len(prior_mean) > 0
     has_bias_mean = len(prior_bias) > 0
     for e in range(int(blocks[0]), int(blocks[-1])):
-        idx = indices[indptr[e]:indptr[e + 1]]
-        res = data[indptr[e]:indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
+        idx = indices[indptr[e] : indptr[e + 1]]
+        res = data[indptr[e] : indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
         v = other_factors[idx]
         scale = float(ridge_scale[e]) if ridge_scale is not None and len(ridge_scale) else 1.0
         m = prior_bias[e] if has_bias_mean else 0.0
         b = 0.0
         if fit_bias:
-            b = (lam * np.sum(res - v @ own_factors[e]) + gamma * scale * m) / (lam * idx.size + gamma * scale) \
-                if idx.size else m
+            b = (
+                (lam * np.sum(res - v @ own_factors[e]) + gamma * scale * m) / (lam * idx.size + gamma * scale)
+                if idx.size
+                else m
+            )
         own_bias[e] = b
         if d:
             rhs = lam * (v.T @ (res - b))

@@ -64,8 +64,9 @@ def _row_keys(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> tuple[np
     return members, members - rank
 
 
-def _draw_chunk(state, first, count, indptr, indices, user_prob, user_alias, n_items, neg_prob, neg_alias,
-                popularity, keys=None):
+def _draw_chunk(
+    state, first, count, indptr, indices, user_prob, user_alias, n_items, neg_prob, neg_alias, popularity, keys=None
+):
     """Triples ``first, ..., first + count - 1`` (0-based) of the stream starting at ``state``.
 
     Returns int64 arrays ``(users, positives, negatives)``. ``keys`` is
@@ -139,8 +140,26 @@ def _apply(users, pos, neg, user_factors, item_factors, item_bias, lr, reg, fit_
     return float(np.logaddexp(0.0, -xs).sum())
 
 
-def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_factors, item_bias, lr, reg,
-                  fit_bias, n_samples, seed, epoch, n_chunks, neg_prob, neg_alias, popularity, out_loss):
+def hogwild_epoch(
+    indptr,
+    indices,
+    user_prob,
+    user_alias,
+    user_factors,
+    item_factors,
+    item_bias,
+    lr,
+    reg,
+    fit_bias,
+    n_samples,
+    seed,
+    epoch,
+    n_chunks,
+    neg_prob,
+    neg_alias,
+    popularity,
+    out_loss,
+):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` chunks, one after the other (module docstring).
 
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
@@ -153,7 +172,19 @@ def hogwild_epoch(indptr, indices, user_prob, user_alias, user_factors, item_fac
         n = n_samples * (t + 1) // n_chunks - n_samples * t // n_chunks
         loss = 0.0
         for first in range(0, n, BLOCK):
-            triples = _draw_chunk(state, first, min(BLOCK, n - first), indptr, indices, user_prob, user_alias,
-                                  n_items, neg_prob, neg_alias, popularity, keys)
+            triples = _draw_chunk(
+                state,
+                first,
+                min(BLOCK, n - first),
+                indptr,
+                indices,
+                user_prob,
+                user_alias,
+                n_items,
+                neg_prob,
+                neg_alias,
+                popularity,
+                keys,
+            )
             loss += _apply(*triples, user_factors, item_factors, item_bias, lr, reg, fit_bias)
         out_loss[t] = loss

@@ -10,7 +10,7 @@ def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features,
     for each feature ``k`` in turn, updating ``c`` (``prior``) in place after each (``s_i``:
     ``item_scale``, empty: 1)."""
     for k in range(features.shape[0]):
-        items = feat_items[feat_indptr[k]:feat_indptr[k + 1]]
+        items = feat_items[feat_indptr[k] : feat_indptr[k + 1]]
         if items.size == 0:
             continue
         w = item_weight[items]
@@ -24,4 +24,4 @@ def feature_cycle(feat_indptr, feat_items, item_weight, values, prior, features,
 def prior_means(item_indptr, item_features, item_weight, features, out):
     """``out[i] = w_i sum_{f in F_i} features[f]``."""
     for i in range(item_indptr.shape[0] - 1):
-        out[i] = item_weight[i] * features[item_features[item_indptr[i]:item_indptr[i + 1]]].sum(axis=0)
+        out[i] = item_weight[i] * features[item_features[item_indptr[i] : item_indptr[i + 1]]].sum(axis=0)

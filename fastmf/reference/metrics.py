@@ -28,8 +28,11 @@ def _predict(users, items, mu, user_bias, item_bias, user_factors, item_factors)
     pred[ku] += user_bias[users[ku]]
     pred[ki] += item_bias[items[ki]]
     both = ku & ki
-    pred[both] += np.einsum("ij,ij->i", user_factors[users[both]].astype(np.float64, copy=False),
-                            item_factors[items[both]].astype(np.float64, copy=False))
+    pred[both] += np.einsum(
+        "ij,ij->i",
+        user_factors[users[both]].astype(np.float64, copy=False),
+        item_factors[items[both]].astype(np.float64, copy=False),
+    )
     return pred
 
 
@@ -43,9 +46,9 @@ def _row_chunks(indptr):
 
 def _chunk_errors(indptr, indices, data, lo, hi, arrays):
     """Errors ``r - prediction`` (float64) of the ratings of rows ``lo:hi``."""
-    users = np.repeat(np.arange(lo, hi), np.diff(indptr[lo:hi + 1]))
-    items = indices[indptr[lo]:indptr[hi]]
-    return data[indptr[lo]:indptr[hi]].astype(np.float64) - _predict(users, items, *arrays)
+    users = np.repeat(np.arange(lo, hi), np.diff(indptr[lo : hi + 1]))
+    items = indices[indptr[lo] : indptr[hi]]
+    return data[indptr[lo] : indptr[hi]].astype(np.float64) - _predict(users, items, *arrays)
 
 
 def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
@@ -67,7 +70,7 @@ def squared_errors(indptr, indices, data, mu, user_bias, item_bias, user_factors
     arrays = (mu, user_bias, item_bias, user_factors, item_factors)
     out = np.empty(indices.shape[0], dtype=np.float64)
     for lo, hi in _row_chunks(indptr):
-        out[indptr[lo]:indptr[hi]] = np.square(_chunk_errors(indptr, indices, data, lo, hi, arrays))
+        out[indptr[lo] : indptr[hi]] = np.square(_chunk_errors(indptr, indices, data, lo, hi, arrays))
     return out
 
 

@@ -48,8 +48,9 @@ def _auc_numerators(pos_q, pos_s, neg_q, neg_s, n_q):
     return np.bincount(q, weights=(end - hi) + 0.5 * (hi - lo), minlength=n_q)
 
 
-def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices, allowed,
-                 out_metrics, out_auc):
+def user_metrics(
+    scores, rows, top, ks, test_indptr, test_indices, train_indptr, train_indices, allowed, out_metrics, out_auc
+):
     """Per-user metrics of the kernel module's docstring for the score rows of one batch.
 
     ``scores[q]`` are the scores of all items for user ``rows[q]``; ``top[q]``
@@ -91,8 +92,9 @@ def user_metrics(scores, rows, top, ks, test_indptr, test_indices, train_indptr,
     inside = (train_c >= 0) & (train_c < n_items)
     negative[train_q[inside], train_c[inside]] = False
     neg_q, neg_c = np.nonzero(negative)
-    correct = _auc_numerators(pos_q, scores[pos_q, pos_c].astype(np.float64), neg_q,
-                              scores[neg_q, neg_c].astype(np.float64), n_q)
+    correct = _auc_numerators(
+        pos_q, scores[pos_q, pos_c].astype(np.float64), neg_q, scores[neg_q, neg_c].astype(np.float64), n_q
+    )
     n_neg = np.bincount(neg_q, minlength=n_q)
     with np.errstate(divide="ignore", invalid="ignore"):
         out_auc[:] = np.where(n_neg > 0, correct / (n_pos * n_neg), np.nan)

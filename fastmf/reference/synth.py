@@ -78,11 +78,11 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed,
     np.cumsum(degrees, out=indptr[1:])
     items = np.empty(indptr[-1], dtype=np.int32)
     for u in range(n_users):
-        pre = np.asarray(pre_items[pre_indptr[u]:pre_indptr[u + 1]], dtype=np.int64)
+        pre = np.asarray(pre_items[pre_indptr[u] : pre_indptr[u + 1]], dtype=np.int64)
         if pre.shape[0] > degrees[u]:
             raise ValueError(f"user {u} has more pre-assigned items than its degree")  # kernel: overflow
         pos = indptr[u] + pre.shape[0]
-        items[indptr[u]:pos] = pre
+        items[indptr[u] : pos] = pre
         need = int(degrees[u]) - pre.shape[0]
         if need <= 0:
             continue
@@ -98,7 +98,7 @@ def sample_items(degrees, pre_indptr, pre_items, prob, alias, log_weights, seed,
             chosen = np.argsort(-keys, kind="stable")[:need]
         else:
             chosen = _alias_distinct(state, prob, alias, seen, need)
-        items[pos:indptr[u + 1]] = chosen
+        items[pos : indptr[u + 1]] = chosen
     return indptr, items
 
 

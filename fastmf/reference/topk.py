@@ -52,7 +52,7 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
     key = -scores.astype(np.float64)
     key[np.isnan(key)] = np.inf
     key[~eligible] = np.nan
-    kth = np.partition(key, kk - 1, axis=1)[:, kk - 1:kk]  # NaN when fewer than kk eligible columns
+    kth = np.partition(key, kk - 1, axis=1)[:, kk - 1 : kk]  # NaN when fewer than kk eligible columns
     below = key < kth
     tied = key == kth
     room = kk - below.sum(axis=1, keepdims=True)
@@ -74,8 +74,9 @@ def topk_rows(scores, k, excl_indptr, excl_indices, row_of_query, allowed, out_i
     out_score[:, :kk] = np.where(filled, scores[np.arange(n_q)[:, None], np.maximum(best, 0)], -np.inf)
 
 
-def topk_dot(user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed,
-             out_idx, out_score):
+def topk_dot(
+    user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score
+):
     """:func:`topk_rows` of the scores ``offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``,
     formed in full (the kernel fuses the two steps)."""
     scores = np.asarray(offsets)[:, None] + np.asarray(item_bias)[None, :] + np.asarray(user_vecs) @ item_vecs_t

@@ -36,8 +36,9 @@ def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
     return out + np.tril(out, -1).T
 
 
-def _update_full(e, p_sum, s, t, c, c2, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau,
-                 esse, scale):
+def _update_full(
+    e, p_sum, s, t, c, c2, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, scale
+):
     """Entity ``e`` from its ratings' sums: ``P = sum_i P_i``, ``s = sum_i m_i``, ``t = sum_i m_i r_i``,
     ``c = sum_i r_i``, ``c2 = sum_i r_i^2`` (``r_i = r_ei - mu - b_i``) and its prior scale ``rho`` (``scale``)::
 
@@ -60,30 +61,78 @@ def _update_full(e, p_sum, s, t, c, c2, n, own_bias, own_mean, own_cov, own_rows
     esse[e] = c2 - 2.0 * b * c + n * b * b - 2.0 * (m @ t) + np.sum(second * p_sum)
     w = d * (d + 1) // 2
     own_rows[e, :w] = second[np.tril_indices(d)]
-    own_rows[e, w:w + d] = m
+    own_rows[e, w : w + d] = m
     own_rows[e, w + d] = b
 
 
-def _update_from_rows(e, rows, ratings, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse,
-                      scale):
+def _update_from_rows(
+    e, rows, ratings, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, scale
+):
     """:func:`_update_full` of entity ``e`` from the packed rows of the entities it rated and the ratings."""
     d = own_mean.shape[1]
     w = d * (d + 1) // 2
     rows = rows.astype(np.float64)
     r = ratings - mu - rows[:, w + d]
-    means = rows[:, w:w + d]
-    _update_full(e, _unpack(rows[:, :w].sum(axis=0), d), means.sum(axis=0), means.T @ r, r.sum(), r @ r, r.size,
-                 own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, scale)
+    means = rows[:, w : w + d]
+    _update_full(
+        e,
+        _unpack(rows[:, :w].sum(axis=0), d),
+        means.sum(axis=0),
+        means.T @ r,
+        r.sum(),
+        r @ r,
+        r.size,
+        own_bias,
+        own_mean,
+        own_cov,
+        own_rows,
+        own_logdet,
+        lam,
+        gamma,
+        tau,
+        esse,
+        scale,
+    )
 
 
-def half_sweep_full(indptr, indices, data, mu, own_bias, own_mean, own_cov, own_rows, own_logdet, other_rows,
-                    lam, gamma, tau, blocks, esse, prior_scale):
+def half_sweep_full(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    other_rows,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Full-covariance update of every row entity of the CSR matrix (per entity, its rated rows gathered);
     ``prior_scale`` (empty: all 1) scales entity ``e``'s ``gamma`` and ``tau`` by ``rho_e``."""
     for e in _entities(blocks):
         lo, hi = indptr[e], indptr[e + 1]
-        _update_from_rows(e, other_rows[indices[lo:hi]], data[lo:hi].astype(np.float64), mu, own_bias, own_mean,
-                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse, _scale_of(prior_scale, e))
+        _update_from_rows(
+            e,
+            other_rows[indices[lo:hi]],
+            data[lo:hi].astype(np.float64),
+            mu,
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            lam,
+            gamma,
+            tau,
+            esse,
+            _scale_of(prior_scale, e),
+        )
 
 
 def row_cuts(indptr, indices, parts):
@@ -95,8 +144,28 @@ def row_cuts(indptr, indices, parts):
     return np.stack([np.searchsorted(keys, rows * width + p, side="left") for p in parts]).astype(np.int64)
 
 
-def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts, col_counts, own_bias, own_mean,
-                       own_cov, own_rows, own_logdet, lam, gamma, tau, blocks, esse, prior_scale):
+def scatter_sweep_full(
+    indices,
+    data,
+    mu,
+    other_rows,
+    cuts,
+    acc32,
+    acc64,
+    counts,
+    col_counts,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Full-covariance update of every *column* entity of a CSR matrix (``indices``, ``data``): the same
     sums as the kernel's scatter, gathered per column here (the accumulators stay untouched);
     ``prior_scale`` per column entity, as in :func:`half_sweep_full`."""
@@ -104,13 +173,44 @@ def scatter_sweep_full(indices, data, mu, other_rows, cuts, acc32, acc64, counts
     order = np.argsort(indices, kind="stable")
     col_ptr = np.concatenate([[0], np.cumsum(col_counts)])
     for e in _entities(blocks):
-        sel = order[col_ptr[e]:col_ptr[e + 1]]
-        _update_from_rows(e, other_rows[rows_of_entry[sel]], data[sel].astype(np.float64), mu, own_bias, own_mean,
-                          own_cov, own_rows, own_logdet, lam, gamma, tau, esse, _scale_of(prior_scale, e))
+        sel = order[col_ptr[e] : col_ptr[e + 1]]
+        _update_from_rows(
+            e,
+            other_rows[rows_of_entry[sel]],
+            data[sel].astype(np.float64),
+            mu,
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            lam,
+            gamma,
+            tau,
+            esse,
+            _scale_of(prior_scale, e),
+        )
 
 
-def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, own_var, own_logdet,
-                    other_mean, other_var, lam, gamma, tau, blocks, esse, prior_scale):
+def half_sweep_diag(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_mean,
+    own_var,
+    own_logdet,
+    other_mean,
+    other_var,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    esse,
+    prior_scale,
+):
     """Diagonal-covariance update of every row entity: ``s_ed = 1/A_dd`` and one Gauss-Seidel pass over
     ``d`` of ``m_ed = (lam t_d - sum_{q != d} A_dq m_eq) / A_dd`` from the current means, with
     ``A = rho_e diag(tau) + lam (V^T V + diag(sum_i s_i))`` and the bias penalty ``gamma rho_e``
@@ -118,8 +218,8 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
     d = own_mean.shape[1]
     tau = np.asarray(tau, dtype=np.float64)
     for e in _entities(blocks):
-        idx = indices[indptr[e]:indptr[e + 1]]
-        res = data[indptr[e]:indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
+        idx = indices[indptr[e] : indptr[e + 1]]
+        res = data[indptr[e] : indptr[e + 1]].astype(np.float64) - mu - other_bias[idx]
         v = other_mean[idx].astype(np.float64)
         var_sum = other_var[idx].astype(np.float64).sum(axis=0)
         scale = _scale_of(prior_scale, e)
@@ -141,8 +241,21 @@ def half_sweep_diag(indptr, indices, data, mu, own_bias, other_bias, own_mean, o
         esse[e] = resid @ resid + s @ np.diag(gram) + (m * m + s) @ var_sum
 
 
-def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, item_mean, item_cov,
-                 prior_mean, prior_cov, mean_out, var_out):
+def pair_moments(
+    users,
+    items,
+    mu,
+    user_bias,
+    item_bias,
+    user_mean,
+    user_cov,
+    item_mean,
+    item_cov,
+    prior_mean,
+    prior_cov,
+    mean_out,
+    var_out,
+):
     """Mean ``mu + b_u + b_i + m_u . m_i`` and variance ``m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i)`` of
     ``U_u . V_i`` per index pair; an index outside the arrays is cold (zero bias, the prior)."""
     ku = (users >= 0) & (users < user_bias.shape[0])
@@ -153,14 +266,24 @@ def pair_moments(users, items, mu, user_bias, item_bias, user_mean, user_cov, it
     shape = (-1, 1, 1) if full else (-1, 1)
     s_u = np.where(ku.reshape(shape), user_cov[np.where(ku, users, 0)], prior_cov).astype(np.float64)
     s_i = np.where(ki.reshape(shape), item_cov[np.where(ki, items, 0)], prior_cov).astype(np.float64)
-    mean_out[:] = (mu + np.where(ku, user_bias[np.where(ku, users, 0)], 0.0)
-                   + np.where(ki, item_bias[np.where(ki, items, 0)], 0.0) + np.einsum("jd,jd->j", m_u, m_i))
+    mean_out[:] = (
+        mu
+        + np.where(ku, user_bias[np.where(ku, users, 0)], 0.0)
+        + np.where(ki, item_bias[np.where(ki, items, 0)], 0.0)
+        + np.einsum("jd,jd->j", m_u, m_i)
+    )
     if full:
-        var_out[:] = (np.einsum("jp,jpq,jq->j", m_u, s_i, m_u) + np.einsum("jp,jpq,jq->j", m_i, s_u, m_i)
-                      + np.einsum("jpq,jqp->j", s_u, s_i))
+        var_out[:] = (
+            np.einsum("jp,jpq,jq->j", m_u, s_i, m_u)
+            + np.einsum("jp,jpq,jq->j", m_i, s_u, m_i)
+            + np.einsum("jpq,jqp->j", s_u, s_i)
+        )
     else:
-        var_out[:] = np.einsum("jd,jd->j", m_u * m_u, s_i) + np.einsum("jd,jd->j", m_i * m_i, s_u) + np.einsum(
-            "jd,jd->j", s_u, s_i)
+        var_out[:] = (
+            np.einsum("jd,jd->j", m_u * m_u, s_i)
+            + np.einsum("jd,jd->j", m_i * m_i, s_u)
+            + np.einsum("jd,jd->j", s_u, s_i)
+        )
 
 
 def draw(mean, cov, streams, seed, out):

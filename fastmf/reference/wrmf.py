@@ -23,15 +23,14 @@ def gram(factors):
     return f.T @ f
 
 
-def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps,
-               blocks):
+def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks):
     """Per entity: ``x = (G + lam I + sum (c - 1) y y^T)^-1 sum c y`` exactly (``cg_steps`` 0), or
     ``cg_steps`` conjugate-gradient steps on that system from the current ``x``."""
     d = own_factors.shape[1]
     base = gram + lam * np.eye(d)
     for e in range(int(blocks[0]), int(blocks[-1])):
-        rows = other_factors[indices[indptr[e]:indptr[e + 1]]].astype(np.float64)
-        c = _confidence(data[indptr[e]:indptr[e + 1]], alpha, eps, log_scaling)
+        rows = other_factors[indices[indptr[e] : indptr[e + 1]]].astype(np.float64)
+        c = _confidence(data[indptr[e] : indptr[e + 1]], alpha, eps, log_scaling)
         a = base + (rows * (c - 1.0)[:, None]).T @ rows
         b = c @ rows
         if cg_steps == 0:

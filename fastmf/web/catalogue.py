@@ -35,7 +35,7 @@ def words(text: str) -> list[str]:
 @dataclass(frozen=True)
 class SearchResult:
     items: list[int]  # catalogue indices, best first
-    total: int        # how many films match in all
+    total: int  # how many films match in all
 
 
 class Catalogue:
@@ -51,17 +51,17 @@ class Catalogue:
         self.names, self.years = [], []
         for title in self.titles:
             m = _YEAR.search(title)
-            self.names.append(title[:m.start()] if m else title)
+            self.names.append(title[: m.start()] if m else title)
             self.years.append(int(m.group(1)) if m else None)
         fptr, fidx, fnames = data.item_features()
-        self.genres = [tuple(fnames[j] for j in fidx[fptr[i]:fptr[i + 1]]) for i in range(self.n)]
+        self.genres = [tuple(fnames[j] for j in fidx[fptr[i] : fptr[i + 1]]) for i in range(self.n)]
         self.rating_range = None if data.rating_range is None else tuple(data.rating_range)
         counts = np.bincount(data.indices, minlength=self.n).astype(np.int64)
         sums = np.bincount(data.indices, weights=data.data.astype(np.float64), minlength=self.n)
         squares = np.bincount(data.indices, weights=np.square(data.data, dtype=np.float64), minlength=self.n)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.means = np.where(counts > 0, sums / counts, np.nan)
-            self.variances = np.where(counts > 0, np.maximum(squares / counts - self.means ** 2, 0.0), np.nan)
+            self.variances = np.where(counts > 0, np.maximum(squares / counts - self.means**2, 0.0), np.nan)
         self.counts = counts
         self.n_ratings = int(data.n_ratings)
         self.n_users = int(data.n_users)
@@ -70,7 +70,8 @@ class Catalogue:
         steady = counts >= 10
         ranked = np.sort(self.variances[steady])
         self.variance_percentile = np.where(
-            steady, np.searchsorted(ranked, np.nan_to_num(self.variances), side="left") / max(1, ranked.size), np.nan)
+            steady, np.searchsorted(ranked, np.nan_to_num(self.variances), side="left") / max(1, ranked.size), np.nan
+        )
         self._build_index()
 
     # ------------------------------------------------------------------ search
@@ -97,7 +98,7 @@ class Catalogue:
         """Films with a title word starting with ``word`` (sorted, unique)."""
         lo = int(np.searchsorted(self._vocab, word, side="left"))
         hi = int(np.searchsorted(self._vocab, word + _TOP, side="left"))
-        hits = self._postings[self._indptr[lo]:self._indptr[hi]]
+        hits = self._postings[self._indptr[lo] : self._indptr[hi]]
         return np.unique(hits) if hi - lo > 1 else hits
 
     def search(self, query: str, limit: int = 20, offset: int = 0) -> SearchResult:
@@ -115,10 +116,13 @@ class Catalogue:
         key = -self.counts[hits].astype(np.float64)
         if hits.size <= _BOOST_LIMIT:
             phrase = " ".join(terms)
-            key = key - np.fromiter((self._norm_titles[i].startswith(phrase) for i in hits), dtype=bool,
-                                    count=hits.size) * 1e12
+            key = (
+                key
+                - np.fromiter((self._norm_titles[i].startswith(phrase) for i in hits), dtype=bool, count=hits.size)
+                * 1e12
+            )
         order = np.argsort(key, kind="stable")
-        page = hits[order[offset:offset + limit]]
+        page = hits[order[offset : offset + limit]]
         return SearchResult([int(i) for i in page], int(hits.size))
 
     # ------------------------------------------------------------------ lookups
@@ -128,6 +132,11 @@ class Catalogue:
 
     def film(self, i: int) -> dict:
         """The plain facts of film ``i`` (JSON-ready)."""
-        return {"id": self.ids[i].item(), "title": self.titles[i], "year": self.years[i],
-                "genres": list(self.genres[i]), "ratings": int(self.counts[i]),
-                "mean_rating": None if not self.counts[i] else round(float(self.means[i]), 3)}
+        return {
+            "id": self.ids[i].item(),
+            "title": self.titles[i],
+            "year": self.years[i],
+            "genres": list(self.genres[i]),
+            "ratings": int(self.counts[i]),
+            "mean_rating": None if not self.counts[i] else round(float(self.means[i]), 3),
+        }

@@ -93,12 +93,12 @@ def limit_blas_threads() -> None:
 
 @dataclass(frozen=True)
 class Recommendation:
-    index: int                    # catalogue index
-    score: float                  # the ranking score (the predicted rating for the mean strategy)
-    mean: float | None = None     # predicted rating
-    low: float | None = None      # central 90% predictive interval (VI)
+    index: int  # catalogue index
+    score: float  # the ranking score (the predicted rating for the mean strategy)
+    mean: float | None = None  # predicted rating
+    low: float | None = None  # central 90% predictive interval (VI)
     high: float | None = None
-    near: int | None = None       # the closest of the user's rated films (catalogue index)
+    near: int | None = None  # the closest of the user's rated films (catalogue index)
     near_cosine: float | None = None
     near_rating: float | None = None
 
@@ -106,9 +106,9 @@ class Recommendation:
 @dataclass(frozen=True)
 class Recommendations:
     items: list
-    kind: str                     # "personal" or "popular"
-    used: int = 0                 # ratings folded in
-    unknown: int = 0              # ratings of films the served model does not know
+    kind: str  # "personal" or "popular"
+    used: int = 0  # ratings folded in
+    unknown: int = 0  # ratings of films the served model does not know
     strategy: str = "mean"
     extra: dict = field(default_factory=dict)
 
@@ -119,8 +119,10 @@ def check_servable(model: Recommender, path: str) -> None:
     factors = getattr(model, "item_factors_", None)
     if not model.rating_model or factors is None or np.ndim(factors) != 2 or factors.shape[1] == 0:
         what = f"'{model.kind}' model" + (" without factors" if model.rating_model and factors is not None else "")
-        raise ServeError(f"{path}: the web application serves rating models with item factors (als, "
-                         f"features, vi; factors >= 1); this is a {what}")
+        raise ServeError(
+            f"{path}: the web application serves rating models with item factors (als, "
+            f"features, vi; factors >= 1); this is a {what}"
+        )
 
 
 class Served:
@@ -136,8 +138,10 @@ class Served:
         self.to_model = model.item_map_.index_of(catalogue.ids).astype(np.int64)
         known = self.to_model >= 0
         if not known.any():
-            raise ServeError(f"{path}: the model knows none of the {catalogue.n:,} films of the catalogue "
-                             f"({catalogue.label}): serve it with the data it was trained on (--data)")
+            raise ServeError(
+                f"{path}: the model knows none of the {catalogue.n:,} films of the catalogue "
+                f"({catalogue.label}): serve it with the data it was trained on (--data)"
+            )
         self.to_catalogue = np.full(model.n_items, -1, dtype=np.int64)
         self.to_catalogue[self.to_model[known]] = np.flatnonzero(known)
         v = np.asarray(factors, dtype=np.float32)
@@ -179,15 +183,17 @@ class Served:
         return fold, rated, unknown
 
     # ------------------------------------------------------------------ recommendations
-    def recommend(self, ratings: dict, k: int = 20, strategy: str = "mean", min_ratings: int = 0,
-                  seed: int | None = None) -> Recommendations:
+    def recommend(
+        self, ratings: dict, k: int = 20, strategy: str = "mean", min_ratings: int = 0, seed: int | None = None
+    ) -> Recommendations:
         """The ``k`` best films for a user who gave ``ratings`` ({catalogue id: stars}), folded into the
         served model; the most rated films when none of the ratings is of a film the model knows."""
         if strategy not in VI_STRATEGIES:
             raise ServeError(f"unknown strategy '{strategy}' (choose from {', '.join(VI_STRATEGIES)})")
         if strategy != "mean" and not self.is_vi:
-            raise ServeError(f"the strategy '{strategy}' needs a VI model; the served model is "
-                             f"'{self.model.kind}' (strategy: mean)")
+            raise ServeError(
+                f"the strategy '{strategy}' needs a VI model; the served model is '{self.model.kind}' (strategy: mean)"
+            )
         fold, rated, unknown = self._fold(ratings)
         if not fold:
             return self.popular(k, exclude=ratings, unknown=unknown)
@@ -208,18 +214,29 @@ class Served:
         values = list(fold.values())
         items = []
         for r, j in enumerate(idx):
-            items.append(Recommendation(
-                index=int(self.to_catalogue[j]), score=float(scores[r]), mean=float(mean[r]),
-                low=None if low is None else float(low[r]), high=None if high is None else float(high[r]),
-                near=rated[near[r]], near_cosine=float(cosines[r, near[r]]), near_rating=values[near[r]]))
+            items.append(
+                Recommendation(
+                    index=int(self.to_catalogue[j]),
+                    score=float(scores[r]),
+                    mean=float(mean[r]),
+                    low=None if low is None else float(low[r]),
+                    high=None if high is None else float(high[r]),
+                    near=rated[near[r]],
+                    near_cosine=float(cosines[r, near[r]]),
+                    near_rating=values[near[r]],
+                )
+            )
         items = [x for x in items if x.index >= 0]
         return Recommendations(items, "personal", used=len(fold), unknown=unknown, strategy=strategy)
 
     def popular(self, k: int, exclude=(), unknown: int = 0) -> Recommendations:
         """The ``k`` most rated catalogue films, without those in ``exclude`` (catalogue ids)."""
         skip = {self.catalogue.find(key) for key in exclude}
-        items = [Recommendation(index=int(i), score=float(self.catalogue.counts[i]))
-                 for i in self.catalogue.popular if int(i) not in skip][:k]
+        items = [
+            Recommendation(index=int(i), score=float(self.catalogue.counts[i]))
+            for i in self.catalogue.popular
+            if int(i) not in skip
+        ][:k]
         return Recommendations(items, "popular", unknown=unknown)
 
     def similar(self, i: int, k: int = 10, min_ratings: int = 0) -> list[tuple[int, float]]:
@@ -241,17 +258,32 @@ class Served:
         """The served model's kind, settings and training summary (for the training page and the API)."""
         m = self.model
         history = getattr(m, "history_", []) or []
-        return {"kind": m.kind, "params": m.get_params(), "path": self.path, "items": m.n_items,
-                "users": m.n_users, "factors": int(m.item_factors_.shape[1]), "epochs_run": len(history),
-                "last_epoch": history[-1] if history else None, "rating_range": list(self.rating_range),
-                "fit_seconds": getattr(m, "fit_seconds_", None), "loaded_at": self.loaded_at}
+        return {
+            "kind": m.kind,
+            "params": m.get_params(),
+            "path": self.path,
+            "items": m.n_items,
+            "users": m.n_users,
+            "factors": int(m.item_factors_.shape[1]),
+            "epochs_run": len(history),
+            "last_epoch": history[-1] if history else None,
+            "rating_range": list(self.rating_range),
+            "fit_seconds": getattr(m, "fit_seconds_", None),
+            "loaded_at": self.loaded_at,
+        }
 
 
 class Engine:
     """The catalogue (loaded once) and the current :class:`Served` model of this process."""
 
-    def __init__(self, model_path: str, data_path: str | None, check_seconds: float = 1.0,
-                 catalogue: Catalogue | None = None, limit_blas: bool = True):
+    def __init__(
+        self,
+        model_path: str,
+        data_path: str | None,
+        check_seconds: float = 1.0,
+        catalogue: Catalogue | None = None,
+        limit_blas: bool = True,
+    ):
         self.model_path = str(model_path)
         self.data_path = data_path
         self.check_seconds = check_seconds

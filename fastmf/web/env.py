@@ -103,14 +103,18 @@ def secret_key(folder: Path) -> str:
     key = get("SECRET_KEY")
     if key:
         if len(key) < 32:
-            raise ConfigError(f"{PREFIX}SECRET_KEY is too short ({len(key)} characters): use at least 32 random "
-                              "characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))'")
+            raise ConfigError(
+                f"{PREFIX}SECRET_KEY is too short ({len(key)} characters): use at least 32 random "
+                "characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
         return key
     if not is_local():
-        raise ConfigError(f"{PREFIX}SECRET_KEY is not set: outside the local default (fastmf web on 127.0.0.1) "
-                          "the web application needs a secret key, e.g. "
-                          "export FASTMF_WEB_SECRET_KEY=$(python3 -c "
-                          "'import secrets; print(secrets.token_urlsafe(50))')")
+        raise ConfigError(
+            f"{PREFIX}SECRET_KEY is not set: outside the local default (fastmf web on 127.0.0.1) "
+            "the web application needs a secret key, e.g. "
+            "export FASTMF_WEB_SECRET_KEY=$(python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(50))')"
+        )
     path = ensure_home(folder) / "secret_key"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -128,8 +132,10 @@ def allowed_hosts() -> list[str]:
         return hosts
     if is_local():
         return ["127.0.0.1", "localhost", "[::1]"]
-    raise ConfigError(f"{PREFIX}ALLOWED_HOSTS is not set: list the host names the site is served under, "
-                      "e.g. FASTMF_WEB_ALLOWED_HOSTS=films.example.org")
+    raise ConfigError(
+        f"{PREFIX}ALLOWED_HOSTS is not set: list the host names the site is served under, "
+        "e.g. FASTMF_WEB_ALLOWED_HOSTS=films.example.org"
+    )
 
 
 def database(folder: Path) -> dict:
@@ -145,9 +151,13 @@ def sqlite(path) -> dict:
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "OPTIONS": {"timeout": 20}}
 
 
-ENGINES = {"postgres": "django.db.backends.postgresql", "postgresql": "django.db.backends.postgresql",
-           "pgsql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql",
-           "mariadb": "django.db.backends.mysql"}
+ENGINES = {
+    "postgres": "django.db.backends.postgresql",
+    "postgresql": "django.db.backends.postgresql",
+    "pgsql": "django.db.backends.postgresql",
+    "mysql": "django.db.backends.mysql",
+    "mariadb": "django.db.backends.mysql",
+}
 
 
 def database_from_url(url: str) -> dict:
@@ -158,8 +168,9 @@ def database_from_url(url: str) -> dict:
     if scheme == "sqlite":
         path = unquote(parts.path)
         if parts.netloc or not path.startswith("/") or path == "/":
-            raise ConfigError(f"{PREFIX}DATABASE_URL: a SQLite URL is sqlite:///ABSOLUTE/PATH (three slashes), "
-                              f"got '{url}'")
+            raise ConfigError(
+                f"{PREFIX}DATABASE_URL: a SQLite URL is sqlite:///ABSOLUTE/PATH (three slashes), got '{url}'"
+            )
         return sqlite(":memory:" if path == "/:memory:" else path)
     if scheme not in ENGINES:
         raise ConfigError(f"{PREFIX}DATABASE_URL: unknown scheme '{scheme}' (use sqlite, postgres or mysql)")
@@ -170,6 +181,13 @@ def database_from_url(url: str) -> dict:
         port = parts.port
     except ValueError:
         raise ConfigError(f"{PREFIX}DATABASE_URL: the port is not a number") from None
-    return {"ENGINE": ENGINES[scheme], "NAME": name, "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""), "HOST": parts.hostname or "",
-            "PORT": str(port or ""), "OPTIONS": dict(parse_qsl(parts.query)), "CONN_MAX_AGE": 60}
+    return {
+        "ENGINE": ENGINES[scheme],
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "OPTIONS": dict(parse_qsl(parts.query)),
+        "CONN_MAX_AGE": 60,
+    }

@@ -15,8 +15,16 @@ from fastmf.web.engine import ServeError
 
 log = logging.getLogger("fastmf.web")
 
-TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
-          409: "Busy", 500: "Server error", 503: "Not available"}
+TITLES = {
+    400: "Bad request",
+    401: "Log in first",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Busy",
+    500: "Server error",
+    503: "Not available",
+}
 
 
 def is_api(request) -> bool:
@@ -31,15 +39,24 @@ def problem(request, status: int, message: str, title: str | None = None):
     """The error ``message`` with HTTP ``status``: JSON for the API, else the error page."""
     if is_api(request):
         return json_error(status, message)
-    return render(request, "error.html", {"status": status, "title": title or TITLES.get(status, "Error"),
-                                          "message": message}, status=status)
+    return render(
+        request,
+        "error.html",
+        {"status": status, "title": title or TITLES.get(status, "Error"), "message": message},
+        status=status,
+    )
 
 
 def csrf_failure(request, reason: str = ""):
-    return problem(request, 403, "The request was refused because its CSRF token is missing or wrong "
-                                 f"({reason or 'no reason given'}). Reload the form and submit it again "
-                                 "(cookies must be enabled); programs send the csrftoken cookie's value "
-                                 "in an X-CSRFToken header.", "Form check failed")
+    return problem(
+        request,
+        403,
+        "The request was refused because its CSRF token is missing or wrong "
+        f"({reason or 'no reason given'}). Reload the form and submit it again "
+        "(cookies must be enabled); programs send the csrftoken cookie's value "
+        "in an X-CSRFToken header.",
+        "Form check failed",
+    )
 
 
 def bad_request(request, exception=None):
@@ -47,8 +64,9 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    return problem(request, 403, str(exception) if exception and str(exception) else
-                   "You do not have permission to do this.")
+    return problem(
+        request, 403, str(exception) if exception and str(exception) else "You do not have permission to do this."
+    )
 
 
 def page_not_found(request, exception=None):

@@ -23,8 +23,9 @@ from fastmf.web import env
 from fastmf.web.engine import get_engine
 
 
-def configure(model: str | None, data: str | None, host: str, home: str | None, debug: bool,
-              access_log: bool = True) -> None:
+def configure(
+    model: str | None, data: str | None, host: str, home: str | None, debug: bool, access_log: bool = True
+) -> None:
     """Put the command's options into the environment the settings read (and the job processes inherit)."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "fastmf.web.settings"
     if home:
@@ -32,8 +33,10 @@ def configure(model: str | None, data: str | None, host: str, home: str | None, 
     if model:
         path = Path(model).expanduser().resolve()
         if not path.exists():
-            raise FastMFError(f"{model}: no such model file (train one with fastmf train DATA --out {model}, or "
-                              "leave --model out to train one on first start)")
+            raise FastMFError(
+                f"{model}: no such model file (train one with fastmf train DATA --out {model}, or "
+                "leave --model out to train one on first start)"
+            )
         os.environ["FASTMF_WEB_MODEL"] = str(path)
     if data:
         if not os.path.exists(data):
@@ -46,8 +49,10 @@ def configure(model: str | None, data: str | None, host: str, home: str | None, 
     if not access_log:
         os.environ["FASTMF_WEB_ACCESS_LOG"] = "0"
     if not local and not env.get("SECRET_KEY"):
-        raise FastMFError(f"serving on {host} (not this machine only) needs FASTMF_WEB_SECRET_KEY and "
-                          "FASTMF_WEB_ALLOWED_HOSTS in the environment (see the README's Web application section)")
+        raise FastMFError(
+            f"serving on {host} (not this machine only) needs FASTMF_WEB_SECRET_KEY and "
+            "FASTMF_WEB_ALLOWED_HOSTS in the environment (see the README's Web application section)"
+        )
 
 
 def setup() -> None:
@@ -63,8 +68,10 @@ def prepare(announce) -> object:
     if not os.path.exists(settings.FASTMF_MODEL):
         if env.get("MODEL"):
             raise FastMFError(f"{settings.FASTMF_MODEL}: no such model file")
-        announce(f"first start: training a model on {env.catalogue_slug(settings.FASTMF_DATA)} "
-                 f"into {settings.FASTMF_MODEL} ...")
+        announce(
+            f"first start: training a model on {env.catalogue_slug(settings.FASTMF_DATA)} "
+            f"into {settings.FASTMF_MODEL} ..."
+        )
         try:
             call_command("fastmf_first_model")
         except CommandError as exc:
@@ -79,8 +86,15 @@ def serve(host: str, port: int, announce) -> None:
 
     shown = host if ":" not in host else f"[{host}]"
     try:
-        run(host, port, get_wsgi_application(), ipv6=":" in host, threading=True, server_cls=WSGIServer,
-            on_bind=lambda bound: announce(f"serving at http://{shown}:{bound}/ (Ctrl-C to stop)"))
+        run(
+            host,
+            port,
+            get_wsgi_application(),
+            ipv6=":" in host,
+            threading=True,
+            server_cls=WSGIServer,
+            on_bind=lambda bound: announce(f"serving at http://{shown}:{bound}/ (Ctrl-C to stop)"),
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise FastMFError(f"{host}:{port} is already in use: choose another --port") from None

@@ -64,17 +64,21 @@ ROOT_URLCONF = "fastmf.web.urls"
 WSGI_APPLICATION = "fastmf.web.wsgi.application"
 CSRF_FAILURE_VIEW = "fastmf.web.errors.csrf_failure"
 
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [PACKAGE / "templates"],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-        "fastmf.web.films.context.site",
-    ]},
-}]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [PACKAGE / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "fastmf.web.films.context.site",
+            ]
+        },
+    }
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -114,8 +118,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "django": {"handlers": ["console"], "level": "WARNING"},
-        "django.server": {"handlers": ["console"], "level": "INFO" if env.get("ACCESS_LOG", "1") != "0" else "WARNING",
-                          "propagate": False},
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO" if env.get("ACCESS_LOG", "1") != "0" else "WARNING",
+            "propagate": False,
+        },
         "fastmf.web": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

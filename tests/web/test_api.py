@@ -40,9 +40,18 @@ class Search(ApiTest):
         self.assertEqual(body["total"], 3)
         self.assertEqual([f["id"] for f in body["results"]], [1, 3114, 78499])
         first = body["results"][0]
-        self.assertEqual(first, {"id": 1, "title": "Toy Story (1995)", "year": 1995,
-                                 "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
-                                 "ratings": 215, "mean_rating": 3.921, "url": "/films/1/"})
+        self.assertEqual(
+            first,
+            {
+                "id": 1,
+                "title": "Toy Story (1995)",
+                "year": 1995,
+                "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+                "ratings": 215,
+                "mean_rating": 3.921,
+                "url": "/films/1/",
+            },
+        )
         page = self.client.get("/api/search", {"q": "the", "limit": 3, "offset": 3}).json()
         self.assertEqual(len(page["results"]), 3)
 

@@ -72,15 +72,15 @@ class Browser(LiveServerTestCase):
         # the ORM is used only outside the browser session: Playwright's sync API runs an event loop
         # in this thread, in which Django refuses database calls
         with self.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=self.chromium, headless=True,
-                                        args=["--no-sandbox", "--disable-dev-shm-usage"])
+            browser = p.chromium.launch(
+                executable_path=self.chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
             try:
                 self.journey(browser.new_page(viewport={"width": 1100, "height": 900}))
             finally:
                 browser.close()
         user = User.objects.get(username="erin")
-        self.assertEqual(dict(Rating.objects.filter(user=user).values_list("item", "stars")),
-                         {"1": 1.0, "2571": 4.0})
+        self.assertEqual(dict(Rating.objects.filter(user=user).values_list("item", "stars")), {"1": 1.0, "2571": 4.0})
         self.assertEqual(Rating.objects.count(), 2)  # the logged-out attempt wrote nothing
 
     def journey(self, page) -> None:

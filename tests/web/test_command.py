@@ -21,8 +21,7 @@ KEY = "k" * 40
 def run(args: list[str], environ: dict | None = None, code: str | None = None, **kw) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_") and k != "DJANGO_SETTINGS_MODULE"}
     command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "fastmf", *args]
-    return subprocess.run(command, env={**clean, **(environ or {})}, capture_output=True, text=True, timeout=120,
-                          **kw)
+    return subprocess.run(command, env={**clean, **(environ or {})}, capture_output=True, text=True, timeout=120, **kw)
 
 
 def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -34,9 +33,13 @@ def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
 @pytest.mark.slow
 def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_") and k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.Popen([sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet"],
-                            env={**clean, "XDG_DATA_HOME": str(tmp_path)}, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet"],
+        env={**clean, "XDG_DATA_HOME": str(tmp_path)},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     lines = []
     try:
         for line in proc.stderr:
@@ -58,12 +61,15 @@ def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
     assert (home / "secret_key").stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--host", "0.0.0.0"], "needs FASTMF_WEB_SECRET_KEY and FASTMF_WEB_ALLOWED_HOSTS"),
-    (["--model", "no-such-model.fastmf"], "no such model file"),
-    (["--data", "no-such-folder"], "no such file or folder"),
-    (["--port", "99999"], "99999"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--host", "0.0.0.0"], "needs FASTMF_WEB_SECRET_KEY and FASTMF_WEB_ALLOWED_HOSTS"),
+        (["--model", "no-such-model.fastmf"], "no such model file"),
+        (["--data", "no-such-folder"], "no such file or folder"),
+        (["--port", "99999"], "99999"),
+    ],
+)
 def test_mistakes_are_one_line(tmp_path, args, fragment):
     one_line_error(run(["web", "--home", str(tmp_path), *args], cwd=tmp_path), fragment)
 
@@ -74,8 +80,10 @@ def test_without_django_the_command_says_what_to_install():
 
 
 def settings_of(environ: dict) -> subprocess.CompletedProcess:
-    code = ("import django; from django.conf import settings; django.setup(); "
-            "print(settings.DEBUG, settings.ALLOWED_HOSTS, settings.DATABASES['default']['ENGINE'])")
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.DEBUG, settings.ALLOWED_HOSTS, settings.DATABASES['default']['ENGINE'])"
+    )
     return run([], {"DJANGO_SETTINGS_MODULE": "fastmf.web.settings", **environ}, code=code)
 
 
@@ -87,22 +95,40 @@ def test_production_settings_need_a_secret_key_and_hosts(tmp_path):
     assert result.returncode != 0 and "FASTMF_WEB_ALLOWED_HOSTS is not set" in result.stderr
     result = settings_of({**home, "FASTMF_WEB_SECRET_KEY": "short", "FASTMF_WEB_ALLOWED_HOSTS": "films.example.org"})
     assert result.returncode != 0 and "too short" in result.stderr
-    result = settings_of({**home, "FASTMF_WEB_SECRET_KEY": KEY, "FASTMF_WEB_ALLOWED_HOSTS": "films.example.org",
-                          "FASTMF_WEB_DATABASE_URL": f"sqlite:///{tmp_path}/site.db"})
+    result = settings_of(
+        {
+            **home,
+            "FASTMF_WEB_SECRET_KEY": KEY,
+            "FASTMF_WEB_ALLOWED_HOSTS": "films.example.org",
+            "FASTMF_WEB_DATABASE_URL": f"sqlite:///{tmp_path}/site.db",
+        }
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "['films.example.org']", "django.db.backends.sqlite3"]
     assert not (tmp_path / "secret_key").exists()  # production never writes a key of its own
-    result = settings_of({**home, "FASTMF_WEB_SECRET_KEY": KEY, "FASTMF_WEB_ALLOWED_HOSTS": "x",
-                          "FASTMF_WEB_DEBUG": "maybe"})
+    result = settings_of(
+        {**home, "FASTMF_WEB_SECRET_KEY": KEY, "FASTMF_WEB_ALLOWED_HOSTS": "x", "FASTMF_WEB_DEBUG": "maybe"}
+    )
     assert result.returncode != 0 and "FASTMF_WEB_DEBUG must be 1 or 0" in result.stderr
 
 
 def test_database_urls():
     assert env.database_from_url("postgres://u:p%40ss@db.example.org:5433/films?sslmode=require") == {
-        "ENGINE": "django.db.backends.postgresql", "NAME": "films", "USER": "u", "PASSWORD": "p@ss",
-        "HOST": "db.example.org", "PORT": "5433", "OPTIONS": {"sslmode": "require"}, "CONN_MAX_AGE": 60}
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "films",
+        "USER": "u",
+        "PASSWORD": "p@ss",
+        "HOST": "db.example.org",
+        "PORT": "5433",
+        "OPTIONS": {"sslmode": "require"},
+        "CONN_MAX_AGE": 60,
+    }
     assert env.database_from_url("sqlite:///srv/films/db.sqlite3")["NAME"] == "/srv/films/db.sqlite3"
-    for url, fragment in [("sqlite://relative.db", "three slashes"), ("oracle://u@h/db", "unknown scheme"),
-                          ("postgres://u@h:port/db", "port is not a number"), ("postgres://u@h/", "no database name")]:
+    for url, fragment in [
+        ("sqlite://relative.db", "three slashes"),
+        ("oracle://u@h/db", "unknown scheme"),
+        ("postgres://u@h:port/db", "port is not a number"),
+        ("postgres://u@h/", "no database name"),
+    ]:
         with pytest.raises(env.ConfigError, match=fragment):
             env.database_from_url(url)

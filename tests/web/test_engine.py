@@ -16,7 +16,15 @@ from fastmf.web.engine import Engine, Served, ServeError, file_stamp, half_stars
 
 def test_words_fold_case_and_accents():
     assert words("Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)") == [
-        "amelie", "fabuleux", "destin", "d", "amelie", "poulain", "le", "2001"]
+        "amelie",
+        "fabuleux",
+        "destin",
+        "d",
+        "amelie",
+        "poulain",
+        "le",
+        "2001",
+    ]
     assert words("  WALL·E ") == ["wall", "e"]
     assert words("!!!") == []
 
@@ -98,8 +106,10 @@ def test_recommendations_are_the_fold_in_of_the_ratings(models, catalogue):
     # nothing the model knows: the most rated films, without the rated ones
     popular = s.recommend({"999999999": 3.0}, k=5)
     assert popular.kind == "popular" and popular.unknown == 1
-    assert [catalogue.titles[r.index] for r in popular.items][:2] == ["Forrest Gump (1994)",
-                                                                      "Shawshank Redemption, The (1994)"]
+    assert [catalogue.titles[r.index] for r in popular.items][:2] == [
+        "Forrest Gump (1994)",
+        "Shawshank Redemption, The (1994)",
+    ]
     assert catalogue.find(356) not in [r.index for r in s.popular(5, exclude=["356"]).items]
 
 
@@ -108,8 +118,9 @@ def test_vi_recommendations_carry_intervals_and_strategies(models, catalogue):
     s = Served(model, catalogue, models["vi"], file_stamp(models["vi"]))
     ratings = {"1": 5.0, "260": 4.5, "2571": 4.0}
     recs = s.recommend(ratings, k=8)
-    mean, sd = model.fold_in_predict({1: 5.0, 260: 4.5, 2571: 4.0}, [catalogue.ids[r.index] for r in recs.items],
-                                     return_std=True)
+    mean, sd = model.fold_in_predict(
+        {1: 5.0, 260: 4.5, 2571: 4.0}, [catalogue.ids[r.index] for r in recs.items], return_std=True
+    )
     np.testing.assert_allclose([r.mean for r in recs.items], mean)
     np.testing.assert_allclose([r.high - r.low for r in recs.items], 2 * 1.6448536 * sd, rtol=1e-5)
     for strategy in ("penalized", "ucb", "thompson"):
@@ -125,8 +136,9 @@ def test_vi_strategies_of_concurrent_requests_stay_apart(models):
     """One VI model serves many threads: each call's strategy is its own (not an attribute of the model)."""
     model = fastmf.load_model(models["vi"])
     ratings = {1: 5.0, 260: 4.5, 2571: 4.0}
-    expected = {s: tuple(model.fold_in(ratings, k=10, strategy=s, seed=5)[0]) for s in
-                ("mean", "penalized", "ucb", "thompson")}
+    expected = {
+        s: tuple(model.fold_in(ratings, k=10, strategy=s, seed=5)[0]) for s in ("mean", "penalized", "ucb", "thompson")
+    }
     assert len(set(expected.values())) > 1
     seen, errors = {s: set() for s in expected}, []
 

@@ -17,7 +17,7 @@ def films_in(html: bytes, table: str) -> list[str]:
     """The film ids of the rows of the table with id ``table``, in order."""
     text = html.decode()
     start = text.index(f'id="{table}"')
-    body = text[start:text.index("</table>", start)]
+    body = text[start : text.index("</table>", start)]
     return re.findall(r'<tr data-film="([^"]+)"', body)
 
 
@@ -97,8 +97,9 @@ class Browsing(PageTest):
 
 class Accounts(PageTest):
     def test_register_logs_in_and_prompts_to_rate(self):
-        r = self.client.post("/accounts/register/", {"username": "carol", "password1": PASSWORD,
-                                                     "password2": PASSWORD}, follow=True)
+        r = self.client.post(
+            "/accounts/register/", {"username": "carol", "password1": PASSWORD, "password2": PASSWORD}, follow=True
+        )
         self.assertEqual(r.redirect_chain[-1][0], "/recommendations/")
         self.assertContains(r, "Rate a few films you know")
         self.assertContains(r, "Most popular films")
@@ -106,11 +107,11 @@ class Accounts(PageTest):
         self.assertEqual(r.context["user"].username, "carol")
 
     def test_register_refuses_mismatched_passwords_and_taken_names(self):
-        r = self.client.post("/accounts/register/", {"username": "dave", "password1": PASSWORD,
-                                                     "password2": PASSWORD + "x"})
+        r = self.client.post(
+            "/accounts/register/", {"username": "dave", "password1": PASSWORD, "password2": PASSWORD + "x"}
+        )
         self.assertContains(r, "didn", status_code=400)
-        r = self.client.post("/accounts/register/", {"username": "alice", "password1": PASSWORD,
-                                                     "password2": PASSWORD})
+        r = self.client.post("/accounts/register/", {"username": "alice", "password1": PASSWORD, "password2": PASSWORD})
         self.assertContains(r, "already exists", status_code=400)
         self.assertEqual(User.objects.count(), 2)
 
@@ -225,8 +226,9 @@ class VIRecommending(PageTest):
             lists[strategy] = films_in(r.content, "recommendations")
             self.assertEqual(len(lists[strategy]), 20)
         self.assertGreater(len({tuple(x) for x in lists.values()}), 1)
-        self.assertContains(self.client.get("/recommendations/", {"strategy": "greedy"}), "Unknown strategy",
-                            status_code=400)
+        self.assertContains(
+            self.client.get("/recommendations/", {"strategy": "greedy"}), "Unknown strategy", status_code=400
+        )
 
     def test_an_als_model_offers_no_strategy(self):
         serve("als")
@@ -235,5 +237,6 @@ class VIRecommending(PageTest):
         r = self.client.get("/recommendations/")
         self.assertNotContains(r, 'id="strategy-form"')
         self.assertNotContains(r, "90%:")
-        self.assertContains(self.client.get("/recommendations/", {"strategy": "ucb"}), "Unknown strategy",
-                            status_code=400)
+        self.assertContains(
+            self.client.get("/recommendations/", {"strategy": "ucb"}), "Unknown strategy", status_code=400
+        )

@@ -81,14 +81,16 @@ class OtherUsers(SafetyTest):
 class BadInput(SafetyTest):
     def test_bad_ratings_are_4xx_with_a_message_and_write_nothing(self):
         self.client.force_login(self.alice)
-        cases = [("1", {"stars": "9"}, 400, "from 0.5 to 5 stars"),
-                 ("1", {"stars": "0"}, 400, "from 0.5 to 5 stars"),
-                 ("1", {"stars": "4.25"}, 400, "half stars"),
-                 ("1", {"stars": "abc"}, 400, "must be a number"),
-                 ("1", {"stars": "nan"}, 400, "half stars"),
-                 ("1", {}, 400, "Choose a number of stars"),
-                 ("999999999", {"stars": "4"}, 404, "no film with id"),
-                 ("999999999", {"remove": "1"}, 404, "no film with id")]
+        cases = [
+            ("1", {"stars": "9"}, 400, "from 0.5 to 5 stars"),
+            ("1", {"stars": "0"}, 400, "from 0.5 to 5 stars"),
+            ("1", {"stars": "4.25"}, 400, "half stars"),
+            ("1", {"stars": "abc"}, 400, "must be a number"),
+            ("1", {"stars": "nan"}, 400, "half stars"),
+            ("1", {}, 400, "Choose a number of stars"),
+            ("999999999", {"stars": "4"}, 404, "no film with id"),
+            ("999999999", {"remove": "1"}, 404, "no film with id"),
+        ]
         for item, form, status, message in cases:
             r = self.client.post(f"/films/{item}/rate/", form)
             self.assertContains(r, message, status_code=status, msg_prefix=f"{item} {form}")
@@ -96,18 +98,17 @@ class BadInput(SafetyTest):
         self.assertEqual(self.ratings(self.alice), {})
 
     def test_bad_query_parameters_are_400(self):
-        self.assertContains(self.client.get("/recommendations/", {"strategy": "ucb"}), "Unknown strategy",
-                            status_code=400)  # the served model is ALS
-        self.assertContains(self.client.get("/search/", {"q": "toy", "page": "-"}), "whole number",
-                            status_code=400)
+        self.assertContains(
+            self.client.get("/recommendations/", {"strategy": "ucb"}), "Unknown strategy", status_code=400
+        )  # the served model is ALS
+        self.assertContains(self.client.get("/search/", {"q": "toy", "page": "-"}), "whole number", status_code=400)
 
     def test_a_missing_csrf_token_is_a_403_and_writes_nothing(self):
         client = Client(enforce_csrf_checks=True)
         client.force_login(self.alice)
         r = client.post("/films/1/rate/", {"stars": "4"})
         self.assertContains(r, "CSRF token", status_code=403)
-        r = client.post("/accounts/register/", {"username": "mallory", "password1": PASSWORD,
-                                                 "password2": PASSWORD})
+        r = client.post("/accounts/register/", {"username": "mallory", "password1": PASSWORD, "password2": PASSWORD})
         self.assertEqual(r.status_code, 403)
         self.assertEqual(client.post("/accounts/logout/").status_code, 403)
         self.assertEqual(self.ratings(self.alice), {})
@@ -144,8 +145,9 @@ class GoneFilms(SafetyTest):
         Rating.objects.create(user=self.alice, item="gone-43", stars=3.0)
         self.client.force_login(self.alice)
         self.assertContains(self.client.get("/ratings/"), "no longer in the catalogue")
-        self.assertRedirects(self.client.post("/films/gone-42/rate/", {"remove": "1", "next": "/ratings/"}),
-                             "/ratings/")
+        self.assertRedirects(
+            self.client.post("/films/gone-42/rate/", {"remove": "1", "next": "/ratings/"}), "/ratings/"
+        )
         self.assertEqual(self.client.delete("/api/ratings/gone-43").json(), {"removed": "gone-43"})
         self.assertEqual(self.ratings(self.alice), {})
         self.assertEqual(self.client.delete("/api/ratings/gone-43").status_code, 404)

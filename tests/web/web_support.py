@@ -30,9 +30,15 @@ PASSWORD = "correct-Horse-battery-9"
 if HAVE_DJANGO:
     for name in [n for n in os.environ if n.startswith("FASTMF_WEB_")]:
         del os.environ[name]
-    os.environ.update(FASTMF_WEB_HOME=str(HOME), FASTMF_WEB_LOCAL="1", FASTMF_WEB_JOB_RUNNER="inline",
-                      FASTMF_WEB_MODEL=str(HOME / "served.fastmf"), FASTMF_WEB_ACCESS_LOG="0",
-                      FASTMF_WEB_MODEL_CHECK_SECONDS="0", DJANGO_SETTINGS_MODULE="fastmf.web.settings")
+    os.environ.update(
+        FASTMF_WEB_HOME=str(HOME),
+        FASTMF_WEB_LOCAL="1",
+        FASTMF_WEB_JOB_RUNNER="inline",
+        FASTMF_WEB_MODEL=str(HOME / "served.fastmf"),
+        FASTMF_WEB_ACCESS_LOG="0",
+        FASTMF_WEB_MODEL_CHECK_SECONDS="0",
+        DJANGO_SETTINGS_MODULE="fastmf.web.settings",
+    )
     import django
 
     django.setup()
@@ -50,9 +56,11 @@ def train_models() -> dict:
     MODELS.mkdir(parents=True, exist_ok=True)
     data = fastmf.load_dataset()
     paths = {}
-    for name, model in (("als", fastmf.ALS(factors=8, epochs=6)),
-                        ("vi", fastmf.VI(factors=6, epochs=4, learn_hyper=True)),
-                        ("bpr", fastmf.BPR(factors=4, epochs=1))):
+    for name, model in (
+        ("als", fastmf.ALS(factors=8, epochs=6)),
+        ("vi", fastmf.VI(factors=6, epochs=4, learn_hyper=True)),
+        ("bpr", fastmf.BPR(factors=4, epochs=1)),
+    ):
         paths[name] = str(model.fit(data).save(str(MODELS / f"{name}.fastmf")))
     return paths
 
@@ -91,8 +99,9 @@ def django_test_database():
 
 def serve(kind: str, path: str | None = None) -> Engine:
     """Serve the session's ``kind`` model (or the model file ``path``) from now on."""
-    engine = Engine(path or _state["models"][kind], None, check_seconds=0, catalogue=_state["catalogue"],
-                    limit_blas=False)
+    engine = Engine(
+        path or _state["models"][kind], None, check_seconds=0, catalogue=_state["catalogue"], limit_blas=False
+    )
     engine.current()
     engine_module.set_engine(engine)
     return engine

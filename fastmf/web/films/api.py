@@ -76,6 +76,7 @@ def _ratings_in(data: dict) -> dict:
 
 def api(methods: tuple, login: bool = False):
     """Wrap a view: allowed methods (405 otherwise), login (401), BadInput/ServeError as JSON errors."""
+
     def wrap(view):
         def inner(request, *args, **kwargs):
             if request.method not in methods:
@@ -92,9 +93,11 @@ def api(methods: tuple, login: bool = False):
                 return json_error(exc.status, str(exc))
             except ServeError as exc:
                 return json_error(400, str(exc))
+
         inner.__name__ = view.__name__
         inner.__doc__ = view.__doc__
         return inner
+
     return wrap
 
 
@@ -111,8 +114,9 @@ def search(request):
         raise BadInput("give the title words to search for: /api/search?q=toy+story")
     limit, offset = _int(request, "limit", 20, 1, 100), _int(request, "offset", 0, 0, 10**9)
     result = s.catalogue.search(query[:200], limit=limit, offset=offset)
-    return JsonResponse({"query": query, "total": result.total, "offset": offset,
-                         "results": [_film(s, i) for i in result.items]})
+    return JsonResponse(
+        {"query": query, "total": result.total, "offset": offset, "results": [_film(s, i) for i in result.items]}
+    )
 
 
 @api(("GET",))
@@ -126,8 +130,9 @@ def similar(request):
     i = s.catalogue.find(key)
     if i is None:
         raise R.UnknownFilm(f"there is no film with id {key[:64]!r} in the catalogue")
-    return JsonResponse({"item": _film(s, i), "similar": [_film(s, j, similarity=round(cos, 4))
-                                                          for j, cos in s.similar(i, k=k)]})
+    return JsonResponse(
+        {"item": _film(s, i), "similar": [_film(s, j, similarity=round(cos, 4)) for j, cos in s.similar(i, k=k)]}
+    )
 
 
 def _recommendations(request, ratings: dict, options: dict) -> JsonResponse:
@@ -150,12 +155,23 @@ def _recommendations(request, ratings: dict, options: dict) -> JsonResponse:
         if r.low is not None:
             extra["interval_90"] = [round(r.low, 4), round(r.high, 4)]
         if r.near is not None:
-            extra["closest_rated"] = {"id": s.catalogue.ids[r.near].item(), "title": s.catalogue.titles[r.near],
-                                      "your_rating": r.near_rating, "cosine": round(r.near_cosine, 4)}
+            extra["closest_rated"] = {
+                "id": s.catalogue.ids[r.near].item(),
+                "title": s.catalogue.titles[r.near],
+                "your_rating": r.near_rating,
+                "cosine": round(r.near_cosine, 4),
+            }
         rows.append(_film(s, r.index, **extra))
-    return JsonResponse({"kind": recs.kind, "model": s.model.kind, "strategy": recs.strategy,
-                         "ratings_used": recs.used, "ratings_unknown_to_model": recs.unknown,
-                         "recommendations": rows})
+    return JsonResponse(
+        {
+            "kind": recs.kind,
+            "model": s.model.kind,
+            "strategy": recs.strategy,
+            "ratings_used": recs.used,
+            "ratings_unknown_to_model": recs.unknown,
+            "recommendations": rows,
+        }
+    )
 
 
 @csrf_exempt  # writes nothing and reads no session data when POSTed: the ratings come with the request
@@ -170,10 +186,15 @@ def recommend(request):
         ratings = dict(R.checked(s, key, stars) for key, stars in given.items())
         return _recommendations(request, ratings, {k: data[k] for k in ("k", "strategy", "min_ratings") if k in data})
     if not request.user.is_authenticated:
-        return json_error(401, "log in to get recommendations for your ratings, or POST "
-                               '{"ratings": {"FILM_ID": STARS, ...}} to /api/recommend')
-    options = {"k": _int(request, "k", 20, 1, MAX_K),
-               "min_ratings": _int(request, "min_ratings", settings.FASTMF_MIN_RATINGS, 0, 10**9)}
+        return json_error(
+            401,
+            "log in to get recommendations for your ratings, or POST "
+            '{"ratings": {"FILM_ID": STARS, ...}} to /api/recommend',
+        )
+    options = {
+        "k": _int(request, "k", 20, 1, MAX_K),
+        "min_ratings": _int(request, "min_ratings", settings.FASTMF_MIN_RATINGS, 0, 10**9),
+    }
     if request.GET.get("strategy"):
         options["strategy"] = request.GET["strategy"]
     return _recommendations(request, R.ratings_of(request.user), options)
@@ -187,16 +208,28 @@ def ratings(request):
     s = get_engine().current()
     if request.method == "POST":
         saved = R.save_ratings(request.user, s, _ratings_in(_body(request)))
-        return JsonResponse({"saved": [{"item": s.catalogue.ids[s.catalogue.find(k)].item(), "stars": v}
-                                       for k, v in saved.items()]})
+        return JsonResponse(
+            {"saved": [{"item": s.catalogue.ids[s.catalogue.find(k)].item(), "stars": v} for k, v in saved.items()]}
+        )
     rows = []
     for key, stars, updated in request.user.film_ratings.values_list("item", "stars", "updated"):
         i = s.catalogue.find(key)
-        rows.append({"item": s.catalogue.ids[i].item() if i is not None else key,
-                     "title": s.catalogue.titles[i] if i is not None else None, "stars": stars,
-                     "updated": updated.isoformat()})
-    return JsonResponse({"user": request.user.username, "count": len(rows), "ratings": rows,
-                         "scale": {"min": s.rating_range[0], "max": s.rating_range[1], "step": 0.5}})
+        rows.append(
+            {
+                "item": s.catalogue.ids[i].item() if i is not None else key,
+                "title": s.catalogue.titles[i] if i is not None else None,
+                "stars": stars,
+                "updated": updated.isoformat(),
+            }
+        )
+    return JsonResponse(
+        {
+            "user": request.user.username,
+            "count": len(rows),
+            "ratings": rows,
+            "scale": {"min": s.rating_range[0], "max": s.rating_range[1], "step": 0.5},
+        }
+    )
 
 
 @api(("DELETE",), login=True)

@@ -42,8 +42,9 @@ def star_options(steps: tuple, mine: float | None) -> str:
     Pages show one menu per film and the menus differ only by the selected value: built once here, not
     by the template engine per row (which took most of a recommendations page's time)."""
     chosen = mine if mine is not None else steps[max(0, len(steps) - 3)]
-    return format_html_join("", '<option value="{}"{}>{} ★</option>',
-                            ((x, " selected" if x == chosen else "", x) for x in steps))
+    return format_html_join(
+        "", '<option value="{}"{}>{} ★</option>', ((x, " selected" if x == chosen else "", x) for x in steps)
+    )
 
 
 def film_url(key: str) -> str:
@@ -56,18 +57,30 @@ def film_row(s, i: int, mine: dict, **extra) -> dict:
     """What a page shows of film ``i``: facts, the user's rating and its menu, and anything ``extra``."""
     c = s.catalogue
     stars = mine.get(c.keys[i])
-    return {"key": c.keys[i], "url": film_url(c.keys[i]), "title": c.titles[i], "name": c.names[i], "year": c.years[i],
-            "genres": c.genres[i], "count": int(c.counts[i]),
-            "mean": None if not c.counts[i] else float(c.means[i]), "mine": stars,
-            "options": star_options(tuple(s.steps), stars), **extra}
+    return {
+        "key": c.keys[i],
+        "url": film_url(c.keys[i]),
+        "title": c.titles[i],
+        "name": c.names[i],
+        "year": c.years[i],
+        "genres": c.genres[i],
+        "count": int(c.counts[i]),
+        "mean": None if not c.counts[i] else float(c.means[i]),
+        "mine": stars,
+        "options": star_options(tuple(s.steps), stars),
+        **extra,
+    }
 
 
 def home(request):
     s = served()
     mine = R.ratings_of(request.user)
     popular = [film_row(s, int(i), mine) for i in s.catalogue.popular[:12]]
-    return render(request, "films/home.html", {"popular": popular, "catalogue": s.catalogue,
-                                               "rated": len(mine), "model": s.describe()})
+    return render(
+        request,
+        "films/home.html",
+        {"popular": popular, "catalogue": s.catalogue, "rated": len(mine), "model": s.describe()},
+    )
 
 
 def search(request):
@@ -84,9 +97,18 @@ def search(request):
         mine = R.ratings_for(request.user, keys)
         films = [film_row(s, i, mine) for i in result.items]
     pages = 0 if result is None else (result.total + SEARCH_PAGE - 1) // SEARCH_PAGE
-    return render(request, "films/search.html", {
-        "query": query, "films": films, "total": 0 if result is None else result.total, "page": page_number,
-        "pages": pages, "here": request.get_full_path()})
+    return render(
+        request,
+        "films/search.html",
+        {
+            "query": query,
+            "films": films,
+            "total": 0 if result is None else result.total,
+            "page": page_number,
+            "pages": pages,
+            "here": request.get_full_path(),
+        },
+    )
 
 
 def film(request, item):
@@ -101,12 +123,21 @@ def film(request, item):
     similar = [film_row(s, j, similar_mine, cosine=cos) for j, cos in similar_pairs]
     norm = s.factor_norm(i)
     variance = None if not c.counts[i] else float(c.variances[i])
-    return render(request, "films/film.html", {
-        "film": film_row(s, i, mine), "similar": similar, "here": request.get_full_path(),
-        "variance": variance, "sd": None if variance is None else variance ** 0.5,
-        "variance_percentile": None if c.counts[i] < 10 else int(c.variance_percentile[i] * 100),
-        "norm": None if norm is None else norm[0], "norm_percentile": None if norm is None else int(norm[1] * 100),
-        "model_kind": s.model.kind})
+    return render(
+        request,
+        "films/film.html",
+        {
+            "film": film_row(s, i, mine),
+            "similar": similar,
+            "here": request.get_full_path(),
+            "variance": variance,
+            "sd": None if variance is None else variance**0.5,
+            "variance_percentile": None if c.counts[i] < 10 else int(c.variance_percentile[i] * 100),
+            "norm": None if norm is None else norm[0],
+            "norm_percentile": None if norm is None else int(norm[1] * 100),
+            "model_kind": s.model.kind,
+        },
+    )
 
 
 def _back(request, default: str) -> str:
@@ -150,39 +181,68 @@ def my_ratings(request):
     for key, stars, updated in from_db:
         i = s.catalogue.find(key)
         if i is None:  # a film that left the catalogue: shown, so that it can still be removed
-            rows.append({"key": key, "url": film_url(key), "title": f"(film {key}, no longer in the catalogue)",
-                         "mine": stars,
-                         "options": star_options(tuple(s.steps), stars), "updated": updated, "gone": True})
+            rows.append(
+                {
+                    "key": key,
+                    "url": film_url(key),
+                    "title": f"(film {key}, no longer in the catalogue)",
+                    "mine": stars,
+                    "options": star_options(tuple(s.steps), stars),
+                    "updated": updated,
+                    "gone": True,
+                }
+            )
         else:
             rows.append(film_row(s, i, {key: stars}, updated=updated))
     page = Paginator(rows, RATINGS_PAGE).get_page(request.GET.get("page"))
-    return render(request, "films/my_ratings.html", {"page": page, "total": len(rows),
-                                                     "here": request.get_full_path()})
+    return render(request, "films/my_ratings.html", {"page": page, "total": len(rows), "here": request.get_full_path()})
 
 
 def recommendations(request):
     s = served()
     strategy = request.GET.get("strategy", "mean")
     if strategy not in VI_STRATEGIES or (strategy != "mean" and not s.is_vi):
-        return problem(request, 400, f"Unknown strategy {strategy[:40]!r}: " + (
-            f"choose one of {', '.join(VI_STRATEGIES)}." if s.is_vi else "this model ranks by predicted rating."))
+        return problem(
+            request,
+            400,
+            f"Unknown strategy {strategy[:40]!r}: "
+            + (f"choose one of {', '.join(VI_STRATEGIES)}." if s.is_vi else "this model ranks by predicted rating."),
+        )
     mine = R.ratings_of(request.user)
-    recs = s.recommend(mine, k=settings.FASTMF_RECOMMENDATIONS, strategy=strategy,
-                       min_ratings=settings.FASTMF_MIN_RATINGS)
+    recs = s.recommend(
+        mine, k=settings.FASTMF_RECOMMENDATIONS, strategy=strategy, min_ratings=settings.FASTMF_MIN_RATINGS
+    )
     c = s.catalogue
     rows = []
     for r in recs.items:
         extra = {"score": r.score, "predicted": r.mean, "low": r.low, "high": r.high}
         if r.near is not None:
-            extra.update(near=c.titles[r.near], near_url=film_url(c.keys[r.near]), near_cosine=r.near_cosine,
-                         near_rating=r.near_rating)
+            extra.update(
+                near=c.titles[r.near],
+                near_url=film_url(c.keys[r.near]),
+                near_cosine=r.near_cosine,
+                near_rating=r.near_rating,
+            )
         rows.append(film_row(s, r.index, {}, **extra))
     lo, hi = s.rating_range
-    return render(request, "films/recommendations.html", {
-        "recs": rows, "kind": recs.kind, "used": recs.used, "unknown": recs.unknown, "rated": len(mine),
-        "strategy": strategy, "strategies": [(k, STRATEGY_HELP[k]) for k in VI_STRATEGIES] if s.is_vi else [],
-        "is_vi": s.is_vi, "here": request.get_full_path(), "lo": lo, "hi": hi,
-        "model_kind": s.model.kind})
+    return render(
+        request,
+        "films/recommendations.html",
+        {
+            "recs": rows,
+            "kind": recs.kind,
+            "used": recs.used,
+            "unknown": recs.unknown,
+            "rated": len(mine),
+            "strategy": strategy,
+            "strategies": [(k, STRATEGY_HELP[k]) for k in VI_STRATEGIES] if s.is_vi else [],
+            "is_vi": s.is_vi,
+            "here": request.get_full_path(),
+            "lo": lo,
+            "hi": hi,
+            "model_kind": s.model.kind,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])

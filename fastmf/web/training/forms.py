@@ -25,9 +25,13 @@ def field_for(p) -> forms.Field:
 
 class JobForm(forms.Form):
     holdout = forms.FloatField(
-        initial=0.1, min_value=0.0, max_value=0.5, label="validation share",
+        initial=0.1,
+        min_value=0.0,
+        max_value=0.5,
+        label="validation share",
         help_text="Share of the catalogue's ratings held out to draw the validation RMSE curve (0: train on all; "
-                  "site users' ratings are always trained on).")
+        "site users' ratings are always trained on).",
+    )
 
     def __init__(self, kind: str, *args, **kwargs):
         super().__init__(*args, **kwargs)

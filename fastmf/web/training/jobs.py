@@ -45,8 +45,11 @@ from fastmf.web.training.models import TrainingJob
 log = logging.getLogger("fastmf.web")
 
 #: the model kinds the site can train and serve (rating models with item factors)
-KINDS = {"als": "ALS with biases", "features": "ALS with a genre prior (cold start)",
-         "vi": "Variational Bayes (predictions with uncertainty)"}
+KINDS = {
+    "als": "ALS with biases",
+    "features": "ALS with a genre prior (cold start)",
+    "vi": "Variational Bayes (predictions with uncertainty)",
+}
 #: history fields kept per epoch
 HISTORY_KEYS = ("epoch", "seconds", "train_rmse", "test_rmse", "val_rmse", "objective", "elbo")
 MARKER = "figures.json"
@@ -102,9 +105,15 @@ def spawn(command: str, *args: str, log_name: str) -> subprocess.Popen:
     folder = home() / "jobs"
     folder.mkdir(exist_ok=True)
     with open(folder / log_name, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "django", command, *args], env=child_env(), cwd=folder,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "django", command, *args],
+            env=child_env(),
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def start(job: TrainingJob) -> None:
@@ -118,8 +127,9 @@ def start(job: TrainingJob) -> None:
         try:
             proc = spawn("fastmf_train", str(job.pk), log_name=f"job-{job.pk}.log")
         except OSError as exc:
-            TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.FAILED, finished=now(),
-                                                         message=f"could not start the training process: {exc}")
+            TrainingJob.objects.filter(pk=job.pk).update(
+                status=TrainingJob.FAILED, finished=now(), message=f"could not start the training process: {exc}"
+            )
             return
         TrainingJob.objects.filter(pk=job.pk, pid__isnull=True).update(pid=proc.pid)
 
@@ -136,7 +146,8 @@ def mark_stale() -> None:
     for job in TrainingJob.objects.filter(status__in=TrainingJob.ACTIVE, pid__isnull=False):
         if not pid_alive(job.pid):
             TrainingJob.objects.filter(pk=job.pk, status__in=TrainingJob.ACTIVE).update(
-                status=TrainingJob.FAILED, finished=now(), message="the training process ended without finishing")
+                status=TrainingJob.FAILED, finished=now(), message="the training process ended without finishing"
+            )
 
 
 # --------------------------------------------------------------------------- running
@@ -191,18 +202,28 @@ def training_data(job: TrainingJob) -> tuple[Dataset, Dataset | None]:
     job.catalogue_ratings, job.site_ratings, job.site_users = base.n_ratings, int(stars.size), n_users
     if not stars.size:
         return base, validation
-    table = pa.table({"user_id": np.concatenate([base.user_map.ids[base.user_of_entry], users]),
-                      "item_id": np.concatenate([base.item_map.ids[base.indices], items]),
-                      "rating": np.concatenate([base.data.astype(np.float64), stars])})
-    train = Dataset.from_table(table, item_map=data.item_map, rating_range=data.rating_range,
-                               items=data.items_table, source=f"{data.source} + site ratings")
+    table = pa.table(
+        {
+            "user_id": np.concatenate([base.user_map.ids[base.user_of_entry], users]),
+            "item_id": np.concatenate([base.item_map.ids[base.indices], items]),
+            "rating": np.concatenate([base.data.astype(np.float64), stars]),
+        }
+    )
+    train = Dataset.from_table(
+        table,
+        item_map=data.item_map,
+        rating_range=data.rating_range,
+        items=data.items_table,
+        source=f"{data.source} + site ratings",
+    )
     return train, validation
 
 
 def run(job_id: int) -> None:
     """Run one queued job to its end (done, failed or cancelled)."""
     claimed = TrainingJob.objects.filter(pk=job_id, status=TrainingJob.QUEUED).update(
-        status=TrainingJob.RUNNING, started=now(), pid=os.getpid(), phase="loading the ratings")
+        status=TrainingJob.RUNNING, started=now(), pid=os.getpid(), phase="loading the ratings"
+    )
     if not claimed:
         return
     job = TrainingJob.objects.get(pk=job_id)
@@ -219,8 +240,10 @@ def run(job_id: int) -> None:
         check_servable(model, path)  # the served file is replaced only by a model the site can serve
         model.save(path)
         last = model.history_[-1] if model.history_ else {}
-        summary = [f"{model.kind} trained on {train.n_ratings:,} ratings ({job.site_ratings:,} from "
-                   f"{job.site_users:,} site users) in {model.fit_seconds_:.1f} s"]
+        summary = [
+            f"{model.kind} trained on {train.n_ratings:,} ratings ({job.site_ratings:,} from "
+            f"{job.site_users:,} site users) in {model.fit_seconds_:.1f} s"
+        ]
         if last.get("test_rmse") is not None and validation is not None:
             summary.append(f"validation RMSE {last['test_rmse']:.4f} on {validation.n_ratings:,} held-out ratings")
         job.status, job.finished, job.phase = TrainingJob.DONE, now(), "done: the new model is served"
@@ -229,16 +252,24 @@ def run(job_id: int) -> None:
         if settings.FASTMF_JOB_RUNNER != "subprocess":
             get_engine().reload()  # this process serves it now; the others notice the replaced file
     except JobCancelled:
-        TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.CANCELLED, finished=now(),
-                                                     phase="cancelled", message="cancelled; the served model is "
-                                                     "unchanged")
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.CANCELLED,
+            finished=now(),
+            phase="cancelled",
+            message="cancelled; the served model is unchanged",
+        )
     except (FastMFError, MemoryError) as exc:
-        TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.FAILED, finished=now(), phase="failed",
-                                                     message=str(exc) or "out of memory")
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.FAILED, finished=now(), phase="failed", message=str(exc) or "out of memory"
+        )
     except Exception as exc:  # reported on the job page instead of vanishing with the process
         log.exception("training job %s failed", job.pk)
-        TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.FAILED, finished=now(), phase="failed",
-                                                     message=f"unexpected error: {type(exc).__name__}: {exc}")
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=TrainingJob.FAILED,
+            finished=now(),
+            phase="failed",
+            message=f"unexpected error: {type(exc).__name__}: {exc}",
+        )
 
 
 # --------------------------------------------------------------------------- figures
@@ -318,8 +349,10 @@ def draw_figures() -> None:
     data_dir, model_dir = figure_folders(label, key)
     try:
         data = load_dataset(settings.FASTMF_DATA)
-        for folder, draw in ((data_dir, lambda: plot_data(data, str(data_dir))),
-                             (model_dir, lambda: plot_model(model, str(model_dir), data))):
+        for folder, draw in (
+            (data_dir, lambda: plot_data(data, str(data_dir))),
+            (model_dir, lambda: plot_model(model, str(model_dir), data)),
+        ):
             if read_marker(folder) is not None:
                 continue
             try:

@@ -9,8 +9,9 @@ class TrainingJob(models.Model):
     STATUSES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)]
     ACTIVE = (QUEUED, RUNNING)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="training_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs"
+    )
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -42,11 +43,22 @@ class TrainingJob(models.Model):
 
     def progress(self) -> dict:
         """The job as JSON for its progress page."""
-        return {"id": self.pk, "status": self.status, "kind": self.kind, "params": self.params,
-                "holdout": self.holdout, "epochs": self.epochs, "epochs_done": len(self.history),
-                "history": self.history, "phase": self.phase, "message": self.message,
-                "catalogue_ratings": self.catalogue_ratings, "site_ratings": self.site_ratings,
-                "site_users": self.site_users, "cancel_requested": self.cancel_requested,
-                "created": self.created.isoformat() if self.created else None,
-                "started": self.started.isoformat() if self.started else None,
-                "finished": self.finished.isoformat() if self.finished else None}
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "kind": self.kind,
+            "params": self.params,
+            "holdout": self.holdout,
+            "epochs": self.epochs,
+            "epochs_done": len(self.history),
+            "history": self.history,
+            "phase": self.phase,
+            "message": self.message,
+            "catalogue_ratings": self.catalogue_ratings,
+            "site_ratings": self.site_ratings,
+            "site_users": self.site_users,
+            "cancel_requested": self.cancel_requested,
+            "created": self.created.isoformat() if self.created else None,
+            "started": self.started.isoformat() if self.started else None,
+            "finished": self.finished.isoformat() if self.finished else None,
+        }

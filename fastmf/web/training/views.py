@@ -25,6 +25,7 @@ CHART_W, CHART_H, PAD = 560, 220, 36
 
 def staff_only(view):
     """Anonymous visitors are sent to log in; users without the retrain permission get 403."""
+
     @functools.wraps(view)
     def inner(request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -32,9 +33,11 @@ def staff_only(view):
                 return json_error(401, "log in first")
             return redirect_to_login(request.get_full_path())
         if not can_retrain(request.user):
-            return problem(request, 403, "Retraining is for staff users with the permission "
-                                         "'Can retrain the served model'.")
+            return problem(
+                request, 403, "Retraining is for staff users with the permission 'Can retrain the served model'."
+            )
         return view(request, *args, **kwargs)
+
     return inner
 
 
@@ -54,20 +57,37 @@ def training(request):
                 jobs.mark_stale()
                 busy = TrainingJob.objects.filter(status__in=TrainingJob.ACTIVE).first()
                 if busy is None:
-                    job = TrainingJob.objects.create(created_by=request.user, kind=kind, params=form.params(),
-                                                     holdout=form.cleaned_data["holdout"],
-                                                     epochs=int(form.params().get("epochs") or 0))
+                    job = TrainingJob.objects.create(
+                        created_by=request.user,
+                        kind=kind,
+                        params=form.params(),
+                        holdout=form.cleaned_data["holdout"],
+                        epochs=int(form.params().get("epochs") or 0),
+                    )
             if busy is not None:
-                return problem(request, 409, f"Training job {busy.pk} is still {busy.status}: wait for it to finish "
-                                             "or cancel it first.")
+                return problem(
+                    request,
+                    409,
+                    f"Training job {busy.pk} is still {busy.status}: wait for it to finish or cancel it first.",
+                )
             jobs.start(job)
             messages.success(request, f"Training job {job.pk} started.")
             return redirect("training-job", pk=job.pk)
         status = 400
-    return render(request, "training/training.html", {
-        "form": form, "kind": kind, "kinds": jobs.KINDS.items(), "model": served.describe(),
-        "equations": EQUATIONS.get(served.model.kind, []), "jobs": TrainingJob.objects.all()[:10],
-        "runner": settings.FASTMF_JOB_RUNNER}, status=status)
+    return render(
+        request,
+        "training/training.html",
+        {
+            "form": form,
+            "kind": kind,
+            "kinds": jobs.KINDS.items(),
+            "model": served.describe(),
+            "equations": EQUATIONS.get(served.model.kind, []),
+            "jobs": TrainingJob.objects.all()[:10],
+            "runner": settings.FASTMF_JOB_RUNNER,
+        },
+        status=status,
+    )
 
 
 def _job(pk) -> TrainingJob | None:
@@ -77,8 +97,10 @@ def _job(pk) -> TrainingJob | None:
 
 def rmse_chart(history: list) -> dict | None:
     """SVG polylines of the training and validation RMSE per epoch (drawn by the server: no JavaScript)."""
-    series = {"train": [(r["epoch"], r.get("train_rmse")) for r in history],
-              "validation": [(r["epoch"], r.get("test_rmse", r.get("val_rmse"))) for r in history]}
+    series = {
+        "train": [(r["epoch"], r.get("train_rmse")) for r in history],
+        "validation": [(r["epoch"], r.get("test_rmse", r.get("val_rmse"))) for r in history],
+    }
     values = [v for pts in series.values() for _, v in pts if v is not None]
     if not values:
         return None
@@ -92,8 +114,17 @@ def rmse_chart(history: list) -> dict | None:
         return f"{x:.1f},{y:.1f}"
 
     lines = {name: " ".join(xy(e, v) for e, v in pts if v is not None) for name, pts in series.items()}
-    return {"w": CHART_W, "h": CHART_H, "pad": PAD, "lines": lines, "lo": lo, "hi": hi, "epochs": last,
-            "bottom": CHART_H - PAD, "right": CHART_W - PAD}
+    return {
+        "w": CHART_W,
+        "h": CHART_H,
+        "pad": PAD,
+        "lines": lines,
+        "lo": lo,
+        "hi": hi,
+        "epochs": last,
+        "bottom": CHART_H - PAD,
+        "right": CHART_W - PAD,
+    }
 
 
 @staff_only
@@ -101,8 +132,9 @@ def job(request, pk):
     found = _job(pk)
     if found is None:
         return problem(request, 404, f"There is no training job {pk}.")
-    return render(request, "training/job.html", {"job": found, "chart": rmse_chart(found.history),
-                                                 "refresh": found.active})
+    return render(
+        request, "training/job.html", {"job": found, "chart": rmse_chart(found.history), "refresh": found.active}
+    )
 
 
 @staff_only
@@ -130,13 +162,26 @@ def data(request):
     label = served.catalogue.label
     status = jobs.figure_status(label, served.key)
     folders = {"data": f"data-{label}", "model": f"model-{served.key}"}
-    figures = {part: [{"name": name, "url": f"/data/figures/{folders[part]}/{name}"}
-                      for name in (status.get(part) or {}).get("written", [])] for part in ("data", "model")}
+    figures = {
+        part: [
+            {"name": name, "url": f"/data/figures/{folders[part]}/{name}"}
+            for name in (status.get(part) or {}).get("written", [])
+        ]
+        for part in ("data", "model")
+    }
     c = served.catalogue
-    return render(request, "training/data.html", {
-        "status": status, "figures": figures, "catalogue": c, "model": served.describe(),
-        "skipped": [n for part in ("data", "model") for n in (status.get(part) or {}).get("skipped", [])],
-        "refresh": status["state"] == "drawing"})
+    return render(
+        request,
+        "training/data.html",
+        {
+            "status": status,
+            "figures": figures,
+            "catalogue": c,
+            "model": served.describe(),
+            "skipped": [n for part in ("data", "model") for n in (status.get(part) or {}).get("skipped", [])],
+            "refresh": status["state"] == "drawing",
+        },
+    )
 
 
 def figure(request, folder, name):

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,18 +14,25 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Rating',
+            name="Rating",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item', models.CharField(help_text="The film's id in the catalogue.", max_length=64)),
-                ('stars', models.FloatField(help_text="Half stars within the served model's rating scale.")),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='film_ratings', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("item", models.CharField(help_text="The film's id in the catalogue.", max_length=64)),
+                ("stars", models.FloatField(help_text="Half stars within the served model's rating scale.")),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="film_ratings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated', '-id'],
-                'indexes': [models.Index(fields=['user', '-updated'], name='ratings_of_user_by_date')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'item'), name='one_rating_per_user_and_film')],
+                "ordering": ["-updated", "-id"],
+                "indexes": [models.Index(fields=["user", "-updated"], name="ratings_of_user_by_date")],
+                "constraints": [models.UniqueConstraint(fields=("user", "item"), name="one_rating_per_user_and_film")],
             },
         ),
     ]

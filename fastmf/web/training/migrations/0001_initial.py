@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,31 +14,59 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='TrainingJob',
+            name="TrainingJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('failed', 'failed'), ('cancelled', 'cancelled')], db_index=True, default='queued', max_length=12)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('kind', models.CharField(max_length=16)),
-                ('params', models.JSONField(default=dict)),
-                ('holdout', models.FloatField(default=0.1, help_text="Share of the catalogue's ratings held out for validation.")),
-                ('epochs', models.PositiveIntegerField(default=0)),
-                ('history', models.JSONField(blank=True, default=list)),
-                ('phase', models.CharField(blank=True, default='', max_length=200)),
-                ('message', models.TextField(blank=True, default='')),
-                ('catalogue_ratings', models.PositiveBigIntegerField(default=0)),
-                ('site_ratings', models.PositiveBigIntegerField(default=0)),
-                ('site_users', models.PositiveIntegerField(default=0)),
-                ('model_path', models.CharField(blank=True, default='', max_length=1000)),
-                ('pid', models.IntegerField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='training_jobs', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("kind", models.CharField(max_length=16)),
+                ("params", models.JSONField(default=dict)),
+                (
+                    "holdout",
+                    models.FloatField(
+                        default=0.1, help_text="Share of the catalogue's ratings held out for validation."
+                    ),
+                ),
+                ("epochs", models.PositiveIntegerField(default=0)),
+                ("history", models.JSONField(blank=True, default=list)),
+                ("phase", models.CharField(blank=True, default="", max_length=200)),
+                ("message", models.TextField(blank=True, default="")),
+                ("catalogue_ratings", models.PositiveBigIntegerField(default=0)),
+                ("site_ratings", models.PositiveBigIntegerField(default=0)),
+                ("site_users", models.PositiveIntegerField(default=0)),
+                ("model_path", models.CharField(blank=True, default="", max_length=1000)),
+                ("pid", models.IntegerField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="training_jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-id'],
-                'permissions': [('retrain_model', 'Can retrain the served model')],
+                "ordering": ["-created", "-id"],
+                "permissions": [("retrain_model", "Can retrain the served model")],
             },
         ),
     ]
