@@ -145,25 +145,40 @@ def reading_progress(open_bar):
 
 
 class _CountedFile(io.FileIO):
-    """A file whose reads advance a progress bar (closed with the file)."""
+    """A file whose reads advance a progress bar, closed once: when the last byte has been read (or a
+    read hits the end of the file) or when the file is closed, whichever comes first."""
 
-    def __init__(self, path: str, bar):
+    def __init__(self, path: str, open_bar):
         super().__init__(path, "rb")
-        self._bar = bar
+        self._left = os.fstat(self.fileno()).st_size
+        self._bar = open_bar(self._left)
+
+    def _advance(self, n: int) -> None:
+        if self._bar is None:
+            return
+        if n:
+            self._bar.update(n)
+            self._left -= n
+        if not n or self._left <= 0:  # the end of the file
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.close()
 
     def readinto(self, buffer) -> int:
         n = super().readinto(buffer)
-        self._bar.update(n or 0)
+        self._advance(n or 0)
         return n
 
     def read(self, size: int = -1) -> bytes:
         data = super().read(size)
-        self._bar.update(len(data))
+        self._advance(len(data))
         return data
 
     def close(self) -> None:
-        if not self.closed:
-            self._bar.close()
+        self._finish()
         super().close()
 
 
@@ -182,7 +197,7 @@ class _Source:
         open_bar = _READ_PROGRESS.get()
         if open_bar is None:
             return self.path
-        return _CountedFile(self.path, open_bar(self.display, os.path.getsize(self.path)))
+        return _CountedFile(self.path, lambda size: open_bar(self.display, size))
 
     def read_bytes(self) -> bytes:
         if self.data is not None:
