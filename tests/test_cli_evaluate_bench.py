@@ -154,52 +154,27 @@ def test_bench_records(prepared, tmp_path):
 
 def test_bench_roofline(prepared):
     """--roofline measures the machine and puts each run's counted rate against the peak of its cores."""
-    res = run(
-        [
-            "bench",
-            "--model",
-            "als",
-            "--data",
-            prepared,
-            "--factors",
-            "4",
-            "--threads",
-            "1",
-            "--epochs",
-            "2",
-            "--backends",
-            "numba",
-            "--no-series",
-            "--roofline",
-            "--json",
-            "-q",
-        ]
-    )
-    out = json.loads(res.output)
+    args = [
+        "bench",
+        "--model",
+        "als",
+        "--data",
+        prepared,
+        "--factors",
+        "4",
+        "--threads",
+        "1",
+        "--epochs",
+        "2",
+        "--backends",
+        "numba",
+        "--no-series",
+        "--roofline",
+        "-q",
+    ]
+    out = json.loads(run([*args, "--json"]).output)
     machine, (r,) = out["machine"], out["records"]
     assert machine["cores"] >= 1 and machine["peak_gflops"] > 0 and machine["bandwidth_gbs"] > 0
     assert r["gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_seconds"] / 1e9)
     assert r["peak_fraction"] == pytest.approx(r["gflops"] * machine["cores"] / machine["peak_gflops"])
-    assert (
-        "of peak"
-        in run(
-            [
-                "bench",
-                "--model",
-                "als",
-                "--data",
-                prepared,
-                "--factors",
-                "4",
-                "--threads",
-                "1",
-                "--epochs",
-                "2",
-                "--backends",
-                "numba",
-                "--no-series",
-                "--roofline",
-                "-q",
-            ]
-        ).output
-    )
+    assert "of peak" in run(args).output

@@ -234,7 +234,6 @@ class FeatureALS(ALSFamily):
         work_split=hyper.WORK_SPLIT,
     )
     search_space = {
-        **ALSFamily.search_space,
         "factors": hyper.SEARCH_FACTORS,
         "tau": hyper.SEARCH_TAU,
         "gamma": hyper.SEARCH_GAMMA,
