@@ -1,9 +1,12 @@
 """Error metrics and objectives of rating models, computed in parallel over CSR rows.
 
-Predictions are ``mu + b_u + b_i + U_u . V_i``; a user or item index beyond the
+Scores are ``s = mu + b_u + b_i + U_u . V_i``; a user or item index beyond the
 model's arrays (an id first seen in the test data) contributes nothing (it is
-cold: zero bias and zero factors). Per-row partial sums are reduced in a
-fixed order, so results do not depend on the number of threads.
+cold: zero bias and zero factors). A predicted rating is the score clipped to the
+training scale, ``clip(s, lo, hi)`` (``lo = -inf, hi = inf``: no clipping): for a
+rating ``r`` inside ``[lo, hi]``, ``|r - clip(s)| <= |r - s|``, so clipping never
+increases an error. Per-row partial sums are reduced in a fixed order, so results
+do not depend on the number of threads.
 """
 
 import numpy as np
@@ -27,6 +30,12 @@ def predict_one(u, i, mu, user_bias, item_bias, user_factors, item_factors):
     return p
 
 
+@njit(cache=True, inline="always")
+def clip(p, lo, hi):
+    """``p`` clipped to ``[lo, hi]``."""
+    return min(max(p, lo), hi)
+
+
 @njit(cache=True)
 def _ordered_sum(values):
     """``sum(values)`` left to right: a sequential function, so that a parallel caller's reduction
@@ -38,45 +47,49 @@ def _ordered_sum(values):
 
 
 @njit(cache=True, parallel=True)
-def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
-    """``(sum of squared errors, sum of absolute errors)`` over all ratings of the CSR matrix."""
+def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """``(sum (r - s)^2, sum (r - clip(s, lo, hi))^2)`` over all ratings of the CSR matrix: the squared
+    error of the scores (the training objective's) and of the predicted ratings."""
     n_rows = indptr.shape[0] - 1
-    sq = np.zeros(n_rows, dtype=np.float64)
-    ab = np.zeros(n_rows, dtype=np.float64)
+    raw = np.zeros(n_rows, dtype=np.float64)
+    clipped = np.zeros(n_rows, dtype=np.float64)
     for u in prange(n_rows):
         s2 = 0.0
-        s1 = 0.0
+        c2 = 0.0
         for j in range(indptr[u], indptr[u + 1]):
-            e = data[j] - predict_one(u, indices[j], mu, user_bias, item_bias, user_factors, item_factors)
+            p = predict_one(u, indices[j], mu, user_bias, item_bias, user_factors, item_factors)
+            e = data[j] - p
             s2 += e * e
-            s1 += abs(e)
-        sq[u] = s2
-        ab[u] = s1
-    return _ordered_sum(sq), _ordered_sum(ab)
+            e = data[j] - clip(p, lo, hi)
+            c2 += e * e
+        raw[u] = s2
+        clipped[u] = c2
+    return _ordered_sum(raw), _ordered_sum(clipped)
 
 
 @njit(cache=True, parallel=True)
-def squared_errors(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
-    """Per-rating squared errors in CSR order (for per-stratum reports)."""
+def squared_errors(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """Per-rating squared errors ``(r - clip(s, lo, hi))^2`` in CSR order (for per-stratum reports)."""
     n_rows = indptr.shape[0] - 1
     out = np.empty(indices.shape[0], dtype=np.float64)
     for u in prange(n_rows):
         for j in range(indptr[u], indptr[u + 1]):
-            e = data[j] - predict_one(u, indices[j], mu, user_bias, item_bias, user_factors, item_factors)
+            e = data[j] - clip(predict_one(u, indices[j], mu, user_bias, item_bias, user_factors, item_factors), lo, hi)
             out[j] = e * e
     return out
 
 
 @njit(cache=True, parallel=True)
-def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_factors):
-    """Predicted ratings for parallel arrays of (user index, item index); negative index = unknown."""
+def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """Predicted ratings ``clip(s, lo, hi)`` for parallel arrays of (user index, item index); a negative
+    index is unknown."""
     out = np.empty(users.shape[0], dtype=np.float64)
     big_u = user_bias.shape[0]
     big_i = item_bias.shape[0]
     for j in prange(users.shape[0]):
         u = users[j] if users[j] >= 0 else big_u
         i = items[j] if items[j] >= 0 else big_i
-        out[j] = predict_one(u, i, mu, user_bias, item_bias, user_factors, item_factors)
+        out[j] = clip(predict_one(u, i, mu, user_bias, item_bias, user_factors, item_factors), lo, hi)
     return out
 
 

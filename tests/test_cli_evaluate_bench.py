@@ -65,7 +65,9 @@ def test_train_then_evaluate_json(tmp_path, embedded_ref):
     pred[both] += np.einsum(
         "nd,nd->n", a["user_factors_"][u[both]].astype(np.float64), a["item_factors_"][i[both]].astype(np.float64)
     )
-    err = embedded_ref.ratings - pred
+    lo, hi = header["extra"]["rating_range"]
+    assert (lo, hi) == (0.5, 5.0) and (pred < lo).any() | (pred > hi).any()
+    err = embedded_ref.ratings - np.clip(pred, lo, hi)  # predictions are the scores clipped to the scale
     # with --include-training every bundled rating is scored (train's 90% included)
     assert report["cold"]["test_ratings"] == report["scored_ratings"] == embedded_ref.ratings.size
     assert report["training_ratings"] == trained["train_ratings"] and report["training_ratings_scored"]

@@ -152,13 +152,14 @@ def _rating_model(rng, n_users, n_items, d, dtype=np.float32):
     n_users=st.integers(0, 12),
     n_items=st.integers(1, 12),
     cold=st.integers(0, 3),
+    bounds=st.sampled_from([(-np.inf, np.inf), (0.5, 5.0), (2.0, 3.5)]),
 )
-def test_metrics_agree(seed, d, n_users, n_items, cold):
-    """Rows and columns past the model's arrays (cold users and items) included. The kernels multiply
-    float32 factors in float32 (``sum_squares`` too: Numba's ``float()`` keeps float32), the reference
-    in float64: close, not equal."""
+def test_metrics_agree(seed, d, n_users, n_items, cold, bounds):
+    """Rows and columns past the model's arrays (cold users and items) included, predictions clipped
+    to ``bounds`` or not. The kernels multiply float32 factors in float32 (``sum_squares`` too:
+    Numba's ``float()`` keeps float32), the reference in float64: close, not equal."""
     rng = np.random.default_rng(seed)
-    model = _rating_model(rng, n_users, n_items, d)
+    model = (*_rating_model(rng, n_users, n_items, d), *bounds)
     rows = [
         np.sort(rng.choice(n_items + cold, rng.integers(0, n_items + cold + 1), replace=False))
         for _ in range(n_users + cold)
@@ -177,14 +178,37 @@ def test_metrics_agree(seed, d, n_users, n_items, cold):
     want, got = k_metrics.predict_pairs(users, items, *model), r_metrics.predict_pairs(users, items, *model)
     assert got.dtype == want.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-    for x in model[1:]:
+    for x in model[1:-2]:
         assert isinstance(r_metrics.sum_squares(x), float)
         np.testing.assert_allclose(r_metrics.sum_squares(x), k_metrics.sum_squares(x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("metrics", [k_metrics, r_metrics], ids=["numba", "numpy"])
+def test_predictions_are_the_scores_clipped_to_the_scale(metrics):
+    """``predict_pairs`` is ``clip(score)``; ``error_sums`` gives the squared error of the scores and
+    of the clipped predictions, which for ratings inside the scale is never larger; ``squared_errors``
+    sums to the latter."""
+    rng = np.random.default_rng(5)
+    mu, user_bias, item_bias, user_factors, item_factors = _rating_model(rng, 30, 20, 4)
+    user_factors *= 3.0  # scores well outside 1..4
+    model = (mu, user_bias, item_bias, user_factors, item_factors)
+    users, items = np.repeat(np.arange(30), 20), np.tile(np.arange(20), 30)
+    scores = metrics.predict_pairs(users, items, *model, -np.inf, np.inf)
+    assert scores.min() < 1.0 and scores.max() > 4.0
+    np.testing.assert_array_equal(metrics.predict_pairs(users, items, *model, 1.0, 4.0), np.clip(scores, 1.0, 4.0))
+    indptr = np.arange(0, 601, 20, dtype=np.int64)
+    data = rng.choice(np.arange(2, 9) / 2, 600).astype(np.float32)
+    raw, clipped = metrics.error_sums(indptr, items.astype(np.int32), data, *model, 1.0, 4.0)
+    np.testing.assert_allclose(raw, np.sum((data - scores) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(clipped, np.sum((data - np.clip(scores, 1.0, 4.0)) ** 2), rtol=1e-6)
+    assert clipped < raw
+    squared = metrics.squared_errors(indptr, items.astype(np.int32), data, *model, 1.0, 4.0)
+    np.testing.assert_allclose(squared.sum(), clipped, rtol=1e-9)
+
+
 def test_metrics_edge_cases():
     rng = np.random.default_rng(3)
-    model = _rating_model(rng, 3, 4, 2)
+    model = (*_rating_model(rng, 3, 4, 2), -np.inf, np.inf)
     empty = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
     assert r_metrics.error_sums(*empty, *model) == k_metrics.error_sums(*empty, *model) == (0.0, 0.0)
     assert_same(r_metrics.squared_errors(*empty, *model), k_metrics.squared_errors(*empty, *model))

@@ -16,9 +16,9 @@ from model_mixin import small_split  # noqa: F401 (fixture)
 import fastmf
 from fastmf.cli import main
 from fastmf.common.errors import FastMFError
-from fastmf.common.search import Choice, LogUniform, Ridge, sample, typical_count
+from fastmf.common.search import Choice, LogUniform, Ridge, sample, sample_near, typical_count
 from fastmf.drivers import tune as tune_driver
-from fastmf.drivers.tune import ETA, halving_rungs, read_params, search, write_params
+from fastmf.drivers.tune import ETA, REFINE_WIDTH, halving_rungs, read_params, refine_count, search, write_params
 from fastmf.registry import MODELS
 
 # --------------------------------------------------------------------------- the schedule
@@ -88,6 +88,28 @@ def test_ridge_is_relative_to_lam_and_per_typical_count_under_count_scaling():
     assert seen == {"none", "count"}
 
 
+@given(seed=st.integers(0, 1000), width=st.floats(0.01, 0.5), where=st.floats(0.0, 1.0))
+def test_draws_near_a_setting_stay_in_its_box_and_in_range(seed, width, where):
+    """Each value moves at most ``width`` of its range's log-width from the centre, never outside the
+    range (a centre at an edge stays at or inside it); choices stay; a Ridge's range is in its scheme's
+    units."""
+    space = {
+        "factors": LogUniform(8, 128, integer=True),
+        "tau": Ridge(0.1, 300.0),
+        "reg_scaling": Choice(("none", "count")),
+    }
+    context = {"lam": 0.1, "typical_count": 25.0}
+    center = sample(space, 1, np.random.default_rng(seed), context)[0]
+    center["factors"] = int(round(8 * 16**where))
+    unit = 0.1 / (25.0 if center["reg_scaling"] == "count" else 1.0)
+    for point in sample_near(space, center, 12, np.random.default_rng(seed), context, width):
+        assert point["reg_scaling"] == center["reg_scaling"]
+        assert 8 <= point["factors"] <= 128
+        assert abs(math.log(point["factors"] / center["factors"])) <= width * math.log(16) + math.log(1 + 1 / 8)
+        assert unit * 0.1 * (1 - 1e-3) <= point["tau"] <= unit * 300.0 * (1 + 1e-3)
+        assert abs(math.log(point["tau"] / center["tau"])) <= width * math.log(3000.0) + 1e-3
+
+
 def test_typical_count_is_the_geometric_mean_of_the_median_counts():
     users = np.array([0, 2, 6, 16])  # counts 2, 4, 10: median 4
     items = np.array([0, 1, 10])  # counts 1, 9: median 5
@@ -124,8 +146,16 @@ def test_search_scores_on_validation_and_refits_the_winner(als_search):
     # the defaults are the first setting tried
     defaults = fastmf.ALS()
     assert all(rows[0][k] == getattr(defaults, k) for k in ("factors", "tau", "gamma", "reg_scaling"))
-    last = [r for r in rows if r["rung"] == max(r["rung"] for r in rows)]
-    best = min(last, key=lambda r: r["val_rmse"])
+    # the refinement rung: a quarter of the budget, around the halving's winner, as long as its last rung
+    final = max(r["rung"] for r in rows)
+    refined, halved = [r for r in rows if r["rung"] == final], [r for r in rows if r["rung"] == final - 1]
+    assert result["search"]["fits"] == 8 and len(refined) == refine_count(8) == 2
+    assert result["search"]["rungs"][-1] == {"settings": 2, "epochs": 9, "around_best": True}
+    center = min(halved, key=lambda r: r["val_rmse"])
+    for r in refined:
+        assert r["epochs"] == halved[0]["epochs"] == 9 and r["reg_scaling"] == center["reg_scaling"]
+        assert abs(math.log(r["tau"] / center["tau"])) <= REFINE_WIDTH * math.log(3000.0) + 1e-3
+    best = min(refined + halved, key=lambda r: r["val_rmse"])
     assert result["best"]["val_rmse"] == best["val_rmse"]
     params = result["best"]["params"]
     assert all(params[k] == best[k] for k in ("factors", "tau", "gamma", "reg_scaling"))
@@ -183,7 +213,8 @@ def test_rankers_are_searched_by_validation_ndcg(small_split):
         "wrmf", small_split.train, small_split.test, 4, {"random_state": 0, "epochs": 3, "factors": 8}, 0.1, 0
     )
     assert result["metric"] == "ndcg@10" and "test_ndcg@10" in result["best"]
-    last = [r for r in result["rows"] if r["rung"] == result["rows"][-1]["rung"]]
+    final = result["rows"][-1]["rung"]
+    last = [r for r in result["rows"] if r["rung"] >= final - 1]  # the halving's last rung and the refinement
     assert result["best"]["val_ndcg@10"] == max(r["val_ndcg@10"] for r in last)
 
 

@@ -14,6 +14,10 @@ and ``gamma/lam``); with ``reg_scaling="count"`` each entity's ridge is multipli
 rating count, so the sampled ratio is divided by the data's typical count (the geometric
 mean of the median user and median item counts) and both schemes search the same
 effective regularisation.
+
+:func:`sample_near` draws settings around a given one instead: each range's value is
+moved within a box of ``width`` times the range's log-width (kept inside the range),
+choices stay as they are; a search uses it to refine its winner.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class Choice:
     def value(self, u: float, context: dict):
         return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
 
+    def near(self, x, u: float, width: float, context: dict):
+        return x
+
 
 @dataclass(frozen=True)
 class LogUniform:
@@ -44,7 +51,12 @@ class LogUniform:
     integer: bool = False
 
     def value(self, u: float, context: dict):
-        x = _log_uniform(self.low, self.high, u)
+        return self._round(_log_uniform(self.low, self.high, u))
+
+    def near(self, x, u: float, width: float, context: dict):
+        return self._round(_moved(x, u, width, self.low, self.high, 1.0))
+
+    def _round(self, x: float):
         return int(round(x)) if self.integer else float(f"{x:.4g}")
 
 
@@ -57,9 +69,16 @@ class Ridge:
     high: float
 
     def value(self, u: float, context: dict):
-        ratio = _log_uniform(self.low, self.high, u)
+        return float(f"{self._unit(context) * _log_uniform(self.low, self.high, u):.4g}")
+
+    def near(self, x, u: float, width: float, context: dict):
+        return float(f"{_moved(x, u, width, self.low, self.high, self._unit(context)):.4g}")
+
+    @staticmethod
+    def _unit(context: dict) -> float:
+        """The precision of a ratio of 1: ``lam``, divided by the typical count under ``"count"``."""
         per_entity = context["typical_count"] if context.get("reg_scaling") == "count" else 1.0
-        return float(f"{context['lam'] * ratio / per_entity:.4g}")
+        return context["lam"] / per_entity
 
 
 def typical_count(indptr: np.ndarray, col_indptr: np.ndarray) -> float:
@@ -73,10 +92,28 @@ def _log_uniform(low: float, high: float, u: float) -> float:
     return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
 
+def _moved(x: float, u: float, width: float, low: float, high: float, unit: float) -> float:
+    """``x * (high/low)^((2u - 1) width)``, kept inside ``[unit low, unit high]``."""
+    step = (2.0 * u - 1.0) * width * (math.log(high) - math.log(low))
+    return min(max(math.exp(math.log(x) + step), unit * low), unit * high)
+
+
 def sample(space: dict, n: int, rng: np.random.Generator, context: dict) -> list[dict]:
     """``n`` settings drawn from ``space`` (``{name: range}``) by a scrambled Halton sequence seeded from
     ``rng``; ``context`` supplies ``lam`` (the fixed data precision) and ``typical_count`` for
     :class:`Ridge` ranges."""
+    return _draw(space, n, rng, lambda name, u, point: space[name].value(u, {**context, **point}))
+
+
+def sample_near(space: dict, center: dict, n: int, rng: np.random.Generator, context: dict, width: float) -> list[dict]:
+    """``n`` settings around ``center`` (a setting of ``space``): each range's value moved by a scrambled
+    Halton draw within ``width`` of the range's log-width (:meth:`near`), choices kept."""
+    return _draw(space, n, rng, lambda name, u, point: space[name].near(center[name], u, width, {**context, **center}))
+
+
+def _draw(space: dict, n: int, rng: np.random.Generator, value) -> list[dict]:
+    """``n`` settings whose coordinates are ``value(name, u, point so far)`` of scrambled Halton
+    draws ``u``, choices first."""
     if n <= 0 or not space:
         return [{} for _ in range(max(n, 0))]
     order = sorted(space, key=lambda name: not isinstance(space[name], Choice))
@@ -85,6 +122,6 @@ def sample(space: dict, n: int, rng: np.random.Generator, context: dict) -> list
     for row in units:
         point = {}
         for name, u in zip(order, row):
-            point[name] = space[name].value(float(u), {**context, **point})
+            point[name] = value(name, float(u), point)
         points.append({name: point[name] for name in space})
     return points

@@ -283,11 +283,13 @@ def bpr_stratum(
 
 
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:
-    """Squared errors of the block's training and test ratings (the prediction is symmetric in the sides)."""
+    """Squared errors of the block's training ratings (of the scores and of the predicted ratings, the
+    scores clipped to ``params["bounds"]``) and of its test ratings' predictions (the prediction is
+    symmetric in the sides)."""
     _threads(params["threads"])
     sums = backend_of(params["backend"]).metrics.error_sums
-    args = (params["mu"], own_bias, other_bias, own_factors, other_factors)
-    return sums(*block.train, *args)[0], sums(*block.test, *args)[0]
+    args = (params["mu"], own_bias, other_bias, own_factors, other_factors, *params["bounds"])
+    return (*sums(*block.train, *args), sums(*block.test, *args)[1])
 
 
 # --------------------------------------------------------------------------- client side
@@ -329,12 +331,12 @@ class ClusterSweeps:
         self.runner.half_sweep(self, "items")
 
     def error_sums(self, mat) -> tuple:
-        """The training ratings' squared error (the one sum a state takes of ``error_sums(csr)``)."""
-        return self.runner.error_sums(self)[0], float("nan")
+        """The training ratings' squared errors (the sums a state takes of ``error_sums(csr)``)."""
+        return self.runner.error_sums(self)[:2]
 
     def metrics(self, train, eval_set) -> dict:
-        sse, sse_test = self.runner.error_sums(self)
-        out = {"train_rmse": rmse(sse, self.runner.n_train)}
+        sse, clipped, sse_test = self.runner.error_sums(self)
+        out = {"train_rmse": rmse(clipped, self.runner.n_train)}
         if self.runner.n_test:
             out["test_rmse"] = rmse(sse_test, self.runner.n_test)
         if isinstance(self, VIState):
@@ -534,13 +536,13 @@ class Runner:
         return total, drawn
 
     def error_sums(self, state) -> tuple:
-        """Training and test squared errors, summed over the item blocks (the user factors are still on
-        the workers from the item half-sweep)."""
+        """Training (scores, predicted ratings) and test (predicted ratings) squared errors, summed over the
+        item blocks (the user factors are still on the workers from the item half-sweep)."""
         mu, user_bias, item_bias, user_factors, item_factors = state.arrays()
         held_f, held_b = self._held_users or (self.put(user_factors), self.put(user_bias))
         self._held_users = None
         bounds = self.parts.bounds("items")
-        params = {**self.params, "mu": mu}
+        params = {**self.params, "mu": mu, "bounds": state.bounds}
         futures = [
             self.submit(
                 block_errors,
@@ -553,8 +555,8 @@ class Runner:
             )
             for b, block in enumerate(self.blocks["items"])
         ]
-        sums = np.asarray(self.client.gather(futures), dtype=np.float64).reshape(-1, 2)
-        return float(sums[:, 0].sum()), float(sums[:, 1].sum())
+        sums = np.asarray(self.client.gather(futures), dtype=np.float64).reshape(-1, 3)
+        return tuple(float(x) for x in sums.sum(axis=0))
 
     def take_bytes(self) -> int:
         out, self.bytes = self.bytes, 0
@@ -658,6 +660,7 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
             "threads": runner.threads,
         }
         state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
+        state.bounds = model._bounds()
         if not isinstance(state, VIState):
             runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
     first = 1

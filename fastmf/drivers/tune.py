@@ -25,7 +25,7 @@ import numpy as np
 from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError
 from fastmf.common.files import atomic_file
-from fastmf.common.search import sample, typical_count
+from fastmf.common.search import sample, sample_near, typical_count
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.registry import build_model, model_class
@@ -36,6 +36,10 @@ ETA = 3
 DEFAULT_BUDGET = 40
 #: at most this many rungs (a ninth, a third, all of the epochs)
 MAX_RUNGS = 3
+#: the share of the budget spent refining the halving's winner (budgets of at least ``1/REFINE_SHARE``
+#: fits), within ``REFINE_WIDTH`` of each range's log-width around it
+REFINE_SHARE = 0.25
+REFINE_WIDTH = 0.1
 #: the ``format`` tag of a parameters file, and the largest one read
 PARAMS_FORMAT = "fastmf-params"
 PARAMS_MAX_BYTES = 1 << 20
@@ -160,6 +164,11 @@ def halving_rungs(budget: int, epochs: int | None) -> list[tuple[int, int | None
     return [(budget, epochs)]
 
 
+def refine_count(budget: int) -> int:
+    """Fits of the refinement rung: a quarter of the budget, none below four fits."""
+    return int(budget * REFINE_SHARE) if budget * REFINE_SHARE >= 1 else 0
+
+
 def search(
     kind: str,
     train: Dataset,
@@ -173,11 +182,15 @@ def search(
     """Search model ``kind``'s ``search_space`` within ``budget`` fits on a validation split of ``train``.
 
     Hyperparameters given in ``base`` are held fixed (not searched). Successive halving over
-    :func:`halving_rungs`: rung 0 trains the model's defaults and ``n - 1`` random settings, each
-    later rung the best ``1/ETA`` of the previous for ``ETA`` times the epochs (from scratch, so a
-    setting's score never depends on the order of fits). A fit that fails (a divergence, a setting
-    too large for the memory budget) scores NaN and is reported with its error. The winner of the
-    last rung is refit on all of ``train`` (rating models for their best validation epoch count).
+    :func:`halving_rungs` of the budget less a refinement share (:func:`refine_count`): rung 0 trains
+    the model's defaults and ``n - 1`` random settings, each later rung the best ``1/ETA`` of the
+    previous for ``ETA`` times the epochs (from scratch, so a setting's score never depends on the
+    order of fits). A last rung then trains settings drawn around the halving's winner
+    (:func:`~fastmf.common.search.sample_near`) for as many epochs as its final rung, since the
+    coarse draws of a few dozen settings rarely land on the best region's centre. A fit that fails
+    (a divergence, a setting too large for the memory budget) scores NaN and is reported with its
+    error. The best of the last two rungs is refit on all of ``train`` (rating models for their best
+    validation epoch count).
     Returns ``{"metric", "search", "rows", "best", "model"}`` like :func:`tune`.
     """
     cls = model_class(kind)
@@ -194,7 +207,8 @@ def search(
     settings = {name: p.default for name, p in cls.params.items()}
     settings.update({k: v for k, v in base.items() if v is not None})
     epochs = settings.get("epochs")
-    rungs = halving_rungs(int(budget), epochs)
+    refine = refine_count(int(budget))
+    rungs = halving_rungs(int(budget) - refine, epochs)
     context = {
         "lam": float(settings.get("lam", 1.0)),
         "typical_count": typical_count(split.train.indptr, split.train.csc[0]),
@@ -202,10 +216,11 @@ def search(
     rng = np.random.default_rng(seed)
     points = [{name: settings[name] for name in space}]
     points += sample(space, rungs[0][0] - 1, rng, context)
-    rows = []
-    for j, (keep, rung_epochs) in enumerate(rungs):
+
+    def run_rung(j: int, points: list[dict], rung_epochs) -> list[dict]:
+        """Score every setting of ``points`` trained for ``rung_epochs``: rung ``j``'s rows."""
         rung_rows = []
-        for point in points[:keep]:
+        for point in points:
             params = {**settings, **point}
             if rung_epochs is not None:
                 params["epochs"] = rung_epochs
@@ -226,9 +241,18 @@ def search(
             rung_rows.append(row)
             if callback is not None:
                 callback(row)
+        return rung_rows
+
+    rows = []
+    for j, (keep, rung_epochs) in enumerate(rungs):
+        rung_rows = run_rung(j, points[:keep], rung_epochs)
         rows += rung_rows
         ranked = sorted(rung_rows, key=_rank_key(metric))
         points = [{name: r[name] for name in space} for r in ranked]
+    if refine:  # the refinement rung, around the halving's winner
+        refined = run_rung(len(rungs), sample_near(space, points[0], refine, rng, context, REFINE_WIDTH), rungs[-1][1])
+        rows += refined
+        ranked = sorted(rung_rows + refined, key=_rank_key(metric))
     best = ranked[0]
     if np.isnan(best[f"val_{metric}"]):
         raise FastMFError(f"tune: every setting failed; the first error: {rows[0].get('error', 'no score')}")
@@ -238,7 +262,8 @@ def search(
     info = {
         "budget": int(budget),
         "fits": len(rows),
-        "rungs": [{"settings": n, "epochs": e} for n, e in rungs],
+        "rungs": [{"settings": n, "epochs": e} for n, e in rungs]
+        + ([{"settings": refine, "epochs": rungs[-1][1], "around_best": True}] if refine else []),
         "searched": sorted(space),
         "typical_count": context["typical_count"],
     }

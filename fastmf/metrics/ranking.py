@@ -148,10 +148,10 @@ def score_rows(model, users: np.ndarray, n_items: int) -> np.ndarray:
         return np.ascontiguousarray(scores, dtype=np.float32)
     out = np.empty((users.size, n_items), dtype=np.float32)
     out[:, : model.n_items] = scores
-    # an unknown item has zero bias and factors: the model's prediction for item index -1
-    out[:, model.n_items :] = km.predict_pairs(users, np.full(users.size, -1, dtype=np.int64), *model._model_arrays())[
-        :, None
-    ]
+    # an unknown item has zero bias and factors: the model's (unclipped) score for item index -1
+    out[:, model.n_items :] = km.predict_pairs(
+        users, np.full(users.size, -1, dtype=np.int64), *model._model_arrays(), -np.inf, np.inf
+    )[:, None]
     return out
 
 

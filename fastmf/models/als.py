@@ -85,6 +85,8 @@ class ALSState:
     """
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
+    #: ``(lo, hi)`` the predicted ratings of the reported RMSEs are clipped to (set by the model)
+    bounds = (-np.inf, np.inf)
 
     def __init__(
         self,
@@ -166,7 +168,9 @@ class ALSState:
         return self.mu, self.user_bias, self.item_bias, self.user_factors, self.item_factors
 
     def error_sums(self, mat) -> tuple:
-        return self.backend.metrics.error_sums(*mat, *self.arrays())
+        """``(SSE of the scores, SSE of the predicted ratings)`` on a CSR matrix: the objective's squared
+        error and the RMSE's (scores clipped to ``bounds``)."""
+        return self.backend.metrics.error_sums(*mat, *self.arrays(), *self.bounds)
 
     def _sq(self, x) -> float:
         return self.backend.metrics.sum_squares(x) if x.size else 0.0
@@ -192,12 +196,13 @@ class ALSState:
         )
 
     def rmse(self, data: Dataset) -> float:
-        return rmse(self.error_sums(data.csr)[0], data.n_ratings)
+        """RMSE of the predicted ratings (the scores clipped to ``bounds``) on ``data``."""
+        return rmse(self.error_sums(data.csr)[1], data.n_ratings)
 
     def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
         """``train_rmse``, ``test_rmse`` (with ``eval_set``) and the objective of one history record."""
-        sse, _ = self.error_sums(train.csr)
-        out = {"train_rmse": rmse(sse, train.n_ratings)}
+        sse, clipped = self.error_sums(train.csr)
+        out = {"train_rmse": rmse(clipped, train.n_ratings)}
         if eval_set is not None:
             out["test_rmse"] = self.rmse(eval_set)
         out["objective"] = self.objective(sse)

@@ -1,7 +1,11 @@
 """Models with user/item factors and biases: shared prediction, scoring, fold-in and persistence.
 
-Prediction ``r^_ui = mu + b_u + b_i + U_u . V_i``; a user or item unseen in
-training is cold: its bias and factors are zero (the prior mean).
+Score ``s_ui = mu + b_u + b_i + U_u . V_i``; a user or item unseen in training is
+cold: its bias and factors are zero (the prior mean). A predicted rating is the score
+clipped to the training scale, ``r^_ui = clip(s_ui, lo, hi)`` (``rating_range_``; no
+clipping for an implicit table), as Surprise and cornac predict: for a rating inside
+the scale clipping never increases the error. Training minimises the objective of the
+scores; recommendations rank by the scores.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class FactorModel(Recommender):
         train, validation = validation_split(self, train)
         self.global_mean_ = train.global_mean
         state = self._new_state(train)
+        state.bounds = self._bounds()
         self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
         self._keep(state)
 
@@ -83,17 +88,23 @@ class FactorModel(Recommender):
         return state.metrics(train, eval_set)
 
     # ------------------------------------------------------------------ prediction
+    def _bounds(self) -> tuple:
+        """``(lo, hi)`` predictions are clipped to: the training scale; unbounded for an implicit table and
+        for a ranker (whose ``predict`` gives its scores)."""
+        return (self.rating_model and self._rating_scale()) or (-np.inf, np.inf)
+
     def _model_arrays(self):
         return (float(self.global_mean_), self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
 
     def predict(self, users, items) -> np.ndarray:
-        """Predicted ratings for parallel sequences of user ids and item ids (unknown ids are cold)."""
+        """Predicted ratings ``clip(s_ui, lo, hi)`` for parallel sequences of user ids and item ids (unknown
+        ids are cold)."""
         self._check_fitted()
         u = self.user_map_.index_of(np.asarray(users))
         i = self.item_map_.index_of(np.asarray(items))
         if u.shape != i.shape:
             raise FastMFError("users and items must have the same length")
-        return km.predict_pairs(u.astype(np.int64), i.astype(np.int64), *self._model_arrays())
+        return km.predict_pairs(u.astype(np.int64), i.astype(np.int64), *self._model_arrays(), *self._bounds())
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         scores = self.user_factors_[users] @ self.item_factors_.T
@@ -154,8 +165,8 @@ class FactorModel(Recommender):
     def fold_in_predict(self, ratings: dict, items, return_std: bool = False):
         """Predicted ratings of ``items`` (ids) for a new user described by ``{item_id: rating}``, folded in
         against the fixed items exactly as :meth:`fold_in` does (no refit): ``mu + b + b_i + u . V_i``
-        with the new user's ``(b, u)``. ``return_std`` (VI only) also returns the predictive standard
-        deviations, as :meth:`predict` does for known users."""
+        with the new user's ``(b, u)``, clipped to the training scale. ``return_std`` (VI only) also
+        returns the predictive standard deviations, as :meth:`predict` does for known users."""
         self._check_fitted()
         if not self.rating_model:
             raise FastMFError(f"a '{self.kind}' model ranks items and predicts no ratings")
@@ -165,7 +176,7 @@ class FactorModel(Recommender):
             raise FastMFError("fold_in_predict takes one new user as {item_id: rating}")
         state = self._fold_in_state(*self._fold_in_input(ratings))
         idx = self.item_indices(np.atleast_1d(items))
-        return self._new_user_means(state, idx)
+        return np.clip(self._new_user_means(state, idx), *self._bounds())
 
     def _new_user_means(self, state, idx: np.ndarray) -> np.ndarray:
         """``mu + b + b_i + u . V_i`` of a folded-in user ``state = (b, u, ...)`` for item indices ``idx``."""
@@ -213,8 +224,9 @@ class FactorModel(Recommender):
 
     # ------------------------------------------------------------------ evaluation
     def squared_errors(self, data) -> np.ndarray:
-        """Per-rating squared errors on a dataset aligned to the training maps (CSR order)."""
-        return km.squared_errors(data.indptr, data.indices, data.data, *self._model_arrays())
+        """Per-rating squared errors of the predicted ratings on a dataset aligned to the training maps
+        (CSR order)."""
+        return km.squared_errors(data.indptr, data.indices, data.data, *self._model_arrays(), *self._bounds())
 
     def _evaluate(self, test) -> dict:
         return rating_metrics(self, test)

@@ -237,6 +237,8 @@ class VIState:
     """
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
+    #: ``(lo, hi)`` the predicted ratings of the reported RMSEs are clipped to (set by the model)
+    bounds = (-np.inf, np.inf)
 
     def __init__(
         self,
@@ -415,7 +417,8 @@ class VIState:
         return {}
 
     def rmse(self, data: Dataset) -> float:
-        return rmse(self.error_sums(data.csr)[0], data.n_ratings)
+        """RMSE of the predicted ratings (the predictive means clipped to ``bounds``) on ``data``."""
+        return rmse(self.error_sums(data.csr)[1], data.n_ratings)
 
     def metrics(self, train: Dataset, eval_set: Dataset | None) -> dict:
         """``train_rmse``, ``test_rmse`` (with ``eval_set``), ``elbo`` and ``lam`` of one history record."""
@@ -477,8 +480,9 @@ class VIState:
         return self.mu, self.users.bias, self.items.bias, self.users.mean, self.items.mean
 
     def error_sums(self, mat) -> tuple:
-        """``(SSE, SAE)`` of the predictive means on a CSR matrix."""
-        return self.backend.metrics.error_sums(*mat, *self.arrays())
+        """``(SSE of the predictive means, SSE of the predicted ratings)`` on a CSR matrix (the means
+        clipped to ``bounds``)."""
+        return self.backend.metrics.error_sums(*mat, *self.arrays(), *self.bounds)
 
 
 class VI(FactorModel):
@@ -674,7 +678,8 @@ class VI(FactorModel):
         return mean, var
 
     def predict(self, users, items, return_std: bool = False):
-        """Predicted ratings; with ``return_std`` also the predictive standard deviations
+        """Predicted ratings (the predictive means clipped to the training scale); with ``return_std``
+        the Gaussian predictive's mean (not clipped) and standard deviation
         ``sqrt(m_u^T S_i m_u + m_i^T S_u m_i + tr(S_u S_i) + 1/lam)``. Unknown ids get the prior."""
         if not return_std:
             return super().predict(users, items)
@@ -688,9 +693,10 @@ class VI(FactorModel):
 
     def fold_in_predict(self, ratings: dict, items, return_std: bool = False):
         """Predicted ratings of ``items`` for a new user ``{item_id: rating}`` folded in as in :meth:`fold_in`;
-        with ``return_std`` also the predictive standard deviations ``sqrt(s + s_i + m^T S_i m + m_i^T S m +
-        tr(S S_i) + 1/lam)`` of the new user's posterior ``N(m, S)`` (``s``, its bias variance, is
-        ``1/(lam n + gamma)`` with ``learn_hyper`` and 0 for point-estimate biases)."""
+        with ``return_std`` the Gaussian predictive's mean (not clipped) and standard deviation
+        ``sqrt(s + s_i + m^T S_i m + m_i^T S m + tr(S S_i) + 1/lam)`` of the new user's posterior
+        ``N(m, S)`` (``s``, its bias variance, is ``1/(lam n + gamma)`` with ``learn_hyper`` and 0 for
+        point-estimate biases)."""
         if not return_std:
             return super().fold_in_predict(ratings, items)
         self._check_fitted()

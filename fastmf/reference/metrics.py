@@ -1,8 +1,8 @@
 """NumPy reference of the rating-error metrics (float64): see :mod:`fastmf.kernels.metrics`.
 
-Predictions are ``mu + b_u + b_i + U_u . V_i``. A user or item index at or past
-the end of the model's arrays (an id first seen in the test data) is cold: it
-contributes no bias and no factors. :func:`predict_pairs` also reads a negative
+Scores are ``s = mu + b_u + b_i + U_u . V_i`` and predicted ratings ``clip(s, lo, hi)``.
+A user or item index at or past the end of the model's arrays (an id first seen in the
+test data) is cold: it contributes no bias and no factors. :func:`predict_pairs` also reads a negative
 index as unknown, hence cold. Everything is computed in float64 (the kernels
 accumulate in float64 too; they multiply float32 factors in float32, so the two
 backends agree to rounding, not bit for bit).
@@ -44,43 +44,47 @@ def _row_chunks(indptr):
     return zip(bounds[:-1].tolist(), bounds[1:].tolist())
 
 
-def _chunk_errors(indptr, indices, data, lo, hi, arrays):
-    """Errors ``r - prediction`` (float64) of the ratings of rows ``lo:hi``."""
-    users = np.repeat(np.arange(lo, hi), np.diff(indptr[lo : hi + 1]))
-    items = indices[indptr[lo] : indptr[hi]]
-    return data[indptr[lo] : indptr[hi]].astype(np.float64) - _predict(users, items, *arrays)
+def _chunk_scores(indptr, indices, data, first, last, arrays):
+    """Ratings and scores (float64) of the ratings of rows ``first:last``."""
+    users = np.repeat(np.arange(first, last), np.diff(indptr[first : last + 1]))
+    items = indices[indptr[first] : indptr[last]]
+    return data[indptr[first] : indptr[last]].astype(np.float64), _predict(users, items, *arrays)
 
 
-def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
-    """``(sum of squared errors, sum of absolute errors)`` over all ratings of the CSR matrix.
+def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """``(sum (r - s)^2, sum (r - clip(s, lo, hi))^2)`` over all ratings of the CSR matrix.
 
     Vectorised over chunks of about ``CHUNK`` ratings (whole rows).
     """
     arrays = (mu, user_bias, item_bias, user_factors, item_factors)
-    sse = sae = 0.0
-    for lo, hi in _row_chunks(indptr):
-        err = _chunk_errors(indptr, indices, data, lo, hi, arrays)
-        sse += float(err @ err)
-        sae += float(np.abs(err).sum())
-    return sse, sae
+    raw = clipped = 0.0
+    for first, last in _row_chunks(indptr):
+        r, s = _chunk_scores(indptr, indices, data, first, last, arrays)
+        err = r - s
+        raw += float(err @ err)
+        err = r - np.clip(s, lo, hi)
+        clipped += float(err @ err)
+    return raw, clipped
 
 
-def squared_errors(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors):
-    """Per-rating squared errors (float64) in CSR order (for per-stratum reports)."""
+def squared_errors(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """Per-rating squared errors ``(r - clip(s, lo, hi))^2`` (float64) in CSR order (for per-stratum reports)."""
     arrays = (mu, user_bias, item_bias, user_factors, item_factors)
     out = np.empty(indices.shape[0], dtype=np.float64)
-    for lo, hi in _row_chunks(indptr):
-        out[indptr[lo] : indptr[hi]] = np.square(_chunk_errors(indptr, indices, data, lo, hi, arrays))
+    for first, last in _row_chunks(indptr):
+        r, s = _chunk_scores(indptr, indices, data, first, last, arrays)
+        out[indptr[first] : indptr[last]] = np.square(r - np.clip(s, lo, hi))
     return out
 
 
-def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_factors):
-    """Predicted ratings (float64) for parallel arrays of (user index, item index); negative index = unknown."""
+def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
+    """Predicted ratings ``clip(s, lo, hi)`` (float64) for parallel arrays of (user index, item index); a
+    negative index is unknown."""
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     users = np.where(users >= 0, users, user_bias.shape[0])
     items = np.where(items >= 0, items, item_bias.shape[0])
-    return _predict(users, items, mu, user_bias, item_bias, user_factors, item_factors)
+    return np.clip(_predict(users, items, mu, user_bias, item_bias, user_factors, item_factors), lo, hi)
 
 
 def sum_squares(x):

@@ -204,9 +204,10 @@ class Served:
             ids, scores = self.model.fold_in(fold, **options)
             if self.is_vi:
                 mean, sd = self.model.fold_in_predict(fold, ids, return_std=True)
-                low, high = mean - Z90 * sd, mean + Z90 * sd
+                low, high = (np.clip(x, *self.rating_range) for x in (mean - Z90 * sd, mean + Z90 * sd))
             else:
                 mean, low, high = scores, None, None
+            mean = np.clip(mean, *self.rating_range)
         idx = self.model.item_map_.index_of(ids)
         given = self.model.item_map_.index_of(np.asarray(list(fold)))
         cosines = self.unit[idx] @ self.unit[given].T

@@ -121,8 +121,11 @@ def test_vi_recommendations_carry_intervals_and_strategies(models, catalogue):
     mean, sd = model.fold_in_predict(
         {1: 5.0, 260: 4.5, 2571: 4.0}, [catalogue.ids[r.index] for r in recs.items], return_std=True
     )
-    np.testing.assert_allclose([r.mean for r in recs.items], mean)
-    np.testing.assert_allclose([r.high - r.low for r in recs.items], 2 * 1.6448536 * sd, rtol=1e-5)
+    # the predictive mean and its 90% interval, shown within the rating scale
+    np.testing.assert_allclose([r.mean for r in recs.items], np.clip(mean, 0.5, 5.0))
+    np.testing.assert_allclose([r.low for r in recs.items], np.clip(mean - 1.6448536 * sd, 0.5, 5.0), rtol=1e-5)
+    np.testing.assert_allclose([r.high for r in recs.items], np.clip(mean + 1.6448536 * sd, 0.5, 5.0), rtol=1e-5)
+    assert max(r.high for r in recs.items) == 5.0  # the top films' intervals reach past 5 stars
     for strategy in ("penalized", "ucb", "thompson"):
         assert len(s.recommend(ratings, k=8, strategy=strategy, seed=3).items) == 8
     with pytest.raises(ServeError, match="unknown strategy"):
