@@ -64,8 +64,9 @@ def user_ratings(data: str | None, n: int, seed: int) -> dict:
     return {str(ds.item_map.ids[i].item()): float(s) for i, s in zip(ds.indices[lo:hi], stars)}
 
 
-def start_server(model: str, data: str | None, home: str) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, data: str | None, home: str, workers: int) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "fastmf", "web", "--model", model, "--home", home, "--port", "0", "--quiet"]
+    command += ["--workers", str(workers)]
     if data:
         command += ["--data", data]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_")}
@@ -146,13 +147,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--ratings", type=int, default=50, help="the user's stored ratings")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="fastmf web --workers (default: one per CPU)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
     data = str(Path(args.data).expanduser()) if args.data else None
     model = str(Path(args.model).expanduser()) if args.model else cached_model(data)
     ratings = user_ratings(data, args.ratings, args.seed)
     home = tempfile.mkdtemp(prefix="fastmf-web-bench-")
-    proc, base = start_server(model, data, home)
+    proc, base = start_server(model, data, home, args.workers)
     try:
         client = Client(base)
         client.register("bench")
@@ -169,6 +173,7 @@ def main() -> None:
         "data": data or "ml-latest-small",
         "user_ratings": len(ratings),
         "cpus": os.cpu_count(),
+        "workers": args.workers,
         "load_average": round(os.getloadavg()[0], 1),
         "results": results,
     }
@@ -177,7 +182,8 @@ def main() -> None:
         return
     print(
         f"{summary['data']}: {Path(model).name}, a user with {len(ratings)} ratings, "
-        f"{args.requests} requests at concurrency {args.concurrency}, {os.cpu_count()} CPUs "
+        f"{args.requests} requests at concurrency {args.concurrency}, {args.workers} worker processes, "
+        f"{os.cpu_count()} CPUs "
         f"(load average {summary['load_average']} at the end)"
     )
     for r in results:

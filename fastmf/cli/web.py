@@ -55,10 +55,18 @@ def _web_module():
     help="Folder of the database, models, figures and job logs (default $XDG_DATA_HOME/fastmf/web "
     "or ~/.local/share/fastmf/web).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes, each serving one request at a time from one listening socket (1: one "
+    "process, a thread per request). Use the number of cores to serve many users at once.",
+)
 @click.option("--debug", is_flag=True, help="Django's debug mode (never on a public address).")
 @click.option("--quiet", "-q", is_flag=True, help="No line per request.")
 @click.pass_context
-def web(ctx, model, data, host, port, home, debug, quiet):
+def web(ctx, model, data, host, port, home, workers, debug, quiet):
     """Serve the web application: accounts, title search, ratings, recommendations, data figures and
     staff-only retraining, on http://127.0.0.1:8000/ by default.
 
@@ -79,8 +87,9 @@ def web(ctx, model, data, host, port, home, debug, quiet):
     served = serve.prepare(announce)
     c = served.catalogue
     announce(f"{c.label}: {c.n:,} films, {c.n_ratings:,} ratings; {served.model.kind} model {served.path}")
+    del served, c  # with several workers each loads its own; this process keeps none
     try:
-        serve.serve(host, port, announce)
+        serve.serve(host, port, announce, workers)
     except KeyboardInterrupt:
         announce("stopped")
 

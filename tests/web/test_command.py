@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -61,6 +62,75 @@ def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
     assert (home / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def _worker_pids(parent: int) -> list[int]:
+    """The pids of ``parent``'s ``fastmf.web.worker`` children (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if ppid == parent and b"fastmf.web.worker" in cmdline:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.status, r.read()
+
+
+@pytest.mark.slow
+def test_workers_serve_from_one_socket_and_a_dead_worker_is_replaced(tmp_path, models):
+    """``--workers 2``: two worker processes answer on the announced address (requests in flight at
+    once), a worker killed while serving is replaced, and they all stop with the command."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_") and k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet", "--workers", "2"]
+        + ["--home", str(tmp_path), "--model", models["als"]],
+        env=clean,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/ \(Ctrl-C to stop, 2 worker processes\)", line)
+            if address:
+                break
+        assert address, "".join(lines)
+        url = address.group(1) + "/search/?q=toy+story"
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(status == 200 and b"Toy Story 2" in body for status, body in pool.map(_get, [url] * 8))
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], 9)
+        for _ in range(150):  # the parent notices within a fifth of a second; the new worker loads the model
+            now = _worker_pids(proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and workers[0] not in now, now
+        assert all(_get(url)[0] == 200 for _ in range(4))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    for _ in range(50):
+        if not any(os.path.exists(f"/proc/{pid}") for pid in now):
+            break
+        time.sleep(0.2)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in now), "a worker outlived the command"
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -68,6 +138,7 @@ def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
         (["--model", "no-such-model.fastmf"], "no such model file"),
         (["--data", "no-such-folder"], "no such file or folder"),
         (["--port", "99999"], "99999"),
+        (["--workers", "0"], "--workers"),
     ],
 )
 def test_mistakes_are_one_line(tmp_path, args, fragment):
