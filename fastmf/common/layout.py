@@ -42,11 +42,22 @@ def padded_width(n: int) -> int:
     return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
 
 
+#: the cost of one entity's solve, in the flops of the Gram updates of its ratings (``d^2 + 2d + 4``
+#: a rating): ``ENTITY_CUBE d^3 + ENTITY_SQUARE d^2 + ENTITY_CONSTANT``, fitted to single-thread ALS
+#: half-sweeps over item blocks of very different row lengths (the ml-32m shape's 5,623 most rated
+#: items against its other 78,809, at D = 8, 20 and 64: an entity costs as much as 45, 58 and 120
+#: ratings). The Cholesky's ``d^3/3`` flops alone undercount it several times over: it runs at a
+#: fraction of the Gram accumulation's rate, and each entity also clears and fills its system.
+ENTITY_CUBE, ENTITY_SQUARE, ENTITY_CONSTANT = 1.35, 38.0, 700.0
+
+
 def balanced_blocks(indptr: np.ndarray, d: int, n_blocks: int) -> np.ndarray:
-    """Boundaries of ``n_blocks`` contiguous entity ranges with about equal solve cost."""
+    """Boundaries of ``n_blocks`` contiguous entity ranges with about equal solve cost: ``n_e`` ratings
+    cost ``n_e (d^2 + 2d + 4)`` and each entity ``ENTITY_CUBE d^3 + ENTITY_SQUARE d^2 + ENTITY_CONSTANT``
+    (see :data:`ENTITY_CUBE`)."""
     n = indptr.shape[0] - 1
     counts = np.diff(indptr).astype(np.float64)
-    cost = counts * (d * d + 2 * d + 4) + (d**3) / 3.0 + 8.0 * d + 16.0
+    cost = counts * (d * d + 2 * d + 4) + (ENTITY_CUBE * d**3 + ENTITY_SQUARE * d**2 + ENTITY_CONSTANT)
     cum = np.cumsum(cost)
     total = cum[-1] if n else 0.0
     cuts = np.searchsorted(cum, total * np.arange(1, n_blocks) / n_blocks, side="left") + 1
