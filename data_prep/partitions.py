@@ -121,7 +121,8 @@ class Partitions:
 @dataclass
 class BlockRatings:
     """One block's ratings as read: global ``rows`` of its side (ascending), the other side's ``cols``,
-    ``ratings``, ``entries`` (positions in the CSR order) and, by user, the ``timestamps``."""
+    ``ratings``, by item the ``entries`` (positions in the CSR order; by user they are the block's
+    offset onwards, :meth:`Partitions.offset`, and None here) and, by user, the ``timestamps``."""
 
     side: str
     start: int
@@ -129,7 +130,7 @@ class BlockRatings:
     rows: np.ndarray
     cols: np.ndarray
     ratings: np.ndarray
-    entries: np.ndarray
+    entries: np.ndarray | None
     timestamps: np.ndarray | None = None
 
     def indptr(self) -> np.ndarray:
@@ -523,8 +524,7 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
             k = int(np.argmax(unordered)) + 1
             raise where.error(k, "item_id", f"not sorted by ({row_name}, {col_name}) or a repeated pair")
     if side == "users":
-        offset = parts.offset(b)
-        entries = np.arange(offset, offset + rows.shape[0], dtype=np.int64)
+        entries = None  # positions parts.offset(b) onwards, in order: not materialised
     else:
         entries = _column(table, "entry")
         outside = (entries < 0) | (entries >= parts.n_ratings)

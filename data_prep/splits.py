@@ -69,30 +69,41 @@ def stream_values(seed: int, start: int, count: int) -> np.ndarray:
     return rng.random(int(count))
 
 
-#: doubles drawn at a time by :func:`values_at` (32 MB)
+#: doubles drawn at a time by :func:`below_at` and :func:`stream_below` (32 MB)
 STREAM_CHUNK = 1 << 22
 
 
-def values_at(seed: int, positions: np.ndarray) -> np.ndarray:
-    """``np.random.default_rng(seed).random(n)[positions]`` for positions in any order, drawing the stream in
-    chunks of :data:`STREAM_CHUNK` (only those holding a position): the split of :func:`random_split` for
-    ratings scattered over it, as a block of a partitioned folder by item holds them."""
+def below_at(seed: int, positions: np.ndarray, frac: float) -> np.ndarray:
+    """``np.random.default_rng(seed).random(n)[positions] < frac`` (the test share of :func:`random_split`)
+    as booleans for positions in any order, without a double per position: the stream is drawn in
+    chunks of :data:`STREAM_CHUNK` (only those holding a position), as a block of a partitioned folder
+    by item holds its ratings scattered over it."""
     positions = np.asarray(positions, dtype=np.int64)
-    out = np.empty(positions.shape[0], dtype=np.float64)
+    out = np.empty(positions.shape[0], dtype=bool)
     if positions.size == 0:
         return out
     size = max(STREAM_CHUNK, -(-(int(positions.max()) + 1) // 65535))  # at most 65535 chunks: uint16 keys
     chunk = (positions // size).astype(np.uint16)
     order = np.argsort(chunk, kind="stable")  # a radix sort on 16-bit keys
     ends = np.cumsum(np.bincount(chunk, minlength=int(chunk.max()) + 1))
+    del chunk
     lo = 0
     for c, hi in enumerate(ends):
         if hi > lo:
             sel = order[lo:hi]
             first = c * size
             values = stream_values(seed, first, int(positions[sel].max()) - first + 1)
-            out[sel] = values[positions[sel] - first]
+            out[sel] = values[positions[sel] - first] < frac
         lo = hi
+    return out
+
+
+def stream_below(seed: int, start: int, count: int, frac: float) -> np.ndarray:
+    """``stream_values(seed, start, count) < frac`` as booleans, drawn :data:`STREAM_CHUNK` doubles at a time."""
+    out = np.empty(int(count), dtype=bool)
+    for lo in range(0, int(count), STREAM_CHUNK):
+        hi = min(int(count), lo + STREAM_CHUNK)
+        out[lo:hi] = stream_values(seed, int(start) + lo, hi - lo) < frac
     return out
 
 

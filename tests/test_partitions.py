@@ -15,10 +15,11 @@ import pytest
 
 import fastmf
 from fastmf.common.errors import FastMFError, InputError
+from fastmf.data_prep import splits
 from fastmf.data_prep.dataset import embedded_path
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
 from fastmf.data_prep.prepare import prepare
-from fastmf.data_prep.splits import random_split, stream_values, values_at
+from fastmf.data_prep.splits import below_at, random_split, stream_below, stream_values
 from fastmf.data_prep.synth import SynthConfig, generate, write_synth_partitioned
 
 
@@ -62,9 +63,19 @@ def test_the_split_stream_is_reproduced_piecewise(embedded):
     full = np.random.default_rng(42).random(n)
     assert np.array_equal(stream_values(42, 1000, 5000), full[1000:6000])
     positions = np.random.default_rng(0).permutation(n)[:20_000]
-    assert np.array_equal(values_at(42, positions), full[positions])
+    assert np.array_equal(below_at(42, positions, 0.1), full[positions] < 0.1)
+    assert np.array_equal(stream_below(42, 1000, 5000, 0.3), full[1000:6000] < 0.3)
     split = random_split(embedded, 0.1, 42)
     assert split.test.n_ratings == int((full < 0.1).sum())
+
+
+def test_the_split_is_drawn_in_chunks(embedded, monkeypatch):
+    """Chunks smaller than the stream (as a block of 32 M ratings meets them) give the same masks."""
+    monkeypatch.setattr(splits, "STREAM_CHUNK", 777)
+    full = np.random.default_rng(7).random(embedded.n_ratings)
+    positions = np.random.default_rng(1).permutation(embedded.n_ratings)[:5_000]
+    assert np.array_equal(below_at(7, positions, 0.2), full[positions] < 0.2)
+    assert np.array_equal(stream_below(7, 333, 10_000, 0.2), full[333:10_333] < 0.2)
 
 
 def test_a_partitioned_synthetic_set_has_the_ratings_of_the_whole_one(tmp_path):

@@ -44,7 +44,7 @@ from fastmf.common.threads import n_threads, set_threads
 from fastmf.data_prep.dataset import IdMap, _item_metadata
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
 from fastmf.data_prep.prepared import read_parquet
-from fastmf.data_prep.splits import stream_values, values_at
+from fastmf.data_prep.splits import below_at, stream_below
 from fastmf.metrics.rating import rmse
 from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
 from fastmf.models.backend import backend_of
@@ -85,39 +85,46 @@ class Block:
 
 
 def _local_csr(rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, start: int, stop: int) -> tuple:
+    """CSR of rows ``start..stop`` (local row pointers) from sorted (row, col, rating) arrays the caller
+    owns (they become the CSR's indices and values, not copied)."""
     counts = np.bincount(rows - start, minlength=stop - start)
     indptr = np.zeros(stop - start + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return indptr, np.array(cols, dtype=np.int32), np.array(ratings, dtype=np.float32)
+    return indptr, cols, ratings
 
 
 def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> Block:
     """Block ``b`` of ``side`` read from the folder and split as :func:`fastmf.data_prep.splits.random_split`
-    splits the whole table (each rating to test with probability ``test_frac``, by its CSR position)."""
+    splits the whole table (each rating to test with probability ``test_frac``, by its CSR position).
+
+    Memory beyond the block's own arrays stays near one copy of its ratings as read: the test mask is
+    drawn as booleans in chunks, each part's arrays are selected once (their own memory, out of
+    Arrow's buffers) and the read table is dropped before returning."""
     parts = open_partitions(folder)
-    ratings = read_block(parts, side, b)
-    n = ratings.rows.shape[0]
-    if test_frac <= 0:  # no split: the block as read
+    read = read_block(parts, side, b)
+    n = read.rows.shape[0]
+    if test_frac <= 0:  # no split: the block as read, copied out of Arrow's buffers
         train = test = None
     else:
         test = (
-            stream_values(seed, parts.offset(b), n) if side == "users" else values_at(seed, ratings.entries)
-        ) < test_frac
+            stream_below(seed, parts.offset(b), n, test_frac)
+            if side == "users"
+            else below_at(seed, read.entries, test_frac)
+        )
         train = ~test
 
     def part(mask):
-        r = read
         if mask is None:
-            return _local_csr(r.rows, r.cols, r.ratings, r.start, r.stop)
-        return _local_csr(r.rows[mask], r.cols[mask], r.ratings[mask], r.start, r.stop)
+            return _local_csr(read.rows, read.cols.copy(), read.ratings.copy(), read.start, read.stop)
+        return _local_csr(read.rows[mask], read.cols[mask], read.ratings[mask], read.start, read.stop)
 
-    read = ratings
-    block = Block(
-        side, ratings.start, ratings.stop, part(train), part(np.zeros(n, dtype=bool)) if test is None else part(test)
-    )
-    read = ratings = None
-    # the block's arrays are numpy's own (copied out of Arrow's buffers): what reading and checking the file
-    # took from Arrow's pool goes back to the system, so a worker's memory is its blocks
+    train_part = part(train)
+    train = None
+    test_part = part(np.zeros(n, dtype=bool)) if test is None else part(test)
+    block = Block(side, read.start, read.stop, train_part, test_part)
+    read = test = None
+    # what reading and checking the file took from Arrow's pool goes back to the system, so a worker's
+    # memory is its blocks
     pa.default_memory_pool().release_unused()
     return block
 
