@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -31,25 +32,32 @@ def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
     assert fragment in result.stderr, result.stderr
 
 
-@pytest.mark.slow
-def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
+def start_web(args: list[str], environ: dict | None = None) -> tuple[subprocess.Popen, str, list[str]]:
+    """``fastmf web --port 0 --quiet ARGS`` started in a clean environment: the process, the announced
+    address and the lines it printed up to it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_") and k != "DJANGO_SETTINGS_MODULE"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet"],
-        env={**clean, "XDG_DATA_HOME": str(tmp_path)},
+        [sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet", *args],
+        env={**clean, **(environ or {})},
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
     lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line)
+        if address:
+            return proc, address.group(1), lines
+    proc.wait(timeout=30)
+    raise AssertionError("".join(lines))
+
+
+@pytest.mark.slow
+def test_fastmf_web_with_no_argument_starts_on_a_fresh_home(tmp_path):
+    proc, address, lines = start_web([], {"XDG_DATA_HOME": str(tmp_path)})
     try:
-        for line in proc.stderr:
-            lines.append(line)
-            address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line)
-            if address:
-                break
-        assert address, "".join(lines)
-        with urllib.request.urlopen(address.group(1) + "/search/?q=toy+story", timeout=30) as r:
+        with urllib.request.urlopen(address + "/search/?q=toy+story", timeout=30) as r:
             assert r.status == 200 and b"Toy Story 2" in r.read()
     finally:
         proc.terminate()
@@ -89,26 +97,10 @@ def _get(url: str) -> tuple[int, bytes]:
 def test_workers_serve_from_one_socket_and_a_dead_worker_is_replaced(tmp_path, models):
     """``--workers 2``: two worker processes answer on the announced address (requests in flight at
     once), a worker killed while serving is replaced, and they all stop with the command."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FASTMF_WEB_") and k != "DJANGO_SETTINGS_MODULE"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fastmf", "web", "--port", "0", "--quiet", "--workers", "2"]
-        + ["--home", str(tmp_path), "--model", models["als"]],
-        env=clean,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines = []
+    proc, address, lines = start_web(["--workers", "2", "--home", str(tmp_path), "--model", models["als"]])
     try:
-        for line in proc.stderr:
-            lines.append(line)
-            address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/ \(Ctrl-C to stop, 2 worker processes\)", line)
-            if address:
-                break
-        assert address, "".join(lines)
-        url = address.group(1) + "/search/?q=toy+story"
-        from concurrent.futures import ThreadPoolExecutor
-
+        assert "(Ctrl-C to stop, 2 worker processes)" in lines[-1]
+        url = address + "/search/?q=toy+story"
         with ThreadPoolExecutor(4) as pool:
             assert all(status == 200 and b"Toy Story 2" in body for status, body in pool.map(_get, [url] * 8))
         workers = _worker_pids(proc.pid)
