@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -341,6 +341,29 @@ def _sort_item_block(tmp: str, q: int, start: int, stop: int) -> None:
     os.remove(spill)
 
 
+def _read_checked(pf, names: list, n: int, row_name: str, col_name: str, rating_range, where: Where) -> dict:
+    """The columns ``names`` of a partition file as numpy arrays of their own, read :data:`CHUNK_RATINGS`
+    rows at a time, each batch's ids and ratings checked (:func:`check_ratings`, rows numbered from
+    the file's first): at most one batch is held as Arrow data beside the arrays."""
+    out = {name: np.empty(n, dtype=pf.schema_arrow.field(name).type.to_pandas_dtype()) for name in names}
+    pos = 0
+    for batch in pf.iter_batches(batch_size=CHUNK_RATINGS, columns=names):
+        k = batch.num_rows
+        if pos + k > n:
+            raise InputError(where.display, f"more than the {n:,} ratings its metadata says")
+        check_ratings(
+            pa.table({"user_id": batch[row_name], "item_id": batch[col_name], "rating": batch["rating"]}),
+            rating_range,
+            replace(where, first_line=where.first_line + pos),
+        )
+        for name in names:
+            out[name][pos : pos + k] = batch[name].to_numpy(zero_copy_only=False)
+        pos += k
+    if pos != n:
+        raise InputError(where.display, f"{pos:,} ratings where its metadata says {n:,}")
+    return out
+
+
 def _column(table: pa.Table, name: str) -> np.ndarray:
     col = table[name]
     return (col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)).to_numpy(zero_copy_only=False)
@@ -455,43 +478,29 @@ def open_partitions(folder: str) -> Partitions:
 def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -> BlockRatings:
     """Block ``b`` of ``side`` ("users" or "items"), checked against the manifest and for consistency.
 
-    The file is read once: its size and SHA-256 must be the manifest's, then the columns must have
-    their types, the rows lie in the block and be ascending, the other side's indices lie in the
-    catalogue and be strictly ascending within a row (no pair twice), the count be the manifest's,
-    the ratings be in the scale, and (by item) the CSR positions in range. Any failure is an
+    The file's size and SHA-256 (hashed as a stream) must be the manifest's; it is then read
+    :data:`CHUNK_RATINGS` rows at a time into arrays of its own, so reading holds little beyond
+    the block itself. The columns must have their types, the rows lie in the block and be
+    ascending, the other side's indices lie in the catalogue and be strictly ascending within a
+    row (no pair twice), the count be the manifest's, the ratings be in the scale, and (by item)
+    the CSR positions in range. Any failure is an
     :class:`InputError` naming the file.
     """
     rel = parts.relpath(side, b)
     path = parts.path(rel)
     _, size, sha = parts.file_record(rel)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        found = (os.path.getsize(path), _sha256_file(path))
     except OSError as exc:
         raise InputError(path, f"cannot read the partition file: {exc.strerror or exc}") from None
-    if len(raw) != size or hashlib.sha256(raw).hexdigest() != sha:
+    if found != (size, sha):
         raise InputError(
             path,
             "the file's size or SHA-256 differs from the manifest (it changed since fastmf wrote "
             "it): write the folder again with fastmf prepare --partitions",
         )
-    try:
-        table = pq.read_table(pa.BufferReader(raw))
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(path, f"not a readable Parquet file: {first_line(exc)}") from None
-    del raw
     _, row_name, col_name = SIDES[side]
     schema = _schema(side, parts.has_timestamps and side == "users")
-    for field in schema:
-        if field.name not in table.column_names:
-            raise InputError(path, "missing column in a partition file", column=field.name)
-        if table[field.name].type != field.type:
-            raise InputError(
-                path, f"column has type {table[field.name].type}: expected {field.type}", column=field.name
-            )
-    expected = parts.block_ratings(side)[b]
-    if table.num_rows != expected:
-        raise InputError(path, f"{table.num_rows:,} ratings where the manifest says {expected:,}")
     where = Where(
         path,
         1,
@@ -500,13 +509,26 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
         range_hint=" (the manifest's scale)",
         empty="empty block",
     )
-    if table.num_rows:
-        check_ratings(
-            pa.table({"user_id": table[row_name], "item_id": table[col_name], "rating": table["rating"]}),
-            parts.rating_range,
-            where,
-        )
-    rows, cols, ratings = (_column(table, n) for n in (row_name, col_name, "rating"))
+    names = [f.name for f in schema if f.name != "timestamp" or timestamps]
+    try:
+        with pq.ParquetFile(path) as pf:
+            found_schema = pf.schema_arrow
+            for field in schema:
+                if field.name not in found_schema.names:
+                    raise InputError(path, "missing column in a partition file", column=field.name)
+                if found_schema.field(field.name).type != field.type:
+                    raise InputError(
+                        path,
+                        f"column has type {found_schema.field(field.name).type}: expected {field.type}",
+                        column=field.name,
+                    )
+            expected = parts.block_ratings(side)[b]
+            if pf.metadata.num_rows != expected:
+                raise InputError(path, f"{pf.metadata.num_rows:,} ratings where the manifest says {expected:,}")
+            columns = _read_checked(pf, names, expected, row_name, col_name, parts.rating_range, where)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet file: {first_line(exc)}") from None
+    rows, cols, ratings = columns[row_name], columns[col_name], columns["rating"]
     start, stop = parts.bounds(side)[b], parts.bounds(side)[b + 1]
     other = parts.n_items if side == "users" else parts.n_users
     if rows.size:
@@ -526,14 +548,14 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
     if side == "users":
         entries = None  # positions parts.offset(b) onwards, in order: not materialised
     else:
-        entries = _column(table, "entry")
+        entries = columns["entry"]
         outside = (entries < 0) | (entries >= parts.n_ratings)
         if outside.any():
             k = int(np.argmax(outside))
             raise InputError(
                 path, f"row {k + 1}: position {entries[k]} is outside 0..{parts.n_ratings - 1:,}", column="entry"
             )
-    stamps = _column(table, "timestamp") if timestamps and "timestamp" in schema.names else None
+    stamps = columns.get("timestamp")
     return BlockRatings(side, start, stop, rows, cols, ratings, entries, stamps)
 
 

@@ -112,6 +112,7 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
             else below_at(seed, read.entries, test_frac)
         )
         train = ~test
+    read.entries = None  # the positions were only needed for the split
 
     def part(mask):
         if mask is None:
