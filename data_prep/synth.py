@@ -220,13 +220,19 @@ def _stats(cfg: SynthConfig, degrees, counts, oracle: float, mean_rating: float,
 
 
 def write_synth_partitioned(
-    out_dir: str, cfg: SynthConfig, partitions: int, force: bool = False, chunk_ratings: int = CHUNK_RATINGS
+    out_dir: str,
+    cfg: SynthConfig,
+    partitions: int,
+    force: bool = False,
+    chunk_ratings: int = CHUNK_RATINGS,
+    progress=None,
 ) -> dict:
     """Generate and write a synthetic set in the partitioned layout (:mod:`fastmf.data_prep.partitions`)
     without ever holding it whole: users are generated ``chunk_ratings`` at a time and streamed into the
     blocks. The users, items and ratings are those of :func:`generate` for the same configuration (each
     user draws from its own streams); the timestamps (a stream per chunk) and the genres (drawn before
-    them) are not. Item blocks are balanced on the items' expected rating counts. Returns the statistics.
+    them) are not. Item blocks are balanced on the items' expected rating counts. ``progress(n)``, if
+    given, is called with the ratings of each chunk as it is generated. Returns the statistics.
     """
     plan = _Plan.draw(cfg)
     check_count(partitions, cfg.users, cfg.items)
@@ -257,6 +263,8 @@ def write_synth_partitioned(
             total += float(ratings.sum(dtype=np.float64))
             stamps = np.random.default_rng([cfg.seed, 1, u]).integers(0, 700_000_000, size=items.size)
             yield Chunk(u, indptr, items, ratings, (1_000_000_000 + stamps).astype(np.int64))
+            if progress is not None:
+                progress(int(items.size))
             u = v
         n = int(cum[-1])
         stats.update(_stats(cfg, plan.degrees, counts, float(np.sqrt(sse / n)), total / n, n))

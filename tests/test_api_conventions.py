@@ -100,6 +100,19 @@ def test_progress_bars_only_when_asked_or_on_a_terminal():
     assert shown.exit_code == 0 and "2/2" in shown.stderr and "epoch" in shown.stderr
 
 
+@pytest.mark.parametrize("partitions", [[], ["--partitions", "2"]], ids=["whole", "partitioned"])
+def test_synth_shows_its_ratings_as_they_are_generated(tmp_path, partitions):
+    """``fastmf synth`` is long work at full scale: a bar of ratings with --progress, nothing on stderr with
+    -q, its statistics as JSON on stdout either way."""
+    runner = CliRunner()
+    args = ["synth", "--users", "300", "--items", "150", "--ratings", "8000", *partitions]
+    shown = runner.invoke(main, [*args, str(tmp_path / "shown"), "--progress", "--json"])
+    assert shown.exit_code == 0 and "8000/8000" in shown.stderr and "rating" in shown.stderr
+    assert strict(shown.stdout)["ratings"] == 8000
+    quiet = runner.invoke(main, [*args, str(tmp_path / "quiet"), "--progress", "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "wrote" in quiet.stdout
+
+
 def test_reading_a_large_input_file_shows_its_bytes(tmp_path):
     """Ingestion reports the bytes parsed of each delimited input file (every byte, once), under the same
     flags as the other bars."""

@@ -17,6 +17,7 @@ from fastmf.cli.options import (
     output_options,
     threads_option,
 )
+from fastmf.cli.progress import Progress
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.prepare import prepare as run_prepare
 from fastmf.data_prep.stats import describe
@@ -90,21 +91,25 @@ def info(data, as_json, quiet, forced_progress, **kw):
     "whole table is never in memory.",
 )
 @threads_option
-@click.option("--json", "as_json", is_flag=True, help="Print the generation statistics as JSON.")
-def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, partitions, as_json):
-    """Write a synthetic MovieLens-shaped data set (default: the ml-32m shape) to OUT_DIR."""
+@output_options
+def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, partitions, as_json, quiet, **kw):
+    """Write a synthetic MovieLens-shaped data set (default: the ml-32m shape) to OUT_DIR; with --json the
+    generation statistics as JSON."""
     if scale <= 0:
         raise FastMFError("--scale must be positive")
     if csv and partitions:
         raise FastMFError("--csv writes the whole table: it does not go with --partitions")
     cfg = SynthConfig.scaled(scale, users=users, items=items, ratings=ratings, rank=rank, sigma=sigma, seed=seed)
     t0 = time.perf_counter()
-    if partitions is not None:
-        stats = write_synth_partitioned(out_dir, cfg, partitions, force=force)
-    else:
-        data = generate(cfg)
-        write_synth(out_dir, data, cfg, csv=csv, force=force)
-        stats = data.stats
+    with Progress(cfg.ratings, "synth", "rating", quiet, kw.get("forced_progress", False)) as bar:
+        if partitions is not None:
+            stats = write_synth_partitioned(out_dir, cfg, partitions, force=force, progress=bar.advance)
+        else:
+            bar.note(f"generating {cfg.ratings:,} ratings ...")
+            data = generate(cfg)
+            bar.advance(cfg.ratings)
+            write_synth(out_dir, data, cfg, csv=csv, force=force)
+            stats = data.stats
     stats = dict(stats, seconds=time.perf_counter() - t0, out_dir=out_dir)
     if as_json:
         emit_json(stats)

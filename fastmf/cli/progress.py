@@ -38,6 +38,10 @@ class Progress:
             click.echo(f"fastmf: {text}", err=True)
             self.bar.refresh()
 
+    def advance(self, n: int) -> None:
+        """``n`` more units done."""
+        self.bar.update(n)
+
     def step(self, **figures) -> None:
         self.bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items() if isinstance(v, (int, float))}, refresh=False)
         self.bar.update(1)
