@@ -118,6 +118,8 @@ def _half_sweep(
         r = np.empty(d, dtype=np.float64)
         p = np.empty(d, dtype=np.float64)
         ap = np.empty(d, dtype=np.float64)
+        v32 = np.empty(d, dtype=np.float32)
+        acc32 = np.empty(d, dtype=np.float32)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             n = indptr[e + 1] - start
@@ -140,7 +142,7 @@ def _half_sweep(
             else:
                 for q in range(d):
                     u[q] = own_factors[e, q]
-                _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d)
+                _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
                 for q in range(d):
                     own_factors[e, q] = u[q]
 
@@ -173,26 +175,30 @@ def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _times(rows, weight, n, gram, lam, v, out, d):
-    """``out = (gram + lam I + sum_j weight_j rows_j rows_j^T) v``."""
-    for p in range(d):
-        s = lam * v[p]
-        for q in range(d):
-            s += gram[p, q] * v[q]
-        out[p] = s
+def _times(rows, weight, n, gram, lam, v, out, d, v32, acc32):
+    """``out = (gram + lam I + sum_j weight_j rows_j rows_j^T) v``; the sum over the rated rows runs
+    in float32 (``v32``, ``acc32``: scratch), the rows' own precision, at twice the SIMD width."""
+    for q in range(d):
+        v32[q] = np.float32(v[q])
+        acc32[q] = np.float32(0.0)
     for j in range(n):
-        s = 0.0
+        s = np.float32(0.0)
         for q in range(d):
-            s += rows[j, q] * v[q]
-        s *= weight[j]
+            s += rows[j, q] * v32[q]
+        s *= np.float32(weight[j])
         for q in range(d):
-            out[q] += s * rows[j, q]
+            acc32[q] += s * rows[j, q]
+    for p in range(d):
+        t = lam * v[p] + np.float64(acc32[p])
+        for q in range(d):
+            t += gram[p, q] * v[q]
+        out[p] = t
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, steps, d):
+def _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, steps, d, v32, acc32):
     """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place)."""
-    _times(rows, weight, n, gram, lam, u, ap, d)
+    _times(rows, weight, n, gram, lam, u, ap, d, v32, acc32)
     rs = 0.0
     for q in range(d):
         r[q] = b[q] - ap[q]
@@ -201,7 +207,7 @@ def _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, steps, d):
     for _ in range(steps):
         if rs <= 1e-30:
             return
-        _times(rows, weight, n, gram, lam, p, ap, d)
+        _times(rows, weight, n, gram, lam, p, ap, d, v32, acc32)
         pap = 0.0
         for q in range(d):
             pap += p[q] * ap[q]
