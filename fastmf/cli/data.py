@@ -105,7 +105,6 @@ def synth(out_dir, scale, users, items, ratings, rank, sigma, seed, csv, force, 
         if partitions is not None:
             stats = write_synth_partitioned(out_dir, cfg, partitions, force=force, progress=bar.advance)
         else:
-            bar.note(f"generating {cfg.ratings:,} ratings ...")
             data = generate(cfg)
             bar.advance(cfg.ratings)
             write_synth(out_dir, data, cfg, csv=csv, force=force)
