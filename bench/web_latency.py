@@ -1,8 +1,9 @@
 """Server time of the web application's recommendations for a user with 50 ratings (a benchmark, not a test).
 
-Starts ``fastmf web`` on 127.0.0.1 (a free port, a throw-away home folder) serving MODEL with its
-catalogue DATA, registers a user through the site, stores 50 of one real catalogue user's ratings
-through ``POST /api/ratings``, then sends REQUESTS requests, CONCURRENCY at a time, to the
+Starts ``fastmf web --workers WORKERS`` (default: one per CPU) on 127.0.0.1 (a free port, a
+throw-away home folder) serving MODEL with its catalogue DATA, registers a user through the site,
+stores 50 of one real catalogue user's ratings through ``POST /api/ratings``, then sends REQUESTS
+requests, CONCURRENCY at a time, to the
 recommendations page and to ``GET /api/recommend``. Each recommendation folds the user's stored
 ratings into the served model. Reported per endpoint: the server time of each response (its
 ``Server-Timing`` header: session, user, database, fold-in, ranking and template, without the

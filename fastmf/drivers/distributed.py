@@ -667,8 +667,7 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
             "work_split": getattr(model, "work_split", "balanced"),
             "threads": runner.threads,
         }
-        state = model._new_state(skeleton, cluster_state_class(_base_state(model), runner))
-        state.bounds = model._bounds()
+        state = model._training_state(skeleton, cluster_state_class(_base_state(model), runner))
         if not isinstance(state, VIState):
             runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
     first = 1

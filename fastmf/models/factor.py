@@ -69,13 +69,19 @@ class FactorModel(Recommender):
 
     def _fit(self, train, eval_set, callback) -> None:
         """Fit through the shared epoch loop (:mod:`fastmf.models.training`): the model's training state
-        (``_new_state``) on ``train`` less the validation split (with ``patience``), kept by ``_keep``."""
+        (``_training_state``) on ``train`` less the validation split (with ``patience``), kept by ``_keep``."""
         train, validation = validation_split(self, train)
         self.global_mean_ = train.global_mean
-        state = self._new_state(train)
-        state.bounds = self._bounds()
+        state = self._training_state(train)
         self.best_epoch_ = run_epochs(self, state, train, eval_set, validation, callback)
         self._keep(state)
+
+    def _training_state(self, train, state_class=None):
+        """The model's training state (``_new_state``; of ``state_class`` when given, as a cluster's) on
+        ``train``, whose reported RMSEs are of predictions clipped to the training scale."""
+        state = self._new_state(train) if state_class is None else self._new_state(train, state_class)
+        state.bounds = self._bounds()
+        return state
 
     def _new_state(self, train, state_class=None):
         raise NotImplementedError
