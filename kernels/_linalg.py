@@ -288,3 +288,63 @@ def gram_add(x, mm, dp, gram):
             gram[p0 + 3, q0 + 1] += a31
             gram[p0 + 3, q0 + 2] += a32
             gram[p0 + 3, q0 + 3] += a33
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def cg_times(rows, weight, n, gram, ridge, v, out, d, v32, acc32):
+    """``out = (gram + ridge I + sum_{j<n} weight_j rows_j rows_j^T) v`` (an empty ``gram``: no dense term).
+
+    The sum over the gathered rows runs in float32 (``v32``, ``acc32``: scratch), the rows' own
+    precision, at twice the SIMD width of float64.
+    """
+    for q in range(d):
+        v32[q] = np.float32(v[q])
+        acc32[q] = np.float32(0.0)
+    for j in range(n):
+        s = np.float32(0.0)
+        for q in range(d):
+            s += rows[j, q] * v32[q]
+        s *= np.float32(weight[j])
+        for q in range(d):
+            acc32[q] += s * rows[j, q]
+    dense = gram.shape[0] > 0
+    for p in range(d):
+        t = ridge * v[p] + np.float64(acc32[p])
+        if dense:
+            for q in range(d):
+                t += gram[p, q] * v[q]
+        out[p] = t
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def cg_solve(rows, weight, n, gram, ridge, b, u, r, p, ap, steps, d, v32, acc32, au_known=False):
+    """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place), with ``A``
+    the symmetric positive definite matrix of :func:`cg_times`; ``r``, ``p``, ``ap`` are scratch, and
+    with ``au_known`` ``ap`` already holds ``A u`` (a caller that formed it while gathering the rows).
+
+    Every iterate minimises ``u^T A u / 2 - b^T u`` over the starting point plus a Krylov space, so
+    the quadratic never increases (Takacs, Pilaszy and Tikk 2011: warm-started CG for ALS).
+    """
+    if not au_known:
+        cg_times(rows, weight, n, gram, ridge, u, ap, d, v32, acc32)
+    rs = 0.0
+    for q in range(d):
+        r[q] = b[q] - ap[q]
+        p[q] = r[q]
+        rs += r[q] * r[q]
+    for _ in range(steps):
+        if rs <= 1e-30:
+            return
+        cg_times(rows, weight, n, gram, ridge, p, ap, d, v32, acc32)
+        pap = 0.0
+        for q in range(d):
+            pap += p[q] * ap[q]
+        step = rs / pap
+        rs_new = 0.0
+        for q in range(d):
+            u[q] += step * p[q]
+            r[q] -= step * ap[q]
+            rs_new += r[q] * r[q]
+        for q in range(d):
+            p[q] = r[q] + (rs_new / rs) * p[q]
+        rs = rs_new

@@ -37,7 +37,16 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels._linalg import FAST, cho_solve, cholesky, gather_moments, gather_scratch
+from fastmf.kernels._linalg import (
+    FAST,
+    PREFETCH_AHEAD,
+    cg_solve,
+    cho_solve,
+    cholesky,
+    gather_moments,
+    gather_scratch,
+    prefetch_span,
+)
 
 __all__ = ["half_sweep"]
 
@@ -62,6 +71,7 @@ def half_sweep(
     prior_mean,
     prior_bias,
     ridge_scale=None,
+    cg_steps=0,
 ):
     """Update ``own_bias`` and ``own_factors`` in place for every row of the CSR matrix.
 
@@ -69,8 +79,31 @@ def half_sweep(
     to threads one at a time; with ``fit_bias`` False the biases stay at zero. ``prior_mean``
     (rows x D) and ``prior_bias`` (rows) are the prior means ``c_e`` and ``m_e``; pass empty
     arrays (0 rows) for zero means. ``ridge_scale`` (rows, float64) scales entity ``e``'s ``gamma`` and
-    ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled.
+    ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled. ``cg_steps`` 0 solves each
+    factor exactly (Cholesky); more runs that many warm-started conjugate-gradient steps.
     """
+    if cg_steps:
+        with numba.parallel_chunksize(1):
+            _half_sweep_cg(
+                indptr,
+                indices,
+                data,
+                mu,
+                own_bias,
+                other_bias,
+                own_factors,
+                other_factors,
+                lam,
+                gamma,
+                tau,
+                blocks,
+                fit_bias,
+                prior_mean,
+                prior_bias,
+                NO_SCALE if ridge_scale is None else ridge_scale,
+                cg_steps,
+            )
+        return
     with numba.parallel_chunksize(1):
         _half_sweep(
             indptr,
@@ -170,3 +203,100 @@ def _half_sweep(
             cho_solve(a, rhs, d)
             for p in range(d):
                 own_factors[e, p] = rhs[p]
+
+
+@njit(cache=True, parallel=True, fastmath=FAST)
+def _half_sweep_cg(
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    other_bias,
+    own_factors,
+    other_factors,
+    lam,
+    gamma,
+    tau,
+    blocks,
+    fit_bias,
+    prior_mean,
+    prior_bias,
+    ridge_scale,
+    cg_steps,
+):
+    """:func:`half_sweep` with ``cg_steps`` conjugate-gradient steps on each factor's system
+    ``(lam sum_i V_i V_i^T + tau I) U = rhs`` from the current ``U``: the rated rows are gathered once
+    into contiguous float32 scratch and each step costs one pass over them (``4 n D`` flops), where
+    the exact solve accumulates the ``D x D`` Gram matrix (``n D^2``)."""
+    d = own_factors.shape[1]
+    has_mean = prior_mean.shape[0] > 0
+    has_bias_mean = prior_bias.shape[0] > 0
+    scaled = ridge_scale.shape[0] > 0
+    flat = other_factors.reshape(-1)
+    n_total = indices.shape[0]
+    no_gram = np.zeros((0, 0), dtype=np.float64)
+    for blk in prange(blocks.shape[0] - 1):
+        longest = 0
+        for e in range(blocks[blk], blocks[blk + 1]):
+            longest = max(longest, indptr[e + 1] - indptr[e])
+        rows = np.empty((longest, d), dtype=np.float32)  # the entity's rated rows, gathered once
+        weight = np.full(longest, lam, dtype=np.float64)
+        s = np.empty(d, dtype=np.float64)
+        t = np.empty(d, dtype=np.float64)
+        rhs = np.empty(d, dtype=np.float64)
+        u = np.empty(d, dtype=np.float64)
+        r = np.empty(d, dtype=np.float64)
+        p = np.empty(d, dtype=np.float64)
+        ap = np.empty(d, dtype=np.float64)
+        v32 = np.empty(d, dtype=np.float32)
+        acc32 = np.empty(d, dtype=np.float32)
+        for e in range(blocks[blk], blocks[blk + 1]):
+            start = indptr[e]
+            n = indptr[e + 1] - start
+            s[:] = 0.0
+            t[:] = 0.0
+            c = 0.0
+            for q in range(d):
+                v32[q] = own_factors[e, q]
+                acc32[q] = np.float32(0.0)
+            for j in range(n):
+                ahead = start + j + PREFETCH_AHEAD
+                if ahead < n_total:
+                    prefetch_span(flat, indices[ahead] * d, d)
+                i = indices[start + j]
+                res = data[start + j] - mu - other_bias[i]
+                c += res
+                dot32 = np.float32(0.0)
+                for q in range(d):
+                    v = other_factors[i, q]
+                    rows[j, q] = v
+                    s[q] += v
+                    t[q] += v * res
+                    dot32 += v * v32[q]
+                for q in range(d):
+                    acc32[q] += dot32 * rows[j, q]
+            scale = ridge_scale[e] if scaled else 1.0
+            gamma_e = gamma * scale
+            tau_e = tau * scale
+            mb = prior_bias[e] if has_bias_mean else 0.0
+            b = 0.0
+            if fit_bias and n > 0:
+                dot = 0.0
+                for q in range(d):
+                    dot += own_factors[e, q] * s[q]
+                b = (lam * (c - dot) + gamma_e * mb) / (lam * n + gamma_e)
+            elif fit_bias:
+                b = mb
+            own_bias[e] = b
+            if d == 0:
+                continue
+            for q in range(d):
+                rhs[q] = lam * (t[q] - b * s[q])
+                if has_mean:
+                    rhs[q] += tau_e * prior_mean[e, q]
+                u[q] = own_factors[e, q]
+                ap[q] = lam * np.float64(acc32[q]) + tau_e * u[q]  # A u, from the gather pass
+            cg_solve(rows, weight, n, no_gram, tau_e, rhs, u, r, p, ap, cg_steps, d, v32, acc32, True)
+            for q in range(d):
+                own_factors[e, q] = u[q]

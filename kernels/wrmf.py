@@ -30,7 +30,16 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels._linalg import FAST, GRAM_BLOCK, cho_solve, cholesky, gram_add, padded_dim, prefetch_span
+from fastmf.kernels._linalg import (
+    FAST,
+    GRAM_BLOCK,
+    cg_solve,
+    cho_solve,
+    cholesky,
+    gram_add,
+    padded_dim,
+    prefetch_span,
+)
 
 __all__ = ["gram", "half_sweep", "observed_loss"]
 
@@ -142,7 +151,7 @@ def _half_sweep(
             else:
                 for q in range(d):
                     u[q] = own_factors[e, q]
-                _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
+                cg_solve(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
                 for q in range(d):
                     own_factors[e, q] = u[q]
 
@@ -172,54 +181,6 @@ def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
                 a[p, q] += acc[p, q]
     cholesky(a, d)
     cho_solve(a, b, d)
-
-
-@njit(cache=True, inline="always", fastmath=FAST)
-def _times(rows, weight, n, gram, lam, v, out, d, v32, acc32):
-    """``out = (gram + lam I + sum_j weight_j rows_j rows_j^T) v``; the sum over the rated rows runs
-    in float32 (``v32``, ``acc32``: scratch), the rows' own precision, at twice the SIMD width."""
-    for q in range(d):
-        v32[q] = np.float32(v[q])
-        acc32[q] = np.float32(0.0)
-    for j in range(n):
-        s = np.float32(0.0)
-        for q in range(d):
-            s += rows[j, q] * v32[q]
-        s *= np.float32(weight[j])
-        for q in range(d):
-            acc32[q] += s * rows[j, q]
-    for p in range(d):
-        t = lam * v[p] + np.float64(acc32[p])
-        for q in range(d):
-            t += gram[p, q] * v[q]
-        out[p] = t
-
-
-@njit(cache=True, inline="always", fastmath=FAST)
-def _solve_cg(rows, weight, n, gram, lam, b, u, r, p, ap, steps, d, v32, acc32):
-    """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place)."""
-    _times(rows, weight, n, gram, lam, u, ap, d, v32, acc32)
-    rs = 0.0
-    for q in range(d):
-        r[q] = b[q] - ap[q]
-        p[q] = r[q]
-        rs += r[q] * r[q]
-    for _ in range(steps):
-        if rs <= 1e-30:
-            return
-        _times(rows, weight, n, gram, lam, p, ap, d, v32, acc32)
-        pap = 0.0
-        for q in range(d):
-            pap += p[q] * ap[q]
-        step = rs / pap
-        rs_new = 0.0
-        for q in range(d):
-            u[q] += step * p[q]
-            r[q] -= step * ap[q]
-            rs_new += r[q] * r[q]
-        for q in range(d):
-            p[q] = r[q] + (rs_new / rs) * p[q]
-        rs = rs_new
 
 
 @njit(cache=True, parallel=True)

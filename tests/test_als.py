@@ -27,6 +27,11 @@ class TestALS(ModelTestMixin):
         return ALS(**{"factors": 8, "epochs": 4, **params})
 
 
+class TestALSConjugateGradient(ModelTestMixin):
+    def make_model(self, **params):
+        return ALS(**{"factors": 8, "epochs": 4, "solver": "cg", "cg_steps": 2, **params})
+
+
 class TestBiasOnly(ModelTestMixin):
     def make_model(self, **params):
         return BiasOnly(**{"epochs": 4, **params})
@@ -43,7 +48,7 @@ def _random_problem(seed, n_users, n_items, density):
     return m
 
 
-def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, reg_scaling="none"):
+def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, reg_scaling="none", cg_steps=0):
     indptr, indices, data = m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32)
     csc = ksparse.transpose_csr(indptr, indices, data, m.shape[1])
     return ALSState(
@@ -59,6 +64,7 @@ def _state(m, d, backend, seed=0, lam=0.7, gamma=1.3, tau=0.9, reg_scaling="none
         gamma,
         tau,
         reg_scaling=reg_scaling,
+        cg_steps=cg_steps,
     )
 
 
@@ -101,11 +107,14 @@ def test_user_update_is_the_least_squares_solution(reg_scaling, backend):
     tau=st.floats(0.01, 5),
     backend=st.sampled_from(["numba", "numpy"]),
     reg_scaling=st.sampled_from(["none", "count"]),
+    cg_steps=st.sampled_from([0, 1, 3]),
 )
 def test_objective_never_increases_per_half_sweep(
-    seed, d, n_users, n_items, density, lam, gamma, tau, backend, reg_scaling
+    seed, d, n_users, n_items, density, lam, gamma, tau, backend, reg_scaling, cg_steps
 ):
-    st_ = _state(_random_problem(seed, n_users, n_items, density), d, backend, seed, lam, gamma, tau, reg_scaling)
+    """Exact solves and every number of warm-started CG steps are block descents of the objective."""
+    m = _random_problem(seed, n_users, n_items, density)
+    st_ = _state(m, d, backend, seed, lam, gamma, tau, reg_scaling, cg_steps)
     previous = st_.objective()
     for _ in range(3):
         for step in (st_.user_step, st_.item_step):
@@ -115,8 +124,10 @@ def test_objective_never_increases_per_half_sweep(
             previous = current
 
 
-@pytest.mark.parametrize("source", ["ml-latest-small", "synthetic"])
-def test_backends_agree_every_epoch(source, tmp_path):
+@pytest.mark.parametrize(
+    ("source", "solver"), [("ml-latest-small", "cholesky"), ("synthetic", "cholesky"), ("ml-latest-small", "cg")]
+)
+def test_backends_agree_every_epoch(source, solver, tmp_path):
     if source == "synthetic":
         from fastmf.data_prep.synth import SynthConfig, generate, write_synth
 
@@ -126,7 +137,10 @@ def test_backends_agree_every_epoch(source, tmp_path):
     else:
         data = fastmf.load_dataset()
     split = random_split(data, 0.1, seed=3)
-    runs = {b: ALS(factors=10, epochs=5, backend=b).fit(split.train, eval_set=split.test) for b in ("numba", "numpy")}
+    runs = {
+        b: ALS(factors=10, epochs=5, backend=b, solver=solver).fit(split.train, eval_set=split.test)
+        for b in ("numba", "numpy")
+    }
     for a, b in zip(runs["numba"].history_, runs["numpy"].history_):
         assert abs(a["train_rmse"] - b["train_rmse"]) < 1e-4
         assert abs(a["test_rmse"] - b["test_rmse"]) < 1e-4
@@ -135,14 +149,41 @@ def test_backends_agree_every_epoch(source, tmp_path):
     np.testing.assert_allclose(runs["numba"].user_bias_, runs["numpy"].user_bias_, atol=2e-4)
 
 
-def test_thread_count_does_not_change_results(small_split):
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_thread_count_does_not_change_results(small_split, solver):
     fastmf.set_threads(1)
     try:
-        a = ALS(factors=6, epochs=3).fit(small_split.train)
+        a = ALS(factors=6, epochs=3, solver=solver).fit(small_split.train)
     finally:
         fastmf.set_threads(None)
-    b = ALS(factors=6, epochs=3).fit(small_split.train)
+    b = ALS(factors=6, epochs=3, solver=solver).fit(small_split.train)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_conjugate_gradient_steps_reach_the_exact_update(backend):
+    """CG on a D x D system is exact after D steps in exact arithmetic: with 2 D steps the users' factors
+    equal the Cholesky step's, and one step already moves them towards it from the start."""
+    m = _random_problem(4, 30, 40, 0.3)
+    exact, many, one = (_state(m, 5, backend, cg_steps=k) for k in (0, 10, 1))
+    for s in (exact, many, one):
+        s.user_step()
+    np.testing.assert_allclose(many.user_factors, exact.user_factors, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(many.user_bias, exact.user_bias, rtol=1e-6, atol=1e-7)
+    start = _state(m, 5, backend).user_factors
+    assert np.linalg.norm(one.user_factors - exact.user_factors) < np.linalg.norm(start - exact.user_factors)
+    assert not np.allclose(one.user_factors, exact.user_factors, atol=1e-3)
+
+
+def test_conjugate_gradient_matches_the_exact_test_rmse(small_split):
+    """On ml-latest-small, 3 warm-started CG steps per entity end 20 epochs within 2e-4 of the exact
+    solver's test RMSE (issue 15's condition for offering it)."""
+    fits = {
+        solver: ALS(factors=20, solver=solver).fit(small_split.train, eval_set=small_split.test)
+        for solver in ("cholesky", "cg")
+    }
+    exact, cg = (fits[k].history_[-1]["test_rmse"] for k in ("cholesky", "cg"))
+    assert abs(cg - exact) < 2e-4
 
 
 def test_cold_users_and_items_keep_prior(small_split):

@@ -93,6 +93,7 @@ def test_a_distributed_fit_equals_the_local_fit_on_ml_latest_small(ml3, client, 
     "kind, params",
     [
         ("als", {"factors": 6, "epochs": 3, "reg_scaling": "count"}),
+        ("als", {"factors": 6, "epochs": 3, "solver": "cg", "cg_steps": 2}),
         ("bias", {"epochs": 3}),
         ("vi", {"factors": 4, "epochs": 3, "covariance": "diagonal", "learn_hyper": True}),
         ("vi", {"factors": 4, "epochs": 3, "learn_hyper": True, "reg_scaling": "count"}),

@@ -183,6 +183,7 @@ def als_sweep(
         prior_mean,
         prior_bias,
         ridge_scale(indptr, params["reg_scaling"]),
+        params["cg_steps"],
     )
     return factors, bias
 
@@ -669,7 +670,14 @@ def _fit(model, folder, parts, runner, callback, checkpoint, every, resume, keep
         }
         state = model._training_state(skeleton, cluster_state_class(_base_state(model), runner))
         if not isinstance(state, VIState):
-            runner.params.update(mu=state.mu, lam=state.lam, gamma=state.gamma, tau=state.tau, fit_bias=state.fit_bias)
+            runner.params.update(
+                mu=state.mu,
+                lam=state.lam,
+                gamma=state.gamma,
+                tau=state.tau,
+                fit_bias=state.fit_bias,
+                cg_steps=state.cg_steps,
+            )
     first = 1
     if resume:
         first = _resume(model, state, checkpoint, folder) + 1

@@ -81,7 +81,8 @@ class ALSState:
     ``csr``/``csc`` are ``(indptr, indices, data)`` of the training ratings by user and by
     item; ``backend`` the kernel package (:mod:`fastmf.models.backend`). Factors start from
     N(0, 1/D) draws rounded to float32 (the same values on both backends), biases from zero.
-    ``reg_scaling`` ``"count"`` scales each entity's ridges by its rating count (:func:`ridge_scale`).
+    ``reg_scaling`` ``"count"`` scales each entity's ridges by its rating count (:func:`ridge_scale`);
+    ``cg_steps`` 0 solves each factor exactly, more runs that many conjugate-gradient steps.
     """
 
     divergence_hint = "try a larger --tau or --gamma, or a smaller --lam"
@@ -104,11 +105,13 @@ class ALSState:
         fit_bias=True,
         work_split="balanced",
         reg_scaling="none",
+        cg_steps=0,
     ):
         self.backend = backend
         self.csr, self.csc = csr, csc
         self.mu = float(mu)
         self.lam, self.gamma, self.tau, self.fit_bias = float(lam), float(gamma), float(tau), bool(fit_bias)
+        self.cg_steps = int(cg_steps)
         dtype = backend.FLOAT
         rng = np.random.default_rng(seed)
         self.user_factors = init_factors(n_users, factors, rng).astype(np.float32).astype(dtype)
@@ -138,6 +141,7 @@ class ALSState:
             self.fit_bias,
             *self._no_prior,
             self.user_scale,
+            self.cg_steps,
         )
 
     def item_step(self) -> None:
@@ -156,6 +160,7 @@ class ALSState:
             self.item_prior_mean,
             self.item_prior_bias,
             self.item_scale,
+            self.cg_steps,
         )
 
     def epoch(self) -> dict:
@@ -323,7 +328,10 @@ class ALSFamily(FactorModel):
           and a ``D x 128`` gather buffer, with numpy the largest entity's ``n_e x D`` factors (float64),
           and ``PER_RATING_BYTES R``;
         * arithmetic per epoch: ``2 R (D^2 + 2D)`` for both half-sweeps' Gram sums and right-hand
-          sides and ``E (D^3/3 + 2 D^2)`` for the Cholesky solves.
+          sides and ``E (D^3/3 + 2 D^2)`` for the Cholesky solves; with ``k`` conjugate-gradient steps
+          instead, ``2 R D (4 k + 7)`` (the gathered rows' sums and ``A u``, then one ``4 n D`` pass per
+          step) and ``E k 12 D`` for the steps' vector updates, and per thread the longest entity's
+          gathered rows ``4 L D`` bytes.
         """
         d = self._dimension() if factors is None else int(factors)
         s = np.dtype(backend_of(self.backend).FLOAT).itemsize
@@ -332,8 +340,13 @@ class ALSFamily(FactorModel):
         start = 12.0 * d * max(shape.users, shape.items)
         scratch = n_threads() * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
         gather = 8.0 * shape.largest * d if self.backend == "numpy" else 0.0
+        steps = self._cg_steps()
+        if steps:
+            gather = max(gather, n_threads() * 4.0 * shape.largest * d)
+            flops = 2.0 * shape.ratings * d * (4 * steps + 7) + shape.entities * steps * 12.0 * d
+        else:
+            flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d**3 / 3 + 2 * d * d)
         memory = snapshots * state + start + scratch + gather + budget.PER_RATING_BYTES * shape.ratings
-        flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d**3 / 3 + 2 * d * d)
         return Cost(bytes=memory, flops=flops + self._extra_flops(shape, d))
 
     def _extra_floats(self, shape: Shape, d: int) -> float:
@@ -361,7 +374,12 @@ class ALSFamily(FactorModel):
             self._ridge(),
             work_split=self.work_split,
             reg_scaling=self.reg_scaling,
+            cg_steps=self._cg_steps(),
         )
+
+    def _cg_steps(self) -> int:
+        """The half-sweeps' solver switch (:func:`fastmf.models.hyper.cg_steps_of`): exact here."""
+        return 0
 
     def _keep(self, state: ALSState) -> None:
         """Store the fitted parameters as learned attributes."""
@@ -384,7 +402,10 @@ class ALS(ALSFamily):
     N(0, 1/sqrt(D)) and biases from 0 with a fixed ``seed``. ``patience`` enables early stopping
     on a validation split of ``validation_frac`` carved from the training data (the parameters of
     the best validation epoch are kept). ``reg_scaling="count"`` scales each user's and item's
-    ``tau`` and ``gamma`` by its number of ratings (weighted-lambda, ALS-WR).
+    ``tau`` and ``gamma`` by its number of ratings (weighted-lambda, ALS-WR). ``solver="cg"`` replaces
+    each exact factor solve by ``cg_steps`` warm-started conjugate-gradient steps on the same system
+    (Takacs, Pilaszy and Tikk 2011): ``O(k n D)`` per entity instead of ``O(n D^2 + D^3)``, and the
+    objective still never increases.
     """
 
     kind = "als"
@@ -400,6 +421,8 @@ class ALS(ALSFamily):
         validation_frac=hyper.VALIDATION_FRAC,
         reg_scaling=hyper.REG_SCALING,
         work_split=hyper.WORK_SPLIT,
+        solver=hyper.SOLVER,
+        cg_steps=hyper.CG_STEPS,
     )
     search_space = {
         "factors": hyper.SEARCH_FACTORS,
@@ -407,6 +430,9 @@ class ALS(ALSFamily):
         "gamma": hyper.SEARCH_GAMMA,
         "reg_scaling": hyper.SEARCH_REG_SCALING,
     }
+
+    def _cg_steps(self) -> int:
+        return hyper.cg_steps_of(self.solver, self.cg_steps)
 
 
 class BiasOnly(ALSFamily):

@@ -80,6 +80,18 @@ WORK_SPLIT = Param(
     "handed out dynamically) or naive (one equal-count block per thread; to measure balancing).",
     choices=("balanced", "naive"),
 )
+SOLVER = Param(
+    "cholesky",
+    "Per-entity solver: cholesky (exact) or cg (warm-started conjugate gradient, --cg-steps steps).",
+    choices=("cholesky", "cg"),
+)
+CG_STEPS = Param(3, "Conjugate-gradient steps per user and item and half-sweep (--solver cg).", low=1, high=100)
+
+
+def cg_steps_of(solver: str, cg_steps: int) -> int:
+    """The kernels' solver switch: 0 for the exact (Cholesky) solve, else the conjugate-gradient steps."""
+    return 0 if solver == "cholesky" else int(cg_steps)
+
 
 # where ``fastmf tune --budget`` searches (see :mod:`fastmf.common.search`): ranges that hold the good
 # settings of MovieLens-like data with room on both sides

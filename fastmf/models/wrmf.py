@@ -119,10 +119,8 @@ class WRMF(Ranker):
             low=hyper.PRECISION_MIN,
             high=hyper.PRECISION_MAX,
         ),
-        solver=Param(
-            "cg", "Block solver: cg (conjugate gradient, warm-started) or cholesky (exact).", choices=("cg", "cholesky")
-        ),
-        cg_steps=Param(3, "Conjugate-gradient steps per block (--solver cg).", low=1, high=100),
+        solver=hyper.SOLVER.but(default="cg"),
+        cg_steps=hyper.CG_STEPS,
         epochs=hyper.EPOCHS.but(default=15),
         threshold=hyper.THRESHOLD,
         init_std=Param(0.01, "Standard deviation of the initial factors N(0, s^2) (at most 10).", low=0.0, high=10.0),
@@ -187,8 +185,7 @@ class WRMF(Ranker):
         return budget.Cost(bytes=memory, flops=2.0 * shape.entities * d * d + solve)
 
     def _cg_steps(self) -> int:
-        """The kernels' solver switch: 0 for the exact solve, else the CG steps."""
-        return 0 if self.solver == "cholesky" else int(self.cg_steps)
+        return hyper.cg_steps_of(self.solver, self.cg_steps)
 
     def _epoch_metrics(self, state: WRMFState, train, eval_set) -> dict:
         """With an ``eval_set``: the ranking AUCs on a fixed sample of its users."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastmf.reference._krylov import cg_solve
+
 __all__ = ["half_sweep"]
 
 
@@ -24,6 +26,7 @@ def half_sweep(
     prior_mean,
     prior_bias,
     ridge_scale=None,
+    cg_steps=0,
 ):
     """Per entity of the blocks, in order: ``b = (lam sum(r - mu - b_i - U.V_i) + gamma m)/(lam n + gamma)``,
     then ``U = (lam V^T V + tau I)^{-1} (lam V^T (r - mu - b - b_i) + tau c)``, in place.
@@ -31,7 +34,8 @@ def half_sweep(
     ``prior_mean`` (rows x D) and ``prior_bias`` (rows) are the prior means ``c`` and ``m``
     (empty: zero); an entity without ratings gets ``b = m`` and ``U = c``. With ``fit_bias``
     False the biases stay at zero. A ``ridge_scale`` (not ``None``) multiplies entity ``e``'s ``gamma`` and
-    ``tau`` by ``ridge_scale[e]`` (weighted-lambda)."""
+    ``tau`` by ``ridge_scale[e]`` (weighted-lambda). ``cg_steps`` > 0 replaces the solve by that many
+    conjugate-gradient steps on the same system from the current ``U``."""
     d = own_factors.shape[1]
     has_mean = len(prior_mean) > 0
     has_bias_mean = len(prior_bias) > 0
@@ -53,4 +57,5 @@ def half_sweep(
             rhs = lam * (v.T @ (res - b))
             if has_mean:
                 rhs = rhs + tau * scale * prior_mean[e]
-            own_factors[e] = np.linalg.solve(lam * (v.T @ v) + tau * scale * np.eye(d), rhs)
+            a = lam * (v.T @ v) + tau * scale * np.eye(d)
+            own_factors[e] = cg_solve(a, rhs, own_factors[e], cg_steps) if cg_steps else np.linalg.solve(a, rhs)

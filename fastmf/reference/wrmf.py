@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastmf.reference._krylov import cg_solve
+
 __all__ = ["gram", "half_sweep", "observed_loss"]
 
 
@@ -36,21 +38,7 @@ def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alp
         if cg_steps == 0:
             own_factors[e] = np.linalg.solve(a, b)
             continue
-        x = own_factors[e].astype(np.float64)
-        r = b - a @ x
-        p = r.copy()
-        rs = r @ r
-        for _ in range(cg_steps):
-            if rs <= 1e-30:
-                break
-            ap = a @ p
-            step = rs / (p @ ap)
-            x += step * p
-            r -= step * ap
-            rs_new = r @ r
-            p = r + (rs_new / rs) * p
-            rs = rs_new
-        own_factors[e] = x
+        own_factors[e] = cg_solve(a, b, own_factors[e], cg_steps)
 
 
 def observed_loss(indptr, indices, data, user_factors, item_factors, alpha, eps, log_scaling):
