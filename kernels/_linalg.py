@@ -317,19 +317,24 @@ def cg_times(rows, weight, n, gram, ridge, v, out, d, v32, acc32):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def cg_solve(rows, weight, n, gram, ridge, b, u, r, p, ap, steps, d, v32, acc32, au_known=False):
+def cg_solve(rows, weight, n, gram, ridge, b, u, r, p, ap, steps, d, v32, acc32):
     """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place), with ``A``
-    the symmetric positive definite matrix of :func:`cg_times`; ``r``, ``p``, ``ap`` are scratch, and
-    with ``au_known`` ``ap`` already holds ``A u`` (a caller that formed it while gathering the rows).
+    the symmetric positive definite matrix of :func:`cg_times`; ``r``, ``p``, ``ap`` are scratch."""
+    cg_times(rows, weight, n, gram, ridge, u, ap, d, v32, acc32)
+    for q in range(d):
+        r[q] = b[q] - ap[q]
+    cg_iterate(rows, weight, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32)
+
+
+@njit(cache=True, inline="always", fastmath=FAST)
+def cg_iterate(rows, weight, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32):
+    """The steps of :func:`cg_solve` from ``u`` and its residual ``r = b - A u`` (both updated in place).
 
     Every iterate minimises ``u^T A u / 2 - b^T u`` over the starting point plus a Krylov space, so
     the quadratic never increases (Takacs, Pilaszy and Tikk 2011: warm-started CG for ALS).
     """
-    if not au_known:
-        cg_times(rows, weight, n, gram, ridge, u, ap, d, v32, acc32)
     rs = 0.0
     for q in range(d):
-        r[q] = b[q] - ap[q]
         p[q] = r[q]
         rs += r[q] * r[q]
     for _ in range(steps):

@@ -40,7 +40,7 @@ from numba import njit, prange
 from fastmf.kernels._linalg import (
     FAST,
     PREFETCH_AHEAD,
-    cg_solve,
+    cg_iterate,
     cho_solve,
     cholesky,
     gather_moments,
@@ -241,10 +241,8 @@ def _half_sweep_cg(
         for e in range(blocks[blk], blocks[blk + 1]):
             longest = max(longest, indptr[e + 1] - indptr[e])
         rows = np.empty((longest, d), dtype=np.float32)  # the entity's rated rows, gathered once
+        res = np.empty(longest, dtype=np.float32)  # their residuals r - mu - b_i - U . V_i
         weight = np.full(longest, lam, dtype=np.float64)
-        s = np.empty(d, dtype=np.float64)
-        t = np.empty(d, dtype=np.float64)
-        rhs = np.empty(d, dtype=np.float64)
         u = np.empty(d, dtype=np.float64)
         r = np.empty(d, dtype=np.float64)
         p = np.empty(d, dtype=np.float64)
@@ -254,49 +252,47 @@ def _half_sweep_cg(
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             n = indptr[e + 1] - start
-            s[:] = 0.0
-            t[:] = 0.0
-            c = 0.0
             for q in range(d):
                 v32[q] = own_factors[e, q]
-                acc32[q] = np.float32(0.0)
+            c = 0.0
             for j in range(n):
                 ahead = start + j + PREFETCH_AHEAD
                 if ahead < n_total:
                     prefetch_span(flat, indices[ahead] * d, d)
                 i = indices[start + j]
-                res = data[start + j] - mu - other_bias[i]
-                c += res
-                dot32 = np.float32(0.0)
+                dot = np.float32(0.0)
                 for q in range(d):
                     v = other_factors[i, q]
                     rows[j, q] = v
-                    s[q] += v
-                    t[q] += v * res
-                    dot32 += v * v32[q]
-                for q in range(d):
-                    acc32[q] += dot32 * rows[j, q]
+                    dot += v * v32[q]
+                rj = np.float32(data[start + j] - mu - other_bias[i]) - dot
+                res[j] = rj
+                c += rj
             scale = ridge_scale[e] if scaled else 1.0
             gamma_e = gamma * scale
             tau_e = tau * scale
             mb = prior_bias[e] if has_bias_mean else 0.0
             b = 0.0
             if fit_bias and n > 0:
-                dot = 0.0
-                for q in range(d):
-                    dot += own_factors[e, q] * s[q]
-                b = (lam * (c - dot) + gamma_e * mb) / (lam * n + gamma_e)
+                b = (lam * c + gamma_e * mb) / (lam * n + gamma_e)
             elif fit_bias:
                 b = mb
             own_bias[e] = b
             if d == 0:
                 continue
+            # the residual of the factor system at the current U:
+            # lam sum_i V_i (r - mu - b - b_i - U . V_i) + tau (c_e - U)
+            b32 = np.float32(b)
             for q in range(d):
-                rhs[q] = lam * (t[q] - b * s[q])
-                if has_mean:
-                    rhs[q] += tau_e * prior_mean[e, q]
+                acc32[q] = np.float32(0.0)
+            for j in range(n):
+                w = res[j] - b32
+                for q in range(d):
+                    acc32[q] += w * rows[j, q]
+            for q in range(d):
                 u[q] = own_factors[e, q]
-                ap[q] = lam * np.float64(acc32[q]) + tau_e * u[q]  # A u, from the gather pass
-            cg_solve(rows, weight, n, no_gram, tau_e, rhs, u, r, p, ap, cg_steps, d, v32, acc32, True)
+                mean = prior_mean[e, q] if has_mean else 0.0
+                r[q] = lam * np.float64(acc32[q]) + tau_e * (mean - u[q])
+            cg_iterate(rows, weight, n, no_gram, tau_e, u, r, p, ap, cg_steps, d, v32, acc32)
             for q in range(d):
                 own_factors[e, q] = u[q]
