@@ -290,6 +290,26 @@ def gram_add(x, mm, dp, gram):
             gram[p0 + 3, q0 + 3] += a33
 
 
+@njit(cache=True, inline="always")
+def cg_scratch(indptr, lo, hi, d):
+    """Per-task scratch of the conjugate-gradient half-sweeps over entities ``lo:hi`` of a CSR matrix:
+    ``rows`` (the longest entity's rated rows, float32), the float64 ``D``-vectors ``u``, ``r``,
+    ``p``, ``ap`` of :func:`cg_solve` and its float32 ``v32``, ``acc32``; and that longest length."""
+    longest = 0
+    for e in range(lo, hi):
+        longest = max(longest, indptr[e + 1] - indptr[e])
+    return (
+        np.empty((longest, d), dtype=np.float32),
+        np.empty(d, dtype=np.float64),
+        np.empty(d, dtype=np.float64),
+        np.empty(d, dtype=np.float64),
+        np.empty(d, dtype=np.float64),
+        np.empty(d, dtype=np.float32),
+        np.empty(d, dtype=np.float32),
+        longest,
+    )
+
+
 @njit(cache=True, inline="always", fastmath=FAST)
 def cg_times(rows, weight, n, gram, ridge, v, out, d, v32, acc32):
     """``out = (gram + ridge I + sum_{j<n} weight_j rows_j rows_j^T) v`` (an empty ``gram``: no dense term).

@@ -41,6 +41,7 @@ from fastmf.kernels._linalg import (
     FAST,
     PREFETCH_AHEAD,
     cg_iterate,
+    cg_scratch,
     cho_solve,
     cholesky,
     gather_moments,
@@ -82,47 +83,29 @@ def half_sweep(
     ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled. ``cg_steps`` 0 solves each
     factor exactly (Cholesky); more runs that many warm-started conjugate-gradient steps.
     """
-    if cg_steps:
-        with numba.parallel_chunksize(1):
-            _half_sweep_cg(
-                indptr,
-                indices,
-                data,
-                mu,
-                own_bias,
-                other_bias,
-                own_factors,
-                other_factors,
-                lam,
-                gamma,
-                tau,
-                blocks,
-                fit_bias,
-                prior_mean,
-                prior_bias,
-                NO_SCALE if ridge_scale is None else ridge_scale,
-                cg_steps,
-            )
-        return
+    args = (
+        indptr,
+        indices,
+        data,
+        mu,
+        own_bias,
+        other_bias,
+        own_factors,
+        other_factors,
+        lam,
+        gamma,
+        tau,
+        blocks,
+        fit_bias,
+        prior_mean,
+        prior_bias,
+        NO_SCALE if ridge_scale is None else ridge_scale,
+    )
     with numba.parallel_chunksize(1):
-        _half_sweep(
-            indptr,
-            indices,
-            data,
-            mu,
-            own_bias,
-            other_bias,
-            own_factors,
-            other_factors,
-            lam,
-            gamma,
-            tau,
-            blocks,
-            fit_bias,
-            prior_mean,
-            prior_bias,
-            NO_SCALE if ridge_scale is None else ridge_scale,
-        )
+        if cg_steps:
+            _half_sweep_cg(*args, cg_steps)
+        else:
+            _half_sweep(*args)
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
@@ -237,18 +220,10 @@ def _half_sweep_cg(
     n_total = indices.shape[0]
     no_gram = np.zeros((0, 0), dtype=np.float64)
     for blk in prange(blocks.shape[0] - 1):
-        longest = 0
-        for e in range(blocks[blk], blocks[blk + 1]):
-            longest = max(longest, indptr[e + 1] - indptr[e])
-        rows = np.empty((longest, d), dtype=np.float32)  # the entity's rated rows, gathered once
+        # rows: the entity's rated rows, gathered once
+        rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, blocks[blk], blocks[blk + 1], d)
         res = np.empty(longest, dtype=np.float32)  # their residuals r - mu - b_i - U . V_i
         weight = np.full(longest, lam, dtype=np.float64)
-        u = np.empty(d, dtype=np.float64)
-        r = np.empty(d, dtype=np.float64)
-        p = np.empty(d, dtype=np.float64)
-        ap = np.empty(d, dtype=np.float64)
-        v32 = np.empty(d, dtype=np.float32)
-        acc32 = np.empty(d, dtype=np.float32)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             n = indptr[e + 1] - start

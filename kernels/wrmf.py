@@ -33,6 +33,7 @@ from numba import njit, prange
 from fastmf.kernels._linalg import (
     FAST,
     GRAM_BLOCK,
+    cg_scratch,
     cg_solve,
     cho_solve,
     cholesky,
@@ -114,21 +115,13 @@ def _half_sweep(
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
     for blk in prange(blocks.shape[0] - 1):
-        longest = 0
-        for e in range(blocks[blk], blocks[blk + 1]):
-            longest = max(longest, indptr[e + 1] - indptr[e])
-        rows = np.empty((longest, d), dtype=np.float32)  # the entity's rated rows, gathered once
+        # rows: the entity's rated rows, gathered once
+        rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, blocks[blk], blocks[blk + 1], d)
         weight = np.empty(longest, dtype=np.float64)  # their c - 1
         x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
         acc = np.zeros((dp, dp), dtype=np.float32)
         a = np.empty((d, d), dtype=np.float64)
         b = np.empty(d, dtype=np.float64)
-        u = np.empty(d, dtype=np.float64)
-        r = np.empty(d, dtype=np.float64)
-        p = np.empty(d, dtype=np.float64)
-        ap = np.empty(d, dtype=np.float64)
-        v32 = np.empty(d, dtype=np.float32)
-        acc32 = np.empty(d, dtype=np.float32)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             n = indptr[e + 1] - start
