@@ -468,30 +468,49 @@ def build_dataset(
         where = where or Where("the table", range_hint=PYTHON_RANGE_HINT)
         rating_range = check_scale(rating_range, where.range_hint)
         ratings = check_ratings(ratings, rating_range, where)
+    return _assemble(dict(zip(ratings.column_names, ratings.columns)), items, source, rating_range, user_map, item_map)
+
+
+def _assemble(
+    columns: dict, items, source: str, rating_range, user_map: IdMap | None = None, item_map: IdMap | None = None
+) -> Dataset:
+    """The :class:`Dataset` of checked rating columns (name -> Arrow column), taking each out of ``columns``
+    as it is used: when the caller holds no other reference (:func:`dataset_from_raw`) a column's memory
+    goes as soon as it is converted, so the ids' int64 columns never sit beside the CSR arrays."""
+    ids = columns.pop("user_id")
     if user_map is None:
-        user_map, users = IdMap.factorize(ratings["user_id"])
+        user_map, users = IdMap.factorize(ids)
     else:
-        users = _index_known(user_map, ratings["user_id"])
+        users = _index_known(user_map, ids)
+    ids = columns.pop("item_id")
     if item_map is None:
-        item_map, items_idx = IdMap.factorize(ratings["item_id"])
+        item_map, items_idx = IdMap.factorize(ids)
     else:
-        items_idx = _index_known(item_map, ratings["item_id"])
-    rating = _numpy(ratings["rating"]).astype(np.float32, copy=False)
-    has_time = "timestamp" in ratings.column_names
-    ts = _numpy(ratings["timestamp"]).astype(np.int64, copy=False) if has_time else np.zeros(0, dtype=np.int64)
-    indptr, order = sk.coo_order(users, items_idx, len(user_map), len(item_map))
+        items_idx = _index_known(item_map, ids)
+    del ids
+    _release_arrow()
+    if sk.lex_sorted(users, items_idx):  # a prepared folder's ratings: already in CSR order, nothing to move
+        indptr = np.zeros(len(user_map) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=len(user_map)), out=indptr[1:])
+        order = slice(None)
+    else:
+        indptr, order = sk.coo_order(users, items_idx, len(user_map), len(item_map))
     del users
     indices = items_idx[order]
     del items_idx
-    data = rating[order]
-    timestamps = ts[order] if has_time else None
+    data = _numpy(columns.pop("rating")).astype(np.float32, copy=False)[order]
+    has_time = "timestamp" in columns
+    timestamps = _numpy(columns.pop("timestamp")).astype(np.int64, copy=False)[order] if has_time else None
     del order
-    keep, dropped = sk.latest_of_duplicates(indptr, indices, timestamps if has_time else ts, has_time)
+    _release_arrow()
+    keep, dropped = sk.latest_of_duplicates(
+        indptr, indices, timestamps if has_time else np.zeros(0, dtype=np.int64), has_time
+    )
     if dropped:
         warnings.warn(
             f"{source or 'ratings'}: {dropped:,} duplicate (user, item) ratings; kept the latest by timestamp",
             DuplicateRatingsWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         rows = sk.row_ids(indptr)[keep]
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(user_map)))]).astype(np.int64)
@@ -513,6 +532,12 @@ def build_dataset(
         rating_range=rating_range,
         items_table=items,
     )
+
+
+def _release_arrow() -> None:
+    """Hand back to the system the pages Arrow's pool keeps after freeing (for its own reuse; the arrays
+    built next are NumPy's)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _arrow_array(values, name: str, where: Where) -> pa.Array:
@@ -586,19 +611,22 @@ def _item_metadata(items: pa.Table | None, item_map: IdMap):
 
 
 def dataset_from_raw(raw: RawData) -> Dataset:
-    pa.default_memory_pool().release_unused()  # what checking the table took (see load_dataset)
-    return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range, checked=raw.checked)
+    """The :class:`Dataset` of a loader's ratings, which it takes out of ``raw`` (``raw.ratings`` is None
+    after): each column's memory goes as soon as it is converted."""
+    if not raw.checked:
+        return build_dataset(raw.ratings, raw.items, source=raw.source, rating_range=raw.rating_range)
+    ratings, raw.ratings = raw.ratings, None
+    columns = dict(zip(ratings.column_names, ratings.columns))
+    del ratings
+    _release_arrow()  # what checking the table took
+    return _assemble(columns, raw.items, raw.source, raw.rating_range)
 
 
 def load_dataset(path: str | None = None, columns: ColumnSpec | None = None) -> Dataset:
     """Load a prepared folder, a MovieLens release or a ratings file; ``None`` = embedded ml-latest-small."""
     if path is None:
         path = embedded_path()
-    data = dataset_from_raw(load_raw(path, columns))
-    # the tables read and checked on the way are gone, but Arrow's pool keeps their pages (1.35 GB of
-    # the 2.2 GB a loaded ml-32m-shaped folder held): they go back to the system
-    pa.default_memory_pool().release_unused()
-    return data
+    return dataset_from_raw(load_raw(path, columns))
 
 
 def embedded_path() -> str:

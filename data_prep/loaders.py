@@ -47,7 +47,7 @@ import pyarrow.csv as pacsv
 
 from fastmf.common.errors import InputError
 from fastmf.data_prep.partitions import is_partitioned, open_partitions, whole_table
-from fastmf.data_prep.prepared import MOVIELENS_RANGE
+from fastmf.data_prep.prepared import MOVIELENS_RANGE, read_ratings
 from fastmf.data_prep.prepared import check_items as _check_items
 from fastmf.data_prep.prepared import first_line as _first_line
 from fastmf.data_prep.prepared import manifest_scale as _manifest_scale
@@ -317,17 +317,9 @@ def load_prepared(path: str) -> RawData:
         ratings = whole_table(open_partitions(path))
     else:
         ratings_path = os.path.join(path, "ratings.parquet")
-        ratings = _read_parquet(ratings_path)
-        for name in ("user_id", "item_id", "rating"):
-            if name not in ratings.column_names:
-                raise InputError(ratings_path, "missing column in a prepared folder", column=name)
-        ratings = ratings.select(
-            [n for n in ("user_id", "item_id", "rating", "timestamp") if n in ratings.column_names]
-        )
         hint = f" (the scale of {manifest_path})"
-        ratings = check_ratings(
-            ratings, scale, Where(ratings_path, 1, "row", range_hint=hint, empty="empty: no ratings")
-        )
+        where = Where(ratings_path, 1, "row", range_hint=hint, empty="empty: no ratings")
+        ratings = read_ratings(ratings_path, scale, where)
     items_path = os.path.join(path, "items.parquet")
     items = _check_items(_read_parquet(items_path), items_path) if os.path.exists(items_path) else None
     return RawData(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -40,14 +40,16 @@ from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError, InputError
 from fastmf.common.layout import balanced_blocks
 from fastmf.data_prep.prepared import (
+    CHUNK_RATINGS,
     SCHEMA_VERSION,
     first_line,
     json_kind,
     manifest_scale,
+    read_checked,
     read_manifest,
     write_folder,
 )
-from fastmf.data_prep.validate import Where, check_ratings
+from fastmf.data_prep.validate import Where
 from fastmf.kernels import sparse as sk
 
 LAYOUT = "partitioned"
@@ -57,8 +59,6 @@ SIDES = {"users": ("by_user", "user", "item"), "items": ("by_item", "item", "use
 BALANCE_D = 20
 #: most blocks per side
 MAX_PARTITIONS = 4096
-#: ratings per chunk when a table is streamed into blocks
-CHUNK_RATINGS = 1 << 22
 _INDEX = pa.int32()
 
 
@@ -341,29 +341,6 @@ def _sort_item_block(tmp: str, q: int, start: int, stop: int) -> None:
     os.remove(spill)
 
 
-def _read_checked(pf, names: list, n: int, row_name: str, col_name: str, rating_range, where: Where) -> dict:
-    """The columns ``names`` of a partition file as numpy arrays of their own, read :data:`CHUNK_RATINGS`
-    rows at a time, each batch's ids and ratings checked (:func:`check_ratings`, rows numbered from
-    the file's first): at most one batch is held as Arrow data beside the arrays."""
-    out = {name: np.empty(n, dtype=pf.schema_arrow.field(name).type.to_pandas_dtype()) for name in names}
-    pos = 0
-    for batch in pf.iter_batches(batch_size=CHUNK_RATINGS, columns=names):
-        k = batch.num_rows
-        if pos + k > n:
-            raise InputError(where.display, f"more than the {n:,} ratings its metadata says")
-        check_ratings(
-            pa.table({"user_id": batch[row_name], "item_id": batch[col_name], "rating": batch["rating"]}),
-            rating_range,
-            replace(where, first_line=where.first_line + pos),
-        )
-        for name in names:
-            out[name][pos : pos + k] = batch[name].to_numpy(zero_copy_only=False)
-        pos += k
-    if pos != n:
-        raise InputError(where.display, f"{pos:,} ratings where its metadata says {n:,}")
-    return out
-
-
 def _column(table: pa.Table, name: str) -> np.ndarray:
     col = table[name]
     return (col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)).to_numpy(zero_copy_only=False)
@@ -511,7 +488,7 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
     )
     names = [f.name for f in schema if f.name != "timestamp" or timestamps]
     try:
-        with pq.ParquetFile(path) as pf:
+        with pq.ParquetFile(path, pre_buffer=False) as pf:
             found_schema = pf.schema_arrow
             for field in schema:
                 if field.name not in found_schema.names:
@@ -525,7 +502,8 @@ def read_block(parts: Partitions, side: str, b: int, timestamps: bool = False) -
             expected = parts.block_ratings(side)[b]
             if pf.metadata.num_rows != expected:
                 raise InputError(path, f"{pf.metadata.num_rows:,} ratings where the manifest says {expected:,}")
-            columns = _read_checked(pf, names, expected, row_name, col_name, parts.rating_range, where)
+            logical = {row_name: "user_id", col_name: "item_id", "rating": "rating"}
+            columns = read_checked(pf, names, expected, logical, parts.rating_range, where)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(path, f"not a readable Parquet file: {first_line(exc)}") from None
     rows, cols, ratings = columns[row_name], columns[col_name], columns["rating"]

@@ -9,6 +9,7 @@ files, the items table) are shared by the loaders and the partitioned layout
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -22,6 +23,7 @@ from fastmf._version import __version__
 from fastmf.common import jsonio
 from fastmf.common.errors import FastMFError, InputError
 from fastmf.common.files import atomic_dir
+from fastmf.data_prep.validate import Where, check_ratings
 
 SCHEMA_VERSION = 1
 #: the rating scale of MovieLens releases (and of manifests that name none)
@@ -205,6 +207,69 @@ def check_items(items: pa.Table, items_path: str) -> pa.Table:
         row = int(np.argmax(items["item_id"].is_null().to_numpy(zero_copy_only=False)))
         raise InputError(items_path, f"row {row + 1}: missing value", column="item_id")
     return items.select(list(kinds))
+
+
+#: rows read (and checked) at a time when a ratings file is read into arrays, or streamed into blocks
+CHUNK_RATINGS = 1 << 22
+
+
+def read_checked(pf, names: list, n: int, logical: dict, rating_range, where: Where) -> dict:
+    """The columns ``names`` of a Parquet file (``pf``, of ``n`` rows) as numpy arrays of their own, read
+    :data:`CHUNK_RATINGS` rows at a time, each batch's columns ``logical`` (file name -> ``user_id``,
+    ``item_id``, ``rating``, ``timestamp``) checked by :func:`check_ratings` with rows numbered from the
+    file's first: at most one batch is held as Arrow data beside the arrays (open ``pf`` with
+    ``pre_buffer=False``: pre-buffering holds the file's compressed column chunks too)."""
+    out = {name: np.empty(n, dtype=pf.schema_arrow.field(name).type.to_pandas_dtype()) for name in names}
+    pos = 0
+    for batch in pf.iter_batches(batch_size=CHUNK_RATINGS, columns=names):
+        k = batch.num_rows
+        if pos + k > n:
+            raise InputError(where.display, f"more than the {n:,} ratings its metadata says")
+        check_ratings(
+            pa.table({to: batch[name] for name, to in logical.items()}),
+            rating_range,
+            dataclasses.replace(where, first_line=where.first_line + pos),
+        )
+        for name in names:
+            out[name][pos : pos + k] = batch[name].to_numpy(zero_copy_only=False)
+        pos += k
+        del batch
+        pa.default_memory_pool().release_unused()  # the batch's pages, which the arrays do not reuse
+    if pos != n:
+        raise InputError(where.display, f"{pos:,} ratings where its metadata says {n:,}")
+    return out
+
+
+def read_ratings(path: str, rating_range, where: Where) -> pa.Table:
+    """The ``user_id``, ``item_id``, ``rating`` (and ``timestamp``) columns of a prepared ratings file, checked
+    (:func:`check_ratings`).
+
+    A file of integer ids, float ratings and int64 timestamps (what ``fastmf prepare`` writes) is read
+    :data:`CHUNK_RATINGS` rows at a time into arrays of its own (:func:`read_checked`), so reading holds
+    the columns and one batch, never the whole file as Arrow data beside them and the check's copies; any
+    other is read whole and checked at once.
+    """
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    try:
+        with pq.ParquetFile(path, pre_buffer=False) as pf:  # pre-buffering held the whole file
+            schema = pf.schema_arrow
+            for name in ("user_id", "item_id", "rating"):
+                if name not in schema.names:
+                    raise InputError(path, "missing column in a prepared folder", column=name)
+            names = [n for n in ("user_id", "item_id", "rating", "timestamp") if n in schema.names]
+            types = {n: schema.field(n).type for n in names}
+            if (
+                all(pa.types.is_integer(types[n]) for n in ("user_id", "item_id"))
+                and pa.types.is_floating(types["rating"])
+                and types.get("timestamp", pa.int64()) == pa.int64()
+                and pf.metadata.num_rows > 0
+            ):
+                n = pf.metadata.num_rows
+                return pa.table(read_checked(pf, names, n, {k: k for k in names}, rating_range, where))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet file: {first_line(exc)}") from None
+    return check_ratings(read_parquet(path).select(names), rating_range, where)
 
 
 def read_parquet(path: str) -> pa.Table:

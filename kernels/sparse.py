@@ -8,7 +8,15 @@ in input order (this is what duplicate resolution relies on). Each pass is O(nnz
 import numpy as np
 from numba import njit
 
-__all__ = ["counting_sort", "take_int32", "coo_order", "latest_of_duplicates", "transpose_csr", "row_ids"]
+__all__ = [
+    "counting_sort",
+    "take_int32",
+    "coo_order",
+    "lex_sorted",
+    "latest_of_duplicates",
+    "transpose_csr",
+    "row_ids",
+]
 
 
 @njit(cache=True)
@@ -42,13 +50,54 @@ def take_int32(values, perm):
 
 @njit(cache=True)
 def coo_order(rows, cols, n_rows, n_cols):
-    """Permutation that sorts (rows, cols) lexicographically, stable among equal pairs."""
+    """Permutation that sorts (rows, cols) lexicographically, stable among equal pairs.
+
+    Rows already in order (a file written user by user) need only each row's columns sorted: a stable
+    sort per row, holding nothing beyond the permutation; otherwise two stable counting sorts.
+    """
+    if _nondecreasing(rows):
+        return _order_within_rows(rows, cols, n_rows)
     _, by_col = counting_sort(cols, n_cols)
     rows_by_col = take_int32(rows, by_col)
     indptr, order = counting_sort(rows_by_col, n_rows)
     for j in range(order.shape[0]):  # compose in place: order = by_col[by_row]
         order[j] = by_col[order[j]]
     return indptr, order
+
+
+@njit(cache=True)
+def _nondecreasing(values):
+    for j in range(1, values.shape[0]):
+        if values[j] < values[j - 1]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _order_within_rows(rows, cols, n_rows):
+    """:func:`coo_order` of rows in non-decreasing order: each row's columns stably sorted in place."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for j in range(rows.shape[0]):
+        indptr[rows[j] + 1] += 1
+    for r in range(n_rows):
+        indptr[r + 1] += indptr[r]
+    order = np.empty(rows.shape[0], dtype=np.int64)
+    for r in range(n_rows):
+        start, end = indptr[r], indptr[r + 1]
+        within = np.argsort(cols[start:end], kind="mergesort")
+        for j in range(end - start):
+            order[start + j] = start + within[j]
+    return indptr, order
+
+
+@njit(cache=True)
+def lex_sorted(rows, cols):
+    """Whether the (rows, cols) pairs are already in lexicographic order (equal pairs allowed): then
+    :func:`coo_order`, being stable, would return the identity."""
+    for j in range(1, rows.shape[0]):
+        if rows[j] < rows[j - 1] or (rows[j] == rows[j - 1] and cols[j] < cols[j - 1]):
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -83,18 +132,27 @@ def latest_of_duplicates(indptr, indices, timestamps, has_time):
 
 @njit(cache=True)
 def transpose_csr(indptr, indices, data, n_cols):
-    """CSC of a CSR matrix (rows within each column come out in ascending order)."""
+    """CSC of a CSR matrix (rows within each column come out in ascending order).
+
+    A counting sort that scatters every entry straight to its place, row by row: nothing is held
+    beyond the output (no permutation).
+    """
     n_rows = indptr.shape[0] - 1
-    col_ptr, perm = counting_sort(indices, n_cols)
-    rows = np.empty(indices.shape[0], dtype=np.int32)
-    for r in range(n_rows):
-        for j in range(indptr[r], indptr[r + 1]):
-            rows[j] = r
+    col_ptr = np.zeros(n_cols + 1, dtype=np.int64)
+    for j in range(indices.shape[0]):
+        col_ptr[indices[j] + 1] += 1
+    for c in range(n_cols):
+        col_ptr[c + 1] += col_ptr[c]
+    fill = col_ptr[:-1].copy()
     out_idx = np.empty(indices.shape[0], dtype=np.int32)
     out_dat = np.empty(indices.shape[0], dtype=data.dtype)
-    for p in range(perm.shape[0]):
-        out_idx[p] = rows[perm[p]]
-        out_dat[p] = data[perm[p]]
+    for r in range(n_rows):
+        for j in range(indptr[r], indptr[r + 1]):
+            c = indices[j]
+            p = fill[c]
+            out_idx[p] = r
+            out_dat[p] = data[j]
+            fill[c] = p + 1
     return col_ptr, out_idx, out_dat
 
 

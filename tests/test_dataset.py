@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
-from conftest import ML_LATEST_SMALL, dataset_triples, genres_of
+from conftest import ML_LATEST_SMALL, dataset_triples, embedded_folder, genres_of
 
 import fastmf
 from fastmf import Dataset, IdMap
@@ -214,3 +214,68 @@ def test_load_dataset_is_fresh(embedded):
     assert again.user_map == embedded.user_map and again.item_map == embedded.item_map
     np.testing.assert_array_equal(again.data, embedded.data)
     assert IdMap(again.item_map.ids) == embedded.item_map
+
+
+# --------------------------------------------------------------------------- prepared folders, streamed
+
+
+@pytest.fixture(scope="module")
+def prepared_small(tmp_path_factory):
+    from fastmf.data_prep.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prep") / "small"
+    prepare(str(embedded_folder()), str(out))
+    return out
+
+
+def _same_dataset(a: Dataset, b: Dataset) -> None:
+    assert a.user_map == b.user_map and a.item_map == b.item_map
+    for name in ("indptr", "indices", "data", "timestamps"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    for x, y in zip(a.csc, b.csc):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_prepared_folder_read_in_batches_is_the_whole_table_read(prepared_small, monkeypatch):
+    """The prepared ratings read a few rows at a time into arrays, built without moving them (they are in
+    CSR order), give the dataset the whole Arrow table gives, and the loader's table is taken, not kept."""
+    import pyarrow.parquet as pq
+
+    from fastmf.data_prep import prepared
+    from fastmf.data_prep.dataset import build_dataset, dataset_from_raw
+    from fastmf.data_prep.loaders import load_raw
+
+    monkeypatch.setattr(prepared, "CHUNK_RATINGS", 1000)
+    # the ratings are never read whole (the items still are)
+    monkeypatch.setattr(prepared, "read_parquet", lambda path: pytest.fail(f"{path} read whole"))
+    raw = load_raw(str(prepared_small))
+    streamed = dataset_from_raw(raw)
+    assert raw.ratings is None
+    whole = build_dataset(
+        pq.read_table(prepared_small / "ratings.parquet"), pq.read_table(prepared_small / "items.parquet")
+    )
+    _same_dataset(streamed, whole)
+    assert streamed.n_ratings == ML_LATEST_SMALL["ratings"]
+
+
+def test_a_bad_rating_in_a_later_batch_names_its_row(prepared_small, tmp_path, monkeypatch):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from fastmf.common.errors import InputError
+    from fastmf.data_prep import prepared
+
+    folder = tmp_path / "bad"
+    shutil.copytree(prepared_small, folder)
+    table = pq.read_table(folder / "ratings.parquet")
+    rating = table["rating"].to_numpy().copy()
+    rating[2345] = 7.0
+    pq.write_table(table.set_column(2, "rating", pa.array(rating, pa.float32())), folder / "ratings.parquet")
+    monkeypatch.setattr(prepared, "CHUNK_RATINGS", 1000)
+    with pytest.raises(InputError) as err:
+        fastmf.load_dataset(str(folder))
+    message = str(err.value)
+    assert "ratings.parquet" in message and "row 2346" in message and "rating 7 is outside" in message

@@ -44,7 +44,15 @@ TWINS = {
     "metrics": ["error_sums", "squared_errors", "predict_pairs", "sum_squares"],
     "ranking": ["user_metrics"],
     "sampling": ["build_alias"],
-    "sparse": ["counting_sort", "take_int32", "coo_order", "latest_of_duplicates", "transpose_csr", "row_ids"],
+    "sparse": [
+        "counting_sort",
+        "take_int32",
+        "coo_order",
+        "lex_sorted",
+        "latest_of_duplicates",
+        "transpose_csr",
+        "row_ids",
+    ],
     "synth": ["sample_items", "planted_ratings"],
     "topk": ["topk_dot", "topk_rows"],
     "vi": ["half_sweep_full", "row_cuts", "scatter_sweep_full", "half_sweep_diag", "pair_moments", "draw"],
@@ -405,6 +413,11 @@ def test_sparse_agree(seed, n, n_rows, n_cols, wide):
     cols = keys.astype(np.int32)
     indptr, order = k_sparse.coo_order(rows, cols, n_rows, n_cols)
     assert_same(r_sparse.coo_order(rows, cols, n_rows, n_cols), (indptr, order))
+    for r, c in ((rows, cols), (rows[order], cols[order]), (np.sort(rows), cols)):
+        assert_same(r_sparse.coo_order(r, c, n_rows, n_cols), k_sparse.coo_order(r, c, n_rows, n_cols))
+        assert k_sparse.lex_sorted(r, c) == r_sparse.lex_sorted(r, c)
+        # sorted exactly when the stable sort is the identity
+        assert k_sparse.lex_sorted(r, c) == np.array_equal(k_sparse.coo_order(r, c, n_rows, n_cols)[1], np.arange(n))
     indices = cols[order]
     timestamps = rng.integers(0, 3, n).astype(np.int64)[order]  # few values: timestamp ties
     for has_time in (True, False):

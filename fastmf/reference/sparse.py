@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["counting_sort", "take_int32", "coo_order", "latest_of_duplicates", "transpose_csr", "row_ids"]
+__all__ = [
+    "counting_sort",
+    "take_int32",
+    "coo_order",
+    "lex_sorted",
+    "latest_of_duplicates",
+    "transpose_csr",
+    "row_ids",
+]
 
 
 def _indptr(keys, n_keys):
@@ -42,6 +50,13 @@ def coo_order(rows, cols, n_rows, n_cols):
     rows_by_col = take_int32(rows, by_col)
     indptr = _indptr(rows_by_col, n_rows)
     return indptr, by_col[np.argsort(rows_by_col, kind="stable")].astype(np.int64, copy=False)
+
+
+def lex_sorted(rows, cols):
+    """Whether the (rows, cols) pairs are in lexicographic order (equal pairs allowed)."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    step = np.diff(rows)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(cols) >= 0))))
 
 
 def latest_of_duplicates(indptr, indices, timestamps, has_time):
