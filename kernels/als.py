@@ -222,13 +222,15 @@ def _half_sweep_cg(
     for blk in prange(blocks.shape[0] - 1):
         # rows: the entity's rated rows, gathered once
         rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, blocks[blk], blocks[blk + 1], d)
-        res = np.empty(longest, dtype=np.float32)  # their residuals r - mu - b_i - U . V_i
+        sum32 = np.empty(d, dtype=np.float32)
         weight = np.full(longest, lam, dtype=np.float64)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             n = indptr[e + 1] - start
             for q in range(d):
                 v32[q] = own_factors[e, q]
+                acc32[q] = np.float32(0.0)
+                sum32[q] = np.float32(0.0)
             c = 0.0
             for j in range(n):
                 ahead = start + j + PREFETCH_AHEAD
@@ -241,8 +243,10 @@ def _half_sweep_cg(
                     rows[j, q] = v
                     dot += v * v32[q]
                 rj = np.float32(data[start + j] - mu - other_bias[i]) - dot
-                res[j] = rj
                 c += rj
+                for q in range(d):
+                    acc32[q] += rj * rows[j, q]
+                    sum32[q] += rows[j, q]
             scale = ridge_scale[e] if scaled else 1.0
             gamma_e = gamma * scale
             tau_e = tau * scale
@@ -256,18 +260,11 @@ def _half_sweep_cg(
             if d == 0:
                 continue
             # the residual of the factor system at the current U:
-            # lam sum_i V_i (r - mu - b - b_i - U . V_i) + tau (c_e - U)
-            b32 = np.float32(b)
-            for q in range(d):
-                acc32[q] = np.float32(0.0)
-            for j in range(n):
-                w = res[j] - b32
-                for q in range(d):
-                    acc32[q] += w * rows[j, q]
+            # lam sum_i V_i (r - mu - b - b_i - U . V_i) + tau (c_e - U), from the gather's sums
             for q in range(d):
                 u[q] = own_factors[e, q]
                 mean = prior_mean[e, q] if has_mean else 0.0
-                r[q] = lam * np.float64(acc32[q]) + tau_e * (mean - u[q])
+                r[q] = lam * (np.float64(acc32[q]) - b * np.float64(sum32[q])) + tau_e * (mean - u[q])
             cg_iterate(rows, weight, n, no_gram, tau_e, u, r, p, ap, cg_steps, d, v32, acc32)
             for q in range(d):
                 own_factors[e, q] = u[q]
