@@ -116,10 +116,12 @@ def topk_dot(
 ):
     """:func:`topk_rows` of the scores ``s_qc = offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``
     without forming them: blocks of :data:`USER_BLOCK` users run in parallel and sweep the items in
-    blocks of :data:`ITEM_BLOCK`, scoring a block into a small buffer (one rank-1 update per factor,
-    each item factor row loaded once for the block's users, contiguous in the item direction so it
-    vectorises) and offering each score to the user's running heap, which rejects most with one
-    comparison against its current minimum. ``item_vecs_t`` is the ``D x n_items`` transpose of the
+    blocks of :data:`ITEM_BLOCK`, scoring a block into a small buffer (passes of eight, then four,
+    then single factors, each item factor row loaded once for the block's users and contiguous in the
+    item direction so it vectorises; two users' chains of multiply-adds interleaved; every score's
+    multiply-adds in factor order, as one rank-1 update per factor would do them). A vector pass then
+    counts the block's scores above each full heap's minimum; only a block with some is offered, score
+    by score, to the user's running heap. ``item_vecs_t`` is the ``D x n_items`` transpose of the
     item factors. Exclusions and ties as :func:`topk_rows`.
     """
     n_q, d = user_vecs.shape
@@ -148,7 +150,80 @@ def topk_dot(
                 off = offsets[q0 + b]
                 for j in range(nc):
                     row[j] = off + bias[j]
-            for f in range(d):
+            # four factors per pass: each score is loaded and stored once per four multiply-adds
+            f = 0
+            while f + 8 <= d:
+                w0 = item_vecs_t[f, c0 : c0 + nc]
+                w1 = item_vecs_t[f + 1, c0 : c0 + nc]
+                w2 = item_vecs_t[f + 2, c0 : c0 + nc]
+                w3 = item_vecs_t[f + 3, c0 : c0 + nc]
+                w4 = item_vecs_t[f + 4, c0 : c0 + nc]
+                w5 = item_vecs_t[f + 5, c0 : c0 + nc]
+                w6 = item_vecs_t[f + 6, c0 : c0 + nc]
+                w7 = item_vecs_t[f + 7, c0 : c0 + nc]
+                b = 0
+                while b + 2 <= nb:  # two users at once: two independent chains of multiply-adds
+                    u = user_vecs[q0 + b]
+                    x = user_vecs[q0 + b + 1]
+                    row = buf[b]
+                    other = buf[b + 1]
+                    for j in range(nc):
+                        t = row[j]
+                        s = other[j]
+                        t += u[f] * w0[j]
+                        s += x[f] * w0[j]
+                        t += u[f + 1] * w1[j]
+                        s += x[f + 1] * w1[j]
+                        t += u[f + 2] * w2[j]
+                        s += x[f + 2] * w2[j]
+                        t += u[f + 3] * w3[j]
+                        s += x[f + 3] * w3[j]
+                        t += u[f + 4] * w4[j]
+                        s += x[f + 4] * w4[j]
+                        t += u[f + 5] * w5[j]
+                        s += x[f + 5] * w5[j]
+                        t += u[f + 6] * w6[j]
+                        s += x[f + 6] * w6[j]
+                        t += u[f + 7] * w7[j]
+                        s += x[f + 7] * w7[j]
+                        row[j] = t
+                        other[j] = s
+                    b += 2
+                for b in range(b, nb):
+                    u = user_vecs[q0 + b]
+                    row = buf[b]
+                    for j in range(nc):
+                        t = row[j]
+                        t += u[f] * w0[j]
+                        t += u[f + 1] * w1[j]
+                        t += u[f + 2] * w2[j]
+                        t += u[f + 3] * w3[j]
+                        t += u[f + 4] * w4[j]
+                        t += u[f + 5] * w5[j]
+                        t += u[f + 6] * w6[j]
+                        t += u[f + 7] * w7[j]
+                        row[j] = t
+                f += 8
+            while f + 4 <= d:
+                v0 = item_vecs_t[f, c0 : c0 + nc]
+                v1 = item_vecs_t[f + 1, c0 : c0 + nc]
+                v2 = item_vecs_t[f + 2, c0 : c0 + nc]
+                v3 = item_vecs_t[f + 3, c0 : c0 + nc]
+                for b in range(nb):
+                    a0 = user_vecs[q0 + b, f]
+                    a1 = user_vecs[q0 + b, f + 1]
+                    a2 = user_vecs[q0 + b, f + 2]
+                    a3 = user_vecs[q0 + b, f + 3]
+                    row = buf[b]
+                    for j in range(nc):  # the same multiply-adds in the same order as one factor a pass
+                        t = row[j]
+                        t += a0 * v0[j]
+                        t += a1 * v1[j]
+                        t += a2 * v2[j]
+                        t += a3 * v3[j]
+                        row[j] = t
+                f += 4
+            for f in range(f, d):
                 v = item_vecs_t[f, c0 : c0 + nc]
                 for b in range(nb):
                     a = user_vecs[q0 + b, f]
@@ -159,6 +234,12 @@ def topk_dot(
                 row = buf[b]
                 fb = filled[b]
                 low = floor[b]
+                if fb == k:  # most blocks hold no score above the heap's minimum: one vector pass says so
+                    above = 0
+                    for j in range(nc):
+                        above += row[j] > low
+                    if above == 0:
+                        continue
                 for j in range(nc):
                     sc = row[j]
                     if fb == k and not sc > low:

@@ -304,7 +304,7 @@ def _dot_problem(rng, n_q, n_cols, d, ties):
     seed=st.integers(0, 10_000),
     n_q=st.integers(0, 20),
     n_cols=st.integers(0, 1200),
-    d=st.integers(0, 5),
+    d=st.integers(0, 9),  # passes of four factors and a remainder
     k=st.integers(1, 30),
     ties=st.booleans(),
 )
