@@ -189,9 +189,9 @@ def topk_dot(
                         row[j] = t
                         other[j] = s
                     b += 2
-                for b in range(b, nb):
-                    u = user_vecs[q0 + b]
-                    row = buf[b]
+                for single in range(b, nb):
+                    u = user_vecs[q0 + single]
+                    row = buf[single]
                     for j in range(nc):
                         t = row[j]
                         t += u[f] * w0[j]
@@ -223,10 +223,10 @@ def topk_dot(
                         t += a3 * v3[j]
                         row[j] = t
                 f += 4
-            for f in range(f, d):
-                v = item_vecs_t[f, c0 : c0 + nc]
+            for g in range(f, d):
+                v = item_vecs_t[g, c0 : c0 + nc]
                 for b in range(nb):
-                    a = user_vecs[q0 + b, f]
+                    a = user_vecs[q0 + b, g]
                     row = buf[b]
                     for j in range(nc):
                         row[j] += a * v[j]
