@@ -433,6 +433,14 @@ def test_sparse_agree(seed, n, n_rows, n_cols, wide):
     assert_same(r_sparse.row_ids(indptr), k_sparse.row_ids(indptr))
 
 
+def test_coo_order_of_long_sorted_rows_with_ties():
+    """Rows in order with long, unsorted, tied columns: the per-row merge sort is the stable sort."""
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.integers(0, 4, 5000)).astype(np.int32)
+    cols = rng.integers(0, 50, 5000).astype(np.int32)
+    assert_same(r_sparse.coo_order(rows, cols, 4, 50), k_sparse.coo_order(rows, cols, 4, 50))
+
+
 def test_latest_of_duplicates_rule():
     """Largest timestamp wins, the last one in input order among equal timestamps; runs stop at row ends."""
     indptr = np.array([0, 4, 6], dtype=np.int64)
