@@ -141,7 +141,7 @@ def topk_dot(
             if r >= 0 and r < excl_indptr.shape[0] - 1:
                 ptr[b] = excl_indptr[r]
                 hi[b] = excl_indptr[r + 1]
-        buf = np.empty((USER_BLOCK, ITEM_BLOCK), dtype=item_vecs_t.dtype)
+        buf = np.zeros((USER_BLOCK + 1, ITEM_BLOCK), dtype=item_vecs_t.dtype)  # + a spare row (pairs)
         for c0 in range(0, n_cols, ITEM_BLOCK):
             nc = min(ITEM_BLOCK, n_cols - c0)
             bias = item_bias[c0 : c0 + nc]
@@ -150,7 +150,7 @@ def topk_dot(
                 off = offsets[q0 + b]
                 for j in range(nc):
                     row[j] = off + bias[j]
-            # four factors per pass: each score is loaded and stored once per four multiply-adds
+            # eight, then four factors a pass: each score is loaded and stored once per pass
             f = 0
             while f + 8 <= d:
                 w0 = item_vecs_t[f, c0 : c0 + nc]
@@ -161,12 +161,12 @@ def topk_dot(
                 w5 = item_vecs_t[f + 5, c0 : c0 + nc]
                 w6 = item_vecs_t[f + 6, c0 : c0 + nc]
                 w7 = item_vecs_t[f + 7, c0 : c0 + nc]
-                b = 0
-                while b + 2 <= nb:  # two users at once: two independent chains of multiply-adds
+                for b in range(0, nb, 2):  # two users at once: two independent chains of multiply-adds
+                    # an odd block's last user pairs with itself, its twin's scores going to a spare row
                     u = user_vecs[q0 + b]
-                    x = user_vecs[q0 + b + 1]
+                    x = user_vecs[q0 + min(b + 1, nb - 1)]
                     row = buf[b]
-                    other = buf[b + 1]
+                    other = buf[b + 1 if b + 1 < nb else USER_BLOCK]
                     for j in range(nc):
                         t = row[j]
                         s = other[j]
@@ -188,21 +188,6 @@ def topk_dot(
                         s += x[f + 7] * w7[j]
                         row[j] = t
                         other[j] = s
-                    b += 2
-                for single in range(b, nb):
-                    u = user_vecs[q0 + single]
-                    row = buf[single]
-                    for j in range(nc):
-                        t = row[j]
-                        t += u[f] * w0[j]
-                        t += u[f + 1] * w1[j]
-                        t += u[f + 2] * w2[j]
-                        t += u[f + 3] * w3[j]
-                        t += u[f + 4] * w4[j]
-                        t += u[f + 5] * w5[j]
-                        t += u[f + 6] * w6[j]
-                        t += u[f + 7] * w7[j]
-                        row[j] = t
                 f += 8
             while f + 4 <= d:
                 v0 = item_vecs_t[f, c0 : c0 + nc]
