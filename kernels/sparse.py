@@ -20,17 +20,25 @@ __all__ = [
 
 
 @njit(cache=True)
+def _key_indptr(keys, n_keys):
+    """``indptr`` (int64) of integer ``keys`` in ``[0, n_keys)``: ``indptr[k + 1] - indptr[k]`` counts key
+    ``k``, so ``indptr[k]`` is where key ``k``'s entries start once sorted."""
+    indptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for j in range(keys.shape[0]):
+        indptr[keys[j] + 1] += 1
+    for k in range(n_keys):
+        indptr[k + 1] += indptr[k]
+    return indptr
+
+
+@njit(cache=True)
 def counting_sort(keys, n_keys):
     """Stable counting sort of integer ``keys`` in ``[0, n_keys)``.
 
     Returns ``(indptr, perm)``: ``indptr[k]:indptr[k+1]`` is the range of sorted
     positions holding key ``k`` and ``keys[perm]`` is sorted.
     """
-    indptr = np.zeros(n_keys + 1, dtype=np.int64)
-    for j in range(keys.shape[0]):
-        indptr[keys[j] + 1] += 1
-    for k in range(n_keys):
-        indptr[k + 1] += indptr[k]
+    indptr = _key_indptr(keys, n_keys)
     fill = indptr[:-1].copy()
     perm = np.empty(keys.shape[0], dtype=np.int64)
     for j in range(keys.shape[0]):
@@ -82,13 +90,10 @@ def _order_within_rows(rows, cols, n_rows):
     """:func:`coo_order` of rows in non-decreasing order: each row's entries stably sorted by column (runs of
     :data:`RUN` by insertion, then merged bottom-up; a row already in order is left as it is). Written out
     rather than ``np.argsort``, whose compilation costs more than a second on a first run."""
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    for j in range(rows.shape[0]):
-        indptr[rows[j] + 1] += 1
+    indptr = _key_indptr(rows, n_rows)
     longest = 0
     for r in range(n_rows):
-        longest = max(longest, indptr[r + 1])
-        indptr[r + 1] += indptr[r]
+        longest = max(longest, indptr[r + 1] - indptr[r])
     order = np.empty(rows.shape[0], dtype=np.int64)
     tmp = np.empty(longest, dtype=np.int64)
     for r in range(n_rows):
@@ -185,11 +190,7 @@ def transpose_csr(indptr, indices, data, n_cols):
     beyond the output (no permutation).
     """
     n_rows = indptr.shape[0] - 1
-    col_ptr = np.zeros(n_cols + 1, dtype=np.int64)
-    for j in range(indices.shape[0]):
-        col_ptr[indices[j] + 1] += 1
-    for c in range(n_cols):
-        col_ptr[c + 1] += col_ptr[c]
+    col_ptr = _key_indptr(indices, n_cols)
     fill = col_ptr[:-1].copy()
     out_idx = np.empty(indices.shape[0], dtype=np.int32)
     out_dat = np.empty(indices.shape[0], dtype=data.dtype)
