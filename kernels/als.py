@@ -28,6 +28,16 @@ Both come from one pass over the entity's ratings, accumulating
 and the right-hand side is ``lam (t - b_e s)``. Each step is an exact block
 minimisation, so the objective never increases.
 
+With ``cg_steps`` k > 0 the factor is not solved exactly but takes k conjugate-gradient
+steps on the same system from its current value (Takacs, Pilaszy and Tikk 2011): the
+entity's rated rows are gathered once into contiguous scratch, the gather pass forms each
+rating's residual at the current factor and the sums of the rows and of their residuals
+(so the bias and the system's residual ``lam sum_i V_i (r - mu - b_e - b_i - U_e . V_i) +
+tau (c_e - U_e)`` need no other pass), then every step is one pass over the rows
+(``A p = lam sum_i V_i (V_i . p) + tau p``, 4 n D flops against the Gram matrix's n D^2).
+Each iterate minimises the block's quadratic over a Krylov space containing the current
+factor, so the objective still never increases.
+
 Work is split into contiguous blocks of equal estimated cost
 (``n_e (D^2 + 2D) + D^3/3``) so heavy users on power-law data do not pile up
 on one thread (:func:`fastmf.common.layout.balanced_blocks`); each block allocates its scratch once.
