@@ -93,15 +93,18 @@ def predict_pairs(users, items, mu, user_bias, item_bias, user_factors, item_fac
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def sum_squares(x):
-    """``sum x^2`` over a 1-D or 2-D array, reduced per row in fixed order."""
+    """``sum x^2`` over a 1-D or 2-D array, reduced per row in fixed order.
+
+    Serial: a pass over the factors takes milliseconds, while compiling a parallel loop for each of
+    its two signatures cost about a second of a first run."""
     n = x.shape[0]
     if n == 0:
         return 0.0
     part = np.zeros(n, dtype=np.float64)
     flat = x.reshape(n, -1)
-    for r in prange(n):
+    for r in range(n):
         s = 0.0
         for k in range(flat.shape[1]):
             v = np.float64(flat[r, k])
