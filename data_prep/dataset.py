@@ -294,9 +294,7 @@ class Dataset:
     def subset(self, mask: np.ndarray) -> Dataset:
         """The ratings where ``mask`` (over CSR entries) is true, with the same id maps and items."""
         mask = np.asarray(mask, dtype=bool)
-        counts = np.bincount(self.user_of_entry[mask], minlength=self.n_users)
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
+        indptr = _indptr_of(self.user_of_entry[mask], self.n_users)
         out = self._copy()
         out.indptr, out.indices, out.data = indptr, self.indices[mask], self.data[mask]
         out.timestamps = None if self.timestamps is None else self.timestamps[mask]
@@ -490,8 +488,7 @@ def _assemble(
     del ids
     _release_arrow()
     if sk.lex_sorted(users, items_idx):  # a prepared folder's ratings: already in CSR order, nothing to move
-        indptr = np.zeros(len(user_map) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(users, minlength=len(user_map)), out=indptr[1:])
+        indptr = _indptr_of(users, len(user_map))
         order = slice(None)
     else:
         indptr, order = sk.coo_order(users, items_idx, len(user_map), len(item_map))
@@ -512,8 +509,7 @@ def _assemble(
             DuplicateRatingsWarning,
             stacklevel=3,
         )
-        rows = sk.row_ids(indptr)[keep]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(user_map)))]).astype(np.int64)
+        indptr = _indptr_of(sk.row_ids(indptr)[keep], len(user_map))
         indices, data = indices[keep], data[keep]
         timestamps = None if timestamps is None else timestamps[keep]
     titles, fptr, fidx, fnames = _item_metadata(items, item_map)
@@ -532,6 +528,13 @@ def _assemble(
         rating_range=rating_range,
         items_table=items,
     )
+
+
+def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """The CSR ``indptr`` (int64) of entries whose row indices ``rows`` are in non-decreasing order."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return indptr
 
 
 def _release_arrow() -> None:

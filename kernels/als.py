@@ -118,6 +118,26 @@ def half_sweep(
             _half_sweep(*args)
 
 
+@njit(cache=True, inline="always")
+def _entity_priors(e, gamma, tau, ridge_scale, prior_bias):
+    """Entity ``e``'s ridges ``gamma s_e``, ``tau s_e`` (``s_e`` = ``ridge_scale[e]``, 1 when it is empty)
+    and its bias prior mean ``m_e`` (0 when ``prior_bias`` is empty)."""
+    scale = ridge_scale[e] if ridge_scale.shape[0] > 0 else 1.0
+    mb = prior_bias[e] if prior_bias.shape[0] > 0 else 0.0
+    return gamma * scale, tau * scale, mb
+
+
+@njit(cache=True, inline="always")
+def _entity_bias(lam, gamma_e, n, residual, mb, fit_bias):
+    """``b_e = (lam sum_i (r - mu - b_i - U_e . V_i) + gamma_e m_e) / (lam n_e + gamma_e)`` from that
+    ``residual`` sum; ``m_e`` for an entity without ratings, 0 when biases are not fitted."""
+    if not fit_bias:
+        return 0.0
+    if n == 0:
+        return mb
+    return (lam * residual + gamma_e * mb) / (lam * n + gamma_e)
+
+
 @njit(cache=True, parallel=True, fastmath=FAST)
 def _half_sweep(
     indptr,
@@ -141,8 +161,6 @@ def _half_sweep(
     system) is allocated once."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
-    has_bias_mean = prior_bias.shape[0] > 0
-    scaled = ridge_scale.shape[0] > 0
     flat = other_factors.reshape(-1)
     for blk in prange(blocks.shape[0] - 1):
         x, res, gram, s, t = gather_scratch(d)
@@ -170,18 +188,11 @@ def _half_sweep(
                 s,
             )
             n = end - start
-            scale = ridge_scale[e] if scaled else 1.0
-            gamma_e = gamma * scale
-            tau_e = tau * scale
-            mb = prior_bias[e] if has_bias_mean else 0.0
-            b = 0.0
-            if fit_bias and n > 0:
-                dot = 0.0
-                for p in range(d):
-                    dot += own_factors[e, p] * s[p]
-                b = (lam * (c - dot) + gamma_e * mb) / (lam * n + gamma_e)
-            elif fit_bias:
-                b = mb
+            gamma_e, tau_e, mb = _entity_priors(e, gamma, tau, ridge_scale, prior_bias)
+            dot = 0.0
+            for p in range(d):
+                dot += own_factors[e, p] * s[p]
+            b = _entity_bias(lam, gamma_e, n, c - dot, mb, fit_bias)
             own_bias[e] = b
             if d == 0:
                 continue
@@ -224,8 +235,6 @@ def _half_sweep_cg(
     the exact solve accumulates the ``D x D`` Gram matrix (``n D^2``)."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
-    has_bias_mean = prior_bias.shape[0] > 0
-    scaled = ridge_scale.shape[0] > 0
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
     no_gram = np.zeros((0, 0), dtype=np.float64)
@@ -257,15 +266,8 @@ def _half_sweep_cg(
                 for q in range(d):
                     acc32[q] += rj * rows[j, q]
                     sum32[q] += rows[j, q]
-            scale = ridge_scale[e] if scaled else 1.0
-            gamma_e = gamma * scale
-            tau_e = tau * scale
-            mb = prior_bias[e] if has_bias_mean else 0.0
-            b = 0.0
-            if fit_bias and n > 0:
-                b = (lam * c + gamma_e * mb) / (lam * n + gamma_e)
-            elif fit_bias:
-                b = mb
+            gamma_e, tau_e, mb = _entity_priors(e, gamma, tau, ridge_scale, prior_bias)
+            b = _entity_bias(lam, gamma_e, n, c, mb, fit_bias)
             own_bias[e] = b
             if d == 0:
                 continue
