@@ -24,8 +24,12 @@ SplitMix64 stream seeded by (seed, epoch, t) and updates the shared factors in
 place. Random memory accesses dominate its cost, so each chunk works as a
 software pipeline of ``STAGES`` steps ``LAG`` triples apart: draw the numbers
 and prefetch the alias column; pick the user and prefetch its row bounds and
-factors; prefetch the start of its row; pick the positive and the negative and
-prefetch their factors; update. The updates happen strictly in triple order
+factors; prefetch the row's entries the draws will read; pick the positive and
+the negative and prefetch their factors; update. The negative's search in the
+row starts where the catalogue's distribution of positives predicts the answer
+(:func:`position_hint`: on the synthetic ml-32m shape within a cache line of it
+for nine draws in ten), so its probes hit the one line prefetched, where a
+bisection of a long row waits on memory at every level. The updates happen strictly in triple order
 and the triples depend only on the stream, so with one chunk the epoch is the
 sequential application of its stream's triples (drawn one by one with
 :func:`pick_user`, :func:`pick_positive` and :func:`draw_negative`), bit for
@@ -42,7 +46,7 @@ from numba import njit, prange
 from fastmf.common.layout import CACHE_LINE_FLOATS as LINE
 from fastmf.kernels._linalg import FAST, prefetch, prefetch_span
 from fastmf.kernels._rng import alias_draw, next_u64, randint, stream_seed, uniform
-from fastmf.kernels._search import row_contains
+from fastmf.kernels._search import first_key_above
 
 #: alias draws of a popularity negative before falling back to a uniform one
 MAX_POPULAR_TRIES = 64
@@ -117,42 +121,50 @@ def product_loss(mantissa, exponent):
 
 
 @njit(cache=True, inline="always")
-def kth_missing(indices, start, end, k):
-    """The ``k``-th (0-based) non-negative integer absent from the sorted slice ``indices[start:end]``.
-
-    ``indices[q] - (q - start)`` counts the absent integers below ``indices[q]``
-    and never decreases, so one binary search finds how many entries precede
-    the answer: a uniform ``k`` gives a uniform item outside the row.
+def position_hint(share_below, start, length, item):
+    """Where ``item`` should sit in a positive row of ``length`` entries starting at ``start`` if the row's
+    items were spread over the catalogue like all the positives: ``start + length F(item)``, with
+    ``F(c) = share_below[c]`` the share of all positives on items below ``c``. It also guesses where the
+    ``k``-th absent item's search ends (``item = k``: the answer ``k + q`` is near ``k`` for a row much
+    shorter than the catalogue). A guess to start a search from: a wrong one costs probes, never the answer.
     """
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] - (mid - start) <= k:
-            lo = mid + 1
-        else:
-            hi = mid
-    return k + (lo - start)
+    return start + np.int64(length * share_below[item])
 
 
 @njit(cache=True, inline="always")
-def draw_negative(key, scratch, indices, start, end, n_items, neg_prob, neg_alias, popularity):
+def kth_missing(indices, start, end, k, hint):
+    """The ``k``-th (0-based) non-negative integer absent from the sorted slice ``indices[start:end]``.
+
+    ``indices[q] - (q - start)`` counts the absent integers below ``indices[q]``
+    and never decreases, so one search (from the position guess ``hint``,
+    :func:`fastmf.kernels._search.first_key_above`) finds how many entries precede
+    the answer: a uniform ``k`` gives a uniform item outside the row.
+    """
+    return k + (first_key_above(indices, start, end, k, 1, hint) - start)
+
+
+@njit(cache=True, inline="always")
+def draw_negative(key, scratch, indices, start, end, n_items, neg_prob, neg_alias, popularity, share_below):
     """An item outside the positive row ``indices[start:end]``, determined by ``key``.
 
     Uniform: the ``k``-th absent item for ``k`` uniform in ``[0, n_items - len)``
     (exactly uniform over the non-positives, no rejection loop). Popularity: an
-    alias-table draw, rejected and redrawn while it lands in the row (binary
-    search); after ``MAX_POPULAR_TRIES`` rejections the draw is uniform instead
-    (only for users holding nearly all the popularity mass). ``scratch`` is a
-    one-element ``uint64`` generator state.
+    alias-table draw, rejected and redrawn while it lands in the row; after
+    ``MAX_POPULAR_TRIES`` rejections the draw is uniform instead (only for users
+    holding nearly all the popularity mass). ``scratch`` is a one-element
+    ``uint64`` generator state. Every search starts at its guess from
+    ``share_below`` (:func:`position_hint`); the item drawn does not depend on it.
     """
     scratch[0] = key
+    length = end - start
     if popularity:
         for _ in range(MAX_POPULAR_TRIES):
             j = alias_draw(scratch, neg_prob, neg_alias)
-            if not row_contains(indices, start, end, j):
+            pos = first_key_above(indices, start, end, j - 1, 0, position_hint(share_below, start, length, j))
+            if pos == end or indices[pos] != j:
                 return j
-    return kth_missing(indices, start, end, randint(scratch, n_items - (end - start)))
+    k = randint(scratch, n_items - length)
+    return kth_missing(indices, start, end, k, position_hint(share_below, start, length, k))
 
 
 @njit(cache=True, inline="always")
@@ -187,10 +199,13 @@ def hogwild_epoch(
     neg_prob,
     neg_alias,
     popularity,
+    share_below,
     out_loss,
 ):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` lock-free parallel chunks (module docstring).
 
+    ``share_below[c]`` is the share of the positives on catalogue items below ``c`` (``n_items + 1``
+    float32 entries): the searches in a user's row start where it predicts (:func:`position_hint`).
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
     """
     n_users = user_prob.shape[0]
@@ -239,14 +254,13 @@ def hogwild_epoch(
                 length = indptr[u + 1] - start
                 if length <= 4 * LINE:
                     prefetch_span(indices, start, length)
-                else:  # the positive's entry, the search's first probe, and where the search ends if the
-                    # positives are spread evenly over the item indices (a hint: a wrong guess costs nothing)
+                else:  # the positive's entry and where the negative's search starts (its guess)
                     scratch[0] = ring_pos_key[slot]
                     prefetch(indices, start + randint(scratch, length))
-                    prefetch(indices, start + length // 2)
                     if not popularity:
                         scratch[0] = ring_neg_key[slot]
-                        prefetch(indices, start + randint(scratch, n_items - length) * length // (n_items - length))
+                        k = randint(scratch, n_items - length)
+                        prefetch(indices, position_hint(share_below, start, length, k))
             c = s - 3 * LAG
             if 0 <= c < n:  # the positive and the negative; fetch their factors
                 slot = c & (RING - 1)
@@ -255,7 +269,16 @@ def hogwild_epoch(
                 end = indptr[u + 1]
                 i = pick_positive(ring_pos_key[slot], scratch, indices, start, end)
                 j = draw_negative(
-                    ring_neg_key[slot], scratch, indices, start, end, n_items, neg_prob, neg_alias, popularity
+                    ring_neg_key[slot],
+                    scratch,
+                    indices,
+                    start,
+                    end,
+                    n_items,
+                    neg_prob,
+                    neg_alias,
+                    popularity,
+                    share_below,
                 )
                 ring_i[slot] = i
                 ring_j[slot] = j

@@ -16,7 +16,19 @@ from fastmf.kernels.bpr import draw_negative, multiply_likelihood, pick_positive
 
 @njit(cache=True)
 def draw_triples(
-    indptr, indices, user_prob, user_alias, n_items, n_samples, seed, epoch, neg_prob, neg_alias, popularity, chunk=0
+    indptr,
+    indices,
+    user_prob,
+    user_alias,
+    n_items,
+    n_samples,
+    seed,
+    epoch,
+    neg_prob,
+    neg_alias,
+    popularity,
+    share_below,
+    chunk=0,
 ):
     """The first ``n_samples`` triples chunk ``chunk`` of :func:`hogwild_epoch` draws, as ``(users, positives,
     negatives)`` (with one chunk: the triples the epoch applies, in order)."""
@@ -35,7 +47,16 @@ def draw_triples(
         users[s] = u
         pos[s] = pick_positive(pos_key, scratch, indices, indptr[u], indptr[u + 1])
         neg[s] = draw_negative(
-            neg_key, scratch, indices, indptr[u], indptr[u + 1], n_items, neg_prob, neg_alias, popularity
+            neg_key,
+            scratch,
+            indices,
+            indptr[u],
+            indptr[u + 1],
+            n_items,
+            neg_prob,
+            neg_alias,
+            popularity,
+            share_below,
         )
     return users, pos, neg
 

@@ -25,9 +25,11 @@ from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.data_prep.dataset import Dataset
 from fastmf.data_prep.splits import random_split
 from fastmf.kernels import bpr as kbpr
+from fastmf.kernels._search import first_key_above
+from fastmf.kernels.sampling import build_alias
 from fastmf.metrics.ranking import positives
 from fastmf.models.backend import backend_of
-from fastmf.models.bpr import BPR, BPRState
+from fastmf.models.bpr import BPR, BPRState, share_below
 from fastmf.models.popular import MostPopular
 from fastmf.reference import _rng
 from fastmf.reference import bpr as ref
@@ -47,6 +49,7 @@ def numba_triples(state, n, epoch=0, chunk=0):
         state.neg_prob,
         state.neg_alias,
         state.popularity,
+        state.share_below,
         chunk,
     )
 
@@ -157,21 +160,36 @@ def test_small_sgd_step_increases_the_triple_objective(seed, d, reg, scale):
 
 
 @settings(max_examples=60, deadline=None)
-@given(row=st.sets(st.integers(0, 40), max_size=40), n_items=st.integers(41, 45), key=st.integers(0, 2**64 - 1))
-def test_kth_missing_enumerates_the_complement(row, n_items, key):
-    indices = np.array(sorted(row), dtype=np.int32)
-    missing = np.setdiff1d(np.arange(n_items), indices)
-    assert [kbpr.kth_missing(indices, 0, indices.size, k) for k in range(missing.size)] == missing.tolist()
+@given(
+    row=st.sets(st.integers(0, 40), max_size=40),
+    n_items=st.integers(41, 45),
+    key=st.integers(0, 2**64 - 1),
+    hint=st.integers(-5, 50),
+    pad=st.integers(0, 3),
+    popularity=st.booleans(),
+    weights=st.lists(st.integers(0, 9), min_size=45, max_size=45),
+)
+def test_kth_missing_enumerates_the_complement_from_any_hint(row, n_items, key, hint, pad, popularity, weights):
+    # the row sits at offset ``pad`` of a larger array; the search's start guess never changes its answer
+    indices = np.array([-1] * pad + sorted(row) + [99], dtype=np.int32)
+    start, end = pad, pad + len(row)
+    missing = np.setdiff1d(np.arange(n_items), sorted(row))
+    got = [kbpr.kth_missing(indices, start, end, k, start + hint) for k in range(missing.size)]
+    assert got == missing.tolist()
+    for value in range(-1, n_items + 1):
+        want = start + np.searchsorted(indices[start:end], value)
+        assert first_key_above(indices, start, end, value - 1, 0, start + hint) == want
+    weights = np.array(weights[:n_items], dtype=np.float64) + 1.0  # popularity weights, and the search guesses
     j = kbpr.draw_negative(
         np.uint64(key),
         np.zeros(1, np.uint64),
         indices,
-        0,
-        indices.size,
+        start,
+        end,
         n_items,
-        np.ones(1),
-        np.zeros(1, np.int32),
-        False,
+        *build_alias(weights),
+        popularity,
+        share_below(weights),
     )
     assert j in missing
 
@@ -239,6 +257,7 @@ def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
         a.neg_prob,
         a.neg_alias,
         a.popularity,
+        a.share_below,
         loss,
     )
     triples = numba_triples(b, 20_000, epoch=2)
@@ -307,7 +326,10 @@ def test_reference_epoch_is_the_kernels_in_float64(negatives, small_split):
     state = BPRState(positives(small_split.train, 4.0), 8, negatives, backend_of("numpy"), seed=2)
     arrays = [a.copy() for a in (state.user_factors, state.item_factors, state.item_bias)]
     loss = {"numba": np.zeros(3), "numpy": np.zeros(3)}
-    args = (0.05, 0.01, True, state.n_samples, state.seed, 4, 3, state.neg_prob, state.neg_alias, state.popularity)
+    args = (
+        *(0.05, 0.01, True, state.n_samples, state.seed, 4, 3),
+        *(state.neg_prob, state.neg_alias, state.popularity, state.share_below),
+    )
     head = (state.indptr, state.indices, state.user_prob, state.user_alias)
     single_thread(lambda: kbpr.hogwild_epoch(*head, *arrays, *args, loss["numba"]))
     ref.hogwild_epoch(*head, state.user_factors, state.item_factors, state.item_bias, *args, loss["numpy"])

@@ -49,7 +49,7 @@ from fastmf.metrics.rating import rmse
 from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
 from fastmf.models.backend import backend_of
 from fastmf.models.base import widened_scale
-from fastmf.models.bpr import BPR, BPRState
+from fastmf.models.bpr import BPR, BPRState, share_below
 from fastmf.models.features import FeatureState
 from fastmf.models.vi import VI, Posterior, VIState, gather_sweep
 
@@ -286,6 +286,7 @@ def bpr_stratum(
         neg_prob,
         neg_alias,
         params["popularity"],
+        share_below(np.bincount(sub_idx, minlength=v.shape[0])),
         loss,
     )
     return u, v, b, float(loss.sum()), n_samples

@@ -53,6 +53,15 @@ from fastmf.models.ranker import Ranker
 from fastmf.models.training import run_epochs
 
 
+def share_below(weights: np.ndarray) -> np.ndarray:
+    """``[0, w_0, w_0 + w_1, ...] / sum(w)``: the share of the positives on the catalogue items below each
+    item (float32, one entry more than ``weights``, the positives per catalogue item), from which the
+    sampler guesses where to start its searches (:func:`fastmf.kernels.bpr.position_hint`)."""
+    below = np.zeros(weights.shape[0] + 1, dtype=np.float64)
+    np.cumsum(weights, out=below[1:])
+    return (below / max(below[-1], 1.0)).astype(np.float32)
+
+
 class BPRState:
     """Factors being fitted and the sampler's arrays (the same on both backends).
 
@@ -62,7 +71,8 @@ class BPRState:
     sorted per row), ``item_factors``/``item_bias`` one row per catalogue item;
     :meth:`export` copies them into the model's item arrays. Users are drawn through
     an alias table over their positive counts (``user_prob``, ``user_alias``), popularity
-    negatives through one over the items' (``neg_prob``, ``neg_alias``). Factors start from
+    negatives through one over the items' (``neg_prob``, ``neg_alias``); ``share_below``
+    is the share of the positives below each item (:func:`share_below`). Factors start from
     N(0, init_std^2) rounded to float32 (the same values on both backends) except the
     users training never touches, which start and stay at zero; they are kept 64-byte
     aligned, so a row of D = 64 float32 spans 4 cache lines rather than 5. Each epoch
@@ -91,6 +101,7 @@ class BPRState:
         self.popularity = negatives == "popularity"
         self.indptr = positives.indptr
         self.indices = (np.cumsum(weights > 0) - 1)[positives.indices].astype(np.int32)
+        self.share_below = share_below(weights[self.items])
         build_alias = backend.sampling.build_alias
         self.user_prob, self.user_alias = build_alias(np.where(self.sampled_users, counts, 0).astype(np.float64))
         self.neg_prob, self.neg_alias = (
@@ -160,6 +171,7 @@ class BPRState:
             self.neg_prob,
             self.neg_alias,
             self.popularity,
+            self.share_below,
             loss,
         )
         self.epochs_run += 1

@@ -158,11 +158,14 @@ def hogwild_epoch(
     neg_prob,
     neg_alias,
     popularity,
+    share_below,
     out_loss,
 ):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` chunks, one after the other (module docstring).
 
-    ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
+    ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``. ``share_below`` (the share of the
+    positives on the catalogue items below each item) only tells the kernel where to start each search in
+    a row; the triples do not depend on it, and this twin searches all rows at once.
     """
     n_items = item_factors.shape[0]
     keys = _row_keys(indptr, indices, n_items)
