@@ -252,7 +252,7 @@ def hogwild_epoch(
                 u = ring_user[slot]
                 start = indptr[u]
                 length = indptr[u + 1] - start
-                if length <= 4 * LINE:
+                if length <= 2 * LINE:
                     prefetch_span(indices, start, length)
                 else:  # the positive's entry and where the negative's search starts (its guess)
                     scratch[0] = ring_pos_key[slot]
