@@ -26,16 +26,21 @@ def build_alias(weights):
     for k in range(n):
         scaled[k] = weights[k] * n / total
     prob = np.ones(n, dtype=np.float64)
-    alias = np.arange(n).astype(np.int32)
+    alias = np.empty(n, dtype=np.int32)
+    for k in range(n):
+        alias[k] = k
     # two stacks, each initially in ascending outcome order
     small = np.empty(n, dtype=np.int64)
     large = np.empty(n, dtype=np.int64)
-    below = np.flatnonzero(scaled < 1.0)
-    above = np.flatnonzero(~(scaled < 1.0))
-    ns = below.shape[0]
-    nl = above.shape[0]
-    small[:ns] = below
-    large[:nl] = above
+    ns = 0
+    nl = 0
+    for k in range(n):
+        if scaled[k] < 1.0:
+            small[ns] = k
+            ns += 1
+        else:
+            large[nl] = k
+            nl += 1
     while ns > 0 and nl > 0:
         ns -= 1
         s = small[ns]
