@@ -8,8 +8,8 @@ Not part of the default test run (bench/ is outside ``testpaths``). Run from the
 
 The data is the synthetic ml-32m shape in the partitioned layout (2 blocks per side), generated on
 first use into ``FASTMF_BENCH_CACHE`` (default ``~/.cache/fastmf/bench``) as
-``synth-v2-ml32m-x{scale}-seed42-p2`` by ``fastmf synth --partitions 2`` (the ratings of the unpartitioned
-``synth-v2-ml32m-x{scale}-seed42`` set). Measured, on the same data with no test split:
+``synth-v3-ml32m-x{scale}-seed42-p2`` by ``fastmf synth --partitions 2`` (the ratings of the unpartitioned
+``synth-v3-ml32m-x{scale}-seed42`` set). Measured, on the same data with no test split:
 
 * single process, 2 Numba threads: ``model.fit`` on the folder loaded whole;
 * LocalCluster of 2 worker processes x 1 thread: ``fastmf.distributed.fit``.

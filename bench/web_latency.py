@@ -10,8 +10,8 @@ ratings into the served model. Reported per endpoint: the server time of each re
 network and the WSGI server), p50 and p99, and the time measured by the client.
 
     python3 bench/web_latency.py                       # ml-latest-small, an ALS model trained once (cached)
-    python3 bench/web_latency.py --data ~/.cache/fastmf/bench/synth-v2-ml32m-x1-seed42 \\
-        --model ~/.cache/fastmf/bench/web/als-synth-v2-ml32m-x1-seed42.fastmf
+    python3 bench/web_latency.py --data ~/.cache/fastmf/bench/synth-v3-ml32m-x1-seed42 \\
+        --model ~/.cache/fastmf/bench/web/als-synth-v3-ml32m-x1-seed42.fastmf
 
 Without ``--model`` an ALS model with the default settings is trained on DATA and kept in
 ``~/.cache/fastmf/bench/web/``. Only 127.0.0.1 is ever contacted.
