@@ -106,47 +106,71 @@ def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alp
         )
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
+@njit(cache=True, parallel=True)
 def _half_sweep(
     indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks
 ):
+    """:func:`half_sweep`: the blocks of entities in parallel, each by :func:`_sweep_block` (a loop of
+    one call is what Numba's parallel lowering then transforms: faster to compile)."""
+    for blk in prange(blocks.shape[0] - 1):
+        _sweep_block(
+            blocks[blk],
+            blocks[blk + 1],
+            indptr,
+            indices,
+            data,
+            own_factors,
+            other_factors,
+            gram,
+            lam,
+            alpha,
+            eps,
+            log_scaling,
+            cg_steps,
+        )
+
+
+@njit(cache=True, fastmath=FAST)
+def _sweep_block(
+    lo, hi, indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps
+):
+    """The update of entities ``lo .. hi - 1``, whose scratch is allocated once."""
     d = own_factors.shape[1]
     dp = padded_dim(d)
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
-    for blk in prange(blocks.shape[0] - 1):
-        # rows: the entity's rated rows, gathered once
-        rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, blocks[blk], blocks[blk + 1], d)
-        weight = np.empty(longest, dtype=np.float64)  # their c - 1
-        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
-        acc = np.zeros((dp, dp), dtype=np.float32)
-        a = np.empty((d, d), dtype=np.float64)
-        b = np.empty(d, dtype=np.float64)
-        for e in range(blocks[blk], blocks[blk + 1]):
-            start = indptr[e]
-            n = indptr[e + 1] - start
-            b[:] = 0.0
-            for j in range(n):
-                ahead = start + j + 32
-                if ahead < n_total:
-                    prefetch_span(flat, indices[ahead] * d, d)
-                i = indices[start + j]
-                c = confidence(data[start + j], alpha, eps, log_scaling)
-                weight[j] = c - 1.0
-                for q in range(d):
-                    v = other_factors[i, q]
-                    rows[j, q] = v
-                    b[q] += c * v
-            if cg_steps == 0:
-                _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d)
-                for q in range(d):
-                    own_factors[e, q] = b[q]
-            else:
-                for q in range(d):
-                    u[q] = own_factors[e, q]
-                cg_solve(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
-                for q in range(d):
-                    own_factors[e, q] = u[q]
+    # rows: the entity's rated rows, gathered once
+    rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, lo, hi, d)
+    weight = np.empty(longest, dtype=np.float64)  # their c - 1
+    x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
+    acc = np.zeros((dp, dp), dtype=np.float32)
+    a = np.empty((d, d), dtype=np.float64)
+    b = np.empty(d, dtype=np.float64)
+    for e in range(lo, hi):
+        start = indptr[e]
+        n = indptr[e + 1] - start
+        b[:] = 0.0
+        for j in range(n):
+            ahead = start + j + 32
+            if ahead < n_total:
+                prefetch_span(flat, indices[ahead] * d, d)
+            i = indices[start + j]
+            c = confidence(data[start + j], alpha, eps, log_scaling)
+            weight[j] = c - 1.0
+            for q in range(d):
+                v = other_factors[i, q]
+                rows[j, q] = v
+                b[q] += c * v
+        if cg_steps == 0:
+            _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d)
+            for q in range(d):
+                own_factors[e, q] = b[q]
+        else:
+            for q in range(d):
+                u[q] = own_factors[e, q]
+            cg_solve(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
+            for q in range(d):
+                own_factors[e, q] = u[q]
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
