@@ -112,7 +112,7 @@ def _add_moments4(dst, rows, indices, data, j, mu, wd, d):
     dst[wd + 2] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
 
 
-@njit(cache=True, inline="always", fastmath=FAST)
+@njit(cache=True, fastmath=FAST)
 def _update_full(
     e, acc, n, own_bias, own_mean, own_cov, own_rows, own_logdet, lam, gamma, tau, esse, a, scratch, cov, m, scale
 ):
@@ -327,7 +327,7 @@ def half_sweep_diag(
         )
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
+@njit(cache=True, parallel=True)
 def _half_sweep_full(
     indptr,
     indices,
@@ -357,57 +357,101 @@ def _half_sweep_full(
     ``own_mean``, ``own_cov`` (``S_e``), ``own_rows``, ``own_logdet`` (``log det S_e
     = -log det A_e`` from the Cholesky factor) and ``esse[e]`` (module docstring).
     """
+    for blk in prange(blocks.shape[0] - 1):
+        _gather_block(
+            blocks[blk],
+            blocks[blk + 1],
+            indptr,
+            indices,
+            data,
+            mu,
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            other_rows,
+            lam,
+            gamma,
+            tau,
+            esse,
+            prior_scale,
+            acc_width,
+        )
+
+
+@njit(cache=True, fastmath=FAST)
+def _gather_block(
+    lo,
+    hi,
+    indptr,
+    indices,
+    data,
+    mu,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    other_rows,
+    lam,
+    gamma,
+    tau,
+    esse,
+    prior_scale,
+    acc_width,
+):
+    """:func:`_half_sweep_full` for entities ``lo .. hi - 1``, whose scratch is allocated once (a serial
+    function, so that the parallel lowering handles a loop of one call: faster to compile)."""
     d = own_mean.shape[1]
     wd = d * (d + 1) // 2 + d
     width = acc_width
     scaled = prior_scale.shape[0] > 0
     n_total = indices.shape[0]
-    n_blocks = blocks.shape[0] - 1
     flat = other_rows.reshape(-1)
     stride = other_rows.shape[1]
-    for blk in prange(n_blocks):
-        part = np.zeros(width, dtype=np.float32)
-        acc, a, scratch, cov, m = _update_scratch(d, width)
-        for e in range(blocks[blk], blocks[blk + 1]):
-            start = indptr[e]
-            end = indptr[e + 1]
-            acc[:] = 0.0
-            for c0 in range(start, end, GRAM_BLOCK):
-                part[:] = 0.0
-                c1 = min(end, c0 + GRAM_BLOCK)
-                for j in range(c0, c1 - 3, 4):
-                    for q in range(4):
-                        ahead = j + q + ROW_PREFETCH_AHEAD
-                        if ahead < n_total:
-                            prefetch_span(flat, indices[ahead] * stride, stride)
-                    _add_moments4(part, other_rows, indices, data, j, mu, wd, d)
-                for j in range(c1 - (c1 - c0) % 4, c1):
-                    ahead = j + ROW_PREFETCH_AHEAD
+    part = np.zeros(width, dtype=np.float32)
+    acc, a, scratch, cov, m = _update_scratch(d, width)
+    for e in range(lo, hi):
+        start = indptr[e]
+        end = indptr[e + 1]
+        acc[:] = 0.0
+        for c0 in range(start, end, GRAM_BLOCK):
+            part[:] = 0.0
+            c1 = min(end, c0 + GRAM_BLOCK)
+            for j in range(c0, c1 - 3, 4):
+                for q in range(4):
+                    ahead = j + q + ROW_PREFETCH_AHEAD
                     if ahead < n_total:
                         prefetch_span(flat, indices[ahead] * stride, stride)
-                    i = indices[j]
-                    _add_moments(part, other_rows[i], np.float32(data[j] - mu - other_rows[i, wd]), wd, d)
-                for k in range(width):
-                    acc[k] += part[k]
-            _update_full(
-                e,
-                acc,
-                end - start,
-                own_bias,
-                own_mean,
-                own_cov,
-                own_rows,
-                own_logdet,
-                lam,
-                gamma,
-                tau,
-                esse,
-                a,
-                scratch,
-                cov,
-                m,
-                prior_scale[e] if scaled else 1.0,
-            )
+                _add_moments4(part, other_rows, indices, data, j, mu, wd, d)
+            for j in range(c1 - (c1 - c0) % 4, c1):
+                ahead = j + ROW_PREFETCH_AHEAD
+                if ahead < n_total:
+                    prefetch_span(flat, indices[ahead] * stride, stride)
+                i = indices[j]
+                _add_moments(part, other_rows[i], np.float32(data[j] - mu - other_rows[i, wd]), wd, d)
+            for k in range(width):
+                acc[k] += part[k]
+        _update_full(
+            e,
+            acc,
+            end - start,
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            lam,
+            gamma,
+            tau,
+            esse,
+            a,
+            scratch,
+            cov,
+            m,
+            prior_scale[e] if scaled else 1.0,
+        )
 
 
 @njit(cache=True, parallel=True)
@@ -461,7 +505,7 @@ def _scatter_moments(indices, data, mu, other_rows, cuts, acc32, acc64, counts, 
                         acc32[i, k] = 0.0
 
 
-@njit(cache=True, parallel=True, fastmath=FAST)
+@njit(cache=True, parallel=True)
 def _finish_full(
     own_bias,
     own_mean,
@@ -483,41 +527,81 @@ def _finish_full(
 
     ``col_counts[e]`` is the entity's number of ratings; the accumulators are reset to zero.
     """
+    for blk in prange(blocks.shape[0] - 1):
+        _finish_block(
+            blocks[blk],
+            blocks[blk + 1],
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            acc32,
+            acc64,
+            counts,
+            col_counts,
+            lam,
+            gamma,
+            tau,
+            esse,
+            prior_scale,
+        )
+
+
+@njit(cache=True, fastmath=FAST)
+def _finish_block(
+    lo,
+    hi,
+    own_bias,
+    own_mean,
+    own_cov,
+    own_rows,
+    own_logdet,
+    acc32,
+    acc64,
+    counts,
+    col_counts,
+    lam,
+    gamma,
+    tau,
+    esse,
+    prior_scale,
+):
+    """:func:`_finish_full` for entities ``lo .. hi - 1`` (a serial function, as :func:`_gather_block`)."""
     d = own_mean.shape[1]
     width = acc32.shape[1]
     scaled = prior_scale.shape[0] > 0
-    for blk in prange(blocks.shape[0] - 1):
-        acc, a, scratch, cov, m = _update_scratch(d, width)
-        for e in range(blocks[blk], blocks[blk + 1]):
-            if col_counts[e] >= GRAM_BLOCK:  # only then was anything flushed into acc64
-                for k in range(width):
-                    acc[k] = acc64[e, k] + acc32[e, k]
-                    acc64[e, k] = 0.0
-            else:
-                for k in range(width):
-                    acc[k] = acc32[e, k]
+    acc, a, scratch, cov, m = _update_scratch(d, width)
+    for e in range(lo, hi):
+        if col_counts[e] >= GRAM_BLOCK:  # only then was anything flushed into acc64
             for k in range(width):
-                acc32[e, k] = 0.0
-            counts[e] = 0
-            _update_full(
-                e,
-                acc,
-                col_counts[e],
-                own_bias,
-                own_mean,
-                own_cov,
-                own_rows,
-                own_logdet,
-                lam,
-                gamma,
-                tau,
-                esse,
-                a,
-                scratch,
-                cov,
-                m,
-                prior_scale[e] if scaled else 1.0,
-            )
+                acc[k] = acc64[e, k] + acc32[e, k]
+                acc64[e, k] = 0.0
+        else:
+            for k in range(width):
+                acc[k] = acc32[e, k]
+        for k in range(width):
+            acc32[e, k] = 0.0
+        counts[e] = 0
+        _update_full(
+            e,
+            acc,
+            col_counts[e],
+            own_bias,
+            own_mean,
+            own_cov,
+            own_rows,
+            own_logdet,
+            lam,
+            gamma,
+            tau,
+            esse,
+            a,
+            scratch,
+            cov,
+            m,
+            prior_scale[e] if scaled else 1.0,
+        )
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
