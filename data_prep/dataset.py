@@ -609,8 +609,9 @@ def _item_metadata(items: pa.Table | None, item_map: IdMap):
     fmap, fcodes = IdMap.factorize(flat)
     item_of = idx[parent]
     ok = item_of >= 0
-    fptr, order = sk.coo_order(item_of[ok].astype(np.int32), fcodes[ok], n_items, len(fmap))
-    return titles, fptr, fcodes[ok][order], [str(x) for x in fmap.ids]
+    rows, cols = item_of[ok], fcodes[ok]
+    order = np.lexsort((cols, rows))  # a few genres per item: NumPy's stable sort, no kernel to compile
+    return titles, _indptr_of(rows[order], n_items), cols[order], [str(x) for x in fmap.ids]
 
 
 def dataset_from_raw(raw: RawData) -> Dataset:

@@ -50,6 +50,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from fastmf.common.threads import runs_serially
 from fastmf.kernels._linalg import (
     FAST,
     PREFETCH_AHEAD,
@@ -96,29 +97,14 @@ def half_sweep(
     ``tau`` by ``s_e`` (weighted-lambda); ``None`` or empty: unscaled. ``cg_steps`` 0 solves each
     factor exactly (Cholesky); more runs that many warm-started conjugate-gradient steps.
     """
-    args = (
-        indptr,
-        indices,
-        data,
-        mu,
-        own_bias,
-        other_bias,
-        own_factors,
-        other_factors,
-        lam,
-        gamma,
-        tau,
-        blocks,
-        fit_bias,
-        prior_mean,
-        prior_bias,
-        NO_SCALE if ridge_scale is None else ridge_scale,
-    )
+    head = (indptr, indices, data, mu, own_bias, other_bias, own_factors, other_factors, lam, gamma, tau)
+    tail = (fit_bias, prior_mean, prior_bias, NO_SCALE if ridge_scale is None else ridge_scale)
+    extra = (cg_steps,) if cg_steps else ()
+    if runs_serially(indices.shape[0]):  # every block in turn on this thread: the same updates
+        (_sweep_block_cg if cg_steps else _sweep_block)(blocks[0], blocks[-1], *head, *tail, *extra)
+        return
     with numba.parallel_chunksize(1):
-        if cg_steps:
-            _half_sweep_cg(*args, cg_steps)
-        else:
-            _half_sweep(*args)
+        (_half_sweep_cg if cg_steps else _half_sweep)(*head, blocks, *tail, *extra)
 
 
 @njit(cache=True, inline="always")

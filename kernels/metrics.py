@@ -12,6 +12,8 @@ do not depend on the number of threads.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.common.threads import runs_serially
+
 __all__ = ["error_sums", "squared_errors", "predict_pairs", "sum_squares"]
 
 
@@ -46,14 +48,58 @@ def _ordered_sum(values):
     return total
 
 
-@njit(cache=True, parallel=True)
 def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi):
     """``(sum (r - s)^2, sum (r - clip(s, lo, hi))^2)`` over all ratings of the CSR matrix: the squared
-    error of the scores (the training objective's) and of the predicted ratings."""
+    error of the scores (the training objective's) and of the predicted ratings. Per-row sums (on this
+    thread for few ratings, :func:`fastmf.common.threads.runs_serially`), reduced in row order."""
     n_rows = indptr.shape[0] - 1
     raw = np.zeros(n_rows, dtype=np.float64)
     clipped = np.zeros(n_rows, dtype=np.float64)
-    for u in prange(n_rows):
+    args = (indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi, raw, clipped)
+    if runs_serially(indices.shape[0]):
+        _row_errors(0, n_rows, *args)
+    else:
+        _row_errors_parallel(*args)
+    return _ordered_sum(raw), _ordered_sum(clipped)
+
+
+#: rows per task of :func:`_row_errors_parallel`
+ROWS_PER_TASK = 256
+
+
+@njit(cache=True, parallel=True)
+def _row_errors_parallel(
+    indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi, raw, clipped
+):
+    """:func:`_row_errors` of every row, in tasks of ``ROWS_PER_TASK`` rows run in parallel."""
+    n_rows = indptr.shape[0] - 1
+    for task in prange((n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        first = task * ROWS_PER_TASK
+        last = min(first + ROWS_PER_TASK, n_rows)
+        _row_errors(
+            first,
+            last,
+            indptr,
+            indices,
+            data,
+            mu,
+            user_bias,
+            item_bias,
+            user_factors,
+            item_factors,
+            lo,
+            hi,
+            raw,
+            clipped,
+        )
+
+
+@njit(cache=True)
+def _row_errors(
+    first, last, indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi, raw, clipped
+):
+    """Rows ``first .. last - 1``: ``raw[u] = sum (r - s)^2`` and ``clipped[u] = sum (r - clip(s, lo, hi))^2``."""
+    for u in range(first, last):
         s2 = 0.0
         c2 = 0.0
         for j in range(indptr[u], indptr[u + 1]):
@@ -64,7 +110,6 @@ def error_sums(indptr, indices, data, mu, user_bias, item_bias, user_factors, it
             c2 += e * e
         raw[u] = s2
         clipped[u] = c2
-    return _ordered_sum(raw), _ordered_sum(clipped)
 
 
 @njit(cache=True, parallel=True)

@@ -29,6 +29,13 @@ def small_split():
     return random_split(data.subset(mask), 0.1, seed=7)
 
 
+@pytest.fixture
+def parallel_kernels(monkeypatch):
+    """The parallel path of the kernels that run few ratings on the calling thread
+    (:func:`fastmf.common.threads.runs_serially`): the test data is that small."""
+    monkeypatch.setattr("fastmf.common.threads.SERIAL_BELOW", 0)
+
+
 class ModelTestMixin:
     #: relative tolerance of numba-vs-numpy agreement on predictions
     backend_rtol = 1e-4

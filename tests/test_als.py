@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from model_mixin import ModelTestMixin, small_split  # noqa: F401 (fixture)
+from model_mixin import ModelTestMixin, parallel_kernels, small_split  # noqa: F401 (fixtures)
 
 import fastmf
 from fastmf.cli import main
@@ -150,7 +150,7 @@ def test_backends_agree_every_epoch(source, solver, tmp_path):
 
 
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
-def test_thread_count_does_not_change_results(small_split, solver):
+def test_thread_count_does_not_change_results(small_split, parallel_kernels, solver):
     fastmf.set_threads(1)
     try:
         a = ALS(factors=6, epochs=3, solver=solver).fit(small_split.train)
@@ -158,6 +158,31 @@ def test_thread_count_does_not_change_results(small_split, solver):
         fastmf.set_threads(None)
     b = ALS(factors=6, epochs=3, solver=solver).fit(small_split.train)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ALS(factors=6, epochs=3),
+        lambda: ALS(factors=6, epochs=3, solver="cg", reg_scaling="count"),
+        lambda: fastmf.FeatureALS(factors=6, epochs=3),
+    ],
+    ids=["cholesky", "cg-count", "features"],
+)
+def test_small_data_on_the_calling_thread_equals_the_parallel_kernels(small_split, make, monkeypatch):
+    # few ratings run each half-sweep and error sum on the calling thread (no parallel loop to compile)
+    calls = []
+    for kernel in ("als._half_sweep", "als._half_sweep_cg", "metrics._row_errors_parallel"):
+        monkeypatch.setattr(f"fastmf.kernels.{kernel}", lambda *args: calls.append(args))
+    serial = make().fit(small_split.train)
+    assert calls == []
+    monkeypatch.undo()
+    monkeypatch.setattr("fastmf.common.threads.SERIAL_BELOW", 0)
+    parallel = make().fit(small_split.train)
+    for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(serial, key), getattr(parallel, key), err_msg=key)
+    assert [r["objective"] for r in serial.history_] == [r["objective"] for r in parallel.history_]
+    assert [r["train_rmse"] for r in serial.history_] == [r["train_rmse"] for r in parallel.history_]
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from model_mixin import small_split  # noqa: F401 (fixture)
+from model_mixin import parallel_kernels, small_split  # noqa: F401 (fixtures)
 
 import fastmf
 
@@ -65,7 +65,7 @@ def _fit_recording_threads(model, train, threads):
     return model
 
 
-def test_als_on_two_threads_equals_one_thread(small_split, restore_threads):
+def test_als_on_two_threads_equals_one_thread(small_split, restore_threads, parallel_kernels):
     two = _fit_recording_threads(fastmf.ALS(factors=6, epochs=3), small_split.train, 2)
     one = _fit_recording_threads(fastmf.ALS(factors=6, epochs=3), small_split.train, 1)
     for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
@@ -73,7 +73,7 @@ def test_als_on_two_threads_equals_one_thread(small_split, restore_threads):
     assert [r["objective"] for r in two.history_] == [r["objective"] for r in one.history_]
 
 
-def test_error_sums_do_not_depend_on_the_thread_count(small_split, restore_threads):
+def test_error_sums_do_not_depend_on_the_thread_count(small_split, restore_threads, parallel_kernels):
     two = _fit_recording_threads(fastmf.ALS(factors=6, epochs=3), small_split.train, 2)
     one = _fit_recording_threads(fastmf.ALS(factors=6, epochs=3), small_split.train, 1)
     np.testing.assert_array_equal(two.user_factors_, one.user_factors_)

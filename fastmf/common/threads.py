@@ -34,3 +34,19 @@ def max_threads() -> int:
 def n_threads() -> int:
     """The number of threads the parallel kernels use now."""
     return numba.get_num_threads()
+
+
+#: below this many ratings a sweep or an error sum runs on the calling thread (:func:`runs_serially`):
+#: ml-latest-small and ml-100k do, ml-1m does not
+SERIAL_BELOW = 1 << 18
+
+
+def runs_serially(n_ratings: int) -> bool:
+    """Whether work over ``n_ratings`` ratings runs on the calling thread rather than in a parallel kernel.
+
+    Below ``SERIAL_BELOW`` ratings a pass takes a few milliseconds on one thread (at most about 10 ms
+    more than on two), while the first call of a parallel kernel compiles its parallel loop (about 2 s
+    of a cold first run on ml-latest-small); each kernel's serial and parallel paths run the same
+    per-entity function, so their results are identical.
+    """
+    return n_ratings < SERIAL_BELOW
