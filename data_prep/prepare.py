@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,7 +56,7 @@ def prepare(
             protect=[source],
         )
     cols = {
-        "user_id": pa.array(data.user_map.ids[data.user_of_entry]),
+        "user_id": pa.array(np.repeat(data.user_map.ids, data.user_counts)),  # CSR order: each user's run
         "item_id": pa.array(data.item_map.ids[data.indices]),
         "rating": pa.array(data.data, pa.float32()),
     }
