@@ -35,12 +35,7 @@ def build_alias(weights):
     ns = 0
     nl = 0
     for k in range(n):
-        if scaled[k] < 1.0:
-            small[ns] = k
-            ns += 1
-        else:
-            large[nl] = k
-            nl += 1
+        ns, nl = _push(k, scaled[k] < 1.0, small, ns, large, nl)
     while ns > 0 and nl > 0:
         ns -= 1
         s = small[ns]
@@ -49,10 +44,15 @@ def build_alias(weights):
         prob[s] = scaled[s]
         alias[s] = g
         scaled[g] = scaled[g] + scaled[s] - 1.0
-        if scaled[g] < 1.0:
-            small[ns] = g
-            ns += 1
-        else:
-            large[nl] = g
-            nl += 1
+        ns, nl = _push(g, scaled[g] < 1.0, small, ns, large, nl)
     return prob, alias
+
+
+@njit(cache=True, inline="always")
+def _push(k, below_one, small, ns, large, nl):
+    """Outcome ``k`` onto the stack of small (scaled weight below one) or large outcomes; the new heights."""
+    if below_one:
+        small[ns] = k
+        return ns + 1, nl
+    large[nl] = k
+    return ns, nl + 1
