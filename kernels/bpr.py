@@ -29,12 +29,12 @@ the negative and prefetch their factors; update. The negative's search in the
 row starts where the catalogue's distribution of positives predicts the answer
 (:func:`position_hint`: on the synthetic ml-32m shape within a cache line of it
 for nine draws in ten), so its probes hit the one line prefetched, where a
-bisection of a long row waits on memory at every level. The updates happen strictly in triple order
-and the triples depend only on the stream, so with one chunk the epoch is the
-sequential application of its stream's triples (drawn one by one with
-:func:`pick_user`, :func:`pick_positive` and :func:`draw_negative`), bit for
-bit; with several, the triples of each chunk are fixed but the interleaving of
-their updates is not. :mod:`fastmf.reference.bpr` is the NumPy twin (same
+bisection of a long row waits on memory at every level. The updates happen
+strictly in triple order and the triples depend only on the stream, so with
+one chunk the epoch is the sequential application of its stream's triples
+(drawn one by one with :func:`pick_user`, :func:`pick_positive` and
+:func:`draw_negative`), bit for bit; with several, the triples of each chunk
+are fixed but the interleaving of their updates is not. :mod:`fastmf.reference.bpr` is the NumPy twin (same
 signature, same triples, its chunks applied one after the other).
 """
 
