@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from fastmf.common.errors import FastMFError
 from fastmf.data_prep.loaders import COLUMN_ALIASES, ColumnSpec, RawData, load_raw
+from fastmf.data_prep.prepared import release_arrow
 from fastmf.data_prep.validate import PYTHON_RANGE_HINT, Where, as_numbers, check_ratings, check_scale
 from fastmf.kernels import sparse as sk
 
@@ -486,7 +487,7 @@ def _assemble(
     else:
         items_idx = _index_known(item_map, ids)
     del ids
-    _release_arrow()
+    release_arrow()
     if sk.lex_sorted(users, items_idx):  # a prepared folder's ratings: already in CSR order, nothing to move
         indptr = _indptr_of(users, len(user_map))
         order = slice(None)
@@ -499,7 +500,7 @@ def _assemble(
     has_time = "timestamp" in columns
     timestamps = _numpy(columns.pop("timestamp")).astype(np.int64, copy=False)[order] if has_time else None
     del order
-    _release_arrow()
+    release_arrow()
     keep, dropped = sk.latest_of_duplicates(
         indptr, indices, timestamps if has_time else np.zeros(0, dtype=np.int64), has_time
     )
@@ -535,12 +536,6 @@ def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     return indptr
-
-
-def _release_arrow() -> None:
-    """Hand back to the system the pages Arrow's pool keeps after freeing (for its own reuse; the arrays
-    built next are NumPy's)."""
-    pa.default_memory_pool().release_unused()
 
 
 def _arrow_array(values, name: str, where: Where) -> pa.Array:
@@ -622,7 +617,7 @@ def dataset_from_raw(raw: RawData) -> Dataset:
     ratings, raw.ratings = raw.ratings, None
     columns = dict(zip(ratings.column_names, ratings.columns))
     del ratings
-    _release_arrow()  # what checking the table took
+    release_arrow()  # what checking the table took
     return _assemble(columns, raw.items, raw.source, raw.rating_range)
 
 

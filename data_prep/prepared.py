@@ -222,6 +222,14 @@ def check_items(items: pa.Table, items_path: str) -> pa.Table:
     return items.select(list(kinds))
 
 
+def release_arrow() -> None:
+    """Hand back to the system the memory Arrow's allocator keeps after its buffers are freed, for its own
+    reuse (mimalloc's pages, or the C heap's free space with the system pool): the arrays built from a
+    read are NumPy's and will not reuse it. Loading the ml-32m-shaped CSV peaked at 2.99 GB without
+    these calls and 1.88 GB with them."""
+    pa.default_memory_pool().release_unused()
+
+
 #: rows read (and checked) at a time when a ratings file is read into arrays, or streamed into blocks
 CHUNK_RATINGS = 1 << 22
 
@@ -247,7 +255,7 @@ def read_checked(pf, names: list, n: int, logical: dict, rating_range, where: Wh
             out[name][pos : pos + k] = batch[name].to_numpy(zero_copy_only=False)
         pos += k
         del batch
-        pa.default_memory_pool().release_unused()  # the batch's pages, which the arrays do not reuse
+        release_arrow()  # the batch's memory, which the arrays do not reuse
     if pos != n:
         raise InputError(where.display, f"{pos:,} ratings where its metadata says {n:,}")
     return out

@@ -37,13 +37,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 from fastmf.common.errors import DivergenceError, FastMFError
 from fastmf.common.threads import n_threads, set_threads
 from fastmf.data_prep.dataset import IdMap, _item_metadata
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
-from fastmf.data_prep.prepared import read_parquet
+from fastmf.data_prep.prepared import read_parquet, release_arrow
 from fastmf.data_prep.splits import below_at, stream_below
 from fastmf.metrics.rating import rmse
 from fastmf.models.als import ALSFamily, ALSState, ridge_scale, work_blocks
@@ -124,9 +123,7 @@ def load_block(folder: str, side: str, b: int, test_frac: float, seed: int) -> B
     test_part = part(np.zeros(n, dtype=bool)) if test is None else part(test)
     block = Block(side, read.start, read.stop, train_part, test_part)
     read = test = None
-    # what reading and checking the file took from Arrow's pool goes back to the system, so a worker's
-    # memory is its blocks
-    pa.default_memory_pool().release_unused()
+    release_arrow()  # what reading and checking the file took: a worker's memory is its blocks
     return block
 
 
