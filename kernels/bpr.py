@@ -18,24 +18,28 @@ positives), and a negative ``j`` outside the row (:func:`draw_negative`). The
 user tables (a few MB at the ml-32m shape) stay in cache, so the random
 memory traffic is the user's row and the three factor rows.
 
-:func:`hogwild_epoch` runs an epoch in parallel without locks (Hogwild, Niu
-et al. 2011): chunk ``t`` draws its share of the triples from its own
-SplitMix64 stream seeded by (seed, epoch, t) and updates the shared factors in
-place. Random memory accesses dominate its cost, so each chunk works as a
-software pipeline of ``STAGES`` steps ``LAG`` triples apart: draw the numbers
-and prefetch the alias column; pick the user and prefetch its row bounds and
-factors; prefetch the row's entries the draws will read; pick the positive and
-the negative and prefetch their factors; update. The negative's search in the
-row starts where the catalogue's distribution of positives predicts the answer
+:func:`hogwild_epoch` runs an epoch in parallel without locks (Hogwild, Niu et
+al. 2011): chunk ``t`` draws its share of the triples from its own SplitMix64
+stream seeded by (seed, epoch, t) and updates the shared factors in place. An
+item's bias sits in its factor row (``item_rows``, padded to whole cache lines):
+with the biases in an array of their own, sixteen items' biases shared a line
+that both threads kept writing (a popular positive is updated every few
+triples), and two threads drew 1.6x one thread's triples instead of 2x. Random
+memory accesses dominate its cost, so each chunk works as a software pipeline of
+``STAGES`` steps ``LAG`` triples apart: draw the numbers and prefetch the alias
+column; pick the user and prefetch its row bounds and factors; prefetch the
+row's entries the draws will read; pick the positive and the negative and
+prefetch their factors; update. The negative's search in the row starts where
+the catalogue's distribution of positives predicts the answer
 (:func:`position_hint`: on the synthetic ml-32m shape within a cache line of it
 for nine draws in ten), so its probes hit the one line prefetched, where a
 bisection of a long row waits on memory at every level. The updates happen
-strictly in triple order and the triples depend only on the stream, so with
-one chunk the epoch is the sequential application of its stream's triples
-(drawn one by one with :func:`pick_user`, :func:`pick_positive` and
-:func:`draw_negative`), bit for bit; with several, the triples of each chunk
-are fixed but the interleaving of their updates is not. :mod:`fastmf.reference.bpr` is the NumPy twin (same
-signature, same triples, its chunks applied one after the other).
+strictly in triple order and the triples depend only on the stream, so with one
+chunk the epoch is the sequential application of its stream's triples (drawn one
+by one with :func:`pick_user`, :func:`pick_positive` and :func:`draw_negative`),
+bit for bit; with several, the triples of each chunk are fixed but the
+interleaving of their updates is not. :mod:`fastmf.reference.bpr` is the NumPy
+twin (same signature, same triples, its chunks applied one after the other).
 """
 
 import math
@@ -64,12 +68,14 @@ __all__ = ["hogwild_epoch"]
 
 
 @njit(cache=True, inline="always")
-def sgd_step(u, i, j, user_factors, item_factors, item_bias, lr, reg, fit_bias):
-    """One SGD step on the triple ``(u, i, j)`` (module docstring); returns its likelihood ``sigma(x_uij)``."""
+def sgd_step(u, i, j, user_factors, item_rows, lr, reg, fit_bias):
+    """One SGD step on the triple ``(u, i, j)`` (module docstring); returns its likelihood ``sigma(x_uij)``.
+
+    ``item_rows[c, :D]`` is ``V_c`` and ``item_rows[c, D]`` is ``b_c`` (:func:`fastmf.common.layout.bias_rows`)."""
     d = user_factors.shape[1]
-    x = item_bias[i] - item_bias[j]
+    x = item_rows[i, d] - item_rows[j, d]
     for k in range(d):
-        x += user_factors[u, k] * (item_factors[i, k] - item_factors[j, k])
+        x += user_factors[u, k] * (item_rows[i, k] - item_rows[j, k])
     # p = sigma(x) and z = sigma(-x) = 1 - p from one exponential, without overflow
     if x >= 0:
         e = math.exp(-x)
@@ -84,14 +90,14 @@ def sgd_step(u, i, j, user_factors, item_factors, item_bias, lr, reg, fit_bias):
     shrink = user_factors.dtype.type(1.0 - lr * reg)
     for k in range(d):
         uk = user_factors[u, k]
-        vi = item_factors[i, k]
-        vj = item_factors[j, k]
+        vi = item_rows[i, k]
+        vj = item_rows[j, k]
         user_factors[u, k] = shrink * uk + g * (vi - vj)
-        item_factors[i, k] = shrink * vi + g * uk
-        item_factors[j, k] = shrink * vj - g * uk
+        item_rows[i, k] = shrink * vi + g * uk
+        item_rows[j, k] = shrink * vj - g * uk
     if fit_bias:
-        item_bias[i] = shrink * item_bias[i] + g
-        item_bias[j] = shrink * item_bias[j] - g
+        item_rows[i, d] = shrink * item_rows[i, d] + g
+        item_rows[j, d] = shrink * item_rows[j, d] - g
     return p
 
 
@@ -187,8 +193,7 @@ def hogwild_epoch(
     user_prob,
     user_alias,
     user_factors,
-    item_factors,
-    item_bias,
+    item_rows,
     lr,
     reg,
     fit_bias,
@@ -204,15 +209,17 @@ def hogwild_epoch(
 ):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` lock-free parallel chunks (module docstring).
 
+    ``item_rows[c]`` is ``[V_c, b_c]`` (at least ``D + 1`` columns, ``D`` the width of ``user_factors``).
     ``share_below[c]`` is the share of the positives on catalogue items below ``c`` (``n_items + 1``
     float32 entries): the searches in a user's row start where it predicts (:func:`position_hint`).
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``.
     """
     n_users = user_prob.shape[0]
-    n_items = item_factors.shape[0]
+    n_items = item_rows.shape[0]
     d = user_factors.shape[1]
+    width = item_rows.shape[1]
     flat_u = user_factors.reshape(-1)
-    flat_v = item_factors.reshape(-1)
+    flat_v = item_rows.reshape(-1)
     epoch_seed = stream_seed(seed, epoch)
     # one cache line of generator state per chunk (no false sharing between threads)
     states = np.empty((n_chunks, 2 * LINE), dtype=np.uint64)
@@ -282,8 +289,8 @@ def hogwild_epoch(
                 )
                 ring_i[slot] = i
                 ring_j[slot] = j
-                prefetch_span(flat_v, i * d, d)
-                prefetch_span(flat_v, j * d, d)
+                prefetch_span(flat_v, i * width, d + 1)
+                prefetch_span(flat_v, j * width, d + 1)
             e = s - STAGES * LAG
             if 0 <= e < n:  # the update, in triple order
                 slot = e & (RING - 1)
@@ -292,8 +299,7 @@ def hogwild_epoch(
                     ring_i[slot],
                     ring_j[slot],
                     user_factors,
-                    item_factors,
-                    item_bias,
+                    item_rows,
                     lr,
                     reg,
                     fit_bias,

@@ -62,11 +62,12 @@ def draw_triples(
 
 
 @njit(cache=True, fastmath=FAST)
-def apply_triples(users, pos, neg, user_factors, item_factors, item_bias, lr, reg, fit_bias):
-    """Apply the given triples in order with :func:`sgd_step`; returns the sum of their losses."""
+def apply_triples(users, pos, neg, user_factors, item_rows, lr, reg, fit_bias):
+    """Apply the given triples in order with :func:`sgd_step` (``item_rows``: ``[V_c, b_c]`` per item);
+    returns the sum of their losses."""
     mantissa = 1.0
     exponent = 0
     for s in range(users.shape[0]):
-        p = sgd_step(users[s], pos[s], neg[s], user_factors, item_factors, item_bias, lr, reg, fit_bias)
+        p = sgd_step(users[s], pos[s], neg[s], user_factors, item_rows, lr, reg, fit_bias)
         mantissa, exponent = multiply_likelihood(mantissa, exponent, p)
     return product_loss(mantissa, exponent)

@@ -126,11 +126,11 @@ def objective(theta, u, i, j, reg, d):
 def step(seed, d, lr, reg, scale, reference=False):
     """One SGD step on the triple (1, 2, 4), by the kernel's ``sgd_step`` or the reference's."""
     rng = np.random.default_rng(seed)
-    uf, vf = rng.normal(0, scale, (3, d)), rng.normal(0, scale, (5, d))
-    b = rng.normal(0, scale, 5)
+    uf, rows = rng.normal(0, scale, (3, d)), rng.normal(0, scale, (5, d + 1))  # rows: [V_c, b_c]
+    vf, b = rows[:, :d], rows[:, d]
     theta = np.concatenate([uf[1], vf[2], vf[4], b[[2, 4]]])
     apply = ref._apply if reference else apply_triples
-    apply(np.array([1]), np.array([2]), np.array([4]), uf, vf, b, lr, reg, True)
+    apply(np.array([1]), np.array([2]), np.array([4]), uf, rows, lr, reg, True)
     return theta, np.concatenate([uf[1], vf[2], vf[4], b[[2, 4]]])
 
 
@@ -245,8 +245,7 @@ def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
         a.user_prob,
         a.user_alias,
         a.user_factors,
-        a.item_factors,
-        a.item_bias,
+        a.item_rows,
         0.05,
         0.01,
         True,
@@ -261,10 +260,9 @@ def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
         loss,
     )
     triples = numba_triples(b, 20_000, epoch=2)
-    assert apply_triples(*triples, b.user_factors, b.item_factors, b.item_bias, 0.05, 0.01, True) == loss[0]
+    assert apply_triples(*triples, b.user_factors, b.item_rows, 0.05, 0.01, True) == loss[0]
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
-    np.testing.assert_array_equal(a.item_factors, b.item_factors)
-    np.testing.assert_array_equal(a.item_bias, b.item_bias)
+    np.testing.assert_array_equal(a.item_rows, b.item_rows)
 
 
 @pytest.mark.parametrize("negatives", ["uniform", "popularity"])
@@ -324,7 +322,7 @@ def test_reference_epoch_is_the_kernels_in_float64(negatives, small_split):
     # the kernel on float64 arrays, with one thread running its 3 chunks in order, is the reference up to the
     # kernel's fastmath reassociation; the per-chunk losses (product of likelihoods vs summed logaddexp) agree
     state = BPRState(positives(small_split.train, 4.0), 8, negatives, backend_of("numpy"), seed=2)
-    arrays = [a.copy() for a in (state.user_factors, state.item_factors, state.item_bias)]
+    arrays = [a.copy() for a in (state.user_factors, state.item_rows)]
     loss = {"numba": np.zeros(3), "numpy": np.zeros(3)}
     args = (
         *(0.05, 0.01, True, state.n_samples, state.seed, 4, 3),
@@ -332,11 +330,28 @@ def test_reference_epoch_is_the_kernels_in_float64(negatives, small_split):
     )
     head = (state.indptr, state.indices, state.user_prob, state.user_alias)
     single_thread(lambda: kbpr.hogwild_epoch(*head, *arrays, *args, loss["numba"]))
-    ref.hogwild_epoch(*head, state.user_factors, state.item_factors, state.item_bias, *args, loss["numpy"])
+    ref.hogwild_epoch(*head, state.user_factors, state.item_rows, *args, loss["numpy"])
     np.testing.assert_allclose(loss["numba"], loss["numpy"], rtol=1e-12)
     assert (loss["numpy"] > 0.3 * state.n_samples / 3).all()  # every chunk applied its third of the triples
-    for got, want in zip(arrays, (state.user_factors, state.item_factors, state.item_bias)):
+    for got, want in zip(arrays, (state.user_factors, state.item_rows)):
         close(got, want, 1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 15, 16, 20, 64])
+def test_item_rows_hold_factor_and_bias_on_lines_of_their_own(d, small_split):
+    # [V_c, b_c] per item, each row starting on a cache line and padded to whole lines with zeros; the
+    # state's item_factors and item_bias are views of it, so an epoch's updates show through them
+    state = BPRState(positives(small_split.train, 4.0), d, "uniform", backend_of("numba"), seed=3)
+    rows = state.item_rows
+    assert rows.flags.c_contiguous and rows.ctypes.data % 64 == 0 and rows.strides[0] % 64 == 0
+    assert d + 1 <= rows.shape[1] < d + 1 + 16 and not rows[:, d + 1 :].any()
+    assert np.shares_memory(state.item_factors, rows) and np.shares_memory(state.item_bias, rows)
+    before = rows.copy()
+    state.epoch()
+    assert not np.array_equal(state.item_bias, before[:, d]) and not np.array_equal(state.item_factors, before[:, :d])
+    np.testing.assert_array_equal(state.item_factors, rows[:, :d])
+    np.testing.assert_array_equal(state.item_bias, rows[:, d])
+    assert not rows[:, d + 1 :].any()  # the padding is never written
 
 
 @pytest.mark.parametrize("negatives", ["uniform", "popularity"])

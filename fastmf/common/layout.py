@@ -42,6 +42,18 @@ def padded_width(n: int) -> int:
     return -(-n // CACHE_LINE_FLOATS) * CACHE_LINE_FLOATS
 
 
+def bias_rows(factors: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """One aligned row per entity holding its factor vector then its bias, ``[V_c, b_c]``, padded to whole
+    cache lines (zeros after column ``D``): no two entities share a line, and an SGD step that writes
+    ``V_c`` and ``b_c`` writes only ``c``'s own lines (with ``b`` in an array of its own, the biases of
+    sixteen items share a line, which threads updating different items fight over)."""
+    n, d = factors.shape
+    rows = aligned_zeros((n, padded_width(d + 1)), factors.dtype)
+    rows[:, :d] = factors
+    rows[:, d] = bias
+    return rows
+
+
 #: the cost of one entity's solve, in the flops of the Gram updates of its ratings (``d^2 + 2d + 4``
 #: a rating): ``ENTITY_CUBE d^3 + ENTITY_SQUARE d^2 + ENTITY_CONSTANT``, fitted to single-thread ALS
 #: half-sweeps over item blocks of very different row lengths (the ml-32m shape's 5,623 most rated

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf.common.errors import DivergenceError, FastMFError
+from fastmf.common.layout import bias_rows
 from fastmf.common.threads import n_threads, set_threads
 from fastmf.data_prep.dataset import IdMap, _item_metadata
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
@@ -254,10 +255,12 @@ def bpr_stratum(
     sub_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=sub_ptr[1:])
     sub_idx = pos[inside].astype(np.int32)
-    u, v, b = (np.array(a, copy=True) for a in (user_factors, item_factors, item_bias))
+    u = np.array(user_factors, copy=True)
+    rows = bias_rows(np.asarray(item_factors), np.asarray(item_bias))
+    d = u.shape[1]
     n_samples = int(counts[sampled].sum())
-    if n_samples == 0 or v.shape[0] < 2:
-        return u, v, b, 0.0, 0
+    if n_samples == 0 or rows.shape[0] < 2:
+        return u, rows[:, :d].copy(), rows[:, d].copy(), 0.0, 0
     build_alias = backend.sampling.build_alias
     user_prob, user_alias = build_alias(np.where(sampled, counts, 0).astype(np.float64))
     if params["popularity"]:
@@ -271,8 +274,7 @@ def bpr_stratum(
         user_prob,
         user_alias,
         u,
-        v,
-        b,
+        rows,
         params["lr"],
         params["reg"],
         params["fit_bias"],
@@ -283,10 +285,10 @@ def bpr_stratum(
         neg_prob,
         neg_alias,
         params["popularity"],
-        share_below(np.bincount(sub_idx, minlength=v.shape[0])),
+        share_below(np.bincount(sub_idx, minlength=rows.shape[0])),
         loss,
     )
-    return u, v, b, float(loss.sum()), n_samples
+    return u, rows[:, :d].copy(), rows[:, d].copy(), float(loss.sum()), n_samples
 
 
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastmf.common.errors import FastMFError
-from fastmf.common.layout import aligned_copy
+from fastmf.common.layout import aligned_copy, bias_rows
 from fastmf.common.params import Param, declare
 from fastmf.common.search import Choice, LogUniform
 from fastmf.common.threads import n_threads
@@ -65,18 +65,18 @@ def share_below(weights: np.ndarray) -> np.ndarray:
 class BPRState:
     """Factors being fitted and the sampler's arrays (the same on both backends).
 
-    ``positives`` is the positive CSR by user (sorted rows). Items are indexed
-    in the catalogue (module docstring): ``items[c]`` is the model's index of
-    catalogue item ``c``, ``indices`` the positives' catalogue indices (still
-    sorted per row), ``item_factors``/``item_bias`` one row per catalogue item;
-    :meth:`export` copies them into the model's item arrays. Users are drawn through
-    an alias table over their positive counts (``user_prob``, ``user_alias``), popularity
-    negatives through one over the items' (``neg_prob``, ``neg_alias``); ``share_below``
-    is the share of the positives below each item (:func:`share_below`). Factors start from
-    N(0, init_std^2) rounded to float32 (the same values on both backends) except the
-    users training never touches, which start and stay at zero; they are kept 64-byte
-    aligned, so a row of D = 64 float32 spans 4 cache lines rather than 5. Each epoch
-    runs ``n_threads()`` chunks of draws (module docstring), the same on both backends,
+    ``positives`` is the positive CSR by user (sorted rows). Items are indexed in the catalogue
+    (module docstring): ``items[c]`` is the model's index of catalogue item ``c``, ``indices`` the
+    positives' catalogue indices (still sorted per row), ``item_rows`` one row ``[V_c, b_c]`` per
+    catalogue item (views ``item_factors`` and ``item_bias``;
+    :func:`fastmf.common.layout.bias_rows`); :meth:`export` copies them into the model's item
+    arrays. Users are drawn through an alias table over their positive counts (``user_prob``,
+    ``user_alias``), popularity negatives through one over the items' (``neg_prob``, ``neg_alias``);
+    ``share_below`` is the share of the positives below each item (:func:`share_below`). Factors
+    start from N(0, init_std^2) rounded to float32 (the same values on both backends) except the
+    users training never touches, which start and stay at zero; they are kept 64-byte aligned, so a
+    user's row of D = 64 float32 spans 4 cache lines rather than 5, and no two items share a line.
+    Each epoch runs ``n_threads()`` chunks of draws (module docstring), the same on both backends,
     so with one thread they apply the same triples.
     """
 
@@ -142,8 +142,17 @@ class BPRState:
         v = rng.normal(0.0, init_std, (n_items, factors)).astype(np.float32)
         u[~self.sampled_users] = 0.0
         self.user_factors = aligned_copy(u.astype(backend.FLOAT))
-        self.item_factors = aligned_copy(v.astype(backend.FLOAT))
-        self.item_bias = np.zeros(n_items, dtype=backend.FLOAT)
+        self.item_rows = bias_rows(v.astype(backend.FLOAT), np.zeros(n_items, dtype=backend.FLOAT))
+
+    @property
+    def item_factors(self) -> np.ndarray:
+        """The items' factors ``V_c``: a view of :attr:`item_rows`."""
+        return self.item_rows[:, : self.user_factors.shape[1]]
+
+    @property
+    def item_bias(self) -> np.ndarray:
+        """The items' biases ``b_c``: a view of :attr:`item_rows`."""
+        return self.item_rows[:, self.user_factors.shape[1]]
 
     def learning_rate(self) -> float:
         """The learning rate of the next epoch, ``lr decay^e``."""
@@ -159,8 +168,7 @@ class BPRState:
             self.user_prob,
             self.user_alias,
             self.user_factors,
-            self.item_factors,
-            self.item_bias,
+            self.item_rows,
             lr,
             self.reg,
             self.fit_bias,
@@ -184,18 +192,15 @@ class BPRState:
 
     def finite(self, record: dict) -> bool:
         sq = self.backend.metrics.sum_squares
-        return bool(
-            np.isfinite(record["loss"])
-            and np.isfinite(sq(self.user_factors) + sq(self.item_factors) + sq(self.item_bias))
-        )
+        return bool(np.isfinite(record["loss"]) and np.isfinite(sq(self.user_factors) + sq(self.item_rows)))
 
     def snapshot(self):
-        return self.user_factors.copy(), self.item_factors.copy(), self.item_bias.copy(), self.epochs_run
+        return self.user_factors.copy(), self.item_rows.copy(), self.epochs_run
 
     def restore(self, snap) -> None:
-        for target, src in zip((self.user_factors, self.item_factors, self.item_bias), snap):
+        for target, src in zip((self.user_factors, self.item_rows), snap):
             target[...] = src
-        self.epochs_run = int(snap[3])
+        self.epochs_run = int(snap[2])
 
 
 class BPR(Ranker):

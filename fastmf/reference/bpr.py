@@ -113,8 +113,11 @@ def _draw_chunk(
     return users, pos, neg
 
 
-def _apply(users, pos, neg, user_factors, item_factors, item_bias, lr, reg, fit_bias) -> float:
-    """The kernel's ``sgd_step`` on each triple in order (in place); returns the sum of ``-ln sigma(x)``."""
+def _apply(users, pos, neg, user_factors, item_rows, lr, reg, fit_bias) -> float:
+    """The kernel's ``sgd_step`` on each triple in order (in place); returns the sum of ``-ln sigma(x)``.
+    ``item_rows`` holds ``[V_c, b_c]`` per item (:func:`fastmf.common.layout.bias_rows`)."""
+    d = user_factors.shape[1]
+    item_factors, item_bias = item_rows[:, :d], item_rows[:, d]  # views: the steps write through them
     cast = user_factors.dtype.type
     shrink = cast(1.0 - lr * reg)
     xs = np.empty(users.size)
@@ -146,8 +149,7 @@ def hogwild_epoch(
     user_prob,
     user_alias,
     user_factors,
-    item_factors,
-    item_bias,
+    item_rows,
     lr,
     reg,
     fit_bias,
@@ -167,7 +169,7 @@ def hogwild_epoch(
     positives on the catalogue items below each item) only tells the kernel where to start each search in
     a row; the triples do not depend on it, and this twin searches all rows at once.
     """
-    n_items = item_factors.shape[0]
+    n_items = item_rows.shape[0]
     keys = _row_keys(indptr, indices, n_items)
     epoch_seed = _rng.stream_seed(seed, epoch)
     for t in range(n_chunks):
@@ -189,5 +191,5 @@ def hogwild_epoch(
                 popularity,
                 keys,
             )
-            loss += _apply(*triples, user_factors, item_factors, item_bias, lr, reg, fit_bias)
+            loss += _apply(*triples, user_factors, item_rows, lr, reg, fit_bias)
         out_loss[t] = loss
