@@ -226,11 +226,14 @@ def moments_add(x, res, m, d, s, t):
 
     With ``x`` a gathered block of factor rows (see :func:`gather_rows`) and ``res``
     the residuals of its ratings, ``s`` and ``t`` accumulate ``sum_i V_i`` and
-    ``sum_i V_i r_i`` of a half-sweep.
+    ``sum_i V_i r_i`` of a half-sweep. A block's sums are float32, as the Gram tiles of
+    :func:`gram_add` (eight lanes per vector, no conversions), and are added to the float64
+    totals: float64 block sums made the gather and moments of ALS's user side 3.6 ns per rating
+    slower (18.0 against 14.6 ns on one thread, the ml-32m shape, D = 20).
     """
     for p in range(d):
-        sp = 0.0
-        tp = 0.0
+        sp = np.float32(0.0)
+        tp = np.float32(0.0)
         for jj in range(m):
             sp += x[p, jj]
             tp += x[p, jj] * res[jj]
