@@ -200,7 +200,7 @@ def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
     cho_solve(a, b, d)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FAST)
 def observed_loss(indptr, indices, data, user_factors, item_factors, alpha, eps, log_scaling):
     """``sum over observed pairs of c (1 - s)^2 - s^2`` with ``s = x_u . y_i`` (module docstring)."""
     n_rows = indptr.shape[0] - 1
