@@ -297,6 +297,73 @@ def test_memory_and_time_blow_ups_are_refused_before_allocating(tmp_path, monkey
         fastmf.ALS(factors=1024)._check_budget(data)
 
 
+def _cgroup_tree(root, proc_line, groups):
+    """A fake ``/proc/self/cgroup`` holding ``proc_line`` and a cgroup mount at ``root`` with ``groups``:
+    {relative folder: {file name: content}}."""
+    (root / "proc").mkdir(parents=True)
+    (root / "proc" / "cgroup").write_text(proc_line + "\n")
+    for folder, files in groups.items():
+        (root / "fs" / folder).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / "fs" / folder / name).write_text(text)
+    return str(root / "proc" / "cgroup"), str(root / "fs")
+
+
+@pytest.mark.parametrize(
+    "proc_line, groups, room",
+    [
+        # cgroup v2: the tightest limit on the path, less the usage that is not inactive file cache
+        (
+            "0::/a/b",
+            {
+                ".": {"memory.max": "max\n", "memory.current": "9000000000\n"},
+                "a": {
+                    "memory.max": "4000000000\n",
+                    "memory.current": "1000000000\n",
+                    "memory.stat": "anon 1\ninactive_file 250000000\n",
+                },
+                "a/b": {"memory.max": "max\n", "memory.current": "800000000\n"},
+            },
+            3_250_000_000,
+        ),
+        # cgroup v1: the memory controller's line; the root's near-2^63 "limit" is none
+        (
+            "5:cpu,cpuacct:/x\n4:memory:/x",
+            {
+                "memory": {"memory.limit_in_bytes": "9223372036854771712\n", "memory.usage_in_bytes": "5\n"},
+                "memory/x": {
+                    "memory.limit_in_bytes": "2000000000\n",
+                    "memory.usage_in_bytes": "1500000000\n",
+                    "memory.stat": "inactive_file 1\ntotal_inactive_file 500000000\n",
+                },
+            },
+            1_000_000_000,
+        ),
+        # a container: its own group is the mount's root, the listed path does not exist under it
+        ("0::/docker/abc", {".": {"memory.max": "3000000000", "memory.current": "1000000000"}}, 2_000_000_000),
+        # over the limit: no room, never negative
+        ("0::/", {".": {"memory.max": "1000", "memory.current": "5000"}}, 0),
+        # no limit anywhere, or files that do not hold numbers: no cgroup bound
+        ("0::/", {".": {"memory.max": "max", "memory.current": "12"}}, None),
+        ("0::/", {".": {"memory.max": "lots", "memory.current": "12"}}, None),
+        ("4:memory:/", {"memory": {"memory.limit_in_bytes": "", "memory.usage_in_bytes": "1"}}, None),
+    ],
+)
+def test_available_memory_respects_the_cgroup_limit(tmp_path, monkeypatch, proc_line, groups, room):
+    proc, mount = _cgroup_tree(tmp_path, proc_line, groups)
+    monkeypatch.setattr(budget, "PROC_CGROUP", proc)
+    monkeypatch.setattr(budget, "CGROUP_ROOT", mount)
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: 2_500_000_000)
+    assert budget.cgroup_room() == room
+    assert budget.available_memory() == (2_500_000_000 if room is None else min(room, 2_500_000_000))
+
+
+def test_no_cgroup_file_means_no_cgroup_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr(budget, "PROC_CGROUP", str(tmp_path / "missing"))
+    assert budget.cgroup_room() is None
+    assert budget.available_memory() == budget._meminfo_available()
+
+
 def test_recommend_k_is_capped_at_the_catalogue(tmp_path):
     model = fastmf.ALS(factors=4, epochs=1).fit(TINY)
     seen = np.diff(model.seen_indptr_)

@@ -60,9 +60,25 @@ class Cost:
     flops: float
 
 
+#: where the kernel lists this process's control groups, and where their files are mounted
+PROC_CGROUP = "/proc/self/cgroup"
+CGROUP_ROOT = "/sys/fs/cgroup"
+#: a cgroup v1 memory limit at or above this is "no limit" (the kernel reports about 2^63)
+NO_CGROUP_LIMIT = 1 << 60
+
+
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now: ``MemAvailable`` of ``/proc/meminfo``, else the
-    free physical pages (``os.sysconf``); None when neither is known."""
+    """Bytes of memory available to a new allocation now: ``MemAvailable`` of ``/proc/meminfo`` (else the
+    free physical pages of ``os.sysconf``), or less when a control group's memory limit (a container's)
+    leaves less room (:func:`cgroup_room`); None when neither is known."""
+    system = _meminfo_available()
+    room = cgroup_room()
+    if system is None or room is None:
+        return system if room is None else room
+    return min(system, room)
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -74,6 +90,72 @@ def available_memory() -> int | None:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def cgroup_room() -> int | None:
+    """The room left under the tightest memory limit of this process's control group and its ancestors:
+    ``limit - (usage - inactive file cache)`` (the cache the kernel reclaims before it kills), with
+    cgroup v2's ``memory.max``, ``memory.current`` and ``inactive_file``, or v1's
+    ``memory.limit_in_bytes``, ``memory.usage_in_bytes`` and ``total_inactive_file``. None when no
+    limit is set or the files cannot be read (not Linux, no memory controller)."""
+    try:
+        with open(PROC_CGROUP) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    rooms = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: one unified hierarchy
+            files = (os.path.join(CGROUP_ROOT, ""), "memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            files = (
+                os.path.join(CGROUP_ROOT, "memory", ""),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+                "total_inactive_file",
+            )
+        else:
+            continue
+        rooms += _rooms_up(*files, path)
+    return min(rooms) if rooms else None
+
+
+def _rooms_up(mount: str, limit_file: str, usage_file: str, inactive_key: str, path: str) -> list[int]:
+    """The room under the limit of every group from ``path`` up to the root of ``mount`` that sets one
+    (in a container the process's path may not exist under the mount, which is then its own root)."""
+    rooms = []
+    parts = [p for p in path.split("/") if p and p not in (".", "..")]
+    for depth in range(len(parts), -1, -1):
+        folder = os.path.join(mount, *parts[:depth])
+        limit = _read_int(os.path.join(folder, limit_file))
+        usage = _read_int(os.path.join(folder, usage_file))
+        if limit is None or usage is None or limit >= NO_CGROUP_LIMIT:
+            continue
+        inactive = _stat_value(os.path.join(folder, "memory.stat"), inactive_key) or 0
+        rooms.append(max(limit - max(usage - inactive, 0), 0))
+    return rooms
+
+
+def _read_int(path: str) -> int | None:
+    """The integer in a cgroup file, None for ``max``, a missing or unreadable file or anything else."""
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_value(path: str, key: str) -> int | None:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def size_text(n: float) -> str:
