@@ -353,7 +353,7 @@ def test_available_memory_respects_the_cgroup_limit(tmp_path, monkeypatch, proc_
     proc, mount = _cgroup_tree(tmp_path, proc_line, groups)
     monkeypatch.setattr(budget, "PROC_CGROUP", proc)
     monkeypatch.setattr(budget, "CGROUP_ROOT", mount)
-    monkeypatch.setattr(budget, "_meminfo_available", lambda: 2_500_000_000)
+    monkeypatch.setattr(budget, "_system_available", lambda: 2_500_000_000)
     assert budget.cgroup_room() == room
     assert budget.available_memory() == (2_500_000_000 if room is None else min(room, 2_500_000_000))
 
@@ -361,7 +361,7 @@ def test_available_memory_respects_the_cgroup_limit(tmp_path, monkeypatch, proc_
 def test_no_cgroup_file_means_no_cgroup_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(budget, "PROC_CGROUP", str(tmp_path / "missing"))
     assert budget.cgroup_room() is None
-    assert budget.available_memory() == budget._meminfo_available()
+    assert budget.available_memory() == budget._system_available()
 
 
 def test_recommend_k_is_capped_at_the_catalogue(tmp_path):

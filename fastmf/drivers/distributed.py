@@ -256,11 +256,10 @@ def bpr_stratum(
     np.cumsum(counts, out=sub_ptr[1:])
     sub_idx = pos[inside].astype(np.int32)
     u = np.array(user_factors, copy=True)
-    rows = bias_rows(np.asarray(item_factors), np.asarray(item_bias))
-    d = u.shape[1]
     n_samples = int(counts[sampled].sum())
-    if n_samples == 0 or rows.shape[0] < 2:
-        return u, rows[:, :d].copy(), rows[:, d].copy(), 0.0, 0
+    if n_samples == 0 or len(item_factors) < 2:
+        return u, np.array(item_factors, copy=True), np.array(item_bias, copy=True), 0.0, 0
+    item_rows = bias_rows(np.asarray(item_factors), np.asarray(item_bias))
     build_alias = backend.sampling.build_alias
     user_prob, user_alias = build_alias(np.where(sampled, counts, 0).astype(np.float64))
     if params["popularity"]:
@@ -274,7 +273,7 @@ def bpr_stratum(
         user_prob,
         user_alias,
         u,
-        rows,
+        item_rows,
         params["lr"],
         params["reg"],
         params["fit_bias"],
@@ -285,10 +284,11 @@ def bpr_stratum(
         neg_prob,
         neg_alias,
         params["popularity"],
-        share_below(np.bincount(sub_idx, minlength=rows.shape[0])),
+        share_below(np.bincount(sub_idx, minlength=item_rows.shape[0])),
         loss,
     )
-    return u, rows[:, :d].copy(), rows[:, d].copy(), float(loss.sum()), n_samples
+    d = u.shape[1]
+    return u, item_rows[:, :d].copy(), item_rows[:, d].copy(), float(loss.sum()), n_samples
 
 
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:

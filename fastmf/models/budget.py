@@ -71,21 +71,14 @@ def available_memory() -> int | None:
     """Bytes of memory available to a new allocation now: ``MemAvailable`` of ``/proc/meminfo`` (else the
     free physical pages of ``os.sysconf``), or less when a control group's memory limit (a container's)
     leaves less room (:func:`cgroup_room`); None when neither is known."""
-    system = _meminfo_available()
-    room = cgroup_room()
-    if system is None or room is None:
-        return system if room is None else room
-    return min(system, room)
+    known = [m for m in (_system_available(), cgroup_room()) if m is not None]
+    return min(known) if known else None
 
 
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+def _system_available() -> int | None:
+    kib = _file_value("/proc/meminfo", "MemAvailable")
+    if kib is not None:
+        return kib * 1024
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -107,10 +100,10 @@ def cgroup_room() -> int | None:
     for line in lines:
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if controllers == "":  # v2: one unified hierarchy
-            files = (os.path.join(CGROUP_ROOT, ""), "memory.max", "memory.current", "inactive_file")
+            files = (CGROUP_ROOT, "memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
             files = (
-                os.path.join(CGROUP_ROOT, "memory", ""),
+                os.path.join(CGROUP_ROOT, "memory"),
                 "memory.limit_in_bytes",
                 "memory.usage_in_bytes",
                 "total_inactive_file",
@@ -132,7 +125,7 @@ def _rooms_up(mount: str, limit_file: str, usage_file: str, inactive_key: str, p
         usage = _read_int(os.path.join(folder, usage_file))
         if limit is None or usage is None or limit >= NO_CGROUP_LIMIT:
             continue
-        inactive = _stat_value(os.path.join(folder, "memory.stat"), inactive_key) or 0
+        inactive = _file_value(os.path.join(folder, "memory.stat"), inactive_key) or 0
         rooms.append(max(limit - max(usage - inactive, 0), 0))
     return rooms
 
@@ -146,13 +139,15 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def _stat_value(path: str, key: str) -> int | None:
+def _file_value(path: str, key: str) -> int | None:
+    """The integer after ``key`` (or ``key:``) at the start of a line of a ``/proc/meminfo`` or
+    ``memory.stat`` style file; None when the file or the key is missing or the value is not one."""
     try:
         with open(path) as fh:
             for line in fh:
-                name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
+                fields = line.split()
+                if len(fields) >= 2 and fields[0].rstrip(":") == key:
+                    return int(fields[1])
     except (OSError, ValueError):
         pass
     return None
