@@ -2,9 +2,9 @@
 
 All routines work in place on caller-provided scratch so that a parallel loop
 over users or items allocates nothing per entity, and none calls BLAS (so no
-BLAS threads are started inside a parallel region). The Gram-matrix helpers
-gather a block of factor rows transposed and accumulate ``sum_j x_j x_j^T``
-with 4x4 register tiles, which LLVM turns into full-width SIMD FMAs.
+BLAS threads are started inside a parallel region). :func:`gather_moments`
+copies a block of factor rows (with each rating's residual) and accumulates
+``sum_j y_j y_j^T`` with the register-blocked vector kernel of :mod:`fastmf.kernels._gram`.
 """
 
 import math
@@ -16,6 +16,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastmf.common.layout import CACHE_LINE_FLOATS
+from fastmf.kernels._gram import gram_update, gram_width
 
 # Reassociation lets LLVM vectorise reductions; no NaN/inf assumptions are made.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -140,55 +141,14 @@ def prefetch_span(flat, start, length):
 
 
 @njit(cache=True, inline="always")
-def padded_dim(d):
-    """``d`` rounded up to a multiple of 4 (the register tile of :func:`gram_add`)."""
-    return (d + 3) // 4 * 4
-
-
-@njit(cache=True, inline="always")
-def gather_rows(x, factors, flat, indices, start, m, d):
-    """``x[:d, jj] = factors[indices[start + jj]]`` for ``jj < m``, zero-padding to a multiple of 16.
-
-    ``x`` holds a block of factor rows transposed (one row per dimension) so that
-    :func:`gram_add` can run along the block with full SIMD vectors; rows beyond
-    the gather are prefetched ``PREFETCH_AHEAD`` entries ahead. The transposed stores are
-    scalar, one cache line per dimension, and bound the gather: two rows are written together,
-    so that each pair of consecutive stores lands in one line and the core retires them in one
-    cycle (7.0 against 10.5 ns per rating, one thread, the ml-32m shape's user side, D = 20).
-    """
-    n = indices.shape[0]
-    jj = 0
-    while jj + 1 < m:
-        ahead = start + jj + PREFETCH_AHEAD
-        if ahead + 1 < n:
-            prefetch_span(flat, indices[ahead] * d, d)
-            prefetch_span(flat, indices[ahead + 1] * d, d)
-        i = indices[start + jj]
-        k = indices[start + jj + 1]
-        for p in range(d):
-            x[p, jj] = factors[i, p]
-            x[p, jj + 1] = factors[k, p]
-        jj += 2
-    if jj < m:
-        i = indices[start + jj]
-        for p in range(d):
-            x[p, jj] = factors[i, p]
-    mm = (m + 15) // 16 * 16
-    for jj in range(m, mm):
-        for p in range(d):
-            x[p, jj] = 0.0
-    return mm
-
-
-@njit(cache=True, inline="always")
 def gather_scratch(d):
-    """Per-task scratch of :func:`gather_moments` for ``D = d``: the transposed gather buffer ``x``,
-    the residuals ``res``, the Gram matrix and the ``D``-vectors ``s`` and ``t``."""
-    dp = padded_dim(d)
+    """Per-task scratch of :func:`gather_moments` for ``D = d``: the row block ``y`` (``GRAM_BLOCK`` rows
+    of :func:`fastmf.kernels._gram.gram_width` ``(d + 2)`` columns), its Gram matrix and the float64
+    ``D``-vectors ``s`` and ``t``."""
+    width = gram_width(d + 2)
     return (
-        np.zeros((dp, GRAM_BLOCK), dtype=np.float32),
-        np.zeros(GRAM_BLOCK, dtype=np.float32),
-        np.zeros((dp, dp), dtype=np.float32),
+        np.zeros((GRAM_BLOCK, width), dtype=np.float32),
+        np.zeros((width, width), dtype=np.float32),
         np.empty(d, dtype=np.float64),
         np.empty(d, dtype=np.float64),
     )
@@ -196,113 +156,50 @@ def gather_scratch(d):
 
 @njit(cache=True, inline="always")
 def gather_moments(
-    start, end, indices, data, mu, other_bias, other_factors, flat, other_var, with_var, x, res, gram, s, t, vsum
+    start, end, indices, data, mu, other_bias, other_factors, flat, other_var, with_var, y, gram, s, t, vsum
 ):
     """The sums a half-sweep needs over one entity's ratings ``start:end``, accumulated from zero.
 
     With ``r_j = data[j] - mu - other_bias[i_j]`` and ``V_i`` the rows of ``other_factors``:
-    ``gram = sum V_i V_i^T`` (lower triangle, padded to :func:`padded_dim`), ``s = sum V_i``,
-    ``t = sum V_i r_i`` and, with ``with_var``, ``vsum = sum other_var[i]`` (the diagonal
-    variational sweep's ``sum_i s_i``); returns ``(sum r, sum r^2)``. ``x`` (``dp x GRAM_BLOCK``)
-    and ``res`` (``GRAM_BLOCK``) are scratch; ``flat`` is ``other_factors`` flattened (prefetching).
+    ``gram = sum V_i V_i^T`` (lower triangle), ``s = sum V_i``, ``t = sum V_i r_i`` and, with
+    ``with_var``, ``vsum = sum other_var[i]`` (the diagonal variational sweep's ``sum_i s_i``);
+    returns ``(sum r, sum r^2)`` (float64). Each block of ``GRAM_BLOCK`` ratings is gathered into
+    the rows ``y_j = [V_i, r_j, 1]`` (vector copies, rows beyond the gather prefetched
+    ``PREFETCH_AHEAD`` entries ahead) and :func:`fastmf.kernels._gram.gram_update` adds
+    ``sum_j y_j y_j^T`` into ``gram``, whose rows ``D`` and ``D + 1`` are then ``t`` and ``s``: one
+    register-blocked pass makes all the float32 sums. ``y`` and ``gram`` come from
+    :func:`gather_scratch`; ``flat`` is ``other_factors`` flattened (prefetching).
     """
     d = other_factors.shape[1]
-    dp = gram.shape[0]
+    n_total = indices.shape[0]
     gram[:, :] = 0.0
-    s[:] = 0.0
-    t[:] = 0.0
     if with_var:
         vsum[:] = 0.0
     c = 0.0
     c2 = 0.0
     for c0 in range(start, end, GRAM_BLOCK):
         m = min(GRAM_BLOCK, end - c0)
-        mm = gather_rows(x, other_factors, flat, indices, c0, m, d)
         for jj in range(m):
+            ahead = c0 + jj + PREFETCH_AHEAD
+            if ahead < n_total:
+                prefetch_span(flat, indices[ahead] * d, d)
             i = indices[c0 + jj]
+            for p in range(d):
+                y[jj, p] = other_factors[i, p]
             r = data[c0 + jj] - mu - other_bias[i]
-            res[jj] = r
+            y[jj, d] = r
+            y[jj, d + 1] = 1.0
             c += r
             c2 += r * r
             if with_var:
                 for p in range(d):
                     vsum[p] += other_var[i, p]
-        moments_add(x, res, m, d, s, t)
-        gram_add(x, mm, dp, gram)
-    return c, c2
-
-
-@njit(cache=True, inline="always")
-def moments_add(x, res, m, d, s, t):
-    """``s[p] += sum_jj x[p, jj]`` and ``t[p] += sum_jj x[p, jj] res[jj]`` over the first ``m`` columns.
-
-    With ``x`` a gathered block of factor rows (see :func:`gather_rows`) and ``res``
-    the residuals of its ratings, ``s`` and ``t`` accumulate ``sum_i V_i`` and
-    ``sum_i V_i r_i`` of a half-sweep. A block's sums are float32, as the Gram tiles of
-    :func:`gram_add` (eight lanes per vector, no conversions), and are added to the float64
-    totals: float64 block sums made the gather and moments of ALS's user side 3.6 ns per rating
-    slower (18.0 against 14.6 ns on one thread, the ml-32m shape, D = 20).
-    """
+        if d > 0:
+            gram_update(y, m, d + 2, gram)
     for p in range(d):
-        sp = np.float32(0.0)
-        tp = np.float32(0.0)
-        for jj in range(m):
-            sp += x[p, jj]
-            tp += x[p, jj] * res[jj]
-        s[p] += sp
-        t[p] += tp
-
-
-@njit(cache=True, inline="always")
-def gram_add(x, mm, dp, gram):
-    """``gram[p, q] += sum_jj x[p, jj] x[q, jj]`` on the lower triangle (4x4 tiles, ``q0 <= p0``)."""
-    for p0 in range(0, dp, 4):
-        for q0 in range(0, p0 + 1, 4):
-            a00 = a01 = a02 = a03 = np.float32(0.0)
-            a10 = a11 = a12 = a13 = np.float32(0.0)
-            a20 = a21 = a22 = a23 = np.float32(0.0)
-            a30 = a31 = a32 = a33 = np.float32(0.0)
-            for jj in range(mm):
-                x0 = x[p0, jj]
-                x1 = x[p0 + 1, jj]
-                x2 = x[p0 + 2, jj]
-                x3 = x[p0 + 3, jj]
-                y0 = x[q0, jj]
-                y1 = x[q0 + 1, jj]
-                y2 = x[q0 + 2, jj]
-                y3 = x[q0 + 3, jj]
-                a00 += x0 * y0
-                a01 += x0 * y1
-                a02 += x0 * y2
-                a03 += x0 * y3
-                a10 += x1 * y0
-                a11 += x1 * y1
-                a12 += x1 * y2
-                a13 += x1 * y3
-                a20 += x2 * y0
-                a21 += x2 * y1
-                a22 += x2 * y2
-                a23 += x2 * y3
-                a30 += x3 * y0
-                a31 += x3 * y1
-                a32 += x3 * y2
-                a33 += x3 * y3
-            gram[p0, q0] += a00
-            gram[p0, q0 + 1] += a01
-            gram[p0, q0 + 2] += a02
-            gram[p0, q0 + 3] += a03
-            gram[p0 + 1, q0] += a10
-            gram[p0 + 1, q0 + 1] += a11
-            gram[p0 + 1, q0 + 2] += a12
-            gram[p0 + 1, q0 + 3] += a13
-            gram[p0 + 2, q0] += a20
-            gram[p0 + 2, q0 + 1] += a21
-            gram[p0 + 2, q0 + 2] += a22
-            gram[p0 + 2, q0 + 3] += a23
-            gram[p0 + 3, q0] += a30
-            gram[p0 + 3, q0 + 1] += a31
-            gram[p0 + 3, q0 + 2] += a32
-            gram[p0 + 3, q0 + 3] += a33
+        t[p] = gram[d, p]
+        s[p] = gram[d + 1, p]
+    return c, c2
 
 
 @njit(cache=True, inline="always")

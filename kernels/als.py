@@ -189,13 +189,13 @@ def _sweep_block(
     prior_bias,
     ridge_scale,
 ):
-    """The exact update of entities ``lo .. hi - 1``; the scratch (a transposed gather buffer, the Gram
+    """The exact update of entities ``lo .. hi - 1``; the scratch (a gathered row block, the Gram
     matrix, the system) is allocated once. A serial function of its own, so that Numba's parallel
     lowering of :func:`_half_sweep` handles a loop of one call instead of this whole body."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
     flat = other_factors.reshape(-1)
-    x, res, gram, s, t = gather_scratch(d)
+    y, gram, s, t = gather_scratch(d)
     a = np.empty((d, d), dtype=np.float64)
     rhs = np.empty(d, dtype=np.float64)
     for e in range(lo, hi):
@@ -212,8 +212,7 @@ def _sweep_block(
             flat,
             other_factors,
             False,
-            x,
-            res,
+            y,
             gram,
             s,
             t,

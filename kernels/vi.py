@@ -635,14 +635,14 @@ def _half_sweep_diag(
     flat = other_mean.reshape(-1)
     scaled = prior_scale.shape[0] > 0
     for blk in prange(blocks.shape[0] - 1):
-        x, res, gram, s, t = gather_scratch(d)
+        y, gram, s, t = gather_scratch(d)
         vsum = np.empty(d, dtype=np.float64)
         m = np.empty(d, dtype=np.float64)
         for e in range(blocks[blk], blocks[blk + 1]):
             start = indptr[e]
             end = indptr[e + 1]
             c, c2 = gather_moments(
-                start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, x, res, gram, s, t, vsum
+                start, end, indices, data, mu, other_bias, other_mean, flat, other_var, True, y, gram, s, t, vsum
             )
             n = end - start
             scale = prior_scale[e] if scaled else 1.0

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._gram import gram_update, gram_width
 from fastmf.kernels._linalg import (
     FAST,
     GRAM_BLOCK,
@@ -37,8 +38,6 @@ from fastmf.kernels._linalg import (
     cg_solve,
     cho_solve,
     cholesky,
-    gram_add,
-    padded_dim,
     prefetch_span,
 )
 
@@ -60,11 +59,11 @@ def gram(factors):
     """``F^T F`` (``D x D``, float64) of a factor matrix, summed over row blocks in a fixed order."""
     d = factors.shape[1]
     n_parts = max(1, -(-factors.shape[0] // GRAM_ROWS))
-    parts = np.zeros((n_parts, padded_dim(d), padded_dim(d)), dtype=np.float64)
+    parts = np.zeros((n_parts, d, d), dtype=np.float64)
     _gram_parts(factors, parts)
     total = np.zeros((d, d), dtype=np.float64)
     for part in parts:  # fixed order: independent of the thread count
-        total += part[:d, :d]
+        total += part
     return np.tril(total) + np.tril(total, -1).T
 
 
@@ -72,23 +71,19 @@ def gram(factors):
 def _gram_parts(factors, parts):
     """``parts[k]`` (lower triangle) = the Gram matrix of rows ``k GRAM_ROWS ..`` of ``factors``."""
     n, d = factors.shape
-    dp = parts.shape[1]
+    width = gram_width(d)
     for k in prange(parts.shape[0]):
-        x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
-        acc = np.zeros((dp, dp), dtype=np.float32)
+        y = np.zeros((GRAM_BLOCK, width), dtype=np.float32)
+        acc = np.zeros((width, width), dtype=np.float32)
         stop = min(n, (k + 1) * GRAM_ROWS)
         for c0 in range(k * GRAM_ROWS, stop, GRAM_BLOCK):
             m = min(GRAM_BLOCK, stop - c0)
             for jj in range(m):
                 for p in range(d):
-                    x[p, jj] = factors[c0 + jj, p]
-            mm = (m + 15) // 16 * 16
-            for jj in range(m, mm):
-                for p in range(d):
-                    x[p, jj] = 0.0
-            gram_add(x, mm, dp, acc)
+                    y[jj, p] = factors[c0 + jj, p]
+            gram_update(y, m, d, acc)
             # flush the float32 run into the float64 part
-            for p in range(dp):
+            for p in range(d):
                 for q in range(p + 1):
                     parts[k, p, q] += acc[p, q]
                     acc[p, q] = 0.0
@@ -136,14 +131,14 @@ def _sweep_block(
 ):
     """The update of entities ``lo .. hi - 1``, whose scratch is allocated once."""
     d = own_factors.shape[1]
-    dp = padded_dim(d)
+    width = gram_width(d)
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
     # rows: the entity's rated rows, gathered once
     rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, lo, hi, d)
     weight = np.empty(longest, dtype=np.float64)  # their c - 1
-    x = np.zeros((dp, GRAM_BLOCK), dtype=np.float32)
-    acc = np.zeros((dp, dp), dtype=np.float32)
+    y = np.zeros((GRAM_BLOCK, width), dtype=np.float32)
+    acc = np.zeros((width, width), dtype=np.float32)
     a = np.empty((d, d), dtype=np.float64)
     b = np.empty(d, dtype=np.float64)
     for e in range(lo, hi):
@@ -162,7 +157,7 @@ def _sweep_block(
                 rows[j, q] = v
                 b[q] += c * v
         if cg_steps == 0:
-            _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d)
+            _solve_exact(rows, weight, n, gram, lam, b, a, y, acc, d)
             for q in range(d):
                 own_factors[e, q] = b[q]
         else:
@@ -174,9 +169,9 @@ def _sweep_block(
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
+def _solve_exact(rows, weight, n, gram, lam, b, a, y, acc, d):
     """``b <- (gram + lam I + sum_j weight_j rows_j rows_j^T)^-1 b`` by Cholesky (the weighted Gram
-    accumulated in float32 runs of ``GRAM_BLOCK`` rows, each scaled by ``sqrt(weight)``)."""
+    accumulated in float32 runs of ``GRAM_BLOCK`` rows ``sqrt(weight_j) rows_j`` copied into ``y``)."""
     for p in range(d):
         for q in range(p + 1):
             a[p, q] = gram[p, q]
@@ -186,13 +181,9 @@ def _solve_exact(rows, weight, n, gram, lam, b, a, x, acc, dp, d):
         for jj in range(m):
             w = np.float32(math.sqrt(weight[c0 + jj]))
             for p in range(d):
-                x[p, jj] = w * rows[c0 + jj, p]
-        mm = (m + 15) // 16 * 16
-        for jj in range(m, mm):
-            for p in range(d):
-                x[p, jj] = 0.0
+                y[jj, p] = w * rows[c0 + jj, p]
         acc[:, :] = 0.0
-        gram_add(x, mm, dp, acc)
+        gram_update(y, m, d, acc)
         for p in range(d):
             for q in range(p + 1):
                 a[p, q] += acc[p, q]
