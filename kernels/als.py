@@ -51,13 +51,12 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.common.threads import runs_serially
+from fastmf.kernels._cholesky4 import LANES, solve_lanes
 from fastmf.kernels._linalg import (
     FAST,
     PREFETCH_AHEAD,
     cg_iterate,
     cg_scratch,
-    cho_solve,
-    cholesky,
     gather_moments,
     gather_scratch,
     prefetch_span,
@@ -196,8 +195,10 @@ def _sweep_block(
     has_mean = prior_mean.shape[0] > 0
     flat = other_factors.reshape(-1)
     y, gram, s, t = gather_scratch(d)
-    a = np.empty((d, d), dtype=np.float64)
-    rhs = np.empty(d, dtype=np.float64)
+    a4 = np.empty((d, d, LANES), dtype=np.float64)
+    b4 = np.empty((d, LANES), dtype=np.float64)
+    pending = np.empty(LANES, dtype=np.int64)
+    lane = 0
     for e in range(lo, hi):
         start = indptr[e]
         end = indptr[e + 1]
@@ -229,15 +230,28 @@ def _sweep_block(
             continue
         for p in range(d):
             for q in range(p + 1):
-                a[p, q] = lam * gram[p, q]
-            a[p, p] += tau_e
-            rhs[p] = lam * (t[p] - b * s[p])
+                a4[p, q, lane] = lam * gram[p, q]
+            a4[p, p, lane] += tau_e
+            v = lam * (t[p] - b * s[p])
             if has_mean:
-                rhs[p] += tau_e * prior_mean[e, p]
-        cholesky(a, d)
-        cho_solve(a, rhs, d)
+                v += tau_e * prior_mean[e, p]
+            b4[p, lane] = v
+        pending[lane] = e
+        lane += 1
+        if lane == LANES:
+            _store_solutions(a4, b4, pending, lane, own_factors, d)
+            lane = 0
+    if lane > 0:
+        _store_solutions(a4, b4, pending, lane, own_factors, d)
+
+
+@njit(cache=True, inline="always")
+def _store_solutions(a4, b4, pending, used, own_factors, d):
+    """Solve the ``used`` pending systems (one per lane) and write each factor to its entity's row."""
+    solve_lanes(a4, b4, used, d)
+    for lane in range(used):
         for p in range(d):
-            own_factors[e, p] = rhs[p]
+            own_factors[pending[lane], p] = b4[p, lane]
 
 
 @njit(cache=True, parallel=True)

@@ -1,4 +1,5 @@
-"""The vector Gram kernel and the gather built on it, against float64 NumPy on random inputs."""
+"""The explicit vector kernels (Gram sums, the gather built on them, four-lane Cholesky solves)
+against float64 NumPy on random inputs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastmf.kernels._cholesky4 import LANES, solve_lanes
 from fastmf.kernels._gram import gram_update, gram_width
 from fastmf.kernels._linalg import GRAM_BLOCK, gather_moments, gather_scratch
 
@@ -48,3 +50,36 @@ def test_gather_moments_match_numpy(d, n, seed):
     np.testing.assert_allclose(vsum, var[indices].sum(axis=0, dtype=np.float64), rtol=1e-5, atol=1e-3)
     assert np.isclose(c, r.sum(), rtol=1e-6, atol=1e-4)
     assert np.isclose(c2, (r * r).sum(), rtol=1e-6, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 40), used=st.integers(1, LANES), seed=st.integers(0, 2**32 - 1))
+def test_four_lane_cholesky_solves_each_lane(d, used, seed):
+    rng = np.random.default_rng(seed)
+    a4 = rng.standard_normal((d, d, LANES))  # the strict upper triangle is never read
+    b4 = rng.standard_normal((d, LANES))
+    systems, rhs = [], []
+    for lane in range(used):
+        v = rng.standard_normal((3 * d, d))
+        a = v.T @ v / d + rng.uniform(0.01, 2.0) * np.eye(d)
+        systems.append(a)
+        rhs.append(b4[:, lane].copy())
+        a4[:, :, lane] = np.tril(a) + np.triu(a4[:, :, lane], 1)
+    solve_lanes(a4, b4, used, d)
+    for lane in range(used):
+        np.testing.assert_allclose(b4[:, lane], np.linalg.solve(systems[lane], rhs[lane]), rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(np.tril(a4[:, :, lane]), np.linalg.cholesky(systems[lane]), rtol=1e-9, atol=1e-12)
+    assert np.all(b4[:, used:] == 0.0)
+
+
+def test_four_lane_cholesky_marks_an_indefinite_lane_only():
+    d = 5
+    a4 = np.zeros((d, d, LANES))
+    b4 = np.ones((d, LANES))
+    for lane in range(LANES):
+        a4[:, :, lane] = np.eye(d) * (lane + 1)
+    a4[2, 2, 1] = -1.0
+    solve_lanes(a4, b4, LANES, d)
+    assert np.isnan(b4[:, 1]).any()
+    for lane in (0, 2, 3):
+        np.testing.assert_allclose(b4[:, lane], 1.0 / (lane + 1))
