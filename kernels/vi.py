@@ -36,7 +36,7 @@ side holding the packed lower triangle of ``P_i`` (``D(D+1)/2`` values), ``m_i``
 table is small and its popular rows stay in cache); the item sweep scatters instead
 (:func:`scatter_sweep_full`): the user table is too large for the cache, so each user row
 is streamed once and added into the accumulators of the items it rated. The diagonal
-sweep builds ``sum_i m_i m_i^T`` with the tiled Gram kernel of :mod:`fastmf.kernels._linalg`
+sweep builds ``sum_i m_i m_i^T`` with the vector Gram kernel of :mod:`fastmf.kernels._gram`
 plus ``sum_i s_i``. Work is split into blocks of equal cost
 (:func:`fastmf.common.layout.balanced_blocks`); per-block scratch is allocated once.
 """
