@@ -9,9 +9,11 @@ add into ``G``: no horizontal sums. LLVM's loop vectoriser cannot be asked for t
 code it vectorises along ``j`` and ends every tile with one horizontal reduction per entry, about
 290 ns per call at ``D = 20``), so :func:`_panel` emits the loop's IR directly.
 
-The panels cover the lower triangle: rows in groups of four (eight for the first, two for a
-remainder of at most two), each with the column vectors that reach its last row, at most four
-vectors at once (eight or twelve accumulators of the sixteen to thirty-two vector registers).
+The panels cover the lower triangle, each with the column vectors that reach its last row: eight
+rows while one or two vectors do, six while three do (``D = 20`` with its two moment rows takes
+three passes over the block: 8 x 1, 8 x 2, 6 x 3 vectors), then four rows (two for a remainder of
+at most two) and at most four vectors at a time; at most 18 accumulators of the 32 vector
+registers AVX-512 gives (on a 16-register machine some spill, still correct).
 Entries right of the diagonal inside a panel are summed too and are not meant to be read.
 """
 
@@ -81,7 +83,7 @@ def _panel(n_rows, n_vectors):
     return panel
 
 
-_panel_8x1 = _panel(8, 1)
+_panel_8x1, _panel_8x2, _panel_6x3 = _panel(8, 1), _panel(8, 2), _panel(6, 3)
 _panel_4x1, _panel_4x2, _panel_4x3, _panel_4x4 = (_panel(4, k) for k in (1, 2, 3, 4))
 _panel_2x1, _panel_2x2, _panel_2x3, _panel_2x4 = (_panel(2, k) for k in (1, 2, 3, 4))
 
@@ -91,11 +93,19 @@ def gram_update(y, m, rows, gram):
     """``gram[p, q] += sum_{j<m} y[j, p] y[j, q]`` for ``q <= p < rows`` (float32; ``y`` and ``gram``
     C-contiguous, at least :func:`gram_width` ``(rows)`` columns, ``y``'s zero beyond its data)."""
     p0 = 0
+    width = gram.shape[0]
     while p0 < rows:
         left = rows - p0
-        if p0 == 0 and left > 4:
-            _panel_8x1(y, m, 0, 0, gram)
-            p0 = 8
+        if left > 4 and width - p0 >= 8 and min(p0 + 8, rows) <= 2 * LANES:
+            if p0 + 8 <= LANES:
+                _panel_8x1(y, m, p0, 0, gram)
+            else:
+                _panel_8x2(y, m, p0, 0, gram)
+            p0 += 8
+            continue
+        if left > 4 and width - p0 >= 6 and 2 * LANES < min(p0 + 6, rows) <= 3 * LANES:
+            _panel_6x3(y, m, p0, 0, gram)
+            p0 += 6
             continue
         n_vectors = (min(p0 + 4, rows) + LANES - 1) // LANES
         q0 = 0
