@@ -35,57 +35,81 @@ def gram_width(rows):
     return ((rows + 3) // 4 * 4 + LANES - 1) // LANES * LANES
 
 
+def _emit_panel(context, builder, signature, args, n_rows, n_vectors):
+    """The IR of one panel: ``gram[p0 + r, q0 + c] += sum_{j<m} y[j, p0 + r] y[j, q0 + c]`` for
+    ``r < n_rows`` and ``c < LANES n_vectors``, with ``n_rows x n_vectors`` vector accumulators
+    (``args``: ``y, m, p0, q0, gram``)."""
+    y_arr = context.make_array(signature.args[0])(context, builder, args[0])
+    g_arr = context.make_array(signature.args[4])(context, builder, args[4])
+    m, p0, q0 = args[1], args[2], args[3]
+    y_ld = builder.extract_value(y_arr.shape, 1)
+    g_ld = builder.extract_value(g_arr.shape, 1)
+    vec_ptr = _VEC.as_pointer()
+    fmuladd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fmuladd.v8f32"
+    )
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    undef = ir.Constant(_VEC, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+
+    def at(base, offset, k):
+        return builder.gep(base, [builder.add(offset, ir.Constant(_I64, k))])
+
+    acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(n_vectors)] for _ in range(n_rows)]
+    with cgutils.for_range(builder, m) as loop:
+        row = builder.gep(y_arr.data, [builder.mul(loop.index, y_ld)])
+        cols = [builder.load(builder.bitcast(at(row, q0, LANES * k), vec_ptr), align=4) for k in range(n_vectors)]
+        for r in range(n_rows):
+            b = builder.insert_element(undef, builder.load(at(row, p0, r)), ir.Constant(_I32, 0))
+            b = builder.shuffle_vector(b, undef, splat)
+            for k in range(n_vectors):
+                builder.store(builder.call(fmuladd, [b, cols[k], builder.load(acc[r][k])]), acc[r][k])
+    for r in range(n_rows):
+        g_row = builder.gep(g_arr.data, [builder.mul(builder.add(p0, ir.Constant(_I64, r)), g_ld)])
+        for k in range(n_vectors):
+            ptr = builder.bitcast(at(g_row, q0, LANES * k), vec_ptr)
+            builder.store(builder.fadd(builder.load(ptr, align=4), builder.load(acc[r][k])), ptr, align=4)
+
+
 def _panel(n_rows, n_vectors):
-    """An intrinsic ``panel(y, m, p0, q0, gram)``: ``gram[p0 + r, q0 + k] += sum_{j<m} y[j, p0 + r] y[j, q0 + k]``
-    for ``r < n_rows`` and ``k < LANES n_vectors``, with ``n_rows x n_vectors`` vector accumulators."""
+    """An intrinsic ``panel(y, m, p0, q0, gram)``: one panel of ``n_rows`` rows and ``n_vectors`` vectors."""
 
     @intrinsic
     def panel(typingctx, y, m, p0, q0, gram):
-        sig = types.void(y, types.int64, types.int64, types.int64, gram)
-
         def codegen(context, builder, signature, args):
-            y_arr = context.make_array(signature.args[0])(context, builder, args[0])
-            g_arr = context.make_array(signature.args[4])(context, builder, args[4])
-            m, p0, q0 = args[1], args[2], args[3]
-            y_ld = builder.extract_value(y_arr.shape, 1)
-            g_ld = builder.extract_value(g_arr.shape, 1)
-            vec_ptr = _VEC.as_pointer()
-            fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fmuladd.v8f32"
-            )
-            zero = ir.Constant(_VEC, [0.0] * LANES)
-            undef = ir.Constant(_VEC, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-
-            def at(base, offset, k):
-                return builder.gep(base, [builder.add(offset, ir.Constant(_I64, k))])
-
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(n_vectors)] for _ in range(n_rows)]
-            with cgutils.for_range(builder, m) as loop:
-                row = builder.gep(y_arr.data, [builder.mul(loop.index, y_ld)])
-                cols = [
-                    builder.load(builder.bitcast(at(row, q0, LANES * k), vec_ptr), align=4) for k in range(n_vectors)
-                ]
-                for r in range(n_rows):
-                    b = builder.insert_element(undef, builder.load(at(row, p0, r)), ir.Constant(_I32, 0))
-                    b = builder.shuffle_vector(b, undef, splat)
-                    for k in range(n_vectors):
-                        builder.store(builder.call(fmuladd, [b, cols[k], builder.load(acc[r][k])]), acc[r][k])
-            for r in range(n_rows):
-                g_row = builder.gep(g_arr.data, [builder.mul(builder.add(p0, ir.Constant(_I64, r)), g_ld)])
-                for k in range(n_vectors):
-                    ptr = builder.bitcast(at(g_row, q0, LANES * k), vec_ptr)
-                    builder.store(builder.fadd(builder.load(ptr, align=4), builder.load(acc[r][k])), ptr, align=4)
+            _emit_panel(context, builder, signature, args, n_rows, n_vectors)
             return context.get_dummy_value()
 
-        return sig, codegen
+        return types.void(y, types.int64, types.int64, types.int64, gram), codegen
 
     return panel
 
 
+def _panels(n_rows):
+    """An intrinsic ``panels(y, m, p0, q0, gram, n_vectors)``: the panel of ``n_rows`` rows and
+    ``n_vectors`` (1 to 4, chosen at run time) vectors."""
+
+    @intrinsic
+    def panels(typingctx, y, m, p0, q0, gram, n_vectors):
+        def codegen(context, builder, signature, args):
+            done = builder.append_basic_block("panels.done")
+            switch = builder.switch(args[5], done)
+            for k in range(1, 5):
+                case = builder.append_basic_block(f"panels.{k}")
+                switch.add_case(ir.Constant(_I64, k), case)
+                builder.position_at_end(case)
+                _emit_panel(context, builder, signature, args, n_rows, k)
+                builder.branch(done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return types.void(y, types.int64, types.int64, types.int64, gram, types.int64), codegen
+
+    return panels
+
+
 _panel_8x1, _panel_8x2, _panel_6x3 = _panel(8, 1), _panel(8, 2), _panel(6, 3)
-_panel_4x1, _panel_4x2, _panel_4x3, _panel_4x4 = (_panel(4, k) for k in (1, 2, 3, 4))
-_panel_2x1, _panel_2x2, _panel_2x3, _panel_2x4 = (_panel(2, k) for k in (1, 2, 3, 4))
+_panels_4, _panels_2 = _panels(4), _panels(2)
 
 
 @njit(cache=True, inline="always")
@@ -112,21 +136,8 @@ def gram_update(y, m, rows, gram):
         while q0 < n_vectors * LANES:
             k = min(4, n_vectors - q0 // LANES)
             if left <= 2:
-                if k == 1:
-                    _panel_2x1(y, m, p0, q0, gram)
-                elif k == 2:
-                    _panel_2x2(y, m, p0, q0, gram)
-                elif k == 3:
-                    _panel_2x3(y, m, p0, q0, gram)
-                else:
-                    _panel_2x4(y, m, p0, q0, gram)
-            elif k == 1:
-                _panel_4x1(y, m, p0, q0, gram)
-            elif k == 2:
-                _panel_4x2(y, m, p0, q0, gram)
-            elif k == 3:
-                _panel_4x3(y, m, p0, q0, gram)
+                _panels_2(y, m, p0, q0, gram, k)
             else:
-                _panel_4x4(y, m, p0, q0, gram)
+                _panels_4(y, m, p0, q0, gram, k)
             q0 += k * LANES
         p0 += 4
