@@ -532,10 +532,12 @@ def _assemble(
 
 
 def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:
-    """The CSR ``indptr`` (int64) of entries whose row indices ``rows`` are in non-decreasing order."""
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return indptr
+    """The CSR ``indptr`` (int64) of entries whose row indices ``rows`` are in non-decreasing order:
+    ``indptr[r]`` is the first entry of row ``r`` or later, found by binary search (0.03 s for 32 M
+    entries against 0.19 s for counting them, which also converts int32 rows to int64 first)."""
+    fits = rows.dtype.kind in "iu" and n_rows <= np.iinfo(rows.dtype).max
+    needles = np.arange(n_rows + 1, dtype=rows.dtype if fits else np.int64)
+    return np.searchsorted(rows, needles, side="left").astype(np.int64, copy=False)
 
 
 def _arrow_array(values, name: str, where: Where) -> pa.Array:
