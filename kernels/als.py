@@ -26,7 +26,10 @@ Both come from one pass over the entity's ratings, accumulating
 ``G = sum V_i V_i^T``, ``s = sum V_i``, ``t = sum V_i (r - mu - b_i)`` and
 ``c = sum (r - mu - b_i)``: then ``U_e . sum_i V_i = U_e . s`` gives the bias,
 and the right-hand side is ``lam (t - b_e s)``. Each step is an exact block
-minimisation, so the objective never increases.
+minimisation, so the objective never increases. The exact factor systems of a block's
+entities are solved four at a time, one per lane of a vector (:mod:`fastmf.kernels._cholesky4`):
+an entity's factor is written when its group is solved, which changes nothing, since no
+other update of the half-sweep reads it.
 
 With ``cg_steps`` k > 0 the factor is not solved exactly but takes k conjugate-gradient
 steps on the same system from its current value (Takacs, Pilaszy and Tikk 2011): the
