@@ -108,6 +108,17 @@ def _panels(n_rows):
     return panels
 
 
+@njit(cache=True, inline="always")
+def flush_lower(acc, out, d):
+    """``out[p, q] += acc[p, q]`` for ``q <= p < d`` (``out`` float64), then ``acc = 0``: a float32 run of
+    :func:`gram_update` sums added to its float64 total (also clearing what the panels summed right of
+    the diagonal, which is never read)."""
+    for p in range(d):
+        for q in range(p + 1):
+            out[p, q] += acc[p, q]
+    acc[:, :] = 0.0
+
+
 _panel_8x1, _panel_8x2, _panel_6x3 = _panel(8, 1), _panel(8, 2), _panel(6, 3)
 _panels_4, _panels_2 = _panels(4), _panels(2)
 

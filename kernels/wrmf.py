@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels._gram import gram_update, gram_width
+from fastmf.kernels._gram import flush_lower, gram_update, gram_width
 from fastmf.kernels._linalg import (
     FAST,
     GRAM_BLOCK,
@@ -82,11 +82,7 @@ def _gram_parts(factors, parts):
                 for p in range(d):
                     y[jj, p] = factors[c0 + jj, p]
             gram_update(y, m, d, acc)
-            # flush the float32 run into the float64 part
-            for p in range(d):
-                for q in range(p + 1):
-                    parts[k, p, q] += acc[p, q]
-                    acc[p, q] = 0.0
+            flush_lower(acc, parts[k], d)
 
 
 def half_sweep(indptr, indices, data, own_factors, other_factors, gram, lam, alpha, eps, log_scaling, cg_steps, blocks):
@@ -171,7 +167,8 @@ def _sweep_block(
 @njit(cache=True, inline="always", fastmath=FAST)
 def _solve_exact(rows, weight, n, gram, lam, b, a, y, acc, d):
     """``b <- (gram + lam I + sum_j weight_j rows_j rows_j^T)^-1 b`` by Cholesky (the weighted Gram
-    accumulated in float32 runs of ``GRAM_BLOCK`` rows ``sqrt(weight_j) rows_j`` copied into ``y``)."""
+    accumulated in float32 runs of ``GRAM_BLOCK`` rows ``sqrt(weight_j) rows_j`` copied into ``y``, each
+    run summed in ``acc``, which is zero on entry and on return)."""
     for p in range(d):
         for q in range(p + 1):
             a[p, q] = gram[p, q]
@@ -182,11 +179,8 @@ def _solve_exact(rows, weight, n, gram, lam, b, a, y, acc, d):
             w = np.float32(math.sqrt(weight[c0 + jj]))
             for p in range(d):
                 y[jj, p] = w * rows[c0 + jj, p]
-        acc[:, :] = 0.0
         gram_update(y, m, d, acc)
-        for p in range(d):
-            for q in range(p + 1):
-                a[p, q] += acc[p, q]
+        flush_lower(acc, a, d)
     cholesky(a, d)
     cho_solve(a, b, d)
 

@@ -54,6 +54,12 @@ def bias_rows(factors: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return rows
 
 
+def split_bias_rows(rows: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The factors ``V`` and biases ``b`` of :func:`bias_rows` output with ``d`` factors: views, so writes
+    go through to ``rows``."""
+    return rows[:, :d], rows[:, d]
+
+
 #: the cost of one entity's solve, in the flops of the Gram updates of its ratings (``d^2 + 2d + 4``
 #: a rating): ``ENTITY_CUBE d^3 + ENTITY_SQUARE d^2 + ENTITY_CONSTANT``, fitted to single-thread ALS
 #: half-sweeps over item blocks of very different row lengths (the ml-32m shape's 5,623 most rated

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf.common.errors import DivergenceError, FastMFError
-from fastmf.common.layout import bias_rows
+from fastmf.common.layout import bias_rows, split_bias_rows
 from fastmf.common.threads import n_threads, set_threads
 from fastmf.data_prep.dataset import IdMap, _item_metadata
 from fastmf.data_prep.partitions import open_partitions, read_block, read_ids
@@ -287,8 +287,8 @@ def bpr_stratum(
         share_below(np.bincount(sub_idx, minlength=item_rows.shape[0])),
         loss,
     )
-    d = u.shape[1]
-    return u, item_rows[:, :d].copy(), item_rows[:, d].copy(), float(loss.sum()), n_samples
+    v, b = split_bias_rows(item_rows, u.shape[1])
+    return u, v.copy(), b.copy(), float(loss.sum()), n_samples
 
 
 def block_errors(block: Block, own_factors, own_bias, other_factors, other_bias, params: dict) -> tuple:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastmf.common.errors import FastMFError
-from fastmf.common.layout import aligned_copy, bias_rows
+from fastmf.common.layout import aligned_copy, bias_rows, split_bias_rows
 from fastmf.common.params import Param, declare
 from fastmf.common.search import Choice, LogUniform
 from fastmf.common.threads import n_threads
@@ -147,12 +147,12 @@ class BPRState:
     @property
     def item_factors(self) -> np.ndarray:
         """The items' factors ``V_c``: a view of :attr:`item_rows`."""
-        return self.item_rows[:, : self.user_factors.shape[1]]
+        return split_bias_rows(self.item_rows, self.user_factors.shape[1])[0]
 
     @property
     def item_bias(self) -> np.ndarray:
         """The items' biases ``b_c``: a view of :attr:`item_rows`."""
-        return self.item_rows[:, self.user_factors.shape[1]]
+        return split_bias_rows(self.item_rows, self.user_factors.shape[1])[1]
 
     def learning_rate(self) -> float:
         """The learning rate of the next epoch, ``lr decay^e``."""
