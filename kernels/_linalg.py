@@ -4,7 +4,9 @@ All routines work in place on caller-provided scratch so that a parallel loop
 over users or items allocates nothing per entity, and none calls BLAS (so no
 BLAS threads are started inside a parallel region). :func:`gather_moments`
 copies a block of factor rows (with each rating's residual) and accumulates
-``sum_j y_j y_j^T`` with the register-blocked vector kernel of :mod:`fastmf.kernels._gram`.
+``sum_j y_j y_j^T`` with the register-blocked vector kernel of :mod:`fastmf.kernels._gram`;
+the conjugate-gradient products (:func:`cg_times`) run over blocks of gathered rows with
+the vector kernels of :mod:`fastmf.kernels._rowblock`.
 """
 
 import math
@@ -17,6 +19,7 @@ from numba.extending import intrinsic
 
 from fastmf.common.layout import CACHE_LINE_FLOATS
 from fastmf.kernels._gram import gram_update, gram_width
+from fastmf.kernels._rowblock import LANES, add_weighted_rows, row_dots, vector_width
 
 # Reassociation lets LLVM vectorise reductions; no NaN/inf assumptions are made.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -205,46 +208,58 @@ def gather_moments(
     return c, c2
 
 
+#: rows of a gathered block that :func:`cg_times` runs over at once (held in L1)
+CG_BLOCK = 64
+
+
 @njit(cache=True, inline="always")
 def cg_scratch(indptr, lo, hi, d):
     """Per-task scratch of the conjugate-gradient half-sweeps over entities ``lo:hi`` of a CSR matrix:
-    ``rows`` (the longest entity's rated rows, float32), the float64 ``D``-vectors ``u``, ``r``,
-    ``p``, ``ap`` of :func:`cg_solve` and its float32 ``v32``, ``acc32``; and that longest length."""
+    ``rows`` (the longest entity's rated rows, float32, zero-padded to
+    :func:`fastmf.kernels._rowblock.vector_width` ``(d)`` columns), the float64 ``D``-vectors ``u``,
+    ``r``, ``p``, ``ap`` of :func:`cg_solve`, and the float32 ``v32``, ``acc32`` (that width) and
+    ``dots`` (``CG_BLOCK``) of :func:`cg_times`."""
     longest = 0
     for e in range(lo, hi):
         longest = max(longest, indptr[e + 1] - indptr[e])
+    width = vector_width(d)
     return (
-        np.empty((longest, d), dtype=np.float32),
+        np.zeros((max(longest, 1), width), dtype=np.float32),
         np.empty(d, dtype=np.float64),
         np.empty(d, dtype=np.float64),
         np.empty(d, dtype=np.float64),
         np.empty(d, dtype=np.float64),
-        np.empty(d, dtype=np.float32),
-        np.empty(d, dtype=np.float32),
-        longest,
+        np.zeros(width, dtype=np.float32),
+        np.zeros(width, dtype=np.float32),
+        np.empty(CG_BLOCK, dtype=np.float32),
     )
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def cg_times(rows, weight, n, gram, ridge, v, out, d, v32, acc32):
-    """``out = (gram + ridge I + sum_{j<n} weight_j rows_j rows_j^T) v`` (an empty ``gram``: no dense term).
+def cg_times(rows, weight, scale, n, gram, ridge, v, out, d, v32, acc32, dots):
+    """``out = (gram + ridge I + scale sum_{j<n} w_j rows_j rows_j^T) v`` with ``w_j = weight[j]``
+    (an empty ``weight``: all 1; an empty ``gram``: no dense term).
 
-    The sum over the gathered rows runs in float32 (``v32``, ``acc32``: scratch), the rows' own
-    precision, at twice the SIMD width of float64.
+    The sum over the gathered rows runs in float32 (``v32``, ``acc32``, ``dots``: scratch of
+    :func:`cg_scratch`), the rows' own precision, one ``CG_BLOCK`` of rows at a time: their dot
+    products with ``v`` (:func:`fastmf.kernels._rowblock.row_dots`), then the rows added with those
+    weights (:func:`fastmf.kernels._rowblock.add_weighted_rows`), both from L1.
     """
+    n_vectors = rows.shape[1] // LANES
+    weighted = weight.shape[0] > 0
     for q in range(d):
         v32[q] = np.float32(v[q])
-        acc32[q] = np.float32(0.0)
-    for j in range(n):
-        s = np.float32(0.0)
-        for q in range(d):
-            s += rows[j, q] * v32[q]
-        s *= np.float32(weight[j])
-        for q in range(d):
-            acc32[q] += s * rows[j, q]
+    acc32[:] = 0.0
+    for b0 in range(0, n, CG_BLOCK):
+        m = min(CG_BLOCK, n - b0)
+        row_dots(rows, b0, m, n_vectors, v32, dots)
+        if weighted:
+            for j in range(m):
+                dots[j] *= np.float32(weight[b0 + j])
+        add_weighted_rows(rows, b0, m, n_vectors, dots, acc32)
     dense = gram.shape[0] > 0
     for p in range(d):
-        t = ridge * v[p] + np.float64(acc32[p])
+        t = ridge * v[p] + scale * np.float64(acc32[p])
         if dense:
             for q in range(d):
                 t += gram[p, q] * v[q]
@@ -252,17 +267,17 @@ def cg_times(rows, weight, n, gram, ridge, v, out, d, v32, acc32):
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def cg_solve(rows, weight, n, gram, ridge, b, u, r, p, ap, steps, d, v32, acc32):
+def cg_solve(rows, weight, scale, n, gram, ridge, b, u, r, p, ap, steps, d, v32, acc32, dots):
     """``steps`` conjugate-gradient steps on ``A u = b`` from the current ``u`` (in place), with ``A``
     the symmetric positive definite matrix of :func:`cg_times`; ``r``, ``p``, ``ap`` are scratch."""
-    cg_times(rows, weight, n, gram, ridge, u, ap, d, v32, acc32)
+    cg_times(rows, weight, scale, n, gram, ridge, u, ap, d, v32, acc32, dots)
     for q in range(d):
         r[q] = b[q] - ap[q]
-    cg_iterate(rows, weight, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32)
+    cg_iterate(rows, weight, scale, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32, dots)
 
 
 @njit(cache=True, inline="always", fastmath=FAST)
-def cg_iterate(rows, weight, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32):
+def cg_iterate(rows, weight, scale, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32, dots):
     """The steps of :func:`cg_solve` from ``u`` and its residual ``r = b - A u`` (both updated in place).
 
     Every iterate minimises ``u^T A u / 2 - b^T u`` over the starting point plus a Krylov space, so
@@ -275,7 +290,7 @@ def cg_iterate(rows, weight, n, gram, ridge, u, r, p, ap, steps, d, v32, acc32):
     for _ in range(steps):
         if rs <= 1e-30:
             return
-        cg_times(rows, weight, n, gram, ridge, p, ap, d, v32, acc32)
+        cg_times(rows, weight, scale, n, gram, ridge, p, ap, d, v32, acc32, dots)
         pap = 0.0
         for q in range(d):
             pap += p[q] * ap[q]

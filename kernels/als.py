@@ -56,6 +56,7 @@ from numba import njit, prange
 from fastmf.common.threads import runs_serially
 from fastmf.kernels._cholesky4 import LANES, solve_lanes
 from fastmf.kernels._linalg import (
+    CG_BLOCK,
     FAST,
     PREFETCH_AHEAD,
     cg_iterate,
@@ -64,6 +65,8 @@ from fastmf.kernels._linalg import (
     gather_scratch,
     prefetch_span,
 )
+from fastmf.kernels._rowblock import LANES as ROW_LANES
+from fastmf.kernels._rowblock import add_weighted_rows, row_dots
 
 __all__ = ["half_sweep"]
 
@@ -326,39 +329,46 @@ def _sweep_block_cg(
     """``cg_steps`` conjugate-gradient steps on the system ``(lam sum_i V_i V_i^T + tau I) U = rhs`` of each
     entity ``lo .. hi - 1`` from its current ``U``: the rated rows are gathered once into contiguous float32
     scratch and each step costs one pass over them (``4 n D`` flops), where the exact solve accumulates
-    the ``D x D`` Gram matrix (``n D^2``)."""
+    the ``D x D`` Gram matrix (``n D^2``). The gather runs ``CG_BLOCK`` rows at a time and, while the
+    block is in L1, forms each rating's residual at the current factor, ``r - mu - b_i - U . V_i``, and
+    adds the block's rows and their residual-weighted rows into the system's sums."""
     d = own_factors.shape[1]
     has_mean = prior_mean.shape[0] > 0
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
     no_gram = np.zeros((0, 0), dtype=np.float64)
+    no_weight = np.zeros(0, dtype=np.float64)
     # rows: the entity's rated rows, gathered once
-    rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, lo, hi, d)
-    sum32 = np.empty(d, dtype=np.float32)
-    weight = np.full(longest, lam, dtype=np.float64)
+    rows, u, r, p, ap, v32, acc32, dots = cg_scratch(indptr, lo, hi, d)
+    n_vectors = rows.shape[1] // ROW_LANES
+    sum32 = np.zeros(rows.shape[1], dtype=np.float32)
+    residual = np.empty(CG_BLOCK, dtype=np.float32)
+    ones = np.ones(CG_BLOCK, dtype=np.float32)
     for e in range(lo, hi):
         start = indptr[e]
         n = indptr[e + 1] - start
         for q in range(d):
             v32[q] = own_factors[e, q]
-            acc32[q] = np.float32(0.0)
-            sum32[q] = np.float32(0.0)
+        acc32[:] = 0.0
+        sum32[:] = 0.0
         c = 0.0
-        for j in range(n):
-            ahead = start + j + PREFETCH_AHEAD
-            if ahead < n_total:
-                prefetch_span(flat, indices[ahead] * d, d)
-            i = indices[start + j]
-            dot = np.float32(0.0)
-            for q in range(d):
-                v = other_factors[i, q]
-                rows[j, q] = v
-                dot += v * v32[q]
-            rj = np.float32(data[start + j] - mu - other_bias[i]) - dot
-            c += rj
-            for q in range(d):
-                acc32[q] += rj * rows[j, q]
-                sum32[q] += rows[j, q]
+        for b0 in range(0, n, CG_BLOCK):
+            m = min(CG_BLOCK, n - b0)
+            for jj in range(np.uint64(m)):  # unsigned: no negative-index wraparound code (gather_moments)
+                k = np.uint64(start + b0) + jj
+                ahead = k + np.uint64(PREFETCH_AHEAD)
+                if ahead < np.uint64(n_total):
+                    prefetch_span(flat, np.int64(indices[ahead]) * d, d)
+                i = np.uint64(indices[k])
+                for q in range(d):
+                    rows[np.uint64(b0) + jj, q] = other_factors[i, q]
+                residual[jj] = np.float32(data[k] - mu - other_bias[i])
+            row_dots(rows, b0, m, n_vectors, v32, dots)
+            for j in range(m):
+                residual[j] -= dots[j]
+                c += residual[j]
+            add_weighted_rows(rows, b0, m, n_vectors, residual, acc32)
+            add_weighted_rows(rows, b0, m, n_vectors, ones, sum32)
         gamma_e, tau_e, mb = _entity_priors(e, gamma, tau, ridge_scale, prior_bias)
         b = _entity_bias(lam, gamma_e, n, c, mb, fit_bias)
         own_bias[e] = b
@@ -370,6 +380,6 @@ def _sweep_block_cg(
             u[q] = own_factors[e, q]
             mean = prior_mean[e, q] if has_mean else 0.0
             r[q] = lam * (np.float64(acc32[q]) - b * np.float64(sum32[q])) + tau_e * (mean - u[q])
-        cg_iterate(rows, weight, n, no_gram, tau_e, u, r, p, ap, cg_steps, d, v32, acc32)
+        cg_iterate(rows, no_weight, lam, n, no_gram, tau_e, u, r, p, ap, cg_steps, d, v32, acc32, dots)
         for q in range(d):
             own_factors[e, q] = u[q]

@@ -131,8 +131,8 @@ def _sweep_block(
     flat = other_factors.reshape(-1)
     n_total = indices.shape[0]
     # rows: the entity's rated rows, gathered once
-    rows, u, r, p, ap, v32, acc32, longest = cg_scratch(indptr, lo, hi, d)
-    weight = np.empty(longest, dtype=np.float64)  # their c - 1
+    rows, u, r, p, ap, v32, acc32, dots = cg_scratch(indptr, lo, hi, d)
+    weight = np.empty(rows.shape[0], dtype=np.float64)  # their c - 1
     y = np.zeros((GRAM_BLOCK, width), dtype=np.float32)
     acc = np.zeros((width, width), dtype=np.float32)
     a = np.empty((d, d), dtype=np.float64)
@@ -159,7 +159,7 @@ def _sweep_block(
         else:
             for q in range(d):
                 u[q] = own_factors[e, q]
-            cg_solve(rows, weight, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32)
+            cg_solve(rows, weight, 1.0, n, gram, lam, b, u, r, p, ap, cg_steps, d, v32, acc32, dots)
             for q in range(d):
                 own_factors[e, q] = u[q]
 
