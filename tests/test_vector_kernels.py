@@ -1,15 +1,82 @@
-"""The explicit vector kernels (Gram sums, the gather built on them, four-lane Cholesky solves)
-against float64 NumPy on random inputs."""
+"""The explicit vector kernels (Gram sums, the gather built on them, four-lane Cholesky solves,
+the row-block products of the conjugate-gradient steps) against float64 NumPy on random inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from fastmf.kernels._cholesky4 import LANES, solve_lanes
 from fastmf.kernels._gram import gram_update, gram_width
-from fastmf.kernels._linalg import GRAM_BLOCK, gather_moments, gather_scratch
+from fastmf.kernels._linalg import CG_BLOCK, GRAM_BLOCK, cg_scratch, cg_times, gather_moments, gather_scratch
+from fastmf.kernels._rowblock import LANES as ROW_LANES
+from fastmf.kernels._rowblock import add_weighted_rows, row_dots, vector_width
+
+
+@njit
+def _row_dots(rows, j0, m, n_vectors, p, out):
+    row_dots(rows, j0, m, n_vectors, p, out)
+
+
+@njit
+def _add_weighted_rows(rows, j0, m, n_vectors, w, acc):
+    add_weighted_rows(rows, j0, m, n_vectors, w, acc)
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(1, 140), m=st.integers(0, 70), j0=st.integers(0, 9), seed=st.integers(0, 2**32 - 1))
+def test_row_block_products_match_numpy(d, m, j0, seed):
+    """Dot products of rows ``j0 .. j0 + m - 1`` with a vector, and those rows summed with weights, every
+    row count around the eight-row groups and every width around the eight-vector column chunks; nothing
+    outside the rows and entries asked for is written."""
+    rng = np.random.default_rng(seed)
+    width = vector_width(d)
+    n_vectors = width // ROW_LANES
+    rows = np.zeros((j0 + m + 3, width), dtype=np.float32)
+    rows[:, :d] = rng.standard_normal((j0 + m + 3, d))
+    p = np.zeros(width, dtype=np.float32)
+    p[:d] = rng.standard_normal(d)
+    out = np.full(m + 2, 7.0, dtype=np.float32)
+    _row_dots(rows, j0, m, n_vectors, p, out)
+    block = rows[j0 : j0 + m].astype(np.float64)
+    np.testing.assert_allclose(out[:m], block @ p, rtol=1e-5, atol=1e-4)
+    assert (out[m:] == 7.0).all()
+    w = rng.standard_normal(m).astype(np.float32)
+    start = rng.standard_normal(width).astype(np.float32)
+    acc = start.copy()
+    _add_weighted_rows(rows, j0, m, n_vectors, w, acc)
+    np.testing.assert_allclose(acc, start + w.astype(np.float64) @ block, rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    d=st.integers(1, 70),
+    n=st.integers(0, 3 * CG_BLOCK + 5),
+    weighted=st.booleans(),
+    dense=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cg_times_is_the_system_matrix_times_a_vector(d, n, weighted, dense, seed):
+    """``(gram + ridge I + scale sum_j w_j y_j y_j^T) v`` over several row blocks, with and without
+    per-row weights and a dense term."""
+    rng = np.random.default_rng(seed)
+    indptr = np.array([0, n], dtype=np.int64)
+    rows, _, _, _, _, v32, acc32, dots = cg_scratch(indptr, 0, 1, d)
+    rows[:n, :d] = rng.standard_normal((n, d))
+    weight = rng.uniform(0.1, 3.0, n) if weighted else np.zeros(0)
+    gram = rng.standard_normal((d, d)) if dense else np.zeros((0, 0))
+    scale, ridge = 0.7, 1.3
+    v = rng.standard_normal(d)
+    out = np.empty(d)
+    cg_times(rows, weight, scale, n, gram, ridge, v, out, d, v32, acc32, dots)
+    y = rows[:n, :d].astype(np.float64)
+    w = weight if weighted else np.ones(n)
+    want = ridge * v + scale * (y.T @ (w * (y @ v)))
+    if dense:
+        want += gram @ v
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-3)
 
 
 @settings(max_examples=60, deadline=None)
