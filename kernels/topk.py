@@ -5,12 +5,15 @@ never writes the ``users x items`` score matrix."""
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._scoretile import TILE, pack_items, score_tile
+from fastmf.kernels._scoretile import USERS as TILE_USERS
+
 __all__ = ["topk_dot", "topk_rows"]
 
 #: users scored together by :func:`topk_dot` (each item factor loaded once per block)
-USER_BLOCK = 8
-#: items per block of :func:`topk_dot` (the block's scores stay in L1, its factors in L2)
-ITEM_BLOCK = 512
+USER_BLOCK = 128
+#: items per block of :func:`topk_dot`, whole tiles (the block's scores stay in L1, its factors in L2)
+ITEM_BLOCK = 21 * TILE
 
 
 @njit(cache=True, inline="always")
@@ -110,22 +113,40 @@ def _drain(keys, vals, k, filled, out_idx, out_score):
         _sift_down(keys, vals, slot, 0)
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
 def topk_dot(
     user_vecs, offsets, item_vecs_t, item_bias, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score
 ):
     """:func:`topk_rows` of the scores ``s_qc = offsets[q] + item_bias[c] + user_vecs[q] . item_vecs_t[:, c]``
     without forming them: blocks of :data:`USER_BLOCK` users run in parallel and sweep the items in
-    blocks of :data:`ITEM_BLOCK`, scoring a block into a small buffer (passes of eight, then four,
-    then single factors, each item factor row loaded once for the block's users and contiguous in the
-    item direction so it vectorises; two users' chains of multiply-adds interleaved; every score's
-    multiply-adds in factor order, as one rank-1 update per factor would do them). A vector pass then
-    counts the block's scores above each full heap's minimum; only a block with some is offered, score
-    by score, to the user's running heap. ``item_vecs_t`` is the ``D x n_items`` transpose of the
-    item factors. Exclusions and ties as :func:`topk_rows`.
+    blocks of :data:`ITEM_BLOCK`, scoring a block into a buffer by register tiles of four users and
+    ``TILE`` items (:func:`fastmf.kernels._scoretile.score_tile`, over the items and biases packed once
+    by :func:`fastmf.kernels._scoretile.pack_items`; every score's multiply-adds in factor order from
+    ``item_bias[c]``), which also flag each user whose heap minimum some score of the block exceeds;
+    only a flagged user's block is offered, score by score, to its running heap. A user's offset does
+    not change its ranking: it is added to the selected scores. ``item_vecs_t`` is the ``D x n_items``
+    transpose of the item factors (float32). Exclusions and ties as :func:`topk_rows`.
     """
-    n_q, d = user_vecs.shape
-    n_cols = item_vecs_t.shape[1]
+    _topk_dot(
+        user_vecs,
+        offsets,
+        pack_items(item_vecs_t, item_bias),
+        item_vecs_t.shape[1],
+        k,
+        excl_indptr,
+        excl_indices,
+        row_of_query,
+        allowed,
+        out_idx,
+        out_score,
+    )
+
+
+@njit(cache=True, parallel=True)
+def _topk_dot(
+    user_vecs, offsets, packed, n_cols, k, excl_indptr, excl_indices, row_of_query, allowed, out_idx, out_score
+):
+    """:func:`topk_dot` over the packed item tiles."""
+    n_q = user_vecs.shape[0]
     n_blocks = (n_q + USER_BLOCK - 1) // USER_BLOCK
     for blk in prange(n_blocks):
         q0 = blk * USER_BLOCK
@@ -133,7 +154,8 @@ def topk_dot(
         keys = np.full((USER_BLOCK, k), -np.inf, dtype=np.float64)
         vals = np.full((USER_BLOCK, k), -1, dtype=np.int64)
         filled = np.zeros(USER_BLOCK, dtype=np.int64)
-        floor = np.full(USER_BLOCK, -np.inf, dtype=np.float64)  # the heap minimum once full
+        floor = np.full(USER_BLOCK, -np.inf, dtype=np.float32)  # the heap minimum once full
+        above = np.zeros(USER_BLOCK, dtype=np.uint8)
         ptr = np.zeros(USER_BLOCK, dtype=np.int64)
         hi = np.zeros(USER_BLOCK, dtype=np.int64)
         for b in range(nb):
@@ -141,93 +163,22 @@ def topk_dot(
             if r >= 0 and r < excl_indptr.shape[0] - 1:
                 ptr[b] = excl_indptr[r]
                 hi[b] = excl_indptr[r + 1]
-        buf = np.zeros((USER_BLOCK + 1, ITEM_BLOCK), dtype=item_vecs_t.dtype)  # + a spare row (pairs)
+        buf = np.zeros((USER_BLOCK, ITEM_BLOCK), dtype=np.float32)
         for c0 in range(0, n_cols, ITEM_BLOCK):
             nc = min(ITEM_BLOCK, n_cols - c0)
-            bias = item_bias[c0 : c0 + nc]
+            above[:] = 0
+            for t in range((nc + TILE - 1) // TILE):
+                for g in range(0, nb, TILE_USERS):
+                    tile = c0 // TILE + t
+                    score_tile(packed, tile, user_vecs, q0 + g, buf, g, t * TILE, floor, above, min(TILE_USERS, nb - g))
             for b in range(nb):
-                row = buf[b]
-                off = offsets[q0 + b]
-                for j in range(nc):
-                    row[j] = off + bias[j]
-            # eight, then four factors a pass: each score is loaded and stored once per pass
-            f = 0
-            while f + 8 <= d:
-                w0 = item_vecs_t[f, c0 : c0 + nc]
-                w1 = item_vecs_t[f + 1, c0 : c0 + nc]
-                w2 = item_vecs_t[f + 2, c0 : c0 + nc]
-                w3 = item_vecs_t[f + 3, c0 : c0 + nc]
-                w4 = item_vecs_t[f + 4, c0 : c0 + nc]
-                w5 = item_vecs_t[f + 5, c0 : c0 + nc]
-                w6 = item_vecs_t[f + 6, c0 : c0 + nc]
-                w7 = item_vecs_t[f + 7, c0 : c0 + nc]
-                for b in range(0, nb, 2):  # two users at once: two independent chains of multiply-adds
-                    # an odd block's last user pairs with itself, its twin's scores going to a spare row
-                    u = user_vecs[q0 + b]
-                    x = user_vecs[q0 + min(b + 1, nb - 1)]
-                    row = buf[b]
-                    other = buf[b + 1 if b + 1 < nb else USER_BLOCK]
-                    for j in range(nc):
-                        t = row[j]
-                        s = other[j]
-                        t += u[f] * w0[j]
-                        s += x[f] * w0[j]
-                        t += u[f + 1] * w1[j]
-                        s += x[f + 1] * w1[j]
-                        t += u[f + 2] * w2[j]
-                        s += x[f + 2] * w2[j]
-                        t += u[f + 3] * w3[j]
-                        s += x[f + 3] * w3[j]
-                        t += u[f + 4] * w4[j]
-                        s += x[f + 4] * w4[j]
-                        t += u[f + 5] * w5[j]
-                        s += x[f + 5] * w5[j]
-                        t += u[f + 6] * w6[j]
-                        s += x[f + 6] * w6[j]
-                        t += u[f + 7] * w7[j]
-                        s += x[f + 7] * w7[j]
-                        row[j] = t
-                        other[j] = s
-                f += 8
-            while f + 4 <= d:
-                v0 = item_vecs_t[f, c0 : c0 + nc]
-                v1 = item_vecs_t[f + 1, c0 : c0 + nc]
-                v2 = item_vecs_t[f + 2, c0 : c0 + nc]
-                v3 = item_vecs_t[f + 3, c0 : c0 + nc]
-                for b in range(nb):
-                    a0 = user_vecs[q0 + b, f]
-                    a1 = user_vecs[q0 + b, f + 1]
-                    a2 = user_vecs[q0 + b, f + 2]
-                    a3 = user_vecs[q0 + b, f + 3]
-                    row = buf[b]
-                    for j in range(nc):  # the same multiply-adds in the same order as one factor a pass
-                        t = row[j]
-                        t += a0 * v0[j]
-                        t += a1 * v1[j]
-                        t += a2 * v2[j]
-                        t += a3 * v3[j]
-                        row[j] = t
-                f += 4
-            for g in range(f, d):
-                v = item_vecs_t[g, c0 : c0 + nc]
-                for b in range(nb):
-                    a = user_vecs[q0 + b, g]
-                    row = buf[b]
-                    for j in range(nc):
-                        row[j] += a * v[j]
-            for b in range(nb):
+                if above[b] == 0:  # most blocks hold no score above a full heap's minimum
+                    continue
                 row = buf[b]
                 fb = filled[b]
-                low = floor[b]
-                if fb == k:  # most blocks hold no score above the heap's minimum: one vector pass says so
-                    above = 0
-                    for j in range(nc):
-                        above += row[j] > low
-                    if above == 0:
-                        continue
                 for j in range(nc):
                     sc = row[j]
-                    if fb == k and not sc > low:
+                    if fb == k and not sc > keys[b, 0]:
                         continue
                     c = c0 + j
                     if not allowed[c]:
@@ -237,9 +188,11 @@ def topk_dot(
                     if ptr[b] < hi[b] and excl_indices[ptr[b]] == c:
                         continue
                     fb = _push(keys[b], vals[b], k, fb, sc, c)
-                    if fb == k:
-                        low = keys[b, 0]
                 filled[b] = fb
-                floor[b] = low
+                if fb == k:
+                    floor[b] = keys[b, 0]
         for b in range(nb):
             _drain(keys[b], vals[b], k, filled[b], out_idx[q0 + b], out_score[q0 + b])
+            off = np.float64(offsets[q0 + b])
+            for slot in range(filled[b]):
+                out_score[q0 + b, slot] += off

@@ -302,14 +302,15 @@ def _dot_problem(rng, n_q, n_cols, d, ties):
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    n_q=st.integers(0, 20),
+    n_q=st.integers(0, 300),
     n_cols=st.integers(0, 1200),
-    d=st.integers(0, 9),  # passes of four factors and a remainder
+    d=st.integers(0, 9),
     k=st.integers(1, 30),
     ties=st.booleans(),
 )
 def test_fused_topk_is_topk_of_the_formed_scores(seed, n_q, n_cols, d, k, ties):
-    """Across several user blocks (8) and item blocks (512): the fused kernel and its twin select from
+    """Across several user blocks (128 users, in register tiles of 8) and item blocks (504 items, tiles of
+    24; the last tile padded): the fused kernel and its twin select from
     ``offset + b_i + U V^T`` exactly what top-K of the formed matrix selects (tie-free: the same
     indices; with ties: the same scores)."""
     factors, scores, rest = _dot_problem(np.random.default_rng(seed), n_q, n_cols, d, ties)
