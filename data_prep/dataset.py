@@ -164,7 +164,8 @@ class Dataset:
     ``timestamps`` (int64 or None) of the CSR matrix; ``titles`` (one per item
     or None); ``feature_indptr``/``feature_indices``/``feature_names``: the
     item-feature (genre) matrix as CSR; ``rating_range`` the rating scale (None for an
-    implicit table, see :attr:`implicit`).
+    implicit table, see :attr:`implicit`); ``in_input_order``: whether the CSR entries are the
+    source's rows in the source's order, none dropped (set by the loaders; False when not known).
     """
 
     def __init__(
@@ -201,6 +202,7 @@ class Dataset:
         self.source = source
         self.rating_range = None if rating_range is None else tuple(float(x) for x in rating_range)
         self.items_table = items_table
+        self.in_input_order = False
 
     # ------------------------------------------------------------------ shape
     @property
@@ -488,7 +490,8 @@ def _assemble(
         items_idx = _index_known(item_map, ids)
     del ids
     release_arrow()
-    if sk.lex_sorted(users, items_idx):  # a prepared folder's ratings: already in CSR order, nothing to move
+    in_order = sk.lex_sorted(users, items_idx)
+    if in_order:  # a prepared folder's ratings (and MovieLens files): already in CSR order, nothing to move
         indptr = _indptr_of(users, len(user_map))
         order = slice(None)
     else:
@@ -514,7 +517,7 @@ def _assemble(
         indices, data = indices[keep], data[keep]
         timestamps = None if timestamps is None else timestamps[keep]
     titles, fptr, fidx, fnames = _item_metadata(items, item_map)
-    return Dataset(
+    dataset = Dataset(
         user_map,
         item_map,
         indptr,
@@ -529,6 +532,8 @@ def _assemble(
         rating_range=rating_range,
         items_table=items,
     )
+    dataset.in_input_order = bool(in_order and not dropped)
+    return dataset
 
 
 def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:

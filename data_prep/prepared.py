@@ -26,6 +26,8 @@ from fastmf.common.files import atomic_dir
 from fastmf.data_prep.validate import Where, check_ratings
 
 SCHEMA_VERSION = 1
+#: the ratings file of a prepared folder (the single-file layout)
+RATINGS_FILE = "ratings.parquet"
 #: the rating scale of MovieLens releases (and of manifests that name none)
 MOVIELENS_RANGE = (0.5, 5.0)
 
@@ -40,7 +42,7 @@ def is_prepared(path: str) -> bool:
         return True
     try:
         with open(os.path.join(path, "manifest.json"), "rb") as fh:
-            return b'"schema_version"' in fh.read(1 << 16) and ("ratings.parquet" in entries or "by_user" in entries)
+            return b'"schema_version"' in fh.read(1 << 16) and (RATINGS_FILE in entries or "by_user" in entries)
     except OSError:
         return False
 
@@ -60,24 +62,42 @@ def write_prepared(
     With ``csv=True`` the folder also gets MovieLens-format ``ratings.csv`` and
     ``movies.csv`` (the layout of ml-20m and later), for ingestion benchmarks.
     """
+
+    def write(tmp):
+        write_ratings(ratings, os.path.join(tmp, RATINGS_FILE))
+        write_contents(tmp, ratings, items, manifest, extra_files, csv)
+
+    write_folder(out_dir, write, force=force, protect=protect)
+
+
+def write_ratings(ratings: pa.Table, path: str) -> None:
+    """A prepared folder's ratings file (:func:`ratings_encoding`)."""
+    pq.write_table(ratings, path, **ratings_encoding(ratings.schema))
+
+
+def write_contents(
+    tmp: str,
+    ratings: pa.Table,
+    items: pa.Table | None,
+    manifest: dict,
+    extra_files: dict | None = None,
+    csv: bool = False,
+) -> None:
+    """Everything of a prepared folder but its ratings file, written into the temporary folder ``tmp``: the
+    items, the extra files, the MovieLens CSV copies (``csv``) and the manifest (which counts ``ratings``)."""
     manifest = dict(manifest)
     manifest.setdefault("schema_version", SCHEMA_VERSION)
     manifest.setdefault("fastmf_version", __version__)
     manifest["ratings"] = int(ratings.num_rows)
-
-    def write(tmp):
-        pq.write_table(ratings, os.path.join(tmp, "ratings.parquet"), **ratings_encoding(ratings.schema))
-        if items is not None:
-            pq.write_table(items, os.path.join(tmp, "items.parquet"), compression="zstd")
-        for name, writer in (extra_files or {}).items():
-            writer(os.path.join(tmp, name))
-        if csv:
-            write_movielens_csv(tmp, ratings, items)
-        with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-            fh.write(jsonio.dumps(manifest, indent=2))
-            fh.write("\n")
-
-    write_folder(out_dir, write, force=force, protect=protect)
+    if items is not None:
+        pq.write_table(items, os.path.join(tmp, "items.parquet"), compression="zstd")
+    for name, writer in (extra_files or {}).items():
+        writer(os.path.join(tmp, name))
+    if csv:
+        write_movielens_csv(tmp, ratings, items)
+    with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+        fh.write(jsonio.dumps(manifest, indent=2))
+        fh.write("\n")
 
 
 def ratings_encoding(schema: pa.Schema) -> dict:

@@ -123,6 +123,79 @@ def test_prepare_fixture_round_trip(release, tmp_path):
     check_zstd(out / "items.parquet")
 
 
+def _ratings_csv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows))
+    return path.parent
+
+
+def _in_order_rows(n_users=40, seed=3):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, n_users + 1):
+        for i in np.sort(rng.choice(500, size=int(rng.integers(1, 30)), replace=False)):
+            rows.append((u, int(i) + 1, float(rng.integers(1, 11)) / 2, int(rng.integers(10**9, 2 * 10**9))))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "arrange, rewritten",
+    [
+        ("in order", False),  # the rows as read are the folder's ratings file
+        ("items shuffled within users", True),  # users grouped (the early write starts), rows moved
+        ("a duplicate pair", True),  # users grouped, one row dropped
+        ("shuffled", None),  # users not grouped: no early write
+    ],
+)
+def test_prepare_writes_the_early_ratings_file_only_when_it_is_the_answer(arrange, rewritten, tmp_path, monkeypatch):
+    """Whatever the order of the source rows, the prepared ratings file is the same table (CSR order, the
+    latest of a duplicate pair); a source already in that order is written once, in the early thread."""
+    import fastmf.data_prep.prepare as prepare_module
+
+    rows = _in_order_rows()
+    want_rows = list(rows)
+    if arrange == "items shuffled within users":
+        rng = np.random.default_rng(0)
+        by_user = {}
+        for r in rows:
+            by_user.setdefault(r[0], []).append(r)
+        rows = [r for u in sorted(by_user) for r in rng.permutation(np.array(by_user[u], dtype=object)).tolist()]
+    elif arrange == "a duplicate pair":
+        u, i, _, t = rows[5]
+        rows.insert(6, (u, i, 0.5, t + 1))  # the later rating of the pair is kept
+        want_rows[5] = (u, i, 0.5, t + 1)
+    elif arrange == "shuffled":
+        rows = [rows[k] for k in np.random.default_rng(1).permutation(len(rows))]
+    writes = []
+    real = prepare_module.write_ratings
+    monkeypatch.setattr(prepare_module, "write_ratings", lambda table, path: (writes.append(path), real(table, path)))
+    out = tmp_path / "prepared"
+    run_ok(["prepare", _ratings_csv(tmp_path / "src" / "ratings.csv", rows), out])
+    got = pq.read_table(out / "ratings.parquet")
+    assert [tuple(r.values()) for r in got.to_pylist()] == want_rows
+    assert got.schema.field("rating").type == "float" and got.schema.field("user_id").type == "int64"
+    assert len(writes) == {False: 1, True: 2, None: 1}[rewritten]
+    assert sorted(os.listdir(tmp_path)) == ["prepared", "src"]
+
+
+def test_prepare_early_write_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """The early ratings write runs in a thread; its failure (disk full) still ends the command with one
+    line, no output folder and no temporary left behind."""
+    import fastmf.data_prep.prepare as prepare_module
+
+    def full(table, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(prepare_module, "write_ratings", full)
+    out = tmp_path / "prepared"
+    src = _ratings_csv(tmp_path / "src" / "ratings.csv", _in_order_rows())
+    result = CliRunner().invoke(main, ["prepare", str(src), str(out)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "No space left" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
 def test_prepare_generic_csv_with_cli_columns(tmp_path):
     out = tmp_path / "prepared"
     path = FIXTURES / "generic" / "reviews.csv"
