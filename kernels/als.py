@@ -372,7 +372,9 @@ def _sweep_block_cg(
         gamma_e, tau_e, mb = _entity_priors(e, gamma, tau, ridge_scale, prior_bias)
         b = _entity_bias(lam, gamma_e, n, c, mb, fit_bias)
         own_bias[e] = b
-        if d == 0:
+        if n == 0:  # the system is tau U = tau c_e: its solution, exactly (as the exact solve gives it)
+            for q in range(d):
+                own_factors[e, q] = prior_mean[e, q] if has_mean else 0.0
             continue
         # the residual of the factor system at the current U:
         # lam sum_i V_i (r - mu - b - b_i - U . V_i) + tau (c_e - U), from the gather's sums

@@ -53,7 +53,9 @@ def half_sweep(
                 else m
             )
         own_bias[e] = b
-        if d:
+        if d and not idx.size:
+            own_factors[e] = prior_mean[e] if has_mean else 0.0
+        elif d:
             rhs = lam * (v.T @ (res - b))
             if has_mean:
                 rhs = rhs + tau * scale * prior_mean[e]
