@@ -423,14 +423,13 @@ def test_sparse_agree(seed, n, n_rows, n_cols, wide):
     timestamps = rng.integers(0, 3, n).astype(np.int64)[order]  # few values: timestamp ties
     for has_time in (True, False):
         ts = timestamps if has_time else np.zeros(0, dtype=np.int64)
-        assert_same(
-            r_sparse.latest_of_duplicates(indptr, indices, ts, has_time),
-            k_sparse.latest_of_duplicates(indptr, indices, ts, has_time),
-        )
+        want = r_sparse.latest_of_duplicates(indptr, indices, ts, has_time)
+        assert_same(want, k_sparse.latest_of_duplicates(indptr, indices, ts, has_time))
+        assert_same(want, k_sparse._latest_of_duplicates(indptr, indices, ts, has_time))  # the pass over the rows
     data = rng.random(n).astype(np.float64 if wide else np.float32)
-    assert_same(
-        r_sparse.transpose_csr(indptr, indices, data, n_cols), k_sparse.transpose_csr(indptr, indices, data, n_cols)
-    )
+    want = r_sparse.transpose_csr(indptr, indices, data, n_cols)
+    assert_same(want, k_sparse.transpose_csr(indptr, indices, data, n_cols))  # few entries: NumPy's sort
+    assert_same(want, k_sparse._transpose_csr(indptr, indices, data, n_cols))  # the counting sort of large data
     assert_same(r_sparse.row_ids(indptr), k_sparse.row_ids(indptr))
 
 
@@ -451,6 +450,13 @@ def test_latest_of_duplicates_rule():
     assert keep.tolist() == [False, False, True, True, False, True] and dropped == 3
     keep, dropped = r_sparse.latest_of_duplicates(indptr, indices, ts, False)
     assert keep.tolist() == [False, False, True, True, False, True] and dropped == 3
+    for mod in (r_sparse, k_sparse):  # the same column ending one row and starting the next is no duplicate
+        keep, dropped = mod.latest_of_duplicates(
+            np.array([0, 2, 2, 4]), np.array([1, 2, 2, 3], dtype=np.int32), ts, True
+        )
+        assert keep.all() and dropped == 0
+        keep, dropped = mod.latest_of_duplicates(np.array([0, 3]), np.array([1, 2, 2], dtype=np.int32), ts, True)
+        assert keep.tolist() == [True, False, True] and dropped == 1
     with pytest.raises(ValueError):
         r_sparse.counting_sort(np.array([0, 3]), 3)
 
