@@ -11,7 +11,15 @@ from numba import njit
 
 from fastmf.kernels._linalg import FAST
 from fastmf.kernels._rng import next_u64, randint, stream_seed, uniform
-from fastmf.kernels.bpr import draw_negative, multiply_likelihood, pick_positive, pick_user, product_loss, sgd_step
+from fastmf.kernels.bpr import (
+    USER_RUN,
+    draw_negative,
+    multiply_likelihood,
+    pick_positive,
+    pick_user,
+    product_loss,
+    sgd_step,
+)
 
 
 @njit(cache=True)
@@ -28,6 +36,7 @@ def draw_triples(
     neg_alias,
     popularity,
     share_below,
+    member_filter,
     chunk=0,
 ):
     """The first ``n_samples`` triples chunk ``chunk`` of :func:`hogwild_epoch` draws, as ``(users, positives,
@@ -35,6 +44,7 @@ def draw_triples(
     state = np.empty(1, dtype=np.uint64)
     state[0] = stream_seed(stream_seed(seed, epoch), chunk)
     scratch = np.empty(1, dtype=np.uint64)
+    u = 0
     users = np.empty(n_samples, dtype=np.int64)
     pos = np.empty(n_samples, dtype=np.int64)
     neg = np.empty(n_samples, dtype=np.int64)
@@ -43,7 +53,8 @@ def draw_triples(
         x = uniform(state)
         pos_key = next_u64(state)
         neg_key = next_u64(state)
-        u = pick_user(k, x, user_prob, user_alias)
+        if s % USER_RUN == 0:  # a run of triples shares the user drawn for its first
+            u = pick_user(k, x, user_prob, user_alias)
         users[s] = u
         pos[s] = pick_positive(pos_key, scratch, indices, indptr[u], indptr[u + 1])
         neg[s] = draw_negative(
@@ -57,6 +68,8 @@ def draw_triples(
             neg_alias,
             popularity,
             share_below,
+            u,
+            member_filter,
         )
     return users, pos, neg
 

@@ -50,6 +50,7 @@ def numba_triples(state, n, epoch=0, chunk=0):
         state.neg_alias,
         state.popularity,
         state.share_below,
+        state.member_filter,
         chunk,
     )
 
@@ -180,18 +181,43 @@ def test_kth_missing_enumerates_the_complement_from_any_hint(row, n_items, key, 
         want = start + np.searchsorted(indices[start:end], value)
         assert first_key_above(indices, start, end, value - 1, 0, start + hint) == want
     weights = np.array(weights[:n_items], dtype=np.float64) + 1.0  # popularity weights, and the search guesses
-    j = kbpr.draw_negative(
-        np.uint64(key),
-        np.zeros(1, np.uint64),
-        indices,
-        start,
-        end,
-        n_items,
-        *build_alias(weights),
-        popularity,
-        share_below(weights),
-    )
-    assert j in missing
+    bounds = np.array([start, end], dtype=np.int64)  # the row as row 0 of a CSR matrix
+    for member_filter in (kbpr.member_filter(bounds, indices, n_items), np.full(8, ~np.uint64(0))):  # a full filter
+        j = kbpr.draw_negative(  # says "maybe" to everything: then each draw is searched
+            np.uint64(key),
+            np.zeros(1, np.uint64),
+            indices,
+            start,
+            end,
+            n_items,
+            *build_alias(weights),
+            popularity,
+            share_below(weights),
+            0,
+            member_filter,
+        )
+        assert j in missing
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_rows=st.integers(1, 40), n_items=st.integers(1, 3000))
+def test_member_filter_holds_every_positive_and_few_others(seed, n_rows, n_items):
+    """No positive is ever reported absent (a Bloom filter has no false negatives), few absent pairs are
+    reported present (about 2% at 10 bits a positive), and the NumPy twin builds the same bits."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, min(n_items, 200) + 1, n_rows)
+    rows = [np.sort(rng.choice(n_items, size=k, replace=False)) for k in lengths]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.concatenate(rows + [np.zeros(0)]).astype(np.int32)
+    bits = kbpr.member_filter(indptr, indices, n_items)
+    np.testing.assert_array_equal(bits, ref.member_filter(indptr, indices, n_items))
+    held = [kbpr.may_hold(bits, u, c, n_items) for u in range(n_rows) for c in rows[u]]
+    assert all(held)
+    probe = rng.integers(0, n_items, (2000, 1))
+    absent = [(u, c) for u, c in zip(rng.integers(0, n_rows, 2000), probe[:, 0]) if c not in set(rows[u])]
+    if indices.size >= 500 and absent:
+        false_positives = np.mean([kbpr.may_hold(bits, u, c, n_items) for u, c in absent])
+        assert false_positives < 0.06
 
 
 def tiny_positives():
@@ -257,6 +283,7 @@ def test_one_chunk_hogwild_is_the_sequential_run(negatives, small_split):
         a.neg_alias,
         a.popularity,
         a.share_below,
+        a.member_filter,
         loss,
     )
     triples = numba_triples(b, 20_000, epoch=2)
@@ -326,7 +353,7 @@ def test_reference_epoch_is_the_kernels_in_float64(negatives, small_split):
     loss = {"numba": np.zeros(3), "numpy": np.zeros(3)}
     args = (
         *(0.05, 0.01, True, state.n_samples, state.seed, 4, 3),
-        *(state.neg_prob, state.neg_alias, state.popularity, state.share_below),
+        *(state.neg_prob, state.neg_alias, state.popularity, state.share_below, state.member_filter),
     )
     head = (state.indptr, state.indices, state.user_prob, state.user_alias)
     single_thread(lambda: kbpr.hogwild_epoch(*head, *arrays, *args, loss["numba"]))

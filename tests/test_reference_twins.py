@@ -39,7 +39,7 @@ from fastmf.reference import topk as r_topk
 KERNEL_MODULES = sorted(p.stem for p in Path(fastmf.kernels.__path__[0]).glob("*.py") if not p.stem.startswith("_"))
 TWINS = {
     "als": ["half_sweep"],
-    "bpr": ["hogwild_epoch"],
+    "bpr": ["hogwild_epoch", "member_filter"],
     "features": ["feature_cycle", "prior_means"],
     "metrics": ["error_sums", "squared_errors", "predict_pairs", "sum_squares"],
     "ranking": ["user_metrics"],

@@ -32,7 +32,7 @@ if __name__ == "__main__":
     for label, params in SETTINGS.items():
         rows = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            report = BPR(seed=seed, **params).fit(split.train).evaluate(split.test)
+            report = BPR(random_state=seed, **params).fit(split.train).evaluate(split.test)
             rows.append((report["auc"], report["ndcg@10"], report["precision@10"]))
         a = np.array(rows)
         print(

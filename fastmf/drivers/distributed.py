@@ -285,6 +285,7 @@ def bpr_stratum(
         neg_alias,
         params["popularity"],
         share_below(np.bincount(sub_idx, minlength=item_rows.shape[0])),
+        backend.bpr.member_filter(sub_ptr, sub_idx, item_rows.shape[0]),
         loss,
     )
     v, b = split_bias_rows(item_rows, u.shape[1])

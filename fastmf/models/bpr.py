@@ -72,7 +72,8 @@ class BPRState:
     :func:`fastmf.common.layout.bias_rows`); :meth:`export` copies them into the model's item
     arrays. Users are drawn through an alias table over their positive counts (``user_prob``,
     ``user_alias``), popularity negatives through one over the items' (``neg_prob``, ``neg_alias``);
-    ``share_below`` is the share of the positives below each item (:func:`share_below`). Factors
+    ``share_below`` is the share of the positives below each item (:func:`share_below`), ``member_filter``
+    the positives' membership filter (:func:`fastmf.kernels.bpr.member_filter`). Factors
     start from N(0, init_std^2) rounded to float32 (the same values on both backends) except the
     users training never touches, which start and stay at zero; they are kept 64-byte aligned, so a
     user's row of D = 64 float32 spans 4 cache lines rather than 5, and no two items share a line.
@@ -109,6 +110,7 @@ class BPRState:
             if self.popularity
             else (np.ones(1), np.zeros(1, dtype=np.int32))
         )
+        self.member_filter = backend.bpr.member_filter(self.indptr, self.indices, self.items.shape[0])
 
     def _start(
         self,
@@ -180,6 +182,7 @@ class BPRState:
             self.neg_alias,
             self.popularity,
             self.share_below,
+            self.member_filter,
             loss,
         )
         self.epochs_run += 1

@@ -8,13 +8,17 @@ n_samples (t + 1) // n_chunks - n_samples t // n_chunks`` triples from the
 SplitMix64 stream starting at ``stream_seed(stream_seed(seed, epoch), t)``,
 four calls per triple: ``randint(n_users)`` (the alias column), ``uniform``
 (the alias coin), then two raw outputs, the positive's key and the
-negative's key. The positive is ``indices[start + randint(len)]`` of the
-stream starting at its key; the negative, from the stream starting at its key,
-is the ``randint(n_items - len)``-th item absent from the row (uniform
-negatives), or the first of up to ``MAX_POPULAR_TRIES`` popularity alias draws
-(``randint``, ``uniform``) outside the row, else that same uniform draw made
-after them (the kernel's ``pick_user``, ``pick_positive``, ``draw_negative``,
-``kth_missing``, ``alias_draw``).
+negative's key. Runs of ``USER_RUN`` triples (from the chunk's first) share the
+user that the first triple's column and coin pick. The positive is
+``indices[start + randint(len)]`` of the stream starting at its key; the
+negative, from the stream starting at its key, is the first of up to
+``MAX_UNIFORM_TRIES`` draws ``randint(n_items)`` outside the row (uniform
+negatives), or of up to ``MAX_POPULAR_TRIES`` popularity alias draws
+(``randint``, ``uniform``), else the ``randint(n_items - len)``-th item absent
+from the row, drawn next (the kernel's ``pick_user``, ``pick_positive``,
+``draw_negative``, ``kth_missing``, ``alias_draw``). The kernel asks its
+membership filter (:func:`member_filter`, built here bit for bit) before it
+searches a row; the answer, and so the triples, do not depend on it.
 
 SplitMix64 is counter-based (:mod:`fastmf.reference._rng`), so :func:`_draw_chunk`
 draws a block of triples at once: the four numbers of every triple, the users
@@ -46,10 +50,12 @@ import numpy as np
 
 from fastmf.reference import _rng
 
-__all__ = ["hogwild_epoch"]
+__all__ = ["hogwild_epoch", "member_filter"]
 
-#: alias draws of a popularity negative before falling back to a uniform one (the kernel's constant)
-MAX_POPULAR_TRIES = 64
+#: draws of a popularity / uniform negative before the k-th missing item, triples sharing a user, and the
+#: membership filter's bits per positive and bits set per positive (the kernel's constants)
+MAX_POPULAR_TRIES, MAX_UNIFORM_TRIES, USER_RUN = 64, 32, 4
+FILTER_BITS, FILTER_PROBES = 10, 4
 #: triples drawn at once (bounds the sampler's temporaries on large data sets)
 BLOCK = 1 << 16
 
@@ -76,9 +82,11 @@ def _draw_chunk(
     if keys is None:
         keys = _row_keys(indptr, indices, n_items)
     members, missing = keys
-    calls = 4 * np.arange(first, first + count, dtype=np.int64)
-    column = _rng.randint(_rng.draws(state, calls + 1), user_prob.shape[0])
-    coin = _rng.uniform(_rng.draws(state, calls + 2))
+    triple = np.arange(first, first + count, dtype=np.int64)
+    calls = 4 * triple
+    run = 4 * (triple - triple % USER_RUN)  # the calls of the first triple of each one's run
+    column = _rng.randint(_rng.draws(state, run + 1), user_prob.shape[0])
+    coin = _rng.uniform(_rng.draws(state, run + 2))
     pos_key = _rng.draws(state, calls + 3)
     neg_key = _rng.draws(state, calls + 4)
     users = np.where(coin < user_prob[column], column, user_alias[column].astype(np.int64))
@@ -102,8 +110,20 @@ def _draw_chunk(
             neg[todo[~rejected]] = j[~rejected]
             todo = todo[rejected]
             call += 2
-        # every stream still rejected has made all its tries: the uniform fallback is its next call
+        # every stream still rejected has made all its tries: the k-th missing item is its next call
         call = 2 * MAX_POPULAR_TRIES + 1
+    else:
+        for _ in range(MAX_UNIFORM_TRIES):
+            if todo.size == 0:
+                break
+            j = _rng.randint(_rng.draws(neg_key[todo], call), n_items)
+            want = users[todo] * n_items + j
+            at = np.minimum(np.searchsorted(members, want), members.size - 1)
+            rejected = members[at] == want
+            neg[todo[~rejected]] = j[~rejected]
+            todo = todo[rejected]
+            call += 1
+        call = MAX_UNIFORM_TRIES + 1
     if todo.size:
         u = users[todo]
         k = _rng.randint(_rng.draws(neg_key[todo], call), n_items - length[todo])
@@ -111,6 +131,30 @@ def _draw_chunk(
         before = np.searchsorted(missing, u * n_items + k, side="right") - start[todo]
         neg[todo] = k + before
     return users, pos, neg
+
+
+def _pair_hash(u: np.ndarray, c: np.ndarray, n_items: int) -> np.ndarray:
+    """The kernel's hash of (row, column) pairs (uint64, wrapping arithmetic)."""
+    z = u.astype(np.uint64) * np.uint64(n_items) + c.astype(np.uint64)
+    z = (z ^ (z >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
+    z = (z ^ (z >> np.uint64(33))) * np.uint64(0xC4CEB9FE1A85EC53)
+    return z ^ (z >> np.uint64(33))
+
+
+def member_filter(indptr, indices, n_items):
+    """The kernel's blocked Bloom filter of the positives (uint64 words, 8 a 512-bit block; ``FILTER_BITS``
+    bits per positive, one block at least): each positive sets ``FILTER_PROBES`` bits, 9 bits of its hash
+    each, of the block the hash's top 32 bits pick. This twin's epochs never read it."""
+    blocks = max(1, int(indices.shape[0]) * FILTER_BITS // 512)
+    out = np.zeros(blocks * 8, dtype=np.uint64)
+    rows = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+    h = _pair_hash(rows, np.asarray(indices)[indptr[0] : indptr[-1]], n_items)
+    block = (((h >> np.uint64(32)) * np.uint64(blocks)) >> np.uint64(32)).astype(np.int64) * 8
+    with np.errstate(over="ignore"):
+        for t in range(FILTER_PROBES):
+            b = (h >> np.uint64(9 * t)) & np.uint64(511)
+            np.bitwise_or.at(out, block + (b >> np.uint64(6)).astype(np.int64), np.uint64(1) << (b & np.uint64(63)))
+    return out
 
 
 def _apply(users, pos, neg, user_factors, item_rows, lr, reg, fit_bias) -> float:
@@ -161,13 +205,15 @@ def hogwild_epoch(
     neg_alias,
     popularity,
     share_below,
+    member_filter,
     out_loss,
 ):
     """Draw and apply ``n_samples`` triples in ``n_chunks`` chunks, one after the other (module docstring).
 
     ``out_loss[t]`` receives chunk ``t``'s sum of ``-ln sigma(x_uij)``. ``share_below`` (the share of the
     positives on the catalogue items below each item) only tells the kernel where to start each search in
-    a row; the triples do not depend on it, and this twin searches all rows at once.
+    a row, and ``member_filter`` which draws need no search; the triples depend on neither, and this twin
+    searches all rows at once.
     """
     n_items = item_rows.shape[0]
     keys = _row_keys(indptr, indices, n_items)
