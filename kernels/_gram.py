@@ -17,16 +17,11 @@ registers AVX-512 gives (on a 16-register machine some spill, still correct).
 Entries right of the diagonal inside a panel are summed too and are not meant to be read.
 """
 
-from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: float32 lanes of a 256-bit vector
-LANES = 8
-_VEC = ir.VectorType(ir.FloatType(), LANES)
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
+from fastmf.kernels._simd import LANES, broadcast, const, fma, load_vector, store_vector, switch_on, zeros
 
 
 @njit(cache=True, inline="always")
@@ -44,31 +39,24 @@ def _emit_panel(context, builder, signature, args, n_rows, n_vectors):
     m, p0, q0 = args[1], args[2], args[3]
     y_ld = builder.extract_value(y_arr.shape, 1)
     g_ld = builder.extract_value(g_arr.shape, 1)
-    vec_ptr = _VEC.as_pointer()
-    fmuladd = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fmuladd.v8f32"
-    )
-    zero = ir.Constant(_VEC, [0.0] * LANES)
-    undef = ir.Constant(_VEC, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+    fmuladd = fma(builder)
 
-    def at(base, offset, k):
-        return builder.gep(base, [builder.add(offset, ir.Constant(_I64, k))])
+    def at(offset, k):
+        return builder.add(offset, const(k))
 
-    acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(n_vectors)] for _ in range(n_rows)]
+    acc = [[cgutils.alloca_once_value(builder, zeros()) for _ in range(n_vectors)] for _ in range(n_rows)]
     with cgutils.for_range(builder, m) as loop:
         row = builder.gep(y_arr.data, [builder.mul(loop.index, y_ld)])
-        cols = [builder.load(builder.bitcast(at(row, q0, LANES * k), vec_ptr), align=4) for k in range(n_vectors)]
+        cols = [load_vector(builder, row, at(q0, LANES * k)) for k in range(n_vectors)]
         for r in range(n_rows):
-            b = builder.insert_element(undef, builder.load(at(row, p0, r)), ir.Constant(_I32, 0))
-            b = builder.shuffle_vector(b, undef, splat)
+            b = broadcast(builder, builder.load(builder.gep(row, [at(p0, r)])))
             for k in range(n_vectors):
                 builder.store(builder.call(fmuladd, [b, cols[k], builder.load(acc[r][k])]), acc[r][k])
     for r in range(n_rows):
-        g_row = builder.gep(g_arr.data, [builder.mul(builder.add(p0, ir.Constant(_I64, r)), g_ld)])
+        g_row = builder.gep(g_arr.data, [builder.mul(at(p0, r), g_ld)])
         for k in range(n_vectors):
-            ptr = builder.bitcast(at(g_row, q0, LANES * k), vec_ptr)
-            builder.store(builder.fadd(builder.load(ptr, align=4), builder.load(acc[r][k])), ptr, align=4)
+            total = builder.fadd(load_vector(builder, g_row, at(q0, LANES * k)), builder.load(acc[r][k]))
+            store_vector(builder, total, g_row, at(q0, LANES * k))
 
 
 def _panel(n_rows, n_vectors):
@@ -92,15 +80,10 @@ def _panels(n_rows):
     @intrinsic
     def panels(typingctx, y, m, p0, q0, gram, n_vectors):
         def codegen(context, builder, signature, args):
-            done = builder.append_basic_block("panels.done")
-            switch = builder.switch(args[5], done)
-            for k in range(1, 5):
-                case = builder.append_basic_block(f"panels.{k}")
-                switch.add_case(ir.Constant(_I64, k), case)
-                builder.position_at_end(case)
+            def emit(k):
                 _emit_panel(context, builder, signature, args, n_rows, k)
-                builder.branch(done)
-            builder.position_at_end(done)
+
+            switch_on(builder, args[5], range(1, 5), emit, "panels")
             return context.get_dummy_value()
 
         return types.void(y, types.int64, types.int64, types.int64, gram, types.int64), codegen

@@ -24,13 +24,11 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: float32 lanes of a 256-bit vector
-LANES = 8
+from fastmf.kernels._simd import I32, LANES, const, fma, load_vector, shuffle, store_vector, switch_on, zeros
+from fastmf.kernels._simd import broadcast as splat
+
 #: column vectors of ``acc`` that :func:`add_weighted_rows` keeps in registers at once
 CHUNK = 8
-_VEC = ir.VectorType(ir.FloatType(), LANES)
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
 
 
 @njit(cache=True, inline="always")
@@ -39,29 +37,10 @@ def vector_width(d):
     return (d + LANES - 1) // LANES * LANES
 
 
-def _const(k):
-    return ir.Constant(_I64, k)
-
-
-def _fma(builder):
-    return cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fmuladd.v8f32"
-    )
-
-
-def _vec_at(builder, base, offset):
-    """A pointer to the vector at ``base[offset]`` (a float pointer, an i64 offset)."""
-    return builder.bitcast(builder.gep(base, [offset]), _VEC.as_pointer())
-
-
-def _shuffle(builder, a, b, mask):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, len(mask)), mask))
-
-
 def _pair_sums(builder, a, b):
     """Adjacent lanes summed, within each 128-bit half: ``[a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, ...]``."""
-    even = _shuffle(builder, a, b, [0, 2, 8, 10, 4, 6, 12, 14])
-    odd = _shuffle(builder, a, b, [1, 3, 9, 11, 5, 7, 13, 15])
+    even = shuffle(builder, a, b, [0, 2, 8, 10, 4, 6, 12, 14])
+    odd = shuffle(builder, a, b, [1, 3, 9, 11, 5, 7, 13, 15])
     return builder.fadd(even, odd)
 
 
@@ -73,17 +52,58 @@ def _transpose_sums(builder, acc):
     h67 = _pair_sums(builder, acc[6], acc[7])
     q0 = _pair_sums(builder, h01, h23)  # [s0, s1, s2, s3 | the same rows' upper halves]
     q1 = _pair_sums(builder, h45, h67)
-    low = _shuffle(builder, q0, q1, [0, 1, 2, 3, 8, 9, 10, 11])
-    high = _shuffle(builder, q0, q1, [4, 5, 6, 7, 12, 13, 14, 15])
+    low = shuffle(builder, q0, q1, [0, 1, 2, 3, 8, 9, 10, 11])
+    high = shuffle(builder, q0, q1, [4, 5, 6, 7, 12, 13, 14, 15])
     return builder.fadd(low, high)
 
 
 def _horizontal_sum(builder, v):
     """The sum of the eight lanes of ``v`` (a float)."""
-    half = builder.fadd(_shuffle(builder, v, v, [0, 1, 2, 3, 0, 1, 2, 3]), _shuffle(builder, v, v, [4, 5, 6, 7] * 2))
-    quarter = builder.fadd(half, _shuffle(builder, half, half, [2, 3, 0, 1] * 2))
-    last = builder.fadd(quarter, _shuffle(builder, quarter, quarter, [1, 0, 3, 2] * 2))
-    return builder.extract_element(last, ir.Constant(_I32, 0))
+    half = builder.fadd(shuffle(builder, v, v, [0, 1, 2, 3, 0, 1, 2, 3]), shuffle(builder, v, v, [4, 5, 6, 7] * 2))
+    quarter = builder.fadd(half, shuffle(builder, half, half, [2, 3, 0, 1] * 2))
+    last = builder.fadd(quarter, shuffle(builder, quarter, quarter, [1, 0, 3, 2] * 2))
+    return builder.extract_element(last, ir.Constant(I32, 0))
+
+
+def _emit_dots(builder, row_base, p_ptr, out_ptr, m, n_vectors):
+    """``out[j] = row(j) . p`` for ``j < m`` over ``n_vectors`` vectors, ``row_base(j)`` the float pointer
+    of row ``j``: eight rows at a time (eight accumulators, one transposing reduction), then one row
+    at a time with a horizontal sum."""
+    fmuladd = fma(builder)
+    groups = builder.udiv(m, const(LANES))
+    with cgutils.for_range(builder, groups) as group:
+        first = builder.mul(group.index, const(LANES))
+        bases = [row_base(builder.add(first, const(r))) for r in range(LANES)]
+        acc = [cgutils.alloca_once_value(builder, zeros()) for _ in range(LANES)]
+        with cgutils.for_range(builder, n_vectors) as vec:
+            off = builder.mul(vec.index, const(LANES))
+            pv = load_vector(builder, p_ptr, off)
+            for r in range(LANES):
+                x = load_vector(builder, bases[r], off)
+                builder.store(builder.call(fmuladd, [x, pv, builder.load(acc[r])]), acc[r])
+        store_vector(builder, _transpose_sums(builder, [builder.load(a) for a in acc]), out_ptr, first)
+    rest = builder.mul(groups, const(LANES))
+    with cgutils.for_range_slice(builder, rest, m, const(1), inc=True) as (j, _):
+        base = row_base(j)
+        acc = cgutils.alloca_once_value(builder, zeros())
+        with cgutils.for_range(builder, n_vectors) as vec:
+            off = builder.mul(vec.index, const(LANES))
+            product = builder.call(
+                fmuladd, [load_vector(builder, base, off), load_vector(builder, p_ptr, off), builder.load(acc)]
+            )
+            builder.store(product, acc)
+        builder.store(_horizontal_sum(builder, builder.load(acc)), builder.gep(out_ptr, [j]))
+
+
+def _rows_of(context, builder, signature, args):
+    """The float data, row stride and ``(j0, m, n_vectors)`` of ``(rows, j0, m, n_vectors, ...)`` arguments."""
+    y = context.make_array(signature.args[0])(context, builder, args[0])
+    return y.data, builder.extract_value(y.shape, 1), args[1], args[2], args[3]
+
+
+def _data(context, builder, signature, args, k):
+    """The data pointer of array argument ``k``."""
+    return context.make_array(signature.args[k])(context, builder, args[k]).data
 
 
 @intrinsic
@@ -92,61 +112,33 @@ def row_dots(typingctx, rows, j0, m, n_vectors, p, out):
     sig = types.void(rows, types.int64, types.int64, types.int64, p, out)
 
     def codegen(context, builder, signature, args):
-        y = context.make_array(signature.args[0])(context, builder, args[0])
-        p_ptr = context.make_array(signature.args[4])(context, builder, args[4]).data
-        out_ptr = context.make_array(signature.args[5])(context, builder, args[5]).data
-        j0, m, n_vectors = args[1], args[2], args[3]
-        ld = builder.extract_value(y.shape, 1)
-        fma = _fma(builder)
-        zero = ir.Constant(_VEC, [0.0] * LANES)
+        data, ld, j0, m, n_vectors = _rows_of(context, builder, signature, args)
 
-        def row_ptr(j):
-            return builder.gep(y.data, [builder.mul(builder.add(j0, j), ld)])
+        def row_base(j):
+            return builder.gep(data, [builder.mul(builder.add(j0, j), ld)])
 
-        groups = builder.udiv(m, _const(LANES))
-        with cgutils.for_range(builder, groups) as group:
-            first = builder.mul(group.index, _const(LANES))
-            bases = [row_ptr(builder.add(first, _const(r))) for r in range(LANES)]
-            acc = [cgutils.alloca_once_value(builder, zero) for _ in range(LANES)]
-            with cgutils.for_range(builder, n_vectors) as vec:
-                off = builder.mul(vec.index, _const(LANES))
-                pv = builder.load(_vec_at(builder, p_ptr, off), align=4)
-                for r in range(LANES):
-                    x = builder.load(_vec_at(builder, bases[r], off), align=4)
-                    builder.store(builder.call(fma, [x, pv, builder.load(acc[r])]), acc[r])
-            sums = _transpose_sums(builder, [builder.load(a) for a in acc])
-            builder.store(sums, _vec_at(builder, out_ptr, first), align=4)
-        rest = builder.mul(groups, _const(LANES))
-        with cgutils.for_range_slice(builder, rest, m, _const(1), inc=True) as (j, _):
-            base = row_ptr(j)
-            acc = cgutils.alloca_once_value(builder, zero)
-            with cgutils.for_range(builder, n_vectors) as vec:
-                off = builder.mul(vec.index, _const(LANES))
-                pv = builder.load(_vec_at(builder, p_ptr, off), align=4)
-                x = builder.load(_vec_at(builder, base, off), align=4)
-                builder.store(builder.call(fma, [x, pv, builder.load(acc)]), acc)
-            builder.store(_horizontal_sum(builder, builder.load(acc)), builder.gep(out_ptr, [j]))
+        p_ptr, out_ptr = (_data(context, builder, signature, args, k) for k in (4, 5))
+        _emit_dots(builder, row_base, p_ptr, out_ptr, m, n_vectors)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _emit_weighted(builder, y_data, ld, j0, m, w_ptr, acc_ptr, q0, n_vectors):
+def _emit_weighted(builder, data, ld, j0, m, w_ptr, acc_ptr, q0, n_vectors):
     """``acc[q0 + c] += sum_{j<m} w[j] rows[j0 + j, q0 + c]`` for ``c < LANES n_vectors`` (a static count)."""
-    fma = _fma(builder)
-    zero = ir.Constant(_VEC, [0.0] * LANES)
-    undef = ir.Constant(_VEC, ir.Undefined)
-    acc = [cgutils.alloca_once_value(builder, zero) for _ in range(n_vectors)]
+    fmuladd = fma(builder)
+    acc = [cgutils.alloca_once_value(builder, zeros()) for _ in range(n_vectors)]
     with cgutils.for_range(builder, m) as loop:
-        row = builder.gep(y_data, [builder.add(builder.mul(builder.add(j0, loop.index), ld), q0)])
-        wv = builder.insert_element(undef, builder.load(builder.gep(w_ptr, [loop.index])), ir.Constant(_I32, 0))
-        wv = _shuffle(builder, wv, undef, [0] * LANES)
+        row = builder.gep(data, [builder.add(builder.mul(builder.add(j0, loop.index), ld), q0)])
+        wv = splat(builder, builder.load(builder.gep(w_ptr, [loop.index])))
         for c in range(n_vectors):
-            x = builder.load(_vec_at(builder, row, _const(LANES * c)), align=4)
-            builder.store(builder.call(fma, [wv, x, builder.load(acc[c])]), acc[c])
+            x = load_vector(builder, row, const(LANES * c))
+            builder.store(builder.call(fmuladd, [wv, x, builder.load(acc[c])]), acc[c])
     for c in range(n_vectors):
-        ptr = _vec_at(builder, acc_ptr, builder.add(q0, _const(LANES * c)))
-        builder.store(builder.fadd(builder.load(ptr, align=4), builder.load(acc[c])), ptr, align=4)
+        offset = builder.add(q0, const(LANES * c))
+        store_vector(
+            builder, builder.fadd(load_vector(builder, acc_ptr, offset), builder.load(acc[c])), acc_ptr, offset
+        )
 
 
 @intrinsic
@@ -156,26 +148,19 @@ def add_weighted_rows(typingctx, rows, j0, m, n_vectors, w, acc):
     sig = types.void(rows, types.int64, types.int64, types.int64, w, acc)
 
     def codegen(context, builder, signature, args):
-        y = context.make_array(signature.args[0])(context, builder, args[0])
-        w_ptr = context.make_array(signature.args[4])(context, builder, args[4]).data
-        acc_ptr = context.make_array(signature.args[5])(context, builder, args[5]).data
-        j0, m, n_vectors = args[1], args[2], args[3]
-        ld = builder.extract_value(y.shape, 1)
-        chunks = builder.udiv(builder.add(n_vectors, _const(CHUNK - 1)), _const(CHUNK))
+        data, ld, j0, m, n_vectors = _rows_of(context, builder, signature, args)
+        w_ptr, acc_ptr = (_data(context, builder, signature, args, k) for k in (4, 5))
+        chunks = builder.udiv(builder.add(n_vectors, const(CHUNK - 1)), const(CHUNK))
         with cgutils.for_range(builder, chunks) as chunk:
-            v0 = builder.mul(chunk.index, _const(CHUNK))
-            q0 = builder.mul(v0, _const(LANES))
+            v0 = builder.mul(chunk.index, const(CHUNK))
             left = builder.sub(n_vectors, v0)
-            count = builder.select(builder.icmp_unsigned(">", left, _const(CHUNK)), _const(CHUNK), left)
-            done = builder.append_basic_block("weighted.done")
-            switch = builder.switch(count, done)
-            for k in range(1, CHUNK + 1):
-                case = builder.append_basic_block(f"weighted.{k}")
-                switch.add_case(_const(k), case)
-                builder.position_at_end(case)
-                _emit_weighted(builder, y.data, ld, j0, m, w_ptr, acc_ptr, q0, k)
-                builder.branch(done)
-            builder.position_at_end(done)
+            count = builder.select(builder.icmp_unsigned(">", left, const(CHUNK)), const(CHUNK), left)
+            q0 = builder.mul(v0, const(LANES))
+
+            def emit(k):
+                _emit_weighted(builder, data, ld, j0, m, w_ptr, acc_ptr, q0, k)
+
+            switch_on(builder, count, range(1, CHUNK + 1), emit, "weighted")
         return context.get_dummy_value()
 
     return sig, codegen

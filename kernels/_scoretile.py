@@ -19,76 +19,54 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: float32 lanes of a 256-bit vector
-LANES = 8
+from fastmf.kernels._simd import LANES, broadcast, const, fma, load_vector, store_vector, switch_on
+
 #: item vectors per tile, and the users a tile scores at once (at most)
 VECTORS, USERS = 3, 8
 #: items per packed tile
 TILE = VECTORS * LANES
-_VEC = ir.VectorType(ir.FloatType(), LANES)
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-
-
-def _const(k):
-    return ir.Constant(_I64, k)
 
 
 def _emit_tile(context, builder, signature, args, n_users):
     """``buf[r0 + r, col + j] = b_j + users[q0 + r] . w_j`` for the items ``j < TILE`` of packed tile ``t``
     and ``r < n_users`` (static), and ``above[r0 + r] |= any score > floor[r0 + r]`` (``args``: ``packed,
     t, users, q0, buf, r0, col, floor, above``)."""
-    packed = context.make_array(signature.args[0])(context, builder, args[0])
-    users = context.make_array(signature.args[2])(context, builder, args[2])
-    buf = context.make_array(signature.args[4])(context, builder, args[4])
-    floor = context.make_array(signature.args[7])(context, builder, args[7])
-    above = context.make_array(signature.args[8])(context, builder, args[8])
+    packed, users, buf, floor, above = (
+        context.make_array(signature.args[k])(context, builder, args[k]) for k in (0, 2, 4, 7, 8)
+    )
     t, q0, r0, col = args[1], args[3], args[5], args[6]
-    d = builder.sub(builder.extract_value(packed.shape, 1), _const(1))  # the last row holds the biases
+    d = builder.sub(builder.extract_value(packed.shape, 1), const(1))  # the last row holds the biases
     u_ld = builder.extract_value(users.shape, 1)
     b_ld = builder.extract_value(buf.shape, 1)
-    fma = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fmuladd.v8f32"
-    )
-    vec_ptr = _VEC.as_pointer()
-    undef = ir.Constant(_VEC, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-
-    def broadcast(value):
-        return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(_I32, 0)), undef, splat)
+    fmuladd = fma(builder)
 
     def row_vectors(base):
-        return [
-            builder.load(builder.bitcast(builder.gep(base, [_const(LANES * c)]), vec_ptr), align=4)
-            for c in range(VECTORS)
-        ]
+        return [load_vector(builder, base, const(LANES * c)) for c in range(VECTORS)]
 
-    panel = builder.gep(packed.data, [builder.mul(t, builder.mul(builder.add(d, _const(1)), _const(TILE)))])
-    rows = [builder.gep(users.data, [builder.mul(builder.add(q0, _const(r)), u_ld)]) for r in range(n_users)]
-    bias = row_vectors(builder.gep(panel, [builder.mul(d, _const(TILE))]))
+    panel = builder.gep(packed.data, [builder.mul(t, builder.mul(builder.add(d, const(1)), const(TILE)))])
+    rows = [builder.gep(users.data, [builder.mul(builder.add(q0, const(r)), u_ld)]) for r in range(n_users)]
+    bias = row_vectors(builder.gep(panel, [builder.mul(d, const(TILE))]))
     acc = [[cgutils.alloca_once_value(builder, bias[c]) for c in range(VECTORS)] for r in range(n_users)]
     with cgutils.for_range(builder, d) as loop:
-        w = row_vectors(builder.gep(panel, [builder.mul(loop.index, _const(TILE))]))
+        w = row_vectors(builder.gep(panel, [builder.mul(loop.index, const(TILE))]))
         for r in range(n_users):
-            b = broadcast(builder.load(builder.gep(rows[r], [loop.index])))
+            b = broadcast(builder, builder.load(builder.gep(rows[r], [loop.index])))
             for c in range(VECTORS):
-                builder.store(builder.call(fma, [b, w[c], builder.load(acc[r][c])]), acc[r][c])
+                builder.store(builder.call(fmuladd, [b, w[c], builder.load(acc[r][c])]), acc[r][c])
     mask_type = ir.IntType(LANES)
     for r in range(n_users):
-        row = builder.add(r0, _const(r))
+        row = builder.add(r0, const(r))
         out = builder.gep(buf.data, [builder.add(builder.mul(row, b_ld), col)])
-        low = broadcast(builder.load(builder.gep(floor.data, [row])))
+        low = broadcast(builder, builder.load(builder.gep(floor.data, [row])))
         hit = None
         for c in range(VECTORS):
             score = builder.load(acc[r][c])
-            builder.store(score, builder.bitcast(builder.gep(out, [_const(LANES * c)]), vec_ptr), align=4)
+            store_vector(builder, score, out, const(LANES * c))
             greater = builder.fcmp_ordered(">", score, low)
             hit = greater if hit is None else builder.or_(hit, greater)
         flag = builder.gep(above.data, [row])
-        any_hit = builder.zext(
-            builder.icmp_unsigned("!=", builder.bitcast(hit, mask_type), ir.Constant(mask_type, 0)), ir.IntType(8)
-        )
-        builder.store(builder.or_(builder.load(flag), any_hit), flag)
+        any_hit = builder.icmp_unsigned("!=", builder.bitcast(hit, mask_type), ir.Constant(mask_type, 0))
+        builder.store(builder.or_(builder.load(flag), builder.zext(any_hit, ir.IntType(8))), flag)
 
 
 @intrinsic
@@ -100,15 +78,10 @@ def score_tile(typingctx, packed, t, users, q0, buf, r0, col, floor, above, n_us
     sig = types.void(packed, types.int64, users, types.int64, buf, types.int64, types.int64, floor, above, types.int64)
 
     def codegen(context, builder, signature, args):
-        done = builder.append_basic_block("tile.done")
-        switch = builder.switch(args[9], done)
-        for k in range(1, USERS + 1):
-            case = builder.append_basic_block(f"tile.{k}")
-            switch.add_case(_const(k), case)
-            builder.position_at_end(case)
+        def emit(k):
             _emit_tile(context, builder, signature, args, k)
-            builder.branch(done)
-        builder.position_at_end(done)
+
+        switch_on(builder, args[9], range(1, USERS + 1), emit, "tile")
         return context.get_dummy_value()
 
     return sig, codegen

@@ -95,34 +95,34 @@ def _draw_chunk(
     pos = indices[start + _rng.randint(_rng.draws(pos_key, 1), length)].astype(np.int64)
     neg = np.empty(count, dtype=np.int64)
     todo = np.arange(count)
-    call = 1  # the next call of the negatives' streams
-    if popularity:
-        for _ in range(MAX_POPULAR_TRIES):
+
+    def rejection(todo, tries, calls_per_try, draw):
+        """Rounds of ``draw(keys, call)`` for the triples ``todo`` still without a negative, each round keeping
+        the draws outside the row; returns the triples whose every try landed in it."""
+        call = 1
+        for _ in range(tries):
             if todo.size == 0:
                 break
-            key = neg_key[todo]
+            j = draw(neg_key[todo], call)
+            want = users[todo] * n_items + j
+            at = np.minimum(np.searchsorted(members, want), members.size - 1)
+            rejected = members[at] == want
+            neg[todo[~rejected]] = j[~rejected]
+            todo = todo[rejected]
+            call += calls_per_try
+        return todo
+
+    if popularity:
+
+        def popular(key, call):
             k = _rng.randint(_rng.draws(key, call), neg_prob.shape[0])
             x = _rng.uniform(_rng.draws(key, call + 1))
-            j = np.where(x < neg_prob[k], k, neg_alias[k].astype(np.int64))
-            want = users[todo] * n_items + j
-            at = np.minimum(np.searchsorted(members, want), members.size - 1)
-            rejected = members[at] == want
-            neg[todo[~rejected]] = j[~rejected]
-            todo = todo[rejected]
-            call += 2
-        # every stream still rejected has made all its tries: the k-th missing item is its next call
-        call = 2 * MAX_POPULAR_TRIES + 1
+            return np.where(x < neg_prob[k], k, neg_alias[k].astype(np.int64))
+
+        todo = rejection(todo, MAX_POPULAR_TRIES, 2, popular)
+        call = 2 * MAX_POPULAR_TRIES + 1  # the k-th missing item: the call after every try
     else:
-        for _ in range(MAX_UNIFORM_TRIES):
-            if todo.size == 0:
-                break
-            j = _rng.randint(_rng.draws(neg_key[todo], call), n_items)
-            want = users[todo] * n_items + j
-            at = np.minimum(np.searchsorted(members, want), members.size - 1)
-            rejected = members[at] == want
-            neg[todo[~rejected]] = j[~rejected]
-            todo = todo[rejected]
-            call += 1
+        todo = rejection(todo, MAX_UNIFORM_TRIES, 1, lambda key, call: _rng.randint(_rng.draws(key, call), n_items))
         call = MAX_UNIFORM_TRIES + 1
     if todo.size:
         u = users[todo]
