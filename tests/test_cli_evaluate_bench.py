@@ -179,4 +179,12 @@ def test_bench_roofline(prepared):
     assert machine["cores"] >= 1 and machine["peak_gflops"] > 0 and machine["bandwidth_gbs"] > 0
     assert r["gflops"] == pytest.approx(r["flops_per_epoch"] / r["epoch_seconds"] / 1e9)
     assert r["peak_fraction"] == pytest.approx(r["gflops"] * machine["cores"] / machine["peak_gflops"])
-    assert "of peak" in run(args).output
+    # the traffic an epoch must move, counted from the shape: per rating and side its index and value and
+    # the other side's factors and bias, per entity its own (float32, D = 4)
+    data = fastmf.load_dataset(str(prepared))
+    want = 2 * data.n_ratings * (8 + 5 * 4) + (data.n_users + data.n_items) * (5 * 4 + 8)
+    assert r["traffic_per_epoch"] == want
+    assert r["traffic_gbs"] == pytest.approx(want / r["epoch_seconds"] / 1e9)
+    assert r["bandwidth_fraction"] == pytest.approx(r["traffic_gbs"] * machine["cores"] / machine["bandwidth_gbs"])
+    table = run(args).output
+    assert "of peak" in table and "of bandwidth" in table

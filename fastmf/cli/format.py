@@ -70,9 +70,7 @@ def format_bench_table(records: list[dict]) -> str:
     )
     lines = [head]
     for r in records:
-        note = "series" if r.get("series") else ""
-        extra = {k: v for k, v in r.get("params", {}).items() if k != "factors"}
-        note = " ".join([note] + [f"{k}={v}" for k, v in extra.items()]).strip()
+        note = _bench_note(r)
         ratio = f"{r['speedup_vs_numpy']:.1f}" if "speedup_vs_numpy" in r else ""
         lines.append(
             f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}{r['ratings']:>12,}"
@@ -82,17 +80,26 @@ def format_bench_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _bench_note(record: dict) -> str:
+    """What sets a benchmark record apart: ``series`` and its parameters other than ``factors``."""
+    extra = {k: v for k, v in record.get("params", {}).items() if k != "factors"}
+    return " ".join(["series" if record.get("series") else ""] + [f"{k}={v}" for k, v in extra.items()]).strip()
+
+
 def format_roofline(records: list[dict], peak: dict) -> str:
-    """The machine's measured peak and each run's counted arithmetic rate against it."""
+    """The machine's measured peak and bandwidth, and each run's counted arithmetic and traffic against them."""
     lines = [
         f"machine: {peak['peak_gflops']:.1f} GFLOP/s float32 (BLAS GEMM, {peak['cores']} cores), "
-        f"{peak['bandwidth_gbs']:.1f} GB/s (array copy)",
-        f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'GFLOP/epoch':>13}{'GFLOP/s':>10}{'of peak':>9}",
+        f"{peak['bandwidth_gbs']:.1f} GB/s (array copy, {peak['cores']} cores)",
+        f"{'model':<9}{'backend':<8}{'D':>4}{'thr':>4}{'GFLOP/epoch':>13}{'GFLOP/s':>10}{'of peak':>9}"
+        f"{'GB/epoch':>10}{'GB/s':>8}{'of bandwidth':>14}  note",
     ]
     for r in records:
         lines.append(
             f"{r['model']:<9}{r['backend']:<8}{r['factors'] or 0:>4}{r['threads']:>4}"
             f"{r['flops_per_epoch'] / 1e9:>13.1f}{r['gflops']:>10.2f}{r['peak_fraction']:>9.1%}"
+            f"{r.get('traffic_per_epoch', 0.0) / 1e9:>10.1f}{r.get('traffic_gbs', 0.0):>8.1f}"
+            f"{r.get('bandwidth_fraction', 0.0):>14.1%}  {_bench_note(r)}"
         )
     return "\n".join(lines)
 

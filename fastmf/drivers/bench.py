@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -84,8 +85,9 @@ def run_config(config: dict) -> dict:
         "numba_threading_layer": numba.threading_layer() if config["backend"] == "numba" else None,
         "scale": config.get("scale"),
         "params": {k: v for k, v in params.items() if k not in ("backend", "epochs")},
-        "flops_per_epoch": model.training_cost(model.data_shape(data)).flops,
     }
+    cost = model.training_cost(model.data_shape(data))
+    record["flops_per_epoch"], record["traffic_per_epoch"] = cost.flops, cost.traffic
     if samples is not None:  # BPR: sampled triples
         record["samples"] = int(samples)
         record["samples_per_s"] = samples / steady
@@ -107,11 +109,17 @@ def machine_peak(seconds: float = 2.0) -> dict:
     """This machine's measured limits on all its ``cores``: ``peak_gflops``, the float32 multiply-add rate
     of a 2048 x 2048 matrix product through BLAS (``2 n^3`` flops, best of the runs that fit in
     ``seconds``), and ``bandwidth_gbs``, the rate of copying a 256 MB float32 array (bytes read plus
-    bytes written)."""
+    bytes written), one slice per core, each copied by a thread of its own (NumPy releases the GIL)."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
     src = np.ones(64 << 20, dtype=np.float32)
     dst = np.empty_like(src)
+    cores = max_threads()
+    cuts = np.linspace(0, src.size, cores + 1).astype(np.int64)
+    pool = ThreadPoolExecutor(cores)
+
+    def copy():
+        list(pool.map(lambda k: np.copyto(dst[cuts[k] : cuts[k + 1]], src[cuts[k] : cuts[k + 1]]), range(cores)))
 
     def best(fn) -> float:
         fn()  # warm up (thread pools, page faults)
@@ -122,20 +130,27 @@ def machine_peak(seconds: float = 2.0) -> dict:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    return {
-        "cores": max_threads(),
-        "peak_gflops": 2 * 2048**3 / best(lambda: a @ b) / 1e9,
-        "bandwidth_gbs": 2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9,
-    }
+    try:
+        return {
+            "cores": cores,
+            "peak_gflops": 2 * 2048**3 / best(lambda: a @ b) / 1e9,
+            "bandwidth_gbs": 2 * src.nbytes / best(copy) / 1e9,
+        }
+    finally:
+        pool.shutdown()
 
 
 def add_roofline(records: list[dict], peak: dict) -> None:
-    """Each record's achieved arithmetic rate (the model's counted flops per epoch, its
-    ``training_cost``, over its epoch seconds) and that rate as a fraction of the peak of the cores
-    it ran on (``peak_gflops * threads / cores``)."""
+    """Each record's achieved arithmetic rate and memory traffic (the model's counted flops and bytes per
+    epoch, its ``training_cost``, over its epoch seconds) and each as a fraction of the cores it ran on
+    (``peak * threads / cores``): ``peak_fraction`` of the multiply-add peak, ``bandwidth_fraction`` of the
+    copy bandwidth. The larger fraction says which limit a kernel is nearer."""
     for r in records:
+        share = min(r["threads"], peak["cores"]) / peak["cores"]
         r["gflops"] = r["flops_per_epoch"] / r["epoch_seconds"] / 1e9
-        r["peak_fraction"] = r["gflops"] / (peak["peak_gflops"] * min(r["threads"], peak["cores"]) / peak["cores"])
+        r["peak_fraction"] = r["gflops"] / (peak["peak_gflops"] * share)
+        r["traffic_gbs"] = r.get("traffic_per_epoch", 0.0) / r["epoch_seconds"] / 1e9
+        r["bandwidth_fraction"] = r["traffic_gbs"] / (peak["bandwidth_gbs"] * share)
 
 
 def run_subprocess(config: dict) -> dict:

@@ -332,7 +332,8 @@ class ALSFamily(FactorModel):
           sides and ``E (D^3/3 + 2 D^2)`` for the Cholesky solves; with ``k`` conjugate-gradient steps
           instead, ``2 R D (4 k + 7)`` (the gathered rows' sums and ``A u``, then one ``4 n D`` pass per
           step) and ``E k 12 D`` for the steps' vector updates, and per thread the longest entity's
-          gathered rows ``4 L D`` bytes.
+          gathered rows ``4 L D`` bytes;
+        * traffic per epoch: :func:`fastmf.models.budget.sweep_traffic` with rows of ``(D + 1) s`` bytes.
         """
         d = self._dimension() if factors is None else int(factors)
         s = np.dtype(backend_of(self.backend).FLOAT).itemsize
@@ -348,7 +349,8 @@ class ALSFamily(FactorModel):
         else:
             flops = 2.0 * shape.ratings * (d * d + 2 * d) + shape.entities * (d**3 / 3 + 2 * d * d)
         memory = snapshots * state + start + scratch + gather + budget.PER_RATING_BYTES * shape.ratings
-        return Cost(bytes=memory, flops=flops + self._extra_flops(shape, d))
+        traffic = budget.sweep_traffic(shape, (d + 1) * s, (d + 1) * s)  # factors and bias of each row
+        return Cost(bytes=memory, flops=flops + self._extra_flops(shape, d), traffic=traffic)
 
     def _extra_floats(self, shape: Shape, d: int) -> float:
         """State beyond the factors and biases, in floats (the feature model's priors)."""

@@ -147,7 +147,9 @@ class Recommender:
         this ``shape``, at latent dimension ``factors`` (default: the model's); see :mod:`fastmf.models.budget`.
         This base estimate counts per-entity biases and per-rating temporaries only."""
         return budget.Cost(
-            bytes=16.0 * shape.entities + budget.PER_RATING_BYTES * shape.ratings, flops=10.0 * shape.ratings
+            bytes=16.0 * shape.entities + budget.PER_RATING_BYTES * shape.ratings,
+            flops=10.0 * shape.ratings,
+            traffic=budget.sweep_traffic(shape, 4.0, 4.0),
         )
 
     def _budget_factors(self) -> int | None:

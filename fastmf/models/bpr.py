@@ -282,13 +282,22 @@ class BPR(Ranker):
           then converted and copied into aligned arrays (``4 + 2s``), one side after the other, and the
           model's item arrays ``I (D + 1) s``;
         * arithmetic per epoch: about ``12 D`` per sampled triple (two dot products and three
-          ``D``-vector updates), one triple per positive: ``12 R D``.
+          ``D``-vector updates), one triple per positive: ``12 R D``;
+        * traffic per epoch: per triple its three rows read and written, ``2 s (3 D + 2)``, a row entry and
+          a line of the membership filter: ``R (2 s (3 D + 2) + 72)``.
         """
         d = int(self.factors) if factors is None else int(factors)
         s = np.dtype(backend_of(self.backend).FLOAT).itemsize
         start = (max(12.0, 4.0 + 2 * s) - s) * max(shape.users, shape.items) * d
         memory = shape.entities * d * s + start + shape.items * (d + 1) * s
-        return Cost(bytes=memory + budget.PER_RATING_BYTES * shape.ratings, flops=12.0 * shape.ratings * max(d, 1))
+        # a triple reads and writes its user's row and its two items' rows (factors and bias), reads a row
+        # entry and a line of the membership filter
+        traffic = shape.ratings * (2.0 * s * (3 * d + 2) + 8.0 + 64.0)
+        return Cost(
+            bytes=memory + budget.PER_RATING_BYTES * shape.ratings,
+            flops=12.0 * shape.ratings * max(d, 1),
+            traffic=traffic,
+        )
 
     def _fit(self, train: Dataset, eval_set: Dataset | None, callback) -> None:
         pos = self._fit_positives(train)

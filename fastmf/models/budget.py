@@ -54,10 +54,20 @@ class Shape:
 
 @dataclass(frozen=True)
 class Cost:
-    """A training run's estimated peak memory (``bytes``) and arithmetic per epoch (``flops``)."""
+    """A training run's estimated peak memory (``bytes``), arithmetic per epoch (``flops``) and the bytes an
+    epoch reads and writes at least (``traffic``: every rating's index and value, the rows its update
+    reads of the other side, each entity's own row written; what a cache may hold counted as moved)."""
 
     bytes: float
     flops: float
+    traffic: float = 0.0
+
+
+def sweep_traffic(shape: Shape, other_row: float, own_row: float) -> float:
+    """The ``traffic`` of an epoch of two half-sweeps: per rating and side its index and value (8 bytes)
+    and the ``other_row`` bytes read of the other side's entity, per entity its ``own_row`` bytes written
+    and its row pointer (8)."""
+    return 2.0 * shape.ratings * (8.0 + other_row) + shape.entities * (own_row + 8.0)
 
 
 #: where the kernel lists this process's control groups, and where their files are mounted

@@ -558,7 +558,9 @@ class VI(FactorModel):
           ``2 R (D^2 + 3D)`` for the moments of both half-sweeps and ``E (4/3 D^3 + 4 D^2)`` for the
           Cholesky factor, the inverse and the mean;
         * diagonal, memory: means and variances ``2 E D s`` and per thread a ``D x D`` Gram matrix;
-          arithmetic ``2 R (D^2 + 4D) + 2 E D^2`` (the Gram matrix and one coordinate pass).
+          arithmetic ``2 R (D^2 + 4D) + 2 E D^2`` (the Gram matrix and one coordinate pass);
+        * traffic per epoch (:func:`fastmf.models.budget.sweep_traffic`): per rating the other side's packed
+          row (float32, full) or its means, variances and bias (diagonal); per entity what it writes.
         """
         d = int(self.factors) if factors is None else int(factors)
         full = (covariance or self.covariance) == "full"
@@ -578,13 +580,15 @@ class VI(FactorModel):
                 extra += threads * (24.0 * d * d + 12.0 * width + 8.0 * SCATTER_PARTS_PER_THREAD * shape.users)
             memory = snapshots * state + extra + start + per_rating + PACK_TEMPORARIES
             flops = 2.0 * shape.ratings * (d * d + 3 * d) + shape.entities * (4.0 / 3.0 * d**3 + 4.0 * d * d)
+            traffic = budget.sweep_traffic(shape, 4.0 * rows, s * (d * d + d) + 4.0 * rows)
         else:
             state = shape.entities * (2 * d + 4) * s
             scratch = threads * (12.0 * (d + 3) ** 2 + 4.0 * 128 * (d + 3))
             gather = 8.0 * shape.largest * d if self.backend == "numpy" else 0.0
             memory = snapshots * state + scratch + start + gather + per_rating
             flops = 2.0 * shape.ratings * (d * d + 4 * d) + 2.0 * shape.entities * d * d
-        return Cost(bytes=memory, flops=flops)
+            traffic = budget.sweep_traffic(shape, s * (2 * d + 1), s * (2 * d + 1))
+        return Cost(bytes=memory, flops=flops, traffic=traffic)
 
     def _budget_label(self, factors: int | None) -> str:
         return f"VI with D={factors} {self.covariance} covariance"

@@ -170,7 +170,9 @@ class WRMF(Ranker):
         * memory: the factors ``E D s``, their float32 draws, two ``D x D`` Gram matrices, per thread the
           gathered rows ``L D`` (float32) and the ``D x D`` system, and ``PER_RATING_BYTES R``;
         * arithmetic per epoch: the Gram matrices ``2 E D^2``; with CG ``(k + 1) (2 E D^2 + 4 R D)``, exactly
-          ``2 R D^2 + E D^3 / 3`` (the weighted Gram sums and the Cholesky solves).
+          ``2 R D^2 + E D^3 / 3`` (the weighted Gram sums and the Cholesky solves);
+        * traffic per epoch: :func:`fastmf.models.budget.sweep_traffic` with rows of ``D s`` bytes, and
+          each side's factors read once more for its Gram matrix.
         """
         d = int(self.factors) if factors is None else int(factors)
         s = np.dtype(backend_of(self.backend).FLOAT).itemsize
@@ -182,7 +184,8 @@ class WRMF(Ranker):
             if steps
             else (2.0 * shape.ratings * d * d + shape.entities * d**3 / 3)
         )
-        return budget.Cost(bytes=memory, flops=2.0 * shape.entities * d * d + solve)
+        traffic = budget.sweep_traffic(shape, d * s, d * s) + shape.entities * d * s  # and the Gram passes
+        return budget.Cost(bytes=memory, flops=2.0 * shape.entities * d * d + solve, traffic=traffic)
 
     def _cg_steps(self) -> int:
         return hyper.cg_steps_of(self.solver, self.cg_steps)
