@@ -64,7 +64,7 @@ MAX_POPULAR_TRIES = 64
 #: uniform draws of a uniform negative before falling back to the k-th missing item
 MAX_UNIFORM_TRIES = 32
 #: consecutive triples that share their user (the user drawn for the first of them)
-USER_RUN = 4
+USER_RUN = 8
 #: filter bits per positive of :func:`member_filter` (about 2% false positives), and bits set per positive
 FILTER_BITS, FILTER_PROBES = 10, 4
 #: triples between pipeline stages, and the ring buffer holding the triples in flight (a power of 2)

@@ -45,6 +45,7 @@ from fastmf.common.params import Param, declare
 from fastmf.common.search import Choice, LogUniform
 from fastmf.common.threads import n_threads
 from fastmf.data_prep.dataset import Dataset
+from fastmf.kernels.bpr import USER_RUN
 from fastmf.metrics.ranking import ranking_report
 from fastmf.models import budget, hyper
 from fastmf.models.backend import backend_of
@@ -283,16 +284,17 @@ class BPR(Ranker):
           model's item arrays ``I (D + 1) s``;
         * arithmetic per epoch: about ``12 D`` per sampled triple (two dot products and three
           ``D``-vector updates), one triple per positive: ``12 R D``;
-        * traffic per epoch: per triple its three rows read and written, ``2 s (3 D + 2)``, a row entry and
-          a line of the membership filter: ``R (2 s (3 D + 2) + 72)``.
+        * traffic per epoch: per triple its two items' rows read and written, and its user's once a run of
+          ``USER_RUN`` triples (:mod:`fastmf.kernels.bpr`), a row entry and a line of the membership filter:
+          ``R (2 s (D / USER_RUN + 2 (D + 1)) + 72)``.
         """
         d = int(self.factors) if factors is None else int(factors)
         s = np.dtype(backend_of(self.backend).FLOAT).itemsize
         start = (max(12.0, 4.0 + 2 * s) - s) * max(shape.users, shape.items) * d
         memory = shape.entities * d * s + start + shape.items * (d + 1) * s
-        # a triple reads and writes its user's row and its two items' rows (factors and bias), reads a row
-        # entry and a line of the membership filter
-        traffic = shape.ratings * (2.0 * s * (3 * d + 2) + 8.0 + 64.0)
+        # a triple reads and writes its two items' rows (factors and bias) and, once a run, its user's row,
+        # and reads a row entry and a line of the membership filter
+        traffic = shape.ratings * (2.0 * s * (d / USER_RUN + 2 * (d + 1)) + 8.0 + 64.0)
         return Cost(
             bytes=memory + budget.PER_RATING_BYTES * shape.ratings,
             flops=12.0 * shape.ratings * max(d, 1),

@@ -54,7 +54,7 @@ __all__ = ["hogwild_epoch", "member_filter"]
 
 #: draws of a popularity / uniform negative before the k-th missing item, triples sharing a user, and the
 #: membership filter's bits per positive and bits set per positive (the kernel's constants)
-MAX_POPULAR_TRIES, MAX_UNIFORM_TRIES, USER_RUN = 64, 32, 4
+MAX_POPULAR_TRIES, MAX_UNIFORM_TRIES, USER_RUN = 64, 32, 8
 FILTER_BITS, FILTER_PROBES = 10, 4
 #: triples drawn at once (bounds the sampler's temporaries on large data sets)
 BLOCK = 1 << 16
